@@ -1,0 +1,202 @@
+//! The case: one run of one playbook for one subject — ticket view, attempts, pending timers, timeline.
+
+use super::playbooks::Flow;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Language {
+    Ar,
+    En,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    /// E.164; masked whenever it is logged.
+    pub phone: String,
+    pub language: Language,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    Open,
+    Pending,
+    WaitingOnCustomer,
+    WaitingOnThirdParty,
+    Resolved,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Medium,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    CustomerCare,
+    CustomerSuccess,
+    EngineeringOperation,
+    Ops,
+}
+
+/// The help-desk ticket as seed 001 shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub category: String,
+    pub sub_category: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: TicketStatus,
+    pub priority: Priority,
+    pub area: String,
+    pub group: Group,
+    pub resolution_due: Option<DateTime<Utc>>,
+    /// Required to close (seed 004: every ticket is closed with a result).
+    pub result: Option<String>,
+    /// Tags such as `not_paid` (seed 004).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Ticket {
+    /// Still needs someone's work: neither resolved, closed, nor closed as a duplicate.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            self.status,
+            TicketStatus::Resolved | TicketStatus::Closed | TicketStatus::WaitingOnThirdParty
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    Answered,
+    NoAnswer,
+    Busy,
+    Voicemail,
+}
+
+impl CallOutcome {
+    pub fn reached(self) -> bool {
+        self == CallOutcome::Answered
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub outcome: CallOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+}
+
+crate::named_enum! {
+    /// Why a timer exists; with the case step it makes a timer's identity.
+    pub enum TimerKind {
+        /// A call task falls due (R2.5, R1.3, R3.4, R4.4, R4.5, R5.2, R5.3).
+        CallAttempt = "call_attempt",
+        /// R2.9 / R3.9 close an unresolved ticket.
+        AutoClose = "auto_close",
+        /// R0.1 T-3h status update.
+        StatusUpdate = "status_update",
+        /// R0.2 T-1h cancel of an unassigned appointment.
+        AutoCancel = "auto_cancel",
+        /// R1.4 cancel an unresolved outreach at T-1h.
+        OutreachCancel = "outreach_cancel",
+        /// R3.1 open the second-visit case one hour after completion.
+        OpenSecondVisit = "open_second_visit",
+        /// R3.2 first call outcome SLA.
+        FirstCallSla = "first_call_sla",
+        /// R3.3 cost told SLA.
+        CostSla = "cost_sla",
+        /// R4.4 21:00 payment deadline on the day before the first visit.
+        PaymentDeadline = "payment_deadline",
+        /// R5.2 Day 1 after expiry.
+        ExpiryDay1 = "expiry_day1",
+        /// R5.4 end of grace.
+        ExpiryDeactivate = "expiry_deactivate",
+    }
+}
+
+/// A timer the case is waiting on, with the step it was placed for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTimer {
+    pub kind: TimerKind,
+    pub due_at: DateTime<Utc>,
+    pub step: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub case_id: String,
+    pub appointment_id: Option<String>,
+    pub order_id: Option<String>,
+    pub package_id: Option<String>,
+    pub customer: Customer,
+    pub ticket: Ticket,
+    pub attempts: Vec<Attempt>,
+    pub timers: Vec<PendingTimer>,
+    pub timeline: Vec<TimelineEntry>,
+    pub opened_at: DateTime<Utc>,
+    /// Bumped on every change of this case.
+    pub version: u64,
+    /// Bumped for every timer placed; a firing timer names the step it was placed for.
+    pub step: u32,
+    /// The playbook and its own state and data.
+    pub flow: Flow,
+}
+
+impl Case {
+    pub fn playbook(&self) -> &'static str {
+        self.flow.playbook()
+    }
+    pub fn state(&self) -> &'static str {
+        self.flow.state()
+    }
+    pub fn note(&mut self, at: DateTime<Utc>, kind: &str, detail: impl Into<String>) {
+        self.timeline.push(TimelineEntry { at, kind: kind.to_string(), detail: detail.into() });
+    }
+    pub fn pending(&self, kind: TimerKind) -> Option<&PendingTimer> {
+        self.timers.iter().find(|t| t.kind == kind)
+    }
+}
+
+/// `+201001234567` → `+2010*****567`, for logs and the timeline.
+pub fn mask_phone(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let (head, tail) = (4, 3);
+    chars[..head].iter().chain(std::iter::repeat(&'*').take(chars.len() - head - tail)).chain(&chars[chars.len() - tail..]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn phones_are_masked() {
+        assert_eq!(mask_phone("+201001234567"), "+201******567");
+        assert_eq!(mask_phone("+12345"), "******");
+    }
+}

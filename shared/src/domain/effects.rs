@@ -1,0 +1,111 @@
+//! What a decision asks the world to do: SMS, commands, timers — as data, performed by the shell.
+
+use super::case::{Language, TimerKind};
+use super::sms::TemplateId;
+use super::stream::StreamKey;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    SendSms(Sms),
+    Emit(Command),
+    PlaceTimer(TimerSpec),
+    CancelTimer(TimerRef),
+}
+
+/// A rendered customer SMS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sms {
+    pub to: String,
+    pub template: TemplateId,
+    pub language: Language,
+    pub body: String,
+    pub segments: u32,
+    pub case_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+crate::named_enum! {
+    /// The commands of SPEC §3, published to the dashboard and agents.
+    pub enum CommandType {
+        CallCustomer = "call_customer",
+        CancelAppointment = "cancel_appointment",
+        UpdateAppointment = "update_appointment",
+        NotifyTechnician = "notify_technician",
+        RevokeStfLinks = "revoke_stf_links",
+        CreateAppointmentRequest = "create_appointment_request",
+        CancelOrder = "cancel_order",
+        CreateVisit = "create_visit",
+        OpenComplaint = "open_complaint",
+        Escalate = "escalate",
+        ConvertOrderToComplete = "convert_order_to_complete",
+        BlockTechnicianDays = "block_technician_days",
+        SendPaymentLink = "send_payment_link",
+        RequestCashCollection = "request_cash_collection",
+        CancelPackage = "cancel_package",
+        CancelPackageVisits = "cancel_package_visits",
+        DeactivatePackage = "deactivate_package",
+        CompleteVisit = "complete_visit",
+        RefundPackage = "refund_package",
+        InteractionSummary = "interaction_summary",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    #[serde(rename = "type")]
+    pub kind: CommandType,
+    pub case_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Which timer: the stream, the case (none for subject timers), why, and the step it was placed for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimerRef {
+    pub stream: StreamKey,
+    pub case_id: Option<String>,
+    pub kind: TimerKind,
+    pub step: u32,
+}
+
+impl TimerRef {
+    /// Deterministic and Scheduler-safe (`[0-9A-Za-z_.-]`, ≤ 64 chars): placing the
+    /// same case step twice names the same timer, so a retried create is a no-op.
+    pub fn name(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(self.stream.to_string());
+        h.update([0]);
+        h.update(self.case_id.as_deref().unwrap_or(""));
+        h.update([0]);
+        h.update(self.step.to_be_bytes());
+        h.update(self.kind.as_str());
+        format!("{}-{}", self.kind, &hex::encode(h.finalize())[..24])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimerSpec {
+    #[serde(flatten)]
+    pub timer: TimerRef,
+    pub due_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_names_are_deterministic_and_distinct_per_step() {
+        let a = TimerRef { stream: StreamKey::Order("O 1/ü".into()), case_id: Some("o1-O 1/ü".into()), kind: TimerKind::CallAttempt, step: 1 };
+        let b = TimerRef { step: 2, ..a.clone() };
+        assert_eq!(a.name(), a.clone().name());
+        assert_ne!(a.name(), b.name());
+        assert!(a.name().len() <= 64);
+        assert!(a.name().chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+        assert_eq!(CommandType::CallCustomer.as_str(), "call_customer");
+    }
+}

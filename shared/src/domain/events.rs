@@ -1,0 +1,187 @@
+//! The inputs a decision reacts to: the webhook events of SPEC §5 and fired timers, already validated.
+
+use super::case::{CallOutcome, Customer};
+use super::effects::TimerRef;
+use super::money::Money;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+crate::named_enum! {
+    /// Who cancelled an appointment.
+    pub enum CancelledBy {
+        Customer = "customer",
+        Ops = "ops",
+        NoShow = "no_show",
+    }
+}
+
+crate::named_enum! {
+    pub enum Availability {
+        Known = "known",
+        Unsure = "unsure",
+    }
+}
+
+crate::named_enum! {
+    pub enum CompletionOutcome {
+        Done = "done",
+        Inspection = "inspection",
+        Incomplete = "incomplete",
+        Painting = "painting",
+    }
+}
+
+crate::named_enum! {
+    pub enum PaymentMethod {
+        Card = "card",
+        Cash = "cash",
+    }
+}
+
+crate::named_enum! {
+    /// R8.1 the interaction taxonomy of seed 003; its order is the importance order of R8.2.
+    pub enum Topic {
+        BookingWidget = "booking.widget",
+        BookingEscalation = "booking.escalation",
+        BookingRemoteAssist = "booking.remote_assist",
+        AppointmentCancellation = "appointment.cancellation",
+        AppointmentReschedule = "appointment.reschedule",
+        AppointmentBookableLead = "appointment.bookable_lead",
+        AppointmentNoAvailability = "appointment.no_availability",
+        AppointmentNoService = "appointment.no_service",
+        InquiryMembership = "inquiry.membership",
+        InquiryPricingFinancing = "inquiry.pricing_financing",
+        InquiryBilling = "inquiry.billing",
+        InquiryGeneral = "inquiry.general",
+        InquiryComplaint = "inquiry.complaint",
+        InquiryRecruiting = "inquiry.recruiting",
+        OtherAbandoned = "other.abandoned",
+        OtherTest = "other.test",
+        OtherSpam = "other.spam",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Painting {
+    pub days: u32,
+    pub total_price: Money,
+    pub material_price: Money,
+    pub tax_invoice: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageVisit {
+    pub visit_id: String,
+    pub window_start: DateTime<Utc>,
+}
+
+/// What the agent settled on an answered call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resolution {
+    Rebooked { window_start: DateTime<Utc>, window_end: DateTime<Utc> },
+    Declined { reason: String, complaint: bool, follow_up: bool },
+    FollowUpLater { at: DateTime<Utc> },
+    WillPay,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventBody {
+    #[serde(rename = "appointment.booked")]
+    AppointmentBooked {
+        appointment_id: String,
+        order_id: String,
+        customer: Customer,
+        area: String,
+        service: String,
+        price: Money,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        visit_number: u32,
+        technician_id: Option<String>,
+        discount_percent: u32,
+    },
+    #[serde(rename = "appointment.assigned")]
+    AppointmentAssigned { appointment_id: String, technician_id: String },
+    #[serde(rename = "appointment.reschedule_requested")]
+    AppointmentRescheduleRequested { appointment_id: String, reason: String, stf_link: String },
+    #[serde(rename = "appointment.rescheduled")]
+    AppointmentRescheduled {
+        appointment_id: String,
+        window_start: DateTime<Utc>,
+        window_end: DateTime<Utc>,
+        requested_by: String,
+    },
+    #[serde(rename = "appointment.completed")]
+    AppointmentCompleted {
+        appointment_id: String,
+        outcome: CompletionOutcome,
+        needs_material: bool,
+        material_days: Option<u32>,
+        painting: Option<Painting>,
+    },
+    #[serde(rename = "appointment.cancelled")]
+    AppointmentCancelled {
+        appointment_id: String,
+        cancelled_by: CancelledBy,
+        reason: String,
+        wants_follow_up: bool,
+        availability: Option<Availability>,
+    },
+    #[serde(rename = "package_visit.cancelled")]
+    PackageVisitCancelled { package_id: String, visit_id: String },
+    #[serde(rename = "package.cancelled")]
+    PackageCancelled { package_id: String, reason: String },
+    #[serde(rename = "case.reopen")]
+    CaseReopen { case_id: String },
+    #[serde(rename = "package.booked")]
+    PackageBooked {
+        package_id: String,
+        customer: Customer,
+        area: String,
+        price: Money,
+        visits: Vec<PackageVisit>,
+        start_date: NaiveDate,
+        payment_method: PaymentMethod,
+        paid: bool,
+    },
+    #[serde(rename = "package.paid")]
+    PackagePaid { package_id: String },
+    #[serde(rename = "package_visit.completed")]
+    PackageVisitCompleted { package_id: String, visit_id: String },
+    #[serde(rename = "package_visit.rescheduled")]
+    PackageVisitRescheduled { package_id: String, visit_id: String, window_start: DateTime<Utc> },
+    #[serde(rename = "call.completed")]
+    CallCompleted(CallCompleted),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallCompleted {
+    pub case_id: String,
+    pub call_id: String,
+    pub agent_id: String,
+    pub outcome: CallOutcome,
+    pub resolution: Option<Resolution>,
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    pub requested_follow_up: Option<bool>,
+    pub cost_told: Option<bool>,
+    pub notes: Option<String>,
+}
+
+/// A validated webhook delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub occurred_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "input", rename_all = "snake_case")]
+pub enum Input {
+    Event(Event),
+    Timer(TimerRef),
+}

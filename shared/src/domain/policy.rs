@@ -1,0 +1,269 @@
+//! Every number of the SPEC as a policy default, overridable from a TOML file (`FOLLOWUP_CONFIG`).
+
+use super::calendar::Calendar;
+use super::money::Percent;
+use chrono::NaiveTime;
+use serde::{Deserialize, Serialize};
+
+/// The whole operating policy. Defaults are the SPEC figures; a TOML file may
+/// override any field, and unknown keys are refused so a typo never passes silently.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub calendar: Calendar,
+    pub sms: SmsPolicy,
+    pub money: MoneyPolicy,
+    pub cancellation_follow_up: CancellationFollowUpPolicy,
+    pub appointment_watch: AppointmentWatchPolicy,
+    pub reschedule_outreach: RescheduleOutreachPolicy,
+    pub second_visit: SecondVisitPolicy,
+    pub reschedule: ReschedulePolicy,
+    pub package_payment: PackagePaymentPolicy,
+    pub package_expiry: PackageExpiryPolicy,
+    pub package_visits: PackageVisitPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("policy file {path} is invalid: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Policy {
+    pub fn from_toml(text: &str) -> Result<Policy, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    pub fn load(path: &str) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PolicyError::Read { path: path.into(), source })?;
+        Policy::from_toml(&text).map_err(|message| PolicyError::Invalid { path: path.into(), message })
+    }
+}
+
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).expect("valid time")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsPolicy {
+    /// Substituted into every template (SPEC §4).
+    pub hotline: String,
+    /// SNS sender id on AWS.
+    pub sender_id: String,
+}
+impl Default for SmsPolicy {
+    fn default() -> Self {
+        SmsPolicy { hotline: "19125".into(), sender_id: "Filkhedma".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MoneyPolicy {
+    pub currency: String,
+}
+impl Default for MoneyPolicy {
+    fn default() -> Self {
+        MoneyPolicy { currency: "EGP".into() }
+    }
+}
+
+/// R2.x — follow-up of a cancelled first visit (seed 001, offers of seed 000).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CancellationFollowUpPolicy {
+    /// R2.3 coupon on a customer or ops cancellation without an existing discount.
+    pub discount: Percent,
+    /// R2.3 how long a coupon stays valid when no appointment request extends it.
+    pub coupon_valid_days: u32,
+    /// R2.4 an "unsure" customer gets an appointment request this many days after the cancellation day.
+    pub unsure_request_after_days: u32,
+    /// R2.5 number of follow-up attempts, one per working day after the cancellation day.
+    pub attempts: u32,
+    /// R2.5 local time of each attempt's call task.
+    pub attempt_time: NaiveTime,
+    /// R2.9 a ticket not resolved this many days after opening is closed.
+    pub close_after_days: u32,
+    /// R2.10 re-open allowed from this many days after the appointment day.
+    pub reopen_after_days: u32,
+}
+impl Default for CancellationFollowUpPolicy {
+    fn default() -> Self {
+        CancellationFollowUpPolicy {
+            discount: Percent::whole(15),
+            coupon_valid_days: 30,
+            unsure_request_after_days: 28,
+            attempts: 2,
+            attempt_time: hm(9, 0),
+            close_after_days: 7,
+            reopen_after_days: 30,
+        }
+    }
+}
+
+/// R0.x — unassigned appointment watch (seed 000).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppointmentWatchPolicy {
+    pub status_update_before_minutes: u32,
+    pub auto_cancel_before_minutes: u32,
+}
+impl Default for AppointmentWatchPolicy {
+    fn default() -> Self {
+        AppointmentWatchPolicy { status_update_before_minutes: 180, auto_cancel_before_minutes: 60 }
+    }
+}
+
+/// R1.x — voicemail / busy / no-answer outreach (seed 000).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RescheduleOutreachPolicy {
+    pub second_attempt_time: NaiveTime,
+    pub cancel_before_minutes: u32,
+}
+impl Default for RescheduleOutreachPolicy {
+    fn default() -> Self {
+        RescheduleOutreachPolicy { second_attempt_time: hm(9, 0), cancel_before_minutes: 60 }
+    }
+}
+
+/// R3.x — second visit after inspection, incomplete work or painting (seed 001).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecondVisitPolicy {
+    pub open_after_minutes: u32,
+    pub first_call_sla_hours: u32,
+    pub cost_sla_hours: u32,
+    pub attempts: u32,
+    pub attempt_time: NaiveTime,
+    pub material_lead_hours: u32,
+    pub max_material_days: u32,
+    pub material_markup: Percent,
+    pub tax_invoice: Percent,
+    pub material_upfront: Percent,
+    pub late_change_minutes: u32,
+}
+impl Default for SecondVisitPolicy {
+    fn default() -> Self {
+        SecondVisitPolicy {
+            open_after_minutes: 60,
+            first_call_sla_hours: 8,
+            cost_sla_hours: 48,
+            attempts: 2,
+            attempt_time: hm(9, 0),
+            material_lead_hours: 24,
+            max_material_days: 2,
+            material_markup: Percent::whole(10),
+            tax_invoice: Percent::whole(29),
+            material_upfront: Percent::whole(50),
+            late_change_minutes: 90,
+        }
+    }
+}
+
+/// R7.x — reschedule policy (seed 002).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReschedulePolicy {
+    pub fee_within_hours: u32,
+    /// Minor units; 0 means "inform only".
+    pub fee_amount: i64,
+    pub max_reschedules: u32,
+}
+impl Default for ReschedulePolicy {
+    fn default() -> Self {
+        ReschedulePolicy { fee_within_hours: 24, fee_amount: 0, max_reschedules: 3 }
+    }
+}
+
+/// R4.x — unpaid package chase (seed 004).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackagePaymentPolicy {
+    pub day_before_call_time: NaiveTime,
+    pub payment_deadline_time: NaiveTime,
+    pub final_call_time: NaiveTime,
+}
+impl Default for PackagePaymentPolicy {
+    fn default() -> Self {
+        PackagePaymentPolicy {
+            day_before_call_time: hm(9, 0),
+            payment_deadline_time: hm(21, 0),
+            final_call_time: hm(9, 0),
+        }
+    }
+}
+
+/// R5.x — expired package grace period (seed 004).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackageExpiryPolicy {
+    pub validity_months: u32,
+    pub grace_days: u32,
+    pub second_call_day: u32,
+    pub call_time: NaiveTime,
+}
+impl Default for PackageExpiryPolicy {
+    fn default() -> Self {
+        PackageExpiryPolicy { validity_months: 1, grace_days: 14, second_call_day: 6, call_time: hm(9, 0) }
+    }
+}
+
+/// R6.x — package visit changes and cancellation refunds (seed 004).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PackageVisitPolicy {
+    pub free_change_hours: u32,
+    pub cancellation_fee: Percent,
+}
+impl Default for PackageVisitPolicy {
+    fn default() -> Self {
+        PackageVisitPolicy { free_change_hours: 24, cancellation_fee: Percent::whole(30) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_spec_figures() {
+        let p = Policy::default();
+        assert_eq!(p.cancellation_follow_up.discount, Percent::whole(15));
+        assert_eq!(p.cancellation_follow_up.close_after_days, 7);
+        assert_eq!(p.sms.hotline, "19125");
+        assert_eq!(p.calendar.work_start(), hm(9, 0));
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let p = Policy::from_toml(
+            r#"
+            [calendar]
+            holidays = ["2026-04-25"]
+            [sms]
+            hotline = "16000"
+            [cancellation_follow_up]
+            discount = 12.5
+            attempt_time = "10:30:00"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(p.sms.hotline, "16000");
+        assert_eq!(p.cancellation_follow_up.discount, Percent(1250));
+        assert_eq!(p.cancellation_follow_up.attempt_time, hm(10, 30));
+        assert_eq!(p.cancellation_follow_up.attempts, 2);
+        assert!(!p.calendar.is_working_day("2026-04-25".parse().unwrap()));
+        assert_eq!(p.calendar.tz(), chrono_tz::Africa::Cairo);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused() {
+        assert!(Policy::from_toml("[sms]\nhotlin = \"1\"").is_err());
+        assert!(Policy::from_toml("[calendar]\ntimezone = \"Nowhere\"").is_err());
+    }
+}

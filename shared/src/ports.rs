@@ -1,0 +1,114 @@
+//! The narrow traits the engine shell talks through: store, timers, SMS, commands, clock.
+//!
+//! Every adapter (SQLite locally, DynamoDB / Scheduler / SNS on AWS) implements
+//! these and is checked by the same contract suite.
+
+use crate::domain::effects::{Command, Effect, Sms, TimerSpec, TimerRef};
+use crate::domain::stream::{Stream, StreamKey};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// What the idempotency record remembers of an accepted delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The envelope id (or `timer:<name>` for a fired timer).
+    pub id: String,
+    /// SHA-256 hex of the raw body: the same id with another body is a 409.
+    pub body_hash: String,
+    /// The case id the 202 answered with.
+    pub case_id: Option<String>,
+    pub accepted_at: DateTime<Utc>,
+}
+
+/// An effect committed with its decision, performed afterwards and then marked done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingEffect {
+    /// `<stream>@<version>#<n>`: stable across retries, so performing twice is detectable.
+    pub id: String,
+    pub effect: Effect,
+}
+
+/// One decision's durable outcome, written atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The new stream; its `version` is one more than `expected_version`.
+    pub stream: Stream,
+    /// `None`: the stream must not exist yet.
+    pub expected_version: Option<u64>,
+    pub delivery: Delivery,
+    /// Subject ids this stream now answers for (`appointment:<id>`), kept for lookups.
+    pub index: Vec<String>,
+    pub effects: Vec<PendingEffect>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Someone else committed this stream first: reload and decide again.
+    #[error("the stream changed since it was loaded")]
+    Conflict,
+    /// The delivery id was recorded meanwhile.
+    #[error("delivery {} already recorded", .0.id)]
+    DuplicateDelivery(Delivery),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors performing an effect; the effect stays pending and is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error("transient failure, retry later: {0}")]
+    Transient(String),
+    #[error("permanent failure: {0}")]
+    Permanent(String),
+}
+
+pub trait CaseStore: Send + Sync + 'static {
+    /// The stream that holds a subject (`appointment:<id>`), if known.
+    fn locate(&self, subject: &str) -> impl Future<Output = Result<Option<StreamKey>, StoreError>> + Send;
+    fn load(&self, key: &StreamKey) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send;
+    fn delivery(&self, id: &str) -> impl Future<Output = Result<Option<Delivery>, StoreError>> + Send;
+    /// Stream (conditional on its version), delivery record, index and pending effects, in one transaction.
+    fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
+    /// Effects committed but not yet marked done, oldest first.
+    fn pending_effects(&self, limit: usize) -> impl Future<Output = Result<Vec<PendingEffect>, StoreError>> + Send;
+    fn effect_done(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+pub trait Timers: Send + Sync + 'static {
+    /// Placing a timer that already exists (same name) is a no-op success.
+    fn place(&self, timer: &TimerSpec) -> impl Future<Output = Result<(), EffectError>> + Send;
+    /// Cancelling a timer that does not exist (fired or never placed) is a success.
+    fn cancel(&self, timer: &TimerRef) -> impl Future<Output = Result<(), EffectError>> + Send;
+}
+
+pub trait SmsSender: Send + Sync + 'static {
+    /// `effect_id` lets an adapter drop a repeat of the same send.
+    fn send(&self, effect_id: &str, sms: &Sms) -> impl Future<Output = Result<(), EffectError>> + Send;
+}
+
+pub trait CommandBus: Send + Sync + 'static {
+    fn publish(&self, effect_id: &str, command: &Command) -> impl Future<Output = Result<(), EffectError>> + Send;
+}
+
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
