@@ -1,0 +1,326 @@
+//! The shell around the pure domain: authenticate → parse → idempotency → load → decide → commit → effects.
+//!
+//! Every input — webhook or fired timer — goes through `Engine::process`, the one
+//! place where a decision becomes durable: the new stream, the idempotency record
+//! and the pending effects are written by a single `CaseStore::commit`. Effects are
+//! performed after the commit and marked done; anything left pending (a crash, an
+//! outage) is performed again by `drive_pending`, and every adapter drops a repeat
+//! of the same effect id. A conflicting concurrent commit is retried by reloading
+//! and deciding again.
+
+use crate::domain::case::{mask_phone, Case};
+use crate::domain::effects::{Effect, TimerSpec};
+use crate::domain::events::{Event, EventBody, Input};
+use crate::domain::playbooks::{decide, Target};
+use crate::domain::policy::Policy;
+use crate::domain::stream::{Stream, StreamKey};
+use crate::ports::{
+    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
+};
+use crate::wire::{self, Route, WireError};
+use serde_json::Value;
+use std::sync::Arc;
+use tracing::{info, warn};
+
+/// How often a decision is retried when another writer committed the stream first.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// An HTTP-shaped answer, so the local server and the Lambda functions share one mapping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl From<WireError> for Reply {
+    fn from(e: WireError) -> Self {
+        Reply { status: e.status, body: e.body() }
+    }
+}
+
+impl From<StoreError> for Reply {
+    fn from(e: StoreError) -> Self {
+        warn!(error = %e, "storage failure");
+        WireError::new(503, "unavailable", "storage is unavailable; retry later").into()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error(transparent)]
+    Refused(#[from] WireError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stream kept changing; gave up after {MAX_CONFLICT_RETRIES} tries")]
+    Contended,
+}
+
+impl From<ProcessError> for Reply {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Refused(w) => w.into(),
+            ProcessError::Store(s) => s.into(),
+            ProcessError::Contended => WireError::new(503, "contended", "the case is busy; retry").into(),
+        }
+    }
+}
+
+/// The accepted outcome of one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub case_id: Option<String>,
+    pub duplicate: bool,
+}
+
+/// Which cases `GET /v1/cases?…` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseQuery {
+    Appointment(String),
+    Order(String),
+    Package(String),
+}
+
+pub struct Engine<S, T, M, C, K> {
+    pub store: S,
+    pub timers: T,
+    pub sms: M,
+    pub commands: C,
+    pub clock: K,
+    pub policy: Arc<Policy>,
+    pub secret: String,
+}
+
+impl<S, T, M, C, K> Engine<S, T, M, C, K>
+where
+    S: CaseStore,
+    T: Timers,
+    M: SmsSender,
+    C: CommandBus,
+    K: Clock,
+{
+    /// A signed webhook: the whole contract of SPEC §5 for one POST.
+    /// `wall_unix` is the real wall clock, against which signatures are checked even under a virtual clock.
+    pub async fn webhook(&self, route: Route, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], wall_unix: i64) -> Reply {
+        if body.len() > wire::MAX_BODY_BYTES {
+            return WireError::new(
+                413,
+                "payload_too_large",
+                format!("the body is {} bytes; the limit is {}", body.len(), wire::MAX_BODY_BYTES),
+            )
+            .into();
+        }
+        if let Err(e) = wire::verify_signature(&self.secret, timestamp, signature, body, wall_unix) {
+            info!(route = route.path(), reason = %e.message, "webhook refused: signature");
+            return e.into();
+        }
+        let event = match wire::parse_event(route, body) {
+            Ok(e) => e,
+            Err(e) => {
+                info!(route = route.path(), code = %e.code, field = ?e.field, "webhook refused: invalid");
+                return e.into();
+            }
+        };
+        let delivery_id = event.id.clone();
+        let kind = event.body.kind();
+        match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body)).await {
+            Ok(a) => {
+                info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, "webhook accepted");
+                Reply { status: 202, body: wire::accepted(a.case_id.as_deref(), a.duplicate) }
+            }
+            Err(e) => {
+                info!(event_id = %delivery_id, event_type = %kind, error = %e, "webhook refused");
+                e.into()
+            }
+        }
+    }
+
+    /// A timer firing, exactly as Scheduler (or the local runner) delivers it.
+    /// A timer fired twice is a duplicate delivery; one for a step the case has left changes nothing.
+    pub async fn fire_timer(&self, timer: &TimerSpec) -> Result<Accepted, ProcessError> {
+        let name = timer.timer.name();
+        let result = self.process(Input::Timer(timer.timer.clone()), &format!("timer:{name}"), &wire::body_hash(name.as_bytes())).await;
+        match &result {
+            Ok(a) => info!(timer = %name, kind = %timer.timer.kind, case_id = ?a.case_id, duplicate = a.duplicate, "timer fired"),
+            Err(e) => warn!(timer = %name, kind = %timer.timer.kind, error = %e, "timer failed"),
+        }
+        result
+    }
+
+    /// The one path from an input to a durable decision.
+    pub async fn process(&self, input: Input, delivery_id: &str, body_hash: &str) -> Result<Accepted, ProcessError> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            if let Some(d) = self.store.delivery(delivery_id).await? {
+                return replay(d, body_hash);
+            }
+            let target = input.target().map_err(WireError::from)?;
+            let located = self.locate(&target).await?;
+            if let (Input::Event(e), Target::Stream(key)) = (&input, &target) {
+                self.refuse_foreign_booking(e, key).await?;
+            }
+            let loaded = match &located {
+                Some(key) => self.store.load(key).await?,
+                None => None,
+            };
+            let now = self.clock.now();
+            let decision = decide(loaded.as_ref(), &input, now, &self.policy).map_err(WireError::from)?;
+            let key = decision.stream.key.clone();
+            let version = decision.stream.version;
+            let effects: Vec<PendingEffect> = decision
+                .effects
+                .into_iter()
+                .enumerate()
+                .map(|(i, effect)| PendingEffect { id: format!("{key}@{version}#{i}"), effect })
+                .collect();
+            let commit = Commit {
+                stream: decision.stream,
+                expected_version: loaded.as_ref().map(|s| s.version),
+                delivery: Delivery {
+                    id: delivery_id.to_string(),
+                    body_hash: body_hash.to_string(),
+                    case_id: decision.case_id.clone(),
+                    accepted_at: now,
+                },
+                index: decision.index,
+                effects: effects.clone(),
+            };
+            match self.store.commit(commit).await {
+                Ok(()) => {
+                    for effect in &effects {
+                        self.perform(effect).await;
+                    }
+                    return Ok(Accepted { case_id: decision.case_id, duplicate: false });
+                }
+                Err(CommitError::Conflict) => continue,
+                Err(CommitError::DuplicateDelivery(d)) => return replay(d, body_hash),
+                Err(CommitError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(ProcessError::Contended)
+    }
+
+    async fn locate(&self, target: &Target) -> Result<Option<StreamKey>, StoreError> {
+        match target {
+            Target::Stream(key) => Ok(Some(key.clone())),
+            Target::Subject(subject) => self.store.locate(subject).await,
+        }
+    }
+
+    /// An appointment id names one appointment of one order: booking it under another order is refused.
+    async fn refuse_foreign_booking(&self, event: &Event, key: &StreamKey) -> Result<(), ProcessError> {
+        if let EventBody::AppointmentBooked { appointment_id, .. } = &event.body {
+            let subject = crate::domain::playbooks::appointment_subject(appointment_id);
+            if let Some(existing) = self.store.locate(&subject).await? {
+                if &existing != key {
+                    return Err(WireError::new(422, "already_booked", format!("appointment {appointment_id:?} belongs to another order"))
+                        .at("data.appointment_id")
+                        .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs one committed effect and marks it done; a failure leaves it pending for `drive_pending`.
+    async fn perform(&self, pending: &PendingEffect) -> bool {
+        let result = match &pending.effect {
+            Effect::SendSms(sms) => {
+                info!(effect_id = %pending.id, case_id = ?sms.case_id, template = %sms.template, to = %mask_phone(&sms.to), segments = sms.segments, "sms");
+                self.sms.send(&pending.id, sms).await
+            }
+            Effect::Emit(cmd) => {
+                info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = %cmd.kind, "command");
+                self.commands.publish(&pending.id, cmd).await
+            }
+            Effect::PlaceTimer(t) => self.timers.place(t).await,
+            Effect::CancelTimer(t) => self.timers.cancel(t).await,
+        };
+        match result {
+            Ok(()) => match self.store.effect_done(&pending.id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    warn!(effect_id = %pending.id, error = %e, "effect performed but not marked done; it will be repeated and deduplicated");
+                    false
+                }
+            },
+            Err(EffectError::Permanent(e)) => {
+                warn!(effect_id = %pending.id, error = %e, "effect failed permanently; left pending for an operator");
+                false
+            }
+            Err(EffectError::Transient(e)) => {
+                warn!(effect_id = %pending.id, error = %e, "effect failed; will retry");
+                false
+            }
+        }
+    }
+
+    /// Performs every effect still pending (after a crash or an outage). Returns how many were done.
+    pub async fn drive_pending(&self) -> Result<usize, StoreError> {
+        let mut done = 0;
+        for pending in self.store.pending_effects(1_000).await? {
+            if self.perform(&pending).await {
+                done += 1;
+            }
+        }
+        Ok(done)
+    }
+
+    pub async fn case(&self, case_id: &str) -> Result<Option<Case>, StoreError> {
+        let Some(key) = StreamKey::of_case(case_id) else {
+            return Ok(None);
+        };
+        Ok(self.store.load(&key).await?.and_then(|s| s.case(case_id).cloned()))
+    }
+
+    pub async fn cases(&self, query: &CaseQuery) -> Result<Vec<Case>, StoreError> {
+        let (key, appointment) = match query {
+            CaseQuery::Order(id) => (Some(StreamKey::Order(id.clone())), None),
+            CaseQuery::Package(id) => (Some(StreamKey::Package(id.clone())), None),
+            CaseQuery::Appointment(id) => (self.store.locate(&crate::domain::playbooks::appointment_subject(id)).await?, Some(id)),
+        };
+        let Some(key) = key else {
+            return Ok(Vec::new());
+        };
+        let stream: Option<Stream> = self.store.load(&key).await?;
+        Ok(stream
+            .map(|s| s.cases.into_iter().filter(|c| appointment.is_none_or(|a| c.appointment_id.as_ref() == Some(a))).collect())
+            .unwrap_or_default())
+    }
+
+    /// `GET /v1/cases/{id}` as a reply.
+    pub async fn case_reply(&self, case_id: &str) -> Reply {
+        match self.case(case_id).await {
+            Ok(Some(case)) => Reply { status: 200, body: wire::case_view(&case, &self.policy.calendar) },
+            Ok(None) => WireError::new(404, "unknown_case", format!("no case {case_id:?}")).at("case_id").into(),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// `GET /v1/cases?appointment_id=…|order_id=…|package_id=…` as a reply.
+    pub async fn cases_reply(&self, params: &[(String, String)]) -> Reply {
+        let query = params.iter().find_map(|(k, v)| match k.as_str() {
+            "appointment_id" => Some(CaseQuery::Appointment(v.clone())),
+            "order_id" => Some(CaseQuery::Order(v.clone())),
+            "package_id" => Some(CaseQuery::Package(v.clone())),
+            _ => None,
+        });
+        let Some(query) = query else {
+            return WireError::new(400, "missing_field", "give one of appointment_id, order_id or package_id").at("appointment_id").into();
+        };
+        match self.cases(&query).await {
+            Ok(cases) => Reply {
+                status: 200,
+                body: serde_json::json!({"cases": cases.iter().map(|c| wire::case_view(c, &self.policy.calendar)).collect::<Vec<_>>()}),
+            },
+            Err(e) => e.into(),
+        }
+    }
+}
+
+/// The same delivery id again: a duplicate when the body is the same, otherwise 409.
+fn replay(d: Delivery, body_hash: &str) -> Result<Accepted, ProcessError> {
+    if d.body_hash == body_hash {
+        Ok(Accepted { case_id: d.case_id, duplicate: true })
+    } else {
+        Err(WireError::new(409, "delivery_conflict", format!("delivery {:?} was already accepted with another body", d.id)).at("id").into())
+    }
+}

@@ -3,7 +3,7 @@
 //! Every adapter (SQLite locally, DynamoDB / Scheduler / SNS on AWS) implements
 //! these and is checked by the same contract suite.
 
-use crate::domain::effects::{Command, Effect, Sms, TimerSpec, TimerRef};
+use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use crate::domain::stream::{Stream, StreamKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

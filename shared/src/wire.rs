@@ -1,0 +1,521 @@
+//! The wire contract of SPEC §5: routes, signature, envelope, validation, error bodies and views.
+
+use crate::domain::calendar::Calendar;
+use crate::domain::case::Case;
+use crate::domain::effects::{Command, Sms};
+use crate::domain::events::{Event, EventBody, Resolution};
+use crate::domain::money::Money;
+use crate::domain::{Refusal, RefusalKind};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Accepted distance between `X-Timestamp` and the real wall clock.
+pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
+pub const DEFAULT_LOCAL_SECRET: &str = "local-dev-secret";
+
+/// The webhook routes and the event types each accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Appointments,
+    Cancellations,
+    Calls,
+    Packages,
+}
+
+impl Route {
+    pub const ALL: [Route; 4] = [Route::Appointments, Route::Cancellations, Route::Calls, Route::Packages];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Appointments => "/v1/appointments",
+            Route::Cancellations => "/v1/cancellations",
+            Route::Calls => "/v1/calls",
+            Route::Packages => "/v1/packages",
+        }
+    }
+
+    pub fn from_path(path: &str) -> Option<Route> {
+        Route::ALL.into_iter().find(|r| r.path() == path.trim_end_matches('/'))
+    }
+
+    pub fn event_types(self) -> &'static [&'static str] {
+        match self {
+            Route::Appointments => &[
+                "appointment.booked",
+                "appointment.assigned",
+                "appointment.reschedule_requested",
+                "appointment.rescheduled",
+                "appointment.completed",
+            ],
+            Route::Cancellations => &["appointment.cancelled", "package_visit.cancelled", "package.cancelled", "case.reopen"],
+            Route::Packages => &["package.booked", "package.paid", "package_visit.completed", "package_visit.rescheduled"],
+            Route::Calls => &["call.completed"],
+        }
+    }
+}
+
+/// A refused request: status and the SPEC error body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct WireError {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+    pub rule: Option<String>,
+}
+
+impl WireError {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        WireError { status, code: code.into(), message: message.into(), field: None, rule: None }
+    }
+    pub fn at(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+    fn bad(code: &str, message: impl Into<String>, field: impl Into<String>) -> Self {
+        WireError::new(400, code, message).at(field)
+    }
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code, "message": self.message, "field": self.field, "rule": self.rule}})
+    }
+}
+
+impl From<Refusal> for WireError {
+    fn from(r: Refusal) -> Self {
+        let status = match r.kind {
+            RefusalKind::Invalid => 400,
+            RefusalKind::NotFound => 404,
+            RefusalKind::Rule => 422,
+        };
+        WireError { status, code: r.code.into(), message: r.message, field: r.field, rule: r.rule.map(Into::into) }
+    }
+}
+
+/// Checks `X-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>` and the ±300 s window
+/// against the real wall clock (`now_unix`).
+pub fn verify_signature(
+    secret: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_unix: i64,
+) -> Result<(), WireError> {
+    let unauthorized = |m: &str| WireError::new(401, "unauthorized", m);
+    let ts_text = timestamp.ok_or_else(|| unauthorized("missing X-Timestamp header"))?;
+    let sig = signature.ok_or_else(|| unauthorized("missing X-Signature header"))?;
+    let ts: i64 = ts_text.trim().parse().map_err(|_| unauthorized("X-Timestamp is not unix seconds"))?;
+    if (now_unix - ts).abs() > SIGNATURE_TOLERANCE_SECS {
+        return Err(unauthorized("X-Timestamp is outside the accepted window of 300 seconds"));
+    }
+    let hex_sig = sig.trim().strip_prefix("v1=").ok_or_else(|| unauthorized("X-Signature must be v1=<hex>"))?;
+    let given = hex::decode(hex_sig).map_err(|_| unauthorized("X-Signature is not hex"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| unauthorized("bad secret"))?;
+    mac.update(ts_text.trim().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&given).map_err(|_| unauthorized("signature does not match"))
+}
+
+/// The signature header value for a body (for clients, tests and the demo).
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn body_hash(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Parses and validates an envelope posted to `route`.
+pub fn parse_event(route: Route, body: &[u8]) -> Result<Event, WireError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(WireError::new(413, "payload_too_large", format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len())));
+    }
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| WireError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(mut envelope) = value else {
+        return Err(WireError::new(400, "invalid_envelope", "the body must be a JSON object"));
+    };
+    let id = match envelope.get("id") {
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 128 => s.clone(),
+        Some(Value::String(_)) => return Err(WireError::bad("invalid_field", "id must be 1 to 128 characters", "id")),
+        Some(_) => return Err(WireError::bad("invalid_field", "id must be a string", "id")),
+        None => return Err(WireError::bad("missing_field", "id is required", "id")),
+    };
+    let kind = match envelope.get("type") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(WireError::bad("invalid_field", "type must be a string", "type")),
+        None => return Err(WireError::bad("missing_field", "type is required", "type")),
+    };
+    if !route.event_types().contains(&kind.as_str()) {
+        return Err(WireError::bad(
+            "unknown_type",
+            format!("{kind:?} is not an event type of {}; expected one of: {}", route.path(), route.event_types().join(", ")),
+            "type",
+        ));
+    }
+    let occurred_at = match envelope.get("occurred_at") {
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map_err(|_| WireError::bad("invalid_field", "occurred_at must be an RFC 3339 time with offset", "occurred_at"))?
+            .with_timezone(&Utc),
+        Some(_) => return Err(WireError::bad("invalid_field", "occurred_at must be a string", "occurred_at")),
+        None => return Err(WireError::bad("missing_field", "occurred_at is required", "occurred_at")),
+    };
+    let data = match envelope.remove("data") {
+        Some(d @ Value::Object(_)) => d,
+        Some(_) => return Err(WireError::bad("invalid_field", "data must be an object", "data")),
+        None => return Err(WireError::bad("missing_field", "data is required", "data")),
+    };
+    let mut tagged = Map::new();
+    tagged.insert(kind.clone(), data);
+    let body: EventBody = serde_path_to_error::deserialize(Value::Object(tagged)).map_err(|e| field_error(e, &kind))?;
+    validate(&body)?;
+    Ok(Event { id, occurred_at, body })
+}
+
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str) -> WireError {
+    // The path starts at the event type's key; on the wire that object is `data`.
+    let raw = e.path().to_string();
+    let path = match raw.strip_prefix(kind) {
+        Some(rest) => format!("data{rest}"),
+        None => "data".to_string(),
+    };
+    let message = e.inner().to_string();
+    // serde names a missing field in its message and points at the parent object.
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let field = format!("{path}.{name}");
+        return WireError::bad("missing_field", format!("{field} is required"), field);
+    }
+    WireError::bad("invalid_field", format!("{path}: {message}"), path)
+}
+
+fn validate(body: &EventBody) -> Result<(), WireError> {
+    let mut v = Checks::default();
+    match body {
+        EventBody::AppointmentBooked {
+            appointment_id,
+            order_id,
+            customer,
+            area,
+            service,
+            price,
+            window_start,
+            window_end,
+            visit_number,
+            discount_percent,
+            technician_id,
+        } => {
+            v.id("data.appointment_id", appointment_id);
+            v.id("data.order_id", order_id);
+            v.customer("data.customer", customer);
+            v.text("data.area", area);
+            v.text("data.service", service);
+            v.money("data.price", price);
+            v.window("data.window_end", window_start, window_end);
+            v.check(*visit_number >= 1, "data.visit_number", "visit_number starts at 1");
+            v.check(*discount_percent <= 100, "data.discount_percent", "discount_percent is 0 to 100");
+            if let Some(t) = technician_id {
+                v.id("data.technician_id", t);
+            }
+        }
+        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
+            v.id("data.appointment_id", appointment_id);
+            v.id("data.technician_id", technician_id);
+        }
+        EventBody::AppointmentRescheduleRequested { appointment_id, stf_link, .. } => {
+            v.id("data.appointment_id", appointment_id);
+            v.text("data.stf_link", stf_link);
+        }
+        EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, .. } => {
+            v.id("data.appointment_id", appointment_id);
+            v.window("data.window_end", window_start, window_end);
+        }
+        EventBody::AppointmentCompleted { appointment_id, painting, .. } => {
+            v.id("data.appointment_id", appointment_id);
+            if let Some(p) = painting {
+                v.check(p.days >= 1, "data.painting.days", "a painting job lasts at least one day");
+                v.money("data.painting.total_price", &p.total_price);
+                v.money("data.painting.material_price", &p.material_price);
+            }
+        }
+        EventBody::AppointmentCancelled { appointment_id, .. } => v.id("data.appointment_id", appointment_id),
+        EventBody::PackageVisitCancelled { package_id, visit_id } | EventBody::PackageVisitCompleted { package_id, visit_id } => {
+            v.id("data.package_id", package_id);
+            v.id("data.visit_id", visit_id);
+        }
+        EventBody::PackageVisitRescheduled { package_id, visit_id, .. } => {
+            v.id("data.package_id", package_id);
+            v.id("data.visit_id", visit_id);
+        }
+        EventBody::PackageCancelled { package_id, .. } | EventBody::PackagePaid { package_id } => v.id("data.package_id", package_id),
+        EventBody::CaseReopen { case_id } => v.id("data.case_id", case_id),
+        EventBody::PackageBooked { package_id, customer, area, price, visits, .. } => {
+            v.id("data.package_id", package_id);
+            v.customer("data.customer", customer);
+            v.text("data.area", area);
+            v.money("data.price", price);
+            v.check(!visits.is_empty(), "data.visits", "a package has at least one visit");
+            for (i, visit) in visits.iter().enumerate() {
+                v.id(&format!("data.visits[{i}].visit_id"), &visit.visit_id);
+                v.check(
+                    !visits[..i].iter().any(|o| o.visit_id == visit.visit_id),
+                    &format!("data.visits[{i}].visit_id"),
+                    "visit ids are unique within a package",
+                );
+            }
+        }
+        EventBody::CallCompleted(c) => {
+            v.id("data.case_id", &c.case_id);
+            v.id("data.call_id", &c.call_id);
+            v.id("data.agent_id", &c.agent_id);
+            if c.resolution.is_some() {
+                v.check(c.outcome.reached(), "data.resolution", "only an answered call carries a resolution");
+            }
+            if let Some(Resolution::Rebooked { window_start, window_end }) = &c.resolution {
+                v.window("data.resolution.window_end", window_start, window_end);
+            }
+        }
+    }
+    v.result()
+}
+
+/// Collects the first validation failure with its JSON path.
+#[derive(Default)]
+struct Checks(Option<WireError>);
+
+impl Checks {
+    fn check(&mut self, ok: bool, field: &str, message: &str) {
+        if !ok && self.0.is_none() {
+            self.0 = Some(WireError::bad("invalid_field", message, field));
+        }
+    }
+    fn text(&mut self, field: &str, s: &str) {
+        self.check(!s.trim().is_empty(), field, &format!("{} must not be empty", leaf(field)));
+    }
+    fn id(&mut self, field: &str, s: &str) {
+        self.text(field, s);
+        self.check(
+            s.chars().count() <= 128 && !s.chars().any(char::is_control),
+            field,
+            &format!("{} must be at most 128 printable characters", leaf(field)),
+        );
+    }
+    fn money(&mut self, field: &str, m: &Money) {
+        self.check(m.amount >= 0, &format!("{field}.amount"), "amount is a non-negative integer in minor units");
+        self.check(
+            m.currency.len() == 3 && m.currency.bytes().all(|b| b.is_ascii_uppercase()),
+            &format!("{field}.currency"),
+            "currency is an ISO 4217 code such as EGP",
+        );
+    }
+    fn window(&mut self, field: &str, start: &DateTime<Utc>, end: &DateTime<Utc>) {
+        self.check(end > start, field, "window_end must be after window_start");
+    }
+    fn customer(&mut self, field: &str, c: &crate::domain::case::Customer) {
+        self.id(&format!("{field}.id"), &c.id);
+        self.text(&format!("{field}.name"), &c.name);
+        let digits = c.phone.strip_prefix('+').unwrap_or("");
+        self.check(
+            (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'),
+            &format!("{field}.phone"),
+            "phone must be E.164, e.g. +201001234567",
+        );
+    }
+    fn result(self) -> Result<(), WireError> {
+        self.0.map_or(Ok(()), Err)
+    }
+}
+
+fn leaf(field: &str) -> &str {
+    field.rsplit('.').next().unwrap_or(field)
+}
+
+/// The 202 body.
+pub fn accepted(case_id: Option<&str>, duplicate: bool) -> Value {
+    json!({"case_id": case_id, "duplicate": duplicate})
+}
+
+/// `GET /v1/cases/{case_id}`: the case view of SPEC §5 (plus `opened_at` and ticket `tags`).
+pub fn case_view(case: &Case, cal: &Calendar) -> Value {
+    let t = &case.ticket;
+    let mut v = Map::new();
+    v.insert("case_id".into(), json!(case.case_id));
+    v.insert("playbook".into(), json!(case.playbook()));
+    v.insert("state".into(), json!(case.state()));
+    for (k, id) in [("appointment_id", &case.appointment_id), ("order_id", &case.order_id), ("package_id", &case.package_id)] {
+        if let Some(id) = id {
+            v.insert(k.into(), json!(id));
+        }
+    }
+    v.insert("customer".into(), json!(case.customer));
+    v.insert(
+        "ticket".into(),
+        json!({
+            "category": t.category, "sub_category": t.sub_category, "type": t.kind, "status": t.status,
+            "priority": t.priority, "area": t.area, "group": t.group,
+            "resolution_due": t.resolution_due.map(|d| cal.rfc3339(d)), "result": t.result, "tags": t.tags,
+        }),
+    );
+    v.insert("attempts".into(), case.attempts.iter().map(|a| json!({"at": cal.rfc3339(a.at), "outcome": a.outcome})).collect());
+    let mut timers: Vec<_> = case.timers.iter().collect();
+    timers.sort_by_key(|t| t.due_at);
+    v.insert("timers".into(), timers.iter().map(|t| json!({"kind": t.kind, "due_at": cal.rfc3339(t.due_at)})).collect());
+    v.insert(
+        "timeline".into(),
+        case.timeline.iter().map(|e| json!({"at": cal.rfc3339(e.at), "kind": e.kind, "detail": e.detail})).collect(),
+    );
+    v.insert("version".into(), json!(case.version));
+    v.insert("opened_at".into(), json!(cal.rfc3339(case.opened_at)));
+    Value::Object(v)
+}
+
+/// One entry of `GET /local/sms`.
+pub fn sms_view(sms: &Sms, cal: &Calendar) -> Value {
+    json!({
+        "to": sms.to, "template": sms.template, "language": sms.language, "body": sms.body,
+        "segments": sms.segments, "case_id": sms.case_id, "sent_at": cal.rfc3339(sms.at),
+    })
+}
+
+/// A command as published: `{type, case_id, at, data}`.
+pub fn command_view(command: &Command, cal: &Calendar) -> Value {
+    json!({"type": command.kind, "case_id": command.case_id, "at": cal.rfc3339(command.at), "data": command.data})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(kind: &str, data: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"id": "d-1", "type": kind, "occurred_at": "2026-03-01T10:00:00+02:00", "data": data})).unwrap()
+    }
+
+    fn booked() -> Value {
+        json!({
+            "appointment_id": "A1", "order_id": "O1",
+            "customer": {"id": "C1", "name": "Mona", "phone": "+201001234567", "language": "ar"},
+            "area": "Cairo", "service": "AC repair", "price": {"amount": 45000, "currency": "EGP"},
+            "window_start": "2026-03-03T10:00:00+02:00", "window_end": "2026-03-03T12:00:00+02:00",
+            "visit_number": 1, "technician_id": null, "discount_percent": 0
+        })
+    }
+
+    #[test]
+    fn a_valid_booking_parses() {
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", booked())).unwrap();
+        assert_eq!(e.id, "d-1");
+        assert!(matches!(e.body, EventBody::AppointmentBooked { visit_number: 1, .. }));
+    }
+
+    #[test]
+    fn signature_round_trips_and_rejects_tampering_and_staleness() {
+        let body = b"{\"a\":1}";
+        let sig = sign("s3cret", 1_700_000_000, body);
+        assert!(verify_signature("s3cret", Some("1700000000"), Some(&sig), body, 1_700_000_100).is_ok());
+        let e = verify_signature("s3cret", Some("1700000000"), Some(&sig), b"{\"a\":2}", 1_700_000_100).unwrap_err();
+        assert_eq!(e.status, 401);
+        assert_eq!(verify_signature("other", Some("1700000000"), Some(&sig), body, 1_700_000_000).unwrap_err().status, 401);
+        assert_eq!(verify_signature("s3cret", Some("1700000000"), Some(&sig), body, 1_700_000_301).unwrap_err().status, 401);
+        assert_eq!(verify_signature("s3cret", None, Some(&sig), body, 1_700_000_000).unwrap_err().status, 401);
+        assert_eq!(verify_signature("s3cret", Some("1700000000"), None, body, 1_700_000_000).unwrap_err().status, 401);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut d = booked();
+        d["customer"].as_object_mut().unwrap().remove("phone");
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "missing_field", Some("data.customer.phone")));
+
+        let mut d = booked();
+        d["customer"]["phone"] = json!("01001234567");
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("data.customer.phone"));
+
+        let mut d = booked();
+        d["visit_number"] = json!("one");
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_field", Some("data.visit_number")));
+
+        let mut d = booked();
+        d["window_end"] = json!("2026-03-03T09:00:00+02:00");
+        assert_eq!(
+            parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err().field.as_deref(),
+            Some("data.window_end")
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_wrong_routes_are_400() {
+        let e = parse_event(Route::Appointments, &envelope("appointment.exploded", json!({}))).unwrap_err();
+        assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "unknown_type", Some("type")));
+        let e = parse_event(Route::Calls, &envelope("appointment.booked", booked())).unwrap_err();
+        assert_eq!(e.code, "unknown_type");
+    }
+
+    #[test]
+    fn unknown_topics_are_400_naming_the_topic() {
+        // R8.1 the topic taxonomy is closed.
+        let d = json!({"case_id": "o1-O1", "call_id": "K1", "agent_id": "G1", "outcome": "answered", "topics": ["inquiry.billing", "inquiry.weather"]});
+        let e = parse_event(Route::Calls, &envelope("call.completed", d)).unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("data.topics[1]")));
+    }
+
+    #[test]
+    fn envelope_problems_are_400() {
+        for (body, field) in [
+            (b"not json".to_vec(), None),
+            (b"[]".to_vec(), None),
+            (
+                serde_json::to_vec(&json!({"type": "appointment.booked", "occurred_at": "2026-03-01T10:00:00Z", "data": {}})).unwrap(),
+                Some("id"),
+            ),
+            (
+                serde_json::to_vec(&json!({"id": "", "type": "appointment.booked", "occurred_at": "2026-03-01T10:00:00Z", "data": {}}))
+                    .unwrap(),
+                Some("id"),
+            ),
+            (
+                serde_json::to_vec(
+                    &json!({"id": "x".repeat(129), "type": "appointment.booked", "occurred_at": "2026-03-01T10:00:00Z", "data": {}}),
+                )
+                .unwrap(),
+                Some("id"),
+            ),
+            (
+                serde_json::to_vec(&json!({"id": "a", "type": "appointment.booked", "occurred_at": "yesterday", "data": {}})).unwrap(),
+                Some("occurred_at"),
+            ),
+            (
+                serde_json::to_vec(&json!({"id": "a", "type": "appointment.booked", "occurred_at": "2026-03-01T10:00:00Z"})).unwrap(),
+                Some("data"),
+            ),
+        ] {
+            let e = parse_event(Route::Appointments, &body).unwrap_err();
+            assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(&body));
+            assert_eq!(e.field.as_deref(), field);
+        }
+    }
+
+    #[test]
+    fn oversized_bodies_are_413() {
+        let big = vec![b' '; MAX_BODY_BYTES + 1];
+        assert_eq!(parse_event(Route::Calls, &big).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn a_resolution_needs_an_answered_call() {
+        let d = json!({"case_id": "o1-O1", "call_id": "K1", "agent_id": "G1", "outcome": "busy", "resolution": {"kind": "will_pay"}});
+        let e = parse_event(Route::Calls, &envelope("call.completed", d)).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("data.resolution"));
+    }
+}

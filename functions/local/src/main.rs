@@ -1,1 +1,45 @@
-fn main(){}
+//! followup-local: every route of the follow-up engine in one process, on embedded SQLite.
+//!
+//! Environment (SPEC §5): `FOLLOWUP_ADDR` (default 127.0.0.1:3000), `FOLLOWUP_DATA_DIR`
+//! (default ./.followup), `FOLLOWUP_WEBHOOK_SECRET` (default local-dev-secret),
+//! `FOLLOWUP_CONFIG` (policy TOML, optional), `FOLLOWUP_VIRTUAL_CLOCK` (RFC 3339 start
+//! of a clock that moves only through `POST /local/clock`), `FOLLOWUP_LOG=json` for JSON logs.
+
+mod server;
+
+use anyhow::Context;
+use followup::adapters::local::{LocalClock, SqliteStore, VirtualClock};
+use followup::domain::policy::Policy;
+use followup::ports::SystemClock;
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
+    if std::env::var("FOLLOWUP_LOG").as_deref() == Ok("json") {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let addr = std::env::var("FOLLOWUP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
+    let data_dir = std::env::var("FOLLOWUP_DATA_DIR").unwrap_or_else(|_| "./.followup".into());
+    let secret = std::env::var("FOLLOWUP_WEBHOOK_SECRET").unwrap_or_else(|_| followup::wire::DEFAULT_LOCAL_SECRET.into());
+    let policy = match std::env::var("FOLLOWUP_CONFIG") {
+        Ok(path) if !path.is_empty() => Policy::load(&path)?,
+        _ => Policy::default(),
+    };
+    let clock = match std::env::var("FOLLOWUP_VIRTUAL_CLOCK") {
+        Ok(start) if !start.is_empty() => {
+            let start = chrono::DateTime::parse_from_rfc3339(&start)
+                .with_context(|| format!("FOLLOWUP_VIRTUAL_CLOCK={start:?} is not an RFC 3339 instant"))?;
+            LocalClock::Virtual(VirtualClock::new(start.with_timezone(&chrono::Utc)))
+        }
+        _ => LocalClock::System(SystemClock),
+    };
+    let store = SqliteStore::open(std::path::Path::new(&data_dir)).with_context(|| format!("opening data dir {data_dir}"))?;
+    let engine = Arc::new(server::engine(store, clock, policy, secret));
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, data_dir, virtual_clock = engine.clock.virtual_clock().is_some(), "followup-local listening");
+    server::serve(engine, listener).await
+}

@@ -1,9 +1,6 @@
 //! The business calendar: time zone (tzdata, DST included), working hours, days off and holidays.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat,
-    TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -52,9 +49,7 @@ impl TryFrom<CalendarConfig> for Calendar {
     type Error = String;
     fn try_from(c: CalendarConfig) -> Result<Self, String> {
         let tz: Tz = c.timezone.parse().map_err(|_| format!("unknown time zone {:?}", c.timezone))?;
-        let hm = |s: &str| {
-            NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("{s:?} is not a time of day HH:MM"))
-        };
+        let hm = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("{s:?} is not a time of day HH:MM"));
         let (work_start, work_end) = (hm(&c.work_start)?, hm(&c.work_end)?);
         if work_start >= work_end {
             return Err("working hours must start before they end".into());

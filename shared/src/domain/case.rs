@@ -71,10 +71,7 @@ pub struct Ticket {
 impl Ticket {
     /// Still needs someone's work: neither resolved, closed, nor closed as a duplicate.
     pub fn is_open(&self) -> bool {
-        !matches!(
-            self.status,
-            TicketStatus::Resolved | TicketStatus::Closed | TicketStatus::WaitingOnThirdParty
-        )
+        !matches!(self.status, TicketStatus::Resolved | TicketStatus::Closed | TicketStatus::WaitingOnThirdParty)
     }
 }
 

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn timer_names_are_deterministic_and_distinct_per_step() {
-        let a = TimerRef { stream: StreamKey::Order("O 1/ü".into()), case_id: Some("o1-O 1/ü".into()), kind: TimerKind::CallAttempt, step: 1 };
+        let a =
+            TimerRef {
+                stream: StreamKey::Order("O 1/ü".into()), case_id: Some("o1-O 1/ü".into()), kind: TimerKind::CallAttempt, step: 1
+            };
         let b = TimerRef { step: 2, ..a.clone() };
         assert_eq!(a.name(), a.clone().name());
         assert_ne!(a.name(), b.name());

@@ -85,8 +85,9 @@ pub enum Resolution {
     WillPay,
 }
 
+/// An event's type and data. Externally tagged (`{"<type>": data}`) so a parser can
+/// follow the JSON path into the data and name the failing field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
 pub enum EventBody {
     #[serde(rename = "appointment.booked")]
     AppointmentBooked {
@@ -107,12 +108,7 @@ pub enum EventBody {
     #[serde(rename = "appointment.reschedule_requested")]
     AppointmentRescheduleRequested { appointment_id: String, reason: String, stf_link: String },
     #[serde(rename = "appointment.rescheduled")]
-    AppointmentRescheduled {
-        appointment_id: String,
-        window_start: DateTime<Utc>,
-        window_end: DateTime<Utc>,
-        requested_by: String,
-    },
+    AppointmentRescheduled { appointment_id: String, window_start: DateTime<Utc>, window_end: DateTime<Utc>, requested_by: String },
     #[serde(rename = "appointment.completed")]
     AppointmentCompleted {
         appointment_id: String,
@@ -154,6 +150,28 @@ pub enum EventBody {
     PackageVisitRescheduled { package_id: String, visit_id: String, window_start: DateTime<Utc> },
     #[serde(rename = "call.completed")]
     CallCompleted(CallCompleted),
+}
+
+impl EventBody {
+    /// The envelope `type` of this event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::AppointmentBooked { .. } => "appointment.booked",
+            EventBody::AppointmentAssigned { .. } => "appointment.assigned",
+            EventBody::AppointmentRescheduleRequested { .. } => "appointment.reschedule_requested",
+            EventBody::AppointmentRescheduled { .. } => "appointment.rescheduled",
+            EventBody::AppointmentCompleted { .. } => "appointment.completed",
+            EventBody::AppointmentCancelled { .. } => "appointment.cancelled",
+            EventBody::PackageVisitCancelled { .. } => "package_visit.cancelled",
+            EventBody::PackageCancelled { .. } => "package.cancelled",
+            EventBody::CaseReopen { .. } => "case.reopen",
+            EventBody::PackageBooked { .. } => "package.booked",
+            EventBody::PackagePaid { .. } => "package.paid",
+            EventBody::PackageVisitCompleted { .. } => "package_visit.completed",
+            EventBody::PackageVisitRescheduled { .. } => "package_visit.rescheduled",
+            EventBody::CallCompleted(_) => "call.completed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -59,9 +59,7 @@ impl<'de> Deserialize<'de> for Percent {
         let v = f64::deserialize(d)?;
         let bp = (v * 100.0).round();
         if !(0.0..=100_000.0).contains(&bp) || ((v * 100.0) - bp).abs() > 1e-6 {
-            return Err(serde::de::Error::custom(format!(
-                "percent {v} must be between 0 and 1000 with at most two decimals"
-            )));
+            return Err(serde::de::Error::custom(format!("percent {v} must be between 0 and 1000 with at most two decimals")));
         }
         Ok(Percent(bp as u32))
     }

@@ -37,8 +37,7 @@ impl Policy {
     }
 
     pub fn load(path: &str) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read { path: path.into(), source })?;
         Policy::from_toml(&text).map_err(|message| PolicyError::Invalid { path: path.into(), message })
     }
 }
@@ -190,11 +189,7 @@ pub struct PackagePaymentPolicy {
 }
 impl Default for PackagePaymentPolicy {
     fn default() -> Self {
-        PackagePaymentPolicy {
-            day_before_call_time: hm(9, 0),
-            payment_deadline_time: hm(21, 0),
-            final_call_time: hm(9, 0),
-        }
+        PackagePaymentPolicy { day_before_call_time: hm(9, 0), payment_deadline_time: hm(21, 0), final_call_time: hm(9, 0) }
     }
 }
 

@@ -1,9 +1,23 @@
-//! Playbooks: routing an input to the cases it concerns, and the pure `decide`.
+//! Playbooks: the pure `decide` that routes an input to the subject and cases it concerns.
+//!
+//! `decide(stream, input, now, policy)` returns the next stream and the effects
+//! to perform, or a `Refusal` that the wire layer turns into a 4xx. It reads no
+//! clock and does no I/O; the shell commits its result in one write.
 
 pub mod cancellation_follow_up;
 
+use super::calendar::Calendar;
+use super::case::{Case, PendingTimer, Ticket, TimerKind};
+use super::effects::{Command, CommandType, Effect, Sms, TimerRef, TimerSpec};
+use super::events::{CallCompleted, Event, EventBody, Input};
+use super::policy::Policy;
+use super::sms::{self, SmsVars, TemplateId};
+use super::stream::{Appointment, AppointmentStatus, Stream, StreamKey};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+/// A playbook's own state and data, tagged with the playbook's contract name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "playbook", rename_all = "snake_case")]
 pub enum Flow {
@@ -23,7 +37,407 @@ impl Flow {
     }
 }
 
-pub struct Decision;
-pub struct Refusal;
-pub enum RefusalKind {}
-pub fn decide() {}
+/// The outcome of a decision: the next stream, the effects, and the case the 202 names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub stream: Stream,
+    pub effects: Vec<Effect>,
+    pub case_id: Option<String>,
+    /// Subject ids (`appointment:<id>`) this stream newly answers for.
+    pub index: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// 400: the input is malformed for this purpose.
+    Invalid,
+    /// 404: unknown subject or case.
+    NotFound,
+    /// 422: a rule refuses it.
+    Rule,
+}
+
+/// Why an input is refused; nothing is stored and nothing is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+    pub rule: Option<&'static str>,
+}
+
+impl Refusal {
+    pub fn not_found(code: &'static str, message: impl Into<String>, field: &str) -> Self {
+        Refusal { kind: RefusalKind::NotFound, code, message: message.into(), field: Some(field.into()), rule: None }
+    }
+    pub fn rule(rule: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Refusal { kind: RefusalKind::Rule, code: "rule_violation", message: message.into(), field: field.map(Into::into), rule: Some(rule) }
+    }
+    pub fn conflict(code: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Refusal { kind: RefusalKind::Rule, code, message: message.into(), field: field.map(Into::into), rule: None }
+    }
+    pub fn invalid(code: &'static str, message: impl Into<String>, field: &str) -> Self {
+        Refusal { kind: RefusalKind::Invalid, code, message: message.into(), field: Some(field.into()), rule: None }
+    }
+}
+
+/// Where an input's stream is found before it can be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The stream is named by the input itself.
+    Stream(StreamKey),
+    /// The stream is found through the subject index (`appointment:<id>`).
+    Subject(String),
+}
+
+impl Input {
+    pub fn target(&self) -> Result<Target, Refusal> {
+        let case_stream = |case_id: &str| {
+            StreamKey::of_case(case_id)
+                .map(Target::Stream)
+                .ok_or_else(|| Refusal::not_found("unknown_case", format!("no case {case_id:?}"), "data.case_id"))
+        };
+        let event = match self {
+            Input::Timer(t) => return Ok(Target::Stream(t.stream.clone())),
+            Input::Event(e) => e,
+        };
+        Ok(match &event.body {
+            EventBody::AppointmentBooked { order_id, .. } => Target::Stream(StreamKey::Order(order_id.clone())),
+            EventBody::AppointmentAssigned { appointment_id, .. }
+            | EventBody::AppointmentRescheduleRequested { appointment_id, .. }
+            | EventBody::AppointmentRescheduled { appointment_id, .. }
+            | EventBody::AppointmentCompleted { appointment_id, .. }
+            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Subject(appointment_subject(appointment_id)),
+            EventBody::CaseReopen { case_id } => case_stream(case_id)?,
+            EventBody::CallCompleted(c) => case_stream(&c.case_id)?,
+            EventBody::PackageVisitCancelled { package_id, .. }
+            | EventBody::PackageCancelled { package_id, .. }
+            | EventBody::PackageBooked { package_id, .. }
+            | EventBody::PackagePaid { package_id }
+            | EventBody::PackageVisitCompleted { package_id, .. }
+            | EventBody::PackageVisitRescheduled { package_id, .. } => Target::Stream(StreamKey::Package(package_id.clone())),
+        })
+    }
+}
+
+pub fn appointment_subject(appointment_id: &str) -> String {
+    format!("appointment:{appointment_id}")
+}
+
+/// Decides what an input does to a stream (`None`: the stream does not exist yet).
+pub fn decide(stream: Option<&Stream>, input: &Input, now: DateTime<Utc>, policy: &Policy) -> Result<Decision, Refusal> {
+    let original = stream;
+    let key = match (stream, input.target()?) {
+        (Some(s), _) => s.key.clone(),
+        (None, Target::Stream(key)) => key,
+        (None, Target::Subject(_)) => return Err(unknown_subject(input)),
+    };
+    let mut ctx = Ctx { now, stream: key, policy, effects: Vec::new() };
+    let (mut stream, index, case_id) = match input {
+        Input::Timer(timer) => {
+            let mut stream =
+                stream.cloned().ok_or_else(|| Refusal::not_found("unknown_stream", format!("no {}", timer.stream), "stream"))?;
+            let case_id = on_timer(&mut stream, timer, &mut ctx)?;
+            (stream, Vec::new(), case_id)
+        }
+        Input::Event(event) => on_event(stream, event, &mut ctx)?,
+    };
+    stream.version += 1;
+    // A case's own version counts the decisions that changed it.
+    for case in &mut stream.cases {
+        match original.and_then(|o| o.case(&case.case_id)) {
+            Some(old) if old == case => {}
+            Some(old) => case.version = old.version + 1,
+            None => case.version = 1,
+        }
+    }
+    Ok(Decision { stream, effects: ctx.effects, case_id, index })
+}
+
+fn on_event(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<(Stream, Vec<String>, Option<String>), Refusal> {
+    if let EventBody::AppointmentBooked { .. } = &event.body {
+        return appointment_booked(stream, event, ctx);
+    }
+    let mut stream = match stream {
+        Some(s) => s.clone(),
+        None => return Err(unknown_subject(&Input::Event(event.clone()))),
+    };
+    let case_id = match &event.body {
+        EventBody::AppointmentCancelled { appointment_id, .. } => {
+            let appointment = open_appointment(&mut stream, appointment_id)?;
+            appointment.status = AppointmentStatus::Cancelled;
+            let appointment = appointment.clone();
+            cancellation_follow_up::on_cancelled(&mut stream, &appointment, event, ctx)
+        }
+        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
+            let appointment = open_appointment(&mut stream, appointment_id)?;
+            appointment.technician_id = Some(technician_id.clone());
+            None
+        }
+        EventBody::CallCompleted(call) => {
+            let case = case_mut(&mut stream, &call.case_id)?;
+            case.note(ctx.now, "call", describe_call(call));
+            match &mut case.flow {
+                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_call(case, call, ctx)?,
+            }
+            Some(call.case_id.clone())
+        }
+        EventBody::CaseReopen { case_id } => {
+            let appointment_day = {
+                let case = stream.case(case_id).ok_or_else(|| unknown_case(case_id))?;
+                case.appointment_id.as_deref().and_then(|a| stream.appointment(a)).map(|a| a.day(&ctx.policy.calendar))
+            };
+            let case = case_mut(&mut stream, case_id)?;
+            match &mut case.flow {
+                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_reopen(case, appointment_day, ctx)?,
+            }
+            Some(case_id.clone())
+        }
+        other => {
+            return Err(Refusal::conflict(
+                "unsupported_event",
+                format!("{} is not handled by this engine version", other.kind()),
+                Some("type"),
+            ))
+        }
+    };
+    Ok((stream, Vec::new(), case_id))
+}
+
+fn appointment_booked(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<(Stream, Vec<String>, Option<String>), Refusal> {
+    let EventBody::AppointmentBooked {
+        appointment_id,
+        order_id,
+        customer,
+        area,
+        service,
+        price,
+        window_start,
+        window_end,
+        visit_number,
+        technician_id,
+        discount_percent,
+    } = &event.body
+    else {
+        unreachable!("called for appointment.booked only")
+    };
+    let mut stream = stream.cloned().unwrap_or_else(|| Stream::new(StreamKey::Order(order_id.clone())));
+    let appointment = Appointment {
+        appointment_id: appointment_id.clone(),
+        order_id: order_id.clone(),
+        customer: customer.clone(),
+        area: area.clone(),
+        service: service.clone(),
+        price: price.clone(),
+        window_start: *window_start,
+        window_end: *window_end,
+        visit_number: *visit_number,
+        technician_id: technician_id.clone(),
+        discount_percent: *discount_percent,
+        status: AppointmentStatus::Booked,
+        reschedules: 0,
+        booked_at: Some(ctx.now),
+    };
+    if stream.appointment(appointment_id).is_some() {
+        return Err(Refusal::conflict(
+            "already_booked",
+            format!("appointment {appointment_id:?} is already booked; send appointment.rescheduled or appointment.assigned to change it"),
+            Some("data.appointment_id"),
+        ));
+    }
+    stream.appointments.push(appointment);
+    Ok((stream, vec![appointment_subject(appointment_id)], None))
+}
+
+fn on_timer(stream: &mut Stream, timer: &TimerRef, ctx: &mut Ctx) -> Result<Option<String>, Refusal> {
+    let Some(case_id) = &timer.case_id else {
+        return Ok(None);
+    };
+    let Some(case) = stream.cases.iter_mut().find(|c| &c.case_id == case_id) else {
+        return Ok(None);
+    };
+    // A timer for a step the case has left is a no-op (R0.3: late stale timers do nothing).
+    let Some(pos) = case.timers.iter().position(|t| t.kind == timer.kind && t.step == timer.step) else {
+        return Ok(Some(case_id.clone()));
+    };
+    case.timers.remove(pos);
+    case.note(ctx.now, "timer", format!("{} fired", timer.kind));
+    match &mut case.flow {
+        Flow::CancellationFollowUp(_) => cancellation_follow_up::on_timer(case, timer.kind, ctx),
+    }
+    Ok(Some(case_id.clone()))
+}
+
+fn open_appointment<'s>(stream: &'s mut Stream, appointment_id: &str) -> Result<&'s mut Appointment, Refusal> {
+    let appointment = stream
+        .appointment_mut(appointment_id)
+        .ok_or_else(|| Refusal::not_found("unknown_appointment", format!("no appointment {appointment_id:?}"), "data.appointment_id"))?;
+    if appointment.status != AppointmentStatus::Booked {
+        return Err(Refusal::conflict(
+            "appointment_closed",
+            format!("appointment {appointment_id:?} is already {}", wire_name(&appointment.status)),
+            Some("data.appointment_id"),
+        ));
+    }
+    Ok(appointment)
+}
+
+fn case_mut<'s>(stream: &'s mut Stream, case_id: &str) -> Result<&'s mut Case, Refusal> {
+    stream.cases.iter_mut().find(|c| c.case_id == case_id).ok_or_else(|| unknown_case(case_id))
+}
+
+fn unknown_case(case_id: &str) -> Refusal {
+    Refusal::not_found("unknown_case", format!("no case {case_id:?}"), "data.case_id")
+}
+
+/// The 404 for an input whose stream does not exist.
+fn unknown_subject(input: &Input) -> Refusal {
+    match input {
+        Input::Event(Event { body: EventBody::CallCompleted(c), .. }) => unknown_case(&c.case_id),
+        Input::Event(Event { body: EventBody::CaseReopen { case_id }, .. }) => unknown_case(case_id),
+        _ => match input.target() {
+            Ok(Target::Stream(StreamKey::Package(id))) => {
+                Refusal::not_found("unknown_package", format!("no package {id:?}"), "data.package_id")
+            }
+            Ok(Target::Subject(subject)) => Refusal::not_found(
+                "unknown_appointment",
+                format!("no appointment {:?}", subject.trim_start_matches("appointment:")),
+                "data.appointment_id",
+            ),
+            Ok(Target::Stream(key)) => Refusal::not_found("unknown_subject", format!("no {key}"), "data"),
+            Err(r) => r,
+        },
+    }
+}
+
+fn describe_call(call: &CallCompleted) -> String {
+    let mut s = format!("call {} by agent {}: {}", call.call_id, call.agent_id, wire_name(&call.outcome));
+    if let Some(r) = &call.resolution {
+        s.push_str(&format!(", resolution {}", wire_name(r)));
+    }
+    if let Some(n) = &call.notes {
+        s.push_str(&format!(" — {n}"));
+    }
+    s
+}
+
+/// What one decision accumulates: its effects, with every effect also written on the case timeline.
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub stream: StreamKey,
+    pub policy: &'a Policy,
+    pub effects: Vec<Effect>,
+}
+
+impl Ctx<'_> {
+    pub fn cal(&self) -> &Calendar {
+        &self.policy.calendar
+    }
+
+    /// Places a timer for the case's next step.
+    pub fn place(&mut self, case: &mut Case, kind: TimerKind, due_at: DateTime<Utc>) {
+        case.step += 1;
+        let pending = PendingTimer { kind, due_at, step: case.step };
+        let timer = TimerRef { stream: self.stream.clone(), case_id: Some(case.case_id.clone()), kind, step: case.step };
+        case.note(self.now, "timer_placed", format!("{kind} due {}", self.cal().rfc3339(due_at)));
+        case.timers.push(pending);
+        self.effects.push(Effect::PlaceTimer(TimerSpec { timer, due_at }));
+    }
+
+    /// Cancels the case's pending timers of these kinds (all of them when `kinds` is empty).
+    pub fn cancel(&mut self, case: &mut Case, kinds: &[TimerKind]) {
+        let (gone, kept): (Vec<_>, Vec<_>) = case.timers.drain(..).partition(|t| kinds.is_empty() || kinds.contains(&t.kind));
+        case.timers = kept;
+        for t in gone {
+            case.note(self.now, "timer_cancelled", format!("{} due {}", t.kind, self.cal().rfc3339(t.due_at)));
+            self.effects.push(Effect::CancelTimer(TimerRef {
+                stream: self.stream.clone(),
+                case_id: Some(case.case_id.clone()),
+                kind: t.kind,
+                step: t.step,
+            }));
+        }
+    }
+
+    pub fn command(&mut self, case: &mut Case, kind: CommandType, data: Map<String, Value>) {
+        case.note(self.now, "command", format!("{kind} {}", Value::Object(data.clone())));
+        self.effects.push(Effect::Emit(Command { kind, case_id: Some(case.case_id.clone()), at: self.now, data }));
+    }
+
+    /// The call task of SPEC §2: tells an agent or a dialer to call now.
+    pub fn call_task(&mut self, case: &mut Case, reason: &str, due: DateTime<Utc>, mut extra: Map<String, Value>) {
+        let mut data = Map::new();
+        data.insert("phone".into(), case.customer.phone.clone().into());
+        data.insert("reason".into(), reason.into());
+        data.insert("due".into(), self.cal().rfc3339(due).into());
+        data.insert("customer_name".into(), case.customer.name.clone().into());
+        for (k, v) in [("appointment_id", &case.appointment_id), ("order_id", &case.order_id), ("package_id", &case.package_id)] {
+            if let Some(v) = v {
+                data.insert(k.into(), v.clone().into());
+            }
+        }
+        data.append(&mut extra);
+        self.command(case, CommandType::CallCustomer, data);
+    }
+
+    pub fn sms(&mut self, case: &mut Case, template: TemplateId, vars: &SmsVars) {
+        match sms::render(template, case.customer.language, vars, &self.policy.sms.hotline) {
+            Ok((language, body)) => {
+                let segments = sms::segments(&body);
+                case.note(
+                    self.now,
+                    "sms",
+                    format!("{template} to {} ({segments} segments)", super::case::mask_phone(&case.customer.phone)),
+                );
+                self.effects.push(Effect::SendSms(Sms {
+                    to: case.customer.phone.clone(),
+                    template,
+                    language,
+                    body,
+                    segments,
+                    case_id: Some(case.case_id.clone()),
+                    at: self.now,
+                }));
+            }
+            // A template missing a variable is a bug in a playbook; it is written on the
+            // timeline so the case shows it, rather than failing the customer's webhook.
+            Err(e) => case.note(self.now, "sms_failed", e.to_string()),
+        }
+    }
+
+    /// Changes the ticket and writes what changed on the timeline.
+    pub fn ticket(&mut self, case: &mut Case, change: impl FnOnce(&mut Ticket)) {
+        let before = case.ticket.clone();
+        change(&mut case.ticket);
+        let after = &case.ticket;
+        let mut diffs = Vec::new();
+        if before.status != after.status {
+            diffs.push(format!("status {} → {}", wire_name(&before.status), wire_name(&after.status)));
+        }
+        if before.priority != after.priority {
+            diffs.push(format!("priority {} → {}", wire_name(&before.priority), wire_name(&after.priority)));
+        }
+        if before.group != after.group {
+            diffs.push(format!("group {} → {}", wire_name(&before.group), wire_name(&after.group)));
+        }
+        if before.result != after.result {
+            diffs.push(format!("result {}", after.result.as_deref().unwrap_or("none")));
+        }
+        if before.resolution_due != after.resolution_due {
+            diffs.push(format!("resolution_due {}", after.resolution_due.map(|d| self.cal().rfc3339(d)).unwrap_or_else(|| "none".into())));
+        }
+        if !diffs.is_empty() {
+            case.note(self.now, "ticket", diffs.join(", "));
+        }
+    }
+}
+
+/// The wire name of a serde enum value (`waiting_on_customer`), for timeline text.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Object(o)) => o.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        _ => String::new(),
+    }
+}

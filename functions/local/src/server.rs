@@ -1,0 +1,219 @@
+//! The HTTP face of followup-local: SPEC §5 routes, `/local/*`, the timer runner and the effect re-driver.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use followup::adapters::local::{LocalClock, SqliteStore};
+use followup::domain::effects::TimerSpec;
+use followup::domain::policy::Policy;
+use followup::engine::{Engine, ProcessError, Reply};
+use followup::ports::Clock;
+use followup::wire::{self, Route, WireError};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+pub type LocalEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, LocalClock>;
+
+pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: String) -> LocalEngine {
+    Engine { timers: store.clone(), sms: store.clone(), commands: store.clone(), store, clock, policy: Arc::new(policy), secret }
+}
+
+#[derive(Clone)]
+struct App {
+    engine: Arc<LocalEngine>,
+    /// One timer pass at a time: the runner and `/local/clock` never fire the same timer twice at once.
+    firing: Arc<Mutex<()>>,
+}
+
+pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    let app = App { engine: engine.clone(), firing: Arc::new(Mutex::new(())) };
+    // Effects committed before a crash are performed now (adapters drop repeats).
+    match engine.drive_pending().await {
+        Ok(n) if n > 0 => info!(effects = n, "re-drove pending effects from a previous run"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not re-drive pending effects"),
+    }
+    let background = tokio::spawn(background(app.clone()));
+    let router = Router::new()
+        .route("/v1/appointments", post(webhook))
+        .route("/v1/cancellations", post(webhook))
+        .route("/v1/calls", post(webhook))
+        .route("/v1/packages", post(webhook))
+        .route("/v1/cases", get(list_cases))
+        .route("/v1/cases/:case_id", get(get_case))
+        .route("/local/sms", get(local_sms))
+        .route("/local/commands", get(local_commands))
+        .route("/local/clock", get(get_clock).post(post_clock))
+        .fallback(|| async { reply(WireError::new(404, "not_found", "no such route").into()) })
+        .with_state(app);
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
+    background.abort();
+    info!("followup-local stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    info!("shutting down");
+}
+
+fn reply(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(r.body)).into_response()
+}
+
+async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
+    let Some(route) = Route::from_path(request.uri().path()) else {
+        return reply(WireError::new(404, "not_found", "no such route").into());
+    };
+    let headers = request.headers().clone();
+    let body = match to_bytes(request.into_body(), wire::MAX_BODY_BYTES + 1).await {
+        Ok(b) => b,
+        Err(_) => {
+            return reply(WireError::new(413, "payload_too_large", format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into())
+        }
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (ts, sig) = (header("x-timestamp"), header("x-signature"));
+    reply(app.engine.webhook(route, ts.as_deref(), sig.as_deref(), &body, Utc::now().timestamp()).await)
+}
+
+async fn get_case(State(app): State<App>, Path(case_id): Path<String>) -> Response {
+    reply(app.engine.case_reply(&case_id).await)
+}
+
+async fn list_cases(State(app): State<App>, Query(params): Query<Vec<(String, String)>>) -> Response {
+    reply(app.engine.cases_reply(&params).await)
+}
+
+async fn local_sms(State(app): State<App>, _h: HeaderMap) -> Response {
+    let cal = &app.engine.policy.calendar;
+    match app.engine.store.sms_outbox().await {
+        Ok(all) => Json(json!({"messages": all.iter().map(|s| wire::sms_view(s, cal)).collect::<Vec<_>>()})).into_response(),
+        Err(e) => reply(e.into()),
+    }
+}
+
+async fn local_commands(State(app): State<App>) -> Response {
+    let cal = &app.engine.policy.calendar;
+    match app.engine.store.commands().await {
+        Ok(all) => Json(json!({"commands": all.iter().map(|c| wire::command_view(c, cal)).collect::<Vec<_>>()})).into_response(),
+        Err(e) => reply(e.into()),
+    }
+}
+
+fn no_virtual_clock() -> Response {
+    reply(WireError::new(404, "no_virtual_clock", "the clock is the real one; start with FOLLOWUP_VIRTUAL_CLOCK to move it").into())
+}
+
+async fn get_clock(State(app): State<App>) -> Response {
+    if app.engine.clock.virtual_clock().is_none() {
+        return no_virtual_clock();
+    }
+    Json(json!({"now": app.engine.policy.calendar.rfc3339(app.engine.clock.now())})).into_response()
+}
+
+/// `POST /local/clock {"advance_secs": N}` or `{"to": "<RFC 3339>"}`: moves the virtual clock,
+/// firing every timer due up to then in due order, each at its own due time.
+async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let Some(clock) = app.engine.clock.virtual_clock().cloned() else {
+        return no_virtual_clock();
+    };
+    let bad = |m: &str, f: &str| reply(WireError::new(400, "invalid_field", m).at(f).into());
+    let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(&body) else {
+        return reply(WireError::new(400, "invalid_json", "the body must be a JSON object").into());
+    };
+    let _guard = app.firing.lock().await;
+    let now = clock.now();
+    let target = match (req.get("advance_secs"), req.get("to")) {
+        (Some(secs), None) => match secs.as_i64() {
+            Some(s) if s >= 0 => now + Duration::seconds(s),
+            _ => return bad("advance_secs must be a non-negative whole number", "advance_secs"),
+        },
+        (None, Some(Value::String(to))) => match DateTime::parse_from_rfc3339(to) {
+            Ok(t) if t.with_timezone(&Utc) >= now => t.with_timezone(&Utc),
+            Ok(_) => return bad("the clock only moves forward", "to"),
+            Err(_) => return bad("to must be an RFC 3339 instant", "to"),
+        },
+        _ => return bad("give exactly one of advance_secs or to", "advance_secs"),
+    };
+    let mut fired = 0usize;
+    loop {
+        let due = match app.engine.store.due_timers(target, 1).await {
+            Ok(d) => d,
+            Err(e) => return reply(e.into()),
+        };
+        let Some(timer) = due.into_iter().next() else { break };
+        if timer.due_at > clock.now() {
+            let _ = clock.set(timer.due_at);
+        }
+        match fire(&app.engine, &timer).await {
+            Ok(()) => fired += 1,
+            Err(e) => return reply(e.into()),
+        }
+    }
+    let _ = clock.set(target);
+    Json(json!({"now": app.engine.policy.calendar.rfc3339(clock.now()), "fired": fired})).into_response()
+}
+
+/// Fires one timer and removes it; a timer whose input is refused can never succeed and is dropped.
+async fn fire(engine: &LocalEngine, timer: &TimerSpec) -> Result<(), followup::ports::StoreError> {
+    match engine.fire_timer(timer).await {
+        Ok(_) | Err(ProcessError::Refused(_)) | Err(ProcessError::Contended) => {}
+        Err(ProcessError::Store(e)) => return Err(e),
+    }
+    engine.store.remove_timer(&timer.timer.name()).await
+}
+
+/// On the real clock: fire due timers; always: retry effects left pending.
+async fn background(app: App) {
+    let mut last_redrive = Utc::now();
+    loop {
+        let virtual_clock = app.engine.clock.virtual_clock().is_some();
+        let mut wait = std::time::Duration::from_millis(500);
+        if !virtual_clock {
+            let _guard = app.firing.lock().await;
+            let now = app.engine.clock.now();
+            match app.engine.store.due_timers(now, 100).await {
+                Ok(due) => {
+                    for timer in &due {
+                        if let Err(e) = fire(&app.engine, timer).await {
+                            warn!(error = %e, "timer runner: storage failure");
+                            break;
+                        }
+                    }
+                }
+                Err(e) => warn!(error = %e, "timer runner: cannot list due timers"),
+            }
+            if let Ok(Some(next)) = app.engine.store.next_due_at().await {
+                let until = (next - app.engine.clock.now()).to_std().unwrap_or_default();
+                wait = wait.min(until.max(std::time::Duration::from_millis(10)));
+            }
+        }
+        if Utc::now() - last_redrive > Duration::seconds(5) {
+            last_redrive = Utc::now();
+            if let Err(e) = app.engine.drive_pending().await {
+                warn!(error = %e, "cannot re-drive pending effects");
+            }
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
