@@ -60,9 +60,11 @@ pub struct Flow {
     pub waited_on_customer: bool,
 }
 
+/// The router sends only this playbook's cases here.
 fn flow(case: &mut Case) -> &mut Flow {
     match &mut case.flow {
         AnyFlow::CancellationFollowUp(f) => f,
+        other => unreachable!("a {} case was routed to cancellation_follow_up", other.playbook()),
     }
 }
 
@@ -199,7 +201,8 @@ fn attempt_due(f: &Flow, last_outcome: Option<DateTime<Utc>>, ctx: &Ctx) -> Date
     cal.at(day, ctx.policy.cancellation_follow_up.attempt_time)
 }
 
-pub fn on_timer(case: &mut Case, kind: TimerKind, ctx: &mut Ctx) {
+pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx) {
+    let case = &mut stream.cases[idx];
     let f = flow(case).clone();
     match kind {
         TimerKind::CallAttempt if f.state == State::Following => {
@@ -230,7 +233,8 @@ pub fn on_timer(case: &mut Case, kind: TimerKind, ctx: &mut Ctx) {
     }
 }
 
-pub fn on_call(case: &mut Case, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
+pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let case = &mut stream.cases[idx];
     if matches!(call.resolution, Some(Resolution::WillPay)) {
         return Err(Refusal {
             kind: RefusalKind::Rule,
@@ -349,7 +353,10 @@ fn resolve(case: &mut Case, result: &str, priority: Priority, ctx: &mut Ctx) {
 
 /// R2.10 re-open from `reopen_after_days` after the appointment day, only for a
 /// case that waited on the customer; the attempts start over from today.
-pub fn on_reopen(case: &mut Case, appointment_day: Option<NaiveDate>, ctx: &mut Ctx) -> Result<(), Refusal> {
+pub fn on_reopen(stream: &mut Stream, idx: usize, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let appointment_day =
+        stream.cases[idx].appointment_id.as_deref().and_then(|a| stream.appointment(a)).map(|a| a.day(&ctx.policy.calendar));
+    let case = &mut stream.cases[idx];
     let p = &ctx.policy.cancellation_follow_up;
     let f = flow(case).clone();
     if !f.waited_on_customer {
@@ -579,7 +586,7 @@ mod tests {
             let mut w = World::given(stream(discount, 1));
             let id = w.when(cancel(by, true, None), MON).unwrap().unwrap();
             assert_eq!(w.sms() == vec![TemplateId::DiscountOffer], coupon, "{by} discount={discount}");
-            let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow;
+            let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow else { unreachable!() };
             assert_eq!(f.coupon.is_some(), coupon);
             if let Some(c) = &f.coupon {
                 assert_eq!(c.discount, Percent::whole(15));
@@ -605,14 +612,14 @@ mod tests {
         });
         let request = request.expect("R2.4 request");
         assert_eq!(request.data["not_before"], "2026-03-30");
-        let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow;
+        let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow else { unreachable!() };
         assert_eq!(f.coupon.as_ref().unwrap().valid_until.to_string(), "2026-04-01", "the longer of 30 days and the request date");
 
         let mut p = Policy::default();
         p.cancellation_follow_up.coupon_valid_days = 7;
         let mut w = World { policy: p, ..World::given(stream(0, 1)) };
         let id = w.when(cancel(CancelledBy::Customer, true, Some(Availability::Unsure)), MON).unwrap().unwrap();
-        let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow;
+        let AnyFlow::CancellationFollowUp(f) = &w.case(&id).flow else { unreachable!() };
         assert_eq!(f.coupon.as_ref().unwrap().valid_until.to_string(), "2026-03-30", "valid until the request date");
     }
 

@@ -4,7 +4,15 @@
 //! to perform, or a `Refusal` that the wire layer turns into a 4xx. It reads no
 //! clock and does no I/O; the shell commits its result in one write.
 
+pub mod appointment_watch;
+pub mod appointments;
 pub mod cancellation_follow_up;
+pub mod interactions;
+pub mod package_expiry;
+pub mod package_payment;
+pub mod packages;
+pub mod reschedule_outreach;
+pub mod second_visit_follow_up;
 
 use super::calendar::Calendar;
 use super::case::{Case, PendingTimer, Ticket, TimerKind};
@@ -12,7 +20,7 @@ use super::effects::{Command, CommandType, Effect, Sms, TimerRef, TimerSpec};
 use super::events::{CallCompleted, Event, EventBody, Input};
 use super::policy::Policy;
 use super::sms::{self, SmsVars, TemplateId};
-use super::stream::{Appointment, AppointmentStatus, Stream, StreamKey};
+use super::stream::{Appointment, AppointmentStatus, Stream, StreamKey, SubjectTimer};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,18 +29,33 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "playbook", rename_all = "snake_case")]
 pub enum Flow {
+    AppointmentWatch(appointment_watch::Flow),
+    RescheduleOutreach(reschedule_outreach::Flow),
     CancellationFollowUp(cancellation_follow_up::Flow),
+    SecondVisitFollowUp(second_visit_follow_up::Flow),
+    PackagePayment(package_payment::Flow),
+    PackageExpiry(package_expiry::Flow),
 }
 
 impl Flow {
     pub fn playbook(&self) -> &'static str {
         match self {
+            Flow::AppointmentWatch(_) => "appointment_watch",
+            Flow::RescheduleOutreach(_) => "reschedule_outreach",
             Flow::CancellationFollowUp(_) => "cancellation_follow_up",
+            Flow::SecondVisitFollowUp(_) => "second_visit_follow_up",
+            Flow::PackagePayment(_) => "package_payment",
+            Flow::PackageExpiry(_) => "package_expiry",
         }
     }
     pub fn state(&self) -> &'static str {
         match self {
+            Flow::AppointmentWatch(f) => f.state.as_str(),
+            Flow::RescheduleOutreach(f) => f.state.as_str(),
             Flow::CancellationFollowUp(f) => f.state.as_str(),
+            Flow::SecondVisitFollowUp(f) => f.state.as_str(),
+            Flow::PackagePayment(f) => f.state.as_str(),
+            Flow::PackageExpiry(f) => f.state.as_str(),
         }
     }
 }
@@ -155,121 +178,94 @@ pub fn decide(stream: Option<&Stream>, input: &Input, now: DateTime<Utc>, policy
     Ok(Decision { stream, effects: ctx.effects, case_id, index })
 }
 
-fn on_event(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<(Stream, Vec<String>, Option<String>), Refusal> {
-    if let EventBody::AppointmentBooked { .. } = &event.body {
-        return appointment_booked(stream, event, ctx);
-    }
-    let mut stream = match stream {
-        Some(s) => s.clone(),
-        None => return Err(unknown_subject(&Input::Event(event.clone()))),
-    };
-    let case_id = match &event.body {
-        EventBody::AppointmentCancelled { appointment_id, .. } => {
-            let appointment = open_appointment(&mut stream, appointment_id)?;
-            appointment.status = AppointmentStatus::Cancelled;
-            let appointment = appointment.clone();
-            cancellation_follow_up::on_cancelled(&mut stream, &appointment, event, ctx)
-        }
-        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
-            let appointment = open_appointment(&mut stream, appointment_id)?;
-            appointment.technician_id = Some(technician_id.clone());
-            None
-        }
+/// What an event decision produced: the next stream, new subject index entries, and the case the 202 names.
+pub type Outcome = (Stream, Vec<String>, Option<String>);
+
+fn on_event(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    match &event.body {
         EventBody::CallCompleted(call) => {
-            let case = case_mut(&mut stream, &call.case_id)?;
-            case.note(ctx.now, "call", describe_call(call));
-            match &mut case.flow {
-                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_call(case, call, ctx)?,
+            let mut stream = stream.cloned().ok_or_else(|| unknown_case(&call.case_id))?;
+            let idx = stream.case_index(&call.case_id).ok_or_else(|| unknown_case(&call.case_id))?;
+            stream.cases[idx].note(ctx.now, "call", describe_call(call));
+            match &stream.cases[idx].flow {
+                Flow::AppointmentWatch(_) => appointment_watch::on_call(&mut stream, idx, call, ctx)?,
+                Flow::RescheduleOutreach(_) => reschedule_outreach::on_call(&mut stream, idx, call, ctx)?,
+                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_call(&mut stream, idx, call, ctx)?,
+                Flow::SecondVisitFollowUp(_) => second_visit_follow_up::on_call(&mut stream, idx, call, ctx)?,
+                Flow::PackagePayment(_) => package_payment::on_call(&mut stream, idx, call, ctx)?,
+                Flow::PackageExpiry(_) => package_expiry::on_call(&mut stream, idx, call, ctx)?,
             }
-            Some(call.case_id.clone())
+            // R8.3 every classified interaction is summarised, whatever the playbook.
+            interactions::on_call(&mut stream, idx, call, ctx);
+            Ok((stream, Vec::new(), Some(call.case_id.clone())))
         }
         EventBody::CaseReopen { case_id } => {
-            let appointment_day = {
-                let case = stream.case(case_id).ok_or_else(|| unknown_case(case_id))?;
-                case.appointment_id.as_deref().and_then(|a| stream.appointment(a)).map(|a| a.day(&ctx.policy.calendar))
-            };
-            let case = case_mut(&mut stream, case_id)?;
-            match &mut case.flow {
-                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_reopen(case, appointment_day, ctx)?,
+            let mut stream = stream.cloned().ok_or_else(|| unknown_case(case_id))?;
+            let idx = stream.case_index(case_id).ok_or_else(|| unknown_case(case_id))?;
+            match &stream.cases[idx].flow {
+                Flow::CancellationFollowUp(_) => cancellation_follow_up::on_reopen(&mut stream, idx, ctx)?,
+                Flow::SecondVisitFollowUp(_) => second_visit_follow_up::on_reopen(&mut stream, idx, ctx)?,
+                other => {
+                    return Err(Refusal::rule(
+                        "R2.10",
+                        format!("a {} case cannot be re-opened; only follow-up tickets can (R2.10, R3.9)", other.playbook()),
+                        Some("data.case_id"),
+                    ))
+                }
             }
-            Some(case_id.clone())
+            Ok((stream, Vec::new(), Some(case_id.clone())))
         }
-        other => {
-            return Err(Refusal::conflict(
-                "unsupported_event",
-                format!("{} is not handled by this engine version", other.kind()),
-                Some("type"),
-            ))
-        }
-    };
-    Ok((stream, Vec::new(), case_id))
-}
-
-fn appointment_booked(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<(Stream, Vec<String>, Option<String>), Refusal> {
-    let EventBody::AppointmentBooked {
-        appointment_id,
-        order_id,
-        customer,
-        area,
-        service,
-        price,
-        window_start,
-        window_end,
-        visit_number,
-        technician_id,
-        discount_percent,
-    } = &event.body
-    else {
-        unreachable!("called for appointment.booked only")
-    };
-    let mut stream = stream.cloned().unwrap_or_else(|| Stream::new(StreamKey::Order(order_id.clone())));
-    let appointment = Appointment {
-        appointment_id: appointment_id.clone(),
-        order_id: order_id.clone(),
-        customer: customer.clone(),
-        area: area.clone(),
-        service: service.clone(),
-        price: price.clone(),
-        window_start: *window_start,
-        window_end: *window_end,
-        visit_number: *visit_number,
-        technician_id: technician_id.clone(),
-        discount_percent: *discount_percent,
-        status: AppointmentStatus::Booked,
-        reschedules: 0,
-        booked_at: Some(ctx.now),
-    };
-    if stream.appointment(appointment_id).is_some() {
-        return Err(Refusal::conflict(
-            "already_booked",
-            format!("appointment {appointment_id:?} is already booked; send appointment.rescheduled or appointment.assigned to change it"),
-            Some("data.appointment_id"),
-        ));
+        EventBody::AppointmentBooked { .. }
+        | EventBody::AppointmentAssigned { .. }
+        | EventBody::AppointmentRescheduleRequested { .. }
+        | EventBody::AppointmentRescheduled { .. }
+        | EventBody::AppointmentCompleted { .. }
+        | EventBody::AppointmentCancelled { .. } => appointments::on_event(stream, event, ctx),
+        EventBody::PackageBooked { .. }
+        | EventBody::PackagePaid { .. }
+        | EventBody::PackageCancelled { .. }
+        | EventBody::PackageVisitCancelled { .. }
+        | EventBody::PackageVisitCompleted { .. }
+        | EventBody::PackageVisitRescheduled { .. } => packages::on_event(stream, event, ctx),
     }
-    stream.appointments.push(appointment);
-    Ok((stream, vec![appointment_subject(appointment_id)], None))
 }
 
 fn on_timer(stream: &mut Stream, timer: &TimerRef, ctx: &mut Ctx) -> Result<Option<String>, Refusal> {
     let Some(case_id) = &timer.case_id else {
+        // A subject timer: stale unless the stream still waits on this step.
+        let Some(pos) = stream.timers.iter().position(|t| t.timer.kind == timer.kind && t.timer.step == timer.step) else {
+            return Ok(None);
+        };
+        let fired = stream.timers.remove(pos);
+        return Ok(match timer.kind {
+            TimerKind::ExpiryDay1 | TimerKind::ExpiryDeactivate | TimerKind::PaymentDeadline => {
+                packages::on_subject_timer(stream, &fired, ctx)
+            }
+            _ => appointments::on_subject_timer(stream, &fired, ctx),
+        });
+    };
+    let Some(idx) = stream.case_index(case_id) else {
         return Ok(None);
     };
-    let Some(case) = stream.cases.iter_mut().find(|c| &c.case_id == case_id) else {
-        return Ok(None);
-    };
+    let case = &mut stream.cases[idx];
     // A timer for a step the case has left is a no-op (R0.3: late stale timers do nothing).
     let Some(pos) = case.timers.iter().position(|t| t.kind == timer.kind && t.step == timer.step) else {
         return Ok(Some(case_id.clone()));
     };
     case.timers.remove(pos);
     case.note(ctx.now, "timer", format!("{} fired", timer.kind));
-    match &mut case.flow {
-        Flow::CancellationFollowUp(_) => cancellation_follow_up::on_timer(case, timer.kind, ctx),
+    match &case.flow {
+        Flow::AppointmentWatch(_) => appointment_watch::on_timer(stream, idx, timer.kind, ctx),
+        Flow::RescheduleOutreach(_) => reschedule_outreach::on_timer(stream, idx, timer.kind, ctx),
+        Flow::CancellationFollowUp(_) => cancellation_follow_up::on_timer(stream, idx, timer.kind, ctx),
+        Flow::SecondVisitFollowUp(_) => second_visit_follow_up::on_timer(stream, idx, timer.kind, ctx),
+        Flow::PackagePayment(_) => package_payment::on_timer(stream, idx, timer.kind, ctx),
+        Flow::PackageExpiry(_) => package_expiry::on_timer(stream, idx, timer.kind, ctx),
     }
     Ok(Some(case_id.clone()))
 }
 
-fn open_appointment<'s>(stream: &'s mut Stream, appointment_id: &str) -> Result<&'s mut Appointment, Refusal> {
+pub(crate) fn open_appointment<'s>(stream: &'s mut Stream, appointment_id: &str) -> Result<&'s mut Appointment, Refusal> {
     let appointment = stream
         .appointment_mut(appointment_id)
         .ok_or_else(|| Refusal::not_found("unknown_appointment", format!("no appointment {appointment_id:?}"), "data.appointment_id"))?;
@@ -283,16 +279,12 @@ fn open_appointment<'s>(stream: &'s mut Stream, appointment_id: &str) -> Result<
     Ok(appointment)
 }
 
-fn case_mut<'s>(stream: &'s mut Stream, case_id: &str) -> Result<&'s mut Case, Refusal> {
-    stream.cases.iter_mut().find(|c| c.case_id == case_id).ok_or_else(|| unknown_case(case_id))
-}
-
-fn unknown_case(case_id: &str) -> Refusal {
+pub(crate) fn unknown_case(case_id: &str) -> Refusal {
     Refusal::not_found("unknown_case", format!("no case {case_id:?}"), "data.case_id")
 }
 
 /// The 404 for an input whose stream does not exist.
-fn unknown_subject(input: &Input) -> Refusal {
+pub(crate) fn unknown_subject(input: &Input) -> Refusal {
     match input {
         Input::Event(Event { body: EventBody::CallCompleted(c), .. }) => unknown_case(&c.case_id),
         Input::Event(Event { body: EventBody::CaseReopen { case_id }, .. }) => unknown_case(case_id),
@@ -358,6 +350,35 @@ impl Ctx<'_> {
                 step: t.step,
             }));
         }
+    }
+
+    /// Places a timer on the stream's subject (no case yet, or none at all).
+    pub fn place_subject(&mut self, stream: &mut Stream, subject_id: &str, kind: TimerKind, due_at: DateTime<Utc>) {
+        stream.seq += 1;
+        let step = stream.seq;
+        stream.timers.push(SubjectTimer { subject_id: subject_id.to_string(), timer: PendingTimer { kind, due_at, step } });
+        self.effects
+            .push(Effect::PlaceTimer(TimerSpec { timer: TimerRef { stream: self.stream.clone(), case_id: None, kind, step }, due_at }));
+    }
+
+    /// Cancels the subject's pending timers of these kinds (all of them when `kinds` is empty).
+    pub fn cancel_subject(&mut self, stream: &mut Stream, subject_id: &str, kinds: &[TimerKind]) {
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            stream.timers.drain(..).partition(|t| t.subject_id == subject_id && (kinds.is_empty() || kinds.contains(&t.timer.kind)));
+        stream.timers = kept;
+        for t in gone {
+            self.effects.push(Effect::CancelTimer(TimerRef {
+                stream: self.stream.clone(),
+                case_id: None,
+                kind: t.timer.kind,
+                step: t.timer.step,
+            }));
+        }
+    }
+
+    /// A command that acts on a subject rather than a case (`case_id` null, R6).
+    pub fn subject_command(&mut self, kind: CommandType, data: Map<String, Value>) {
+        self.effects.push(Effect::Emit(Command { kind, case_id: None, at: self.now, data }));
     }
 
     pub fn command(&mut self, case: &mut Case, kind: CommandType, data: Map<String, Value>) {
