@@ -1,0 +1,395 @@
+//! SQLite adapter for the local runtime: case store, durable timers and the SMS / command outboxes in one file.
+
+use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
+use crate::domain::stream::{Stream, StreamKey};
+use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// The file inside the data directory.
+const DB_FILE: &str = "followup.db";
+
+/// Bumped whenever `SCHEMA` changes shape; kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Another process (a `sqlite3` shell, a second server by mistake) may hold the write lock briefly.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS streams (
+    key     TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subject_index (
+    subject    TEXT PRIMARY KEY,
+    stream_key TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          TEXT PRIMARY KEY,
+    body_hash   TEXT NOT NULL,
+    case_id     TEXT,
+    accepted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS effects (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    id   TEXT UNIQUE NOT NULL,
+    doc  TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0
+);
+-- Done effects stay as the audit trail; the re-driver only ever scans the pending few.
+CREATE INDEX IF NOT EXISTS effects_pending ON effects (seq) WHERE done = 0;
+CREATE TABLE IF NOT EXISTS timers (
+    name      TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    due_at_ms INTEGER NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at_ms, seq);
+CREATE TABLE IF NOT EXISTS sms_outbox (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    effect_id TEXT UNIQUE NOT NULL,
+    doc       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS command_outbox (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    effect_id TEXT UNIQUE NOT NULL,
+    doc       TEXT NOT NULL
+);
+";
+
+/// Every port of the local runtime over one SQLite connection.
+///
+/// Clones share the connection. Each operation runs on tokio's blocking pool,
+/// so a slow fsync never stalls the HTTP workers.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/followup.db`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("creating data dir {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(sql(&format!("opening {}", path.display())))?;
+        Self::init(conn)
+    }
+
+    /// A store that lives as long as this value and its clones.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
+        Self::init(conn)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("setting busy_timeout"))?;
+        // WAL: readers never block the writer. An in-memory database answers "memory".
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(sql("setting journal_mode"))?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            tracing::warn!(journal_mode = %mode, "SQLite refused WAL; commits stay durable but readers may wait on writers");
+        }
+        // A 202 promises the delivery is stored: WAL's usual NORMAL may lose the last commits on power loss.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql("setting synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", true).map_err(sql("setting foreign_keys"))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` against the connection on the blocking pool.
+    async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic inside `f` drops its open transaction, which rolls back: the connection is still sound.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("storage task failed: {e}")))?
+    }
+
+    /// When the earliest timer falls due, so the runner can sleep until then.
+    pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.run(|conn| {
+            // The index is at millisecond precision: the exact earliest is among that millisecond's timers.
+            let first: Vec<TimerSpec> =
+                query_docs(conn, "SELECT doc FROM timers WHERE due_at_ms = (SELECT MIN(due_at_ms) FROM timers)", "reading the next timer")?;
+            Ok(first.into_iter().map(|t| t.due_at).min())
+        })
+        .await
+    }
+
+    /// Up to `limit` timers due at or before `upto` (exactly), earliest first. Timers
+    /// due within the same millisecond come in the order they were placed.
+    pub async fn due_timers(&self, upto: DateTime<Utc>, limit: usize) -> Result<Vec<TimerSpec>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT doc FROM timers WHERE due_at_ms <= ?1 ORDER BY due_at_ms, seq")
+                .map_err(sql("listing due timers"))?;
+            let mut rows = stmt.query([upto.timestamp_millis()]).map_err(sql("listing due timers"))?;
+            let mut due = Vec::new();
+            while due.len() < limit {
+                let Some(row) = rows.next().map_err(sql("listing due timers"))? else { break };
+                let spec: TimerSpec = decode(&row.get::<_, String>(0).map_err(sql("listing due timers"))?, "timer")?;
+                // The index is at millisecond precision; the document holds the exact instant.
+                if spec.due_at <= upto {
+                    due.push(spec);
+                }
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    /// Forgets a timer once it has fired; absent is fine.
+    pub async fn remove_timer(&self, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.run(move |conn| delete_timer(conn, &name)).await
+    }
+
+    /// Every pending timer, in firing order.
+    pub async fn timers(&self) -> Result<Vec<TimerSpec>, StoreError> {
+        self.run(|conn| query_docs(conn, "SELECT doc FROM timers ORDER BY due_at_ms, seq", "listing timers")).await
+    }
+
+    /// Every SMS sent, in send order (`GET /local/sms`).
+    pub async fn sms_outbox(&self) -> Result<Vec<Sms>, StoreError> {
+        self.run(|conn| query_docs(conn, "SELECT doc FROM sms_outbox ORDER BY seq", "listing sms_outbox")).await
+    }
+
+    /// Every command published, in emit order (`GET /local/commands`).
+    pub async fn commands(&self) -> Result<Vec<Command>, StoreError> {
+        self.run(|conn| query_docs(conn, "SELECT doc FROM command_outbox ORDER BY seq", "listing command_outbox")).await
+    }
+
+    /// Appends to an outbox unless this effect was already delivered there.
+    async fn append_outbox(&self, table: &'static str, effect_id: &str, doc: String) -> Result<(), EffectError> {
+        let effect_id = effect_id.to_owned();
+        self.run(move |conn| {
+            let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
+            conn.execute(&query, params![effect_id, doc]).map(drop).map_err(sql(&format!("appending to {table}")))
+        })
+        .await
+        .map_err(effect_error)
+    }
+}
+
+impl CaseStore for SqliteStore {
+    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+        let subject = subject.to_owned();
+        self.run(move |conn| {
+            let key: Option<String> = conn
+                .query_row("SELECT stream_key FROM subject_index WHERE subject = ?1", [&subject], |r| r.get(0))
+                .optional()
+                .map_err(sql("reading subject_index"))?;
+            key.map(|k| {
+                StreamKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {k:?}, not a stream key")))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn load(&self, key: &StreamKey) -> Result<Option<Stream>, StoreError> {
+        let key = key.to_string();
+        self.run(move |conn| {
+            let doc: Option<String> = conn
+                .query_row("SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(sql(&format!("loading stream {key}")))?;
+            doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
+        })
+        .await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn| read_delivery(conn, &id)).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let key = commit.stream.key.to_string();
+        let stream_doc = encode(&commit.stream, "stream")?;
+        let effects =
+            commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?))).collect::<Result<Vec<_>, StoreError>>()?;
+        self.run(move |conn| {
+            // IMMEDIATE takes the write lock before the checks, so nothing can slip in between check and write.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("beginning a commit"))?;
+            if let Some(existing) = read_delivery(&tx, &commit.delivery.id)? {
+                return Err(CommitError::DuplicateDelivery(existing));
+            }
+            let current: Option<u64> = tx
+                .query_row("SELECT version FROM streams WHERE key = ?1", [&key], |r| r.get(0))
+                .optional()
+                .map_err(sql(&format!("reading the version of {key}")))?;
+            if current != commit.expected_version {
+                return Err(CommitError::Conflict);
+            }
+            tx.execute(
+                "INSERT INTO streams (key, version, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET version = excluded.version, doc = excluded.doc",
+                params![key, commit.stream.version, stream_doc],
+            )
+            .map_err(sql(&format!("writing stream {key}")))?;
+            let d = &commit.delivery;
+            tx.execute(
+                "INSERT INTO deliveries (id, body_hash, case_id, accepted_at) VALUES (?1, ?2, ?3, ?4)",
+                params![d.id, d.body_hash, d.case_id, d.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)],
+            )
+            .map_err(sql(&format!("recording delivery {}", d.id)))?;
+            for subject in &commit.index {
+                tx.execute(
+                    "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)
+                     ON CONFLICT (subject) DO UPDATE SET stream_key = excluded.stream_key",
+                    params![subject, key],
+                )
+                .map_err(sql(&format!("indexing {subject}")))?;
+            }
+            for (id, doc) in &effects {
+                tx.execute("INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
+                    .map_err(sql(&format!("recording effect {id}")))?;
+            }
+            tx.commit().map_err(sql(&format!("committing {key}")))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let what = "listing pending effects";
+            let mut stmt = conn.prepare_cached("SELECT id, doc FROM effects WHERE done = 0 ORDER BY seq LIMIT ?1").map_err(sql(what))?;
+            let rows = stmt
+                .query_map([limit], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql(what))?;
+            rows.into_iter()
+                .map(|(id, doc)| {
+                    let effect: Effect = decode(&doc, &format!("effect {id}"))?;
+                    Ok(PendingEffect { id, effect })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        self.run(move |conn| {
+            conn.execute("UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(&format!("marking effect {id} done")))
+        })
+        .await
+    }
+}
+
+impl Timers for SqliteStore {
+    async fn place(&self, timer: &TimerSpec) -> Result<(), EffectError> {
+        let name = timer.timer.name();
+        let due_at_ms = timer.due_at.timestamp_millis();
+        let doc = encode(timer, "timer").map_err(effect_error)?;
+        self.run(move |conn| {
+            // MAX(seq) + 1 only has to order the live timers, and a removed maximum leaves none behind it.
+            conn.execute(
+                "INSERT OR IGNORE INTO timers (name, seq, due_at_ms, doc)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM timers), ?2, ?3)",
+                params![name, due_at_ms, doc],
+            )
+            .map(drop)
+            .map_err(sql(&format!("placing timer {name}")))
+        })
+        .await
+        .map_err(effect_error)
+    }
+
+    async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
+        let name = timer.name();
+        self.run(move |conn| delete_timer(conn, &name)).await.map_err(effect_error)
+    }
+}
+
+impl SmsSender for SqliteStore {
+    async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
+        let doc = encode(sms, "sms").map_err(effect_error)?;
+        self.append_outbox("sms_outbox", effect_id, doc).await
+    }
+}
+
+impl CommandBus for SqliteStore {
+    async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
+        let doc = encode(command, "command").map_err(effect_error)?;
+        self.append_outbox("command_outbox", effect_id, doc).await
+    }
+}
+
+/// Creates what is missing; refuses a database written by a newer build rather than guess at it.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql("reading user_version"))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!("the database has schema version {found}; this build knows up to {SCHEMA_VERSION}")));
+    }
+    let tx = conn.transaction().map_err(sql("beginning the schema migration"))?;
+    tx.execute_batch(SCHEMA).map_err(sql("creating the schema"))?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql("writing user_version"))?;
+    tx.commit().map_err(sql("committing the schema"))
+}
+
+fn read_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreError> {
+    let row: Option<(String, String, Option<String>, String)> = conn
+        .query_row("SELECT id, body_hash, case_id, accepted_at FROM deliveries WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()
+        .map_err(sql(&format!("reading delivery {id}")))?;
+    row.map(|(id, body_hash, case_id, accepted_at)| {
+        let accepted_at = DateTime::parse_from_rfc3339(&accepted_at)
+            .map_err(|e| StoreError::Corrupt(format!("delivery {id}: accepted_at {accepted_at:?}: {e}")))?
+            .with_timezone(&Utc);
+        Ok(Delivery { id, body_hash, case_id, accepted_at })
+    })
+    .transpose()
+}
+
+fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(&format!("removing timer {name}")))
+}
+
+/// Decodes the single `doc` column of every row `query` returns, in row order.
+fn query_docs<T: DeserializeOwned>(conn: &Connection, query: &str, what: &str) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(query).map_err(sql(what))?;
+    let docs = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(sql(what))?.collect::<Result<Vec<_>, _>>().map_err(sql(what))?;
+    docs.iter().map(|d| decode(d, what)).collect()
+}
+
+/// Maps a SQLite failure to `Unavailable`, saying what was being done.
+fn sql(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Unavailable(format!("{context}: {e}"))
+}
+
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(doc: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn effect_error(e: StoreError) -> EffectError {
+    match e {
+        // A busy or failing disk may recover; the effect stays pending and is re-driven.
+        StoreError::Unavailable(m) => EffectError::Transient(m),
+        // No retry makes a value encodable that was not.
+        StoreError::Corrupt(m) => EffectError::Permanent(m),
+    }
+}
