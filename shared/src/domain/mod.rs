@@ -5,6 +5,7 @@ pub mod case;
 pub mod effects;
 pub mod events;
 pub mod money;
+pub mod package;
 pub mod playbooks;
 pub mod policy;
 pub mod sms;

@@ -122,6 +122,9 @@ pub struct Stream {
     pub seq: u32,
     #[serde(default)]
     pub appointments: Vec<Appointment>,
+    /// The package of a package stream.
+    #[serde(default)]
+    pub package: Option<super::package::Package>,
     #[serde(default)]
     pub cases: Vec<Case>,
     #[serde(default)]
@@ -130,7 +133,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(key: StreamKey) -> Self {
-        Stream { key, version: 0, seq: 0, appointments: Vec::new(), cases: Vec::new(), timers: Vec::new() }
+        Stream { key, version: 0, seq: 0, appointments: Vec::new(), package: None, cases: Vec::new(), timers: Vec::new() }
     }
     pub fn appointment(&self, id: &str) -> Option<&Appointment> {
         self.appointments.iter().find(|a| a.appointment_id == id)

@@ -238,9 +238,7 @@ fn on_timer(stream: &mut Stream, timer: &TimerRef, ctx: &mut Ctx) -> Result<Opti
         };
         let fired = stream.timers.remove(pos);
         return Ok(match timer.kind {
-            TimerKind::ExpiryDay1 | TimerKind::ExpiryDeactivate | TimerKind::PaymentDeadline => {
-                packages::on_subject_timer(stream, &fired, ctx)
-            }
+            TimerKind::ExpiryDay1 | TimerKind::ExpiryDeactivate => packages::on_subject_timer(stream, &fired, ctx),
             _ => appointments::on_subject_timer(stream, &fired, ctx),
         });
     };
