@@ -15,7 +15,7 @@ pub mod reschedule_outreach;
 pub mod second_visit_follow_up;
 
 use super::calendar::Calendar;
-use super::case::{Case, PendingTimer, Ticket, TimerKind};
+use super::case::{Case, Customer, PendingTimer, Ticket, TimerKind};
 use super::effects::{Command, CommandType, Effect, Sms, TimerRef, TimerSpec};
 use super::events::{CallCompleted, Event, EventBody, Input};
 use super::policy::Policy;
@@ -401,28 +401,28 @@ impl Ctx<'_> {
     }
 
     pub fn sms(&mut self, case: &mut Case, template: TemplateId, vars: &SmsVars) {
-        match sms::render(template, case.customer.language, vars, &self.policy.sms.hotline) {
-            Ok((language, body)) => {
-                let segments = sms::segments(&body);
-                case.note(
-                    self.now,
-                    "sms",
-                    format!("{template} to {} ({segments} segments)", super::case::mask_phone(&case.customer.phone)),
-                );
-                self.effects.push(Effect::SendSms(Sms {
-                    to: case.customer.phone.clone(),
-                    template,
-                    language,
-                    body,
-                    segments,
-                    case_id: Some(case.case_id.clone()),
-                    at: self.now,
-                }));
+        let customer = case.customer.clone();
+        match self.render(&customer, template, vars, Some(case.case_id.clone())) {
+            Ok(sms) => {
+                case.note(self.now, "sms", format!("{template} to {} ({} segments)", super::case::mask_phone(&sms.to), sms.segments));
+                self.effects.push(Effect::SendSms(sms));
             }
             // A template missing a variable is a bug in a playbook; it is written on the
             // timeline so the case shows it, rather than failing the customer's webhook.
             Err(e) => case.note(self.now, "sms_failed", e.to_string()),
         }
+    }
+
+    /// An SMS about a subject rather than a case (`case_id` null, R6 / R7.3).
+    pub fn subject_sms(&mut self, customer: &Customer, template: TemplateId, vars: &SmsVars) -> Result<(), sms::RenderError> {
+        let sms = self.render(customer, template, vars, None)?;
+        self.effects.push(Effect::SendSms(sms));
+        Ok(())
+    }
+
+    fn render(&self, customer: &Customer, template: TemplateId, vars: &SmsVars, case_id: Option<String>) -> Result<Sms, sms::RenderError> {
+        let (language, body) = sms::render(template, customer.language, vars, &self.policy.sms.hotline)?;
+        Ok(Sms { to: customer.phone.clone(), template, language, segments: sms::segments(&body), body, case_id, at: self.now })
     }
 
     /// Changes the ticket and writes what changed on the timeline.
