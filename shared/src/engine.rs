@@ -88,6 +88,26 @@ pub struct Engine<S, T, M, C, K> {
     pub clock: K,
     pub policy: Arc<Policy>,
     pub secret: String,
+    pub locks: StreamLocks,
+}
+
+/// Inputs for the same stream in one process queue here instead of racing to a
+/// version conflict; the conditional commit still guards writers in other processes.
+pub struct StreamLocks([tokio::sync::Mutex<()>; 64]);
+
+impl Default for StreamLocks {
+    fn default() -> Self {
+        StreamLocks(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
+    }
+}
+
+impl StreamLocks {
+    fn of(&self, key: &StreamKey) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.0[(h.finish() % self.0.len() as u64) as usize]
+    }
 }
 
 impl<S, T, M, C, K> Engine<S, T, M, C, K>
@@ -148,12 +168,19 @@ where
 
     /// The one path from an input to a durable decision.
     pub async fn process(&self, input: Input, delivery_id: &str, body_hash: &str) -> Result<Accepted, ProcessError> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
+        let target = input.target().map_err(WireError::from)?;
+        for attempt in 0..MAX_CONFLICT_RETRIES {
+            if attempt > 0 {
+                backoff(delivery_id, attempt).await;
+            }
+            let located = self.locate(&target).await?;
+            let _queue = match &located {
+                Some(key) => Some(self.locks.of(key).lock().await),
+                None => None,
+            };
             if let Some(d) = self.store.delivery(delivery_id).await? {
                 return replay(d, body_hash);
             }
-            let target = input.target().map_err(WireError::from)?;
-            let located = self.locate(&target).await?;
             if let (Input::Event(e), Target::Stream(key)) = (&input, &target) {
                 self.refuse_foreign_booking(e, key).await?;
             }
@@ -314,6 +341,13 @@ where
             Err(e) => e.into(),
         }
     }
+}
+
+/// Exponential backoff with a jitter derived from the delivery id, so writers that
+/// collided do not collide again in step.
+async fn backoff(delivery_id: &str, attempt: usize) {
+    let jitter = delivery_id.bytes().fold(attempt as u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)) % 10;
+    tokio::time::sleep(std::time::Duration::from_millis((1u64 << attempt.min(6)) + jitter)).await;
 }
 
 /// The same delivery id again: a duplicate when the body is the same, otherwise 409.

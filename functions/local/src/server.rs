@@ -21,7 +21,16 @@ use tracing::{info, warn};
 pub type LocalEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, LocalClock>;
 
 pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: String) -> LocalEngine {
-    Engine { timers: store.clone(), sms: store.clone(), commands: store.clone(), store, clock, policy: Arc::new(policy), secret }
+    Engine {
+        timers: store.clone(),
+        sms: store.clone(),
+        commands: store.clone(),
+        store,
+        clock,
+        policy: Arc::new(policy),
+        secret,
+        locks: Default::default(),
+    }
 }
 
 #[derive(Clone)]

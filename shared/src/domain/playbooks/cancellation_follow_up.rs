@@ -265,6 +265,11 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
     f.next_attempt += 1;
 
     if !call.outcome.reached() {
+        if f.state == State::WaitingOnCustomer {
+            // R2.6 already acted: the order is cancelled and the ticket waits on the customer.
+            case.note(ctx.now, "decision", "not reached again; still waiting on the customer");
+            return Ok(());
+        }
         f.not_reached += 1;
         if f.not_reached >= ctx.policy.cancellation_follow_up.attempts {
             // R2.6 both attempts not reached.
@@ -646,6 +651,21 @@ mod tests {
         assert_eq!((c.ticket.status, c.ticket.priority), (TicketStatus::WaitingOnCustomer, Priority::Medium));
         assert_eq!(c.pending(TimerKind::CallAttempt), None);
         assert!(c.pending(TimerKind::AutoClose).is_some(), "R2.9 still closes it later");
+    }
+
+    #[test]
+    fn r2_6_acts_once_and_a_later_answer_can_still_rebook() {
+        let (mut w, id) = opened(CancelledBy::Customer);
+        w.when(call(&id, CallOutcome::Busy, None), "2026-03-03T09:10:00+02:00").unwrap();
+        w.when(call(&id, CallOutcome::Busy, None), "2026-03-04T09:10:00+02:00").unwrap();
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-04T12:00:00+02:00").unwrap();
+        assert!(w.commands().is_empty(), "no second cancel_order");
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
+        // The customer calls back while the ticket waits on them.
+        let r = Resolution::Rebooked { window_start: t("2026-03-09T10:00:00+02:00"), window_end: t("2026-03-09T12:00:00+02:00") };
+        w.when(call(&id, CallOutcome::Answered, Some(r)), "2026-03-05T10:00:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec![CommandType::CreateVisit]);
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::Resolved);
     }
 
     #[test]
