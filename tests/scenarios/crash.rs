@@ -19,7 +19,7 @@ fn kill_9_with_timers_pending_then_restart_and_they_fire() {
     assert_eq!(l.case(&case_id)["timers"].as_array().unwrap().len(), 2);
     l.kill9();
 
-    let l = Local::spawn(dir.path(), Some(start), &[]);
+    let mut l = Local::spawn(dir.path(), Some(start), &[]);
     // The accepted event, its case, its SMS and its timers all survived.
     assert_eq!(l.case(&case_id)["ticket"]["status"], "open");
     assert_eq!(l.sms().len(), 1);
@@ -34,4 +34,9 @@ fn kill_9_with_timers_pending_then_restart_and_they_fire() {
         booked("A1", "O1", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00"),
     );
     assert_eq!(status, 409, "{body}");
+
+    // The virtual clock resumes where it was, not at the start it was first given.
+    l.kill9();
+    let l = Local::spawn(dir.path(), Some(start), &[]);
+    assert_eq!(l.get("/local/clock").1["now"], "2026-03-03T09:00:00+02:00");
 }

@@ -33,7 +33,11 @@ async fn main() -> anyhow::Result<()> {
         Ok(start) if !start.is_empty() => {
             let start = chrono::DateTime::parse_from_rfc3339(&start)
                 .with_context(|| format!("FOLLOWUP_VIRTUAL_CLOCK={start:?} is not an RFC 3339 instant"))?;
-            LocalClock::Virtual(VirtualClock::new(start.with_timezone(&chrono::Utc)))
+            let file = std::path::Path::new(&data_dir).join("virtual-clock");
+            std::fs::create_dir_all(&data_dir).with_context(|| format!("creating data dir {data_dir}"))?;
+            LocalClock::Virtual(
+                VirtualClock::persisted(start.with_timezone(&chrono::Utc), file).context("reading the saved virtual clock")?,
+            )
         }
         _ => LocalClock::System(SystemClock),
     };

@@ -2,17 +2,40 @@
 
 use crate::ports::{Clock, SystemClock};
 use chrono::{DateTime, Duration, Utc};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A shared instant that scenario tests move through `POST /local/clock`; clones see the same time.
 #[derive(Debug, Clone)]
 pub struct VirtualClock {
     now: Arc<Mutex<DateTime<Utc>>>,
+    /// Where the position is kept, so a restart on the same data dir resumes where time was.
+    file: Option<Arc<PathBuf>>,
 }
 
 impl VirtualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
-        VirtualClock { now: Arc::new(Mutex::new(start)) }
+        VirtualClock { now: Arc::new(Mutex::new(start)), file: None }
+    }
+
+    /// A clock whose position survives restarts in `file`: it starts at the later of
+    /// `start` and the saved position, since the stored cases already lived until then.
+    pub fn persisted(start: DateTime<Utc>, file: PathBuf) -> std::io::Result<Self> {
+        let saved = match std::fs::read_to_string(&file) {
+            Ok(text) => DateTime::parse_from_rfc3339(text.trim()).ok().map(|t| t.with_timezone(&Utc)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let clock = VirtualClock { now: Arc::new(Mutex::new(saved.map_or(start, |s| s.max(start)))), file: Some(Arc::new(file)) };
+        clock.save(clock.now())?;
+        Ok(clock)
+    }
+
+    fn save(&self, t: DateTime<Utc>) -> std::io::Result<()> {
+        let Some(file) = &self.file else { return Ok(()) };
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, t.to_rfc3339())?;
+        std::fs::rename(&tmp, file.as_ref())
     }
 
     /// Moves the clock to `t`. Time never goes back: a timer fired at a later
@@ -23,7 +46,7 @@ impl VirtualClock {
             return Err(format!("the clock only moves forward: it is {} and {} is earlier", now.to_rfc3339(), t.to_rfc3339()));
         }
         *now = t;
-        Ok(())
+        self.save(t).map_err(|e| format!("cannot save the virtual clock: {e}"))
     }
 
     /// Moves the clock forward by `by` and answers the new instant.
@@ -34,6 +57,7 @@ impl VirtualClock {
         let mut now = self.lock();
         let next = now.checked_add_signed(by).ok_or_else(|| format!("advancing {} by {by} leaves the calendar", now.to_rfc3339()))?;
         *now = next;
+        self.save(next).map_err(|e| format!("cannot save the virtual clock: {e}"))?;
         Ok(next)
     }
 
@@ -98,6 +122,19 @@ mod tests {
         assert_eq!(clock.set(at(12)), Ok(()));
         assert_eq!(seen_by_server.now(), at(12));
         assert!(seen_by_server.virtual_clock().is_some());
+    }
+
+    #[test]
+    fn a_persisted_clock_resumes_at_the_later_of_start_and_saved() {
+        let dir = std::env::temp_dir().join(format!("followup-clock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("virtual-clock");
+        let _ = std::fs::remove_file(&file);
+        let c = VirtualClock::persisted(at(9), file.clone()).unwrap();
+        c.set(at(15)).unwrap();
+        assert_eq!(VirtualClock::persisted(at(9), file.clone()).unwrap().now(), at(15));
+        assert_eq!(VirtualClock::persisted(at(18), file.clone()).unwrap().now(), at(18));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
