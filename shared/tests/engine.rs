@@ -127,3 +127,23 @@ async fn a_refused_input_records_nothing() {
     assert_eq!(e.store.load(&followup::domain::stream::StreamKey::Order("O1".into())).await.unwrap(), before);
     assert!(e.store.pending_effects(10).await.unwrap().is_empty());
 }
+
+/// Every Scheduler timer input in events/ is a timer reference the engine accepts.
+#[test]
+fn timer_samples_parse_as_timer_inputs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("timer.") && name.ends_with(".json")) {
+            continue;
+        }
+        let timer: followup::domain::effects::TimerRef =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(format!("timer.{}.json", timer.kind), name, "the file names its kind");
+        assert!(timer.name().len() <= 64);
+        seen += 1;
+    }
+    assert!(seen >= 2, "timer samples exist");
+}

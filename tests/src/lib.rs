@@ -91,6 +91,19 @@ impl Local {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) and answers whether it exited cleanly within `wait`.
+    pub fn terminate(&mut self, wait: Duration) -> bool {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Ends the process the hard way (SIGKILL): no shutdown, no flush.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
