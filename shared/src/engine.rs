@@ -10,7 +10,7 @@
 
 use crate::domain::case::{mask_phone, Case};
 use crate::domain::effects::{Effect, TimerSpec};
-use crate::domain::events::{Event, EventBody, Input};
+use crate::domain::events::Input;
 use crate::domain::playbooks::{decide, Target};
 use crate::domain::policy::Policy;
 use crate::domain::stream::{Stream, StreamKey};
@@ -167,6 +167,11 @@ where
     }
 
     /// The one path from an input to a durable decision.
+    ///
+    /// The happy path reads the stream once and writes once: a repeated delivery is
+    /// caught by the commit's condition, and only a refusal looks the delivery up
+    /// (a repeat of an accepted delivery answers as a duplicate even if the case has
+    /// moved on since).
     pub async fn process(&self, input: Input, delivery_id: &str, body_hash: &str) -> Result<Accepted, ProcessError> {
         let target = input.target().map_err(WireError::from)?;
         for attempt in 0..MAX_CONFLICT_RETRIES {
@@ -178,18 +183,15 @@ where
                 Some(key) => Some(self.locks.of(key).lock().await),
                 None => None,
             };
-            if let Some(d) = self.store.delivery(delivery_id).await? {
-                return replay(d, body_hash);
-            }
-            if let (Input::Event(e), Target::Stream(key)) = (&input, &target) {
-                self.refuse_foreign_booking(e, key).await?;
-            }
             let loaded = match &located {
                 Some(key) => self.store.load(key).await?,
                 None => None,
             };
             let now = self.clock.now();
-            let decision = decide(loaded.as_ref(), &input, now, &self.policy).map_err(WireError::from)?;
+            let decision = match decide(loaded.as_ref(), &input, now, &self.policy) {
+                Ok(d) => d,
+                Err(refusal) => return self.refuse(delivery_id, body_hash, refusal.into()).await,
+            };
             let key = decision.stream.key.clone();
             let version = decision.stream.version;
             let effects: Vec<PendingEffect> = decision
@@ -219,10 +221,24 @@ where
                 }
                 Err(CommitError::Conflict) => continue,
                 Err(CommitError::DuplicateDelivery(d)) => return replay(d, body_hash),
+                Err(CommitError::SubjectTaken(subject)) => {
+                    // An appointment id names one appointment of one order.
+                    let refusal =
+                        WireError::new(422, "already_booked", format!("{subject} belongs to another order")).at("data.appointment_id");
+                    return self.refuse(delivery_id, body_hash, refusal).await;
+                }
                 Err(CommitError::Store(e)) => return Err(e.into()),
             }
         }
         Err(ProcessError::Contended)
+    }
+
+    /// A refusal, unless this delivery was already accepted: then it is a repeat.
+    async fn refuse(&self, delivery_id: &str, body_hash: &str, refusal: WireError) -> Result<Accepted, ProcessError> {
+        match self.store.delivery(delivery_id).await? {
+            Some(d) => replay(d, body_hash),
+            None => Err(refusal.into()),
+        }
     }
 
     async fn locate(&self, target: &Target) -> Result<Option<StreamKey>, StoreError> {
@@ -230,21 +246,6 @@ where
             Target::Stream(key) => Ok(Some(key.clone())),
             Target::Subject(subject) => self.store.locate(subject).await,
         }
-    }
-
-    /// An appointment id names one appointment of one order: booking it under another order is refused.
-    async fn refuse_foreign_booking(&self, event: &Event, key: &StreamKey) -> Result<(), ProcessError> {
-        if let EventBody::AppointmentBooked { appointment_id, .. } = &event.body {
-            let subject = crate::domain::playbooks::appointment_subject(appointment_id);
-            if let Some(existing) = self.store.locate(&subject).await? {
-                if &existing != key {
-                    return Err(WireError::new(422, "already_booked", format!("appointment {appointment_id:?} belongs to another order"))
-                        .at("data.appointment_id")
-                        .into());
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Performs one committed effect and marks it done; a failure leaves it pending for `drive_pending`.

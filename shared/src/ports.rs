@@ -58,6 +58,9 @@ pub enum CommitError {
     /// The delivery id was recorded meanwhile.
     #[error("delivery {} already recorded", .0.id)]
     DuplicateDelivery(Delivery),
+    /// A subject id of `Commit::index` already belongs to another stream.
+    #[error("{0} already belongs to another stream")]
+    SubjectTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -76,7 +79,8 @@ pub trait CaseStore: Send + Sync + 'static {
     fn locate(&self, subject: &str) -> impl Future<Output = Result<Option<StreamKey>, StoreError>> + Send;
     fn load(&self, key: &StreamKey) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send;
     fn delivery(&self, id: &str) -> impl Future<Output = Result<Option<Delivery>, StoreError>> + Send;
-    /// Stream (conditional on its version), delivery record, index and pending effects, in one transaction.
+    /// Stream (conditional on its version), delivery record (conditional on its absence), index
+    /// (conditional on no other stream holding the subject) and pending effects, in one transaction.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
     /// Effects committed but not yet marked done, oldest first.
     fn pending_effects(&self, limit: usize) -> impl Future<Output = Result<Vec<PendingEffect>, StoreError>> + Send;

@@ -240,6 +240,19 @@ async fn contract_locate_follows_the_index<S: Contract>(s: &S) {
     assert_eq!(s.locate("appointment:A3").await.expect("locate"), None);
 }
 
+async fn contract_a_subject_belongs_to_one_stream<S: Contract>(s: &S) {
+    let (o1, o2) = (order("O1"), order("O2"));
+    s.commit(commit(stream_at(&o1, 1), None, "d1", &["appointment:A1"], vec![])).await.expect("commit");
+    let taken = s.commit(commit(stream_at(&o2, 1), None, "d2", &["appointment:A1"], vec![Effect::Emit(call_customer("o1-O2"))])).await;
+    assert!(matches!(taken, Err(CommitError::SubjectTaken(ref subject)) if subject == "appointment:A1"), "{taken:?}");
+    assert_eq!(s.load(&o2).await.expect("load"), None, "nothing of the refused commit is written");
+    assert_eq!(s.delivery("d2").await.expect("delivery"), None);
+    assert!(s.pending_effects(10).await.expect("pending").is_empty());
+    assert_eq!(s.locate("appointment:A1").await.expect("locate"), Some(o1.clone()));
+    // The stream that holds it may name it again.
+    s.commit(commit(stream_at(&o1, 2), Some(1), "d3", &["appointment:A1"], vec![])).await.expect("commit");
+}
+
 async fn contract_timers_place_once_and_cancel_quietly<S: Contract>(s: &S) {
     let t = timer("O1", "o1-O1", TimerKind::CallAttempt, 1, at(11, 0));
     s.place(&t).await.expect("place");
@@ -372,6 +385,7 @@ run_against_sqlite!(
     contract_duplicate_delivery_returns_the_first_record_and_writes_nothing,
     contract_pending_effects_come_in_commit_order_until_done,
     contract_locate_follows_the_index,
+    contract_a_subject_belongs_to_one_stream,
     contract_timers_place_once_and_cancel_quietly,
     contract_timers_fire_by_due_time_then_placement,
     contract_outboxes_drop_a_repeated_effect,

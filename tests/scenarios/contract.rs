@@ -216,3 +216,29 @@ fn every_sample_payload_is_accepted_by_the_contract() {
         followup::wire::Route::ALL.iter().flat_map(|r| r.event_types().iter().map(|s| s.to_string())).collect();
     assert_eq!(types, all, "a sample for every event type");
 }
+
+#[test]
+fn an_appointment_id_belongs_to_one_order() {
+    let l = engine_with_booking();
+    let (s, b) = l.send(
+        "/v1/appointments",
+        "other-order",
+        "appointment.booked",
+        booked("A1", "O2", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00"),
+    );
+    assert_error(s, &b, 422, "already_booked", Some("data.appointment_id"));
+    assert_eq!(l.get("/v1/cases?order_id=O2").1["cases"], json!([]));
+    // A repeat of an accepted delivery stays a duplicate even though it would now be refused.
+    let first = l.send(
+        "/v1/appointments",
+        "same-booking",
+        "appointment.booked",
+        booked("A7", "O7", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00"),
+    );
+    assert_eq!(first.0, 202);
+    let body = serde_json::to_vec(&json!({"id": "same-booking", "type": "appointment.booked", "occurred_at": START,
+        "data": booked("A7", "O7", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00")}))
+    .unwrap();
+    let again = l.post_signed("/v1/appointments", &body);
+    assert_eq!((again.0, again.1["duplicate"].clone()), (202, json!(true)), "{}", again.1);
+}

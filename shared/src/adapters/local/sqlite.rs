@@ -248,12 +248,18 @@ impl CaseStore for SqliteStore {
             )
             .map_err(sql(&format!("recording delivery {}", d.id)))?;
             for subject in &commit.index {
-                tx.execute(
-                    "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)
-                     ON CONFLICT (subject) DO UPDATE SET stream_key = excluded.stream_key",
-                    params![subject, key],
-                )
-                .map_err(sql(&format!("indexing {subject}")))?;
+                let holder: Option<String> = tx
+                    .query_row("SELECT stream_key FROM subject_index WHERE subject = ?1", [subject], |r| r.get(0))
+                    .optional()
+                    .map_err(sql(&format!("reading the index of {subject}")))?;
+                match holder {
+                    Some(other) if other != key => return Err(CommitError::SubjectTaken(subject.clone())),
+                    Some(_) => {}
+                    None => {
+                        tx.execute("INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
+                            .map_err(sql(&format!("indexing {subject}")))?;
+                    }
+                }
             }
             for (id, doc) in &effects {
                 tx.execute("INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
