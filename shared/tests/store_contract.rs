@@ -101,7 +101,11 @@ fn commit(stream: Stream, expected: Option<u64>, delivery_id: &str, index: &[&st
 }
 
 fn timer(stream: &str, case_id: &str, kind: TimerKind, step: u32, due_at: DateTime<Utc>) -> TimerSpec {
-    TimerSpec { timer: TimerRef { stream: order(stream), case_id: Some(case_id.into()), kind, step }, due_at }
+    TimerSpec {
+        timer: TimerRef { stream: order(stream), case_id: Some(case_id.into()), kind, step },
+        due_at,
+        playbook: Some("cancellation_follow_up".into()),
+    }
 }
 
 fn ids(effects: &[PendingEffect]) -> Vec<&str> {

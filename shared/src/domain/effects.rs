@@ -92,6 +92,10 @@ pub struct TimerSpec {
     #[serde(flatten)]
     pub timer: TimerRef,
     pub due_at: DateTime<Utc>,
+    /// The playbook of the case it belongs to (none for a subject timer): on AWS the
+    /// timer fires into the function that owns that playbook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<String>,
 }
 
 #[cfg(test)]

@@ -332,7 +332,7 @@ impl Ctx<'_> {
         let timer = TimerRef { stream: self.stream.clone(), case_id: Some(case.case_id.clone()), kind, step: case.step };
         case.note(self.now, "timer_placed", format!("{kind} due {}", self.cal().rfc3339(due_at)));
         case.timers.push(pending);
-        self.effects.push(Effect::PlaceTimer(TimerSpec { timer, due_at }));
+        self.effects.push(Effect::PlaceTimer(TimerSpec { timer, due_at, playbook: Some(case.playbook().to_string()) }));
     }
 
     /// Cancels the case's pending timers of these kinds (all of them when `kinds` is empty).
@@ -355,8 +355,11 @@ impl Ctx<'_> {
         stream.seq += 1;
         let step = stream.seq;
         stream.timers.push(SubjectTimer { subject_id: subject_id.to_string(), timer: PendingTimer { kind, due_at, step } });
-        self.effects
-            .push(Effect::PlaceTimer(TimerSpec { timer: TimerRef { stream: self.stream.clone(), case_id: None, kind, step }, due_at }));
+        self.effects.push(Effect::PlaceTimer(TimerSpec {
+            timer: TimerRef { stream: self.stream.clone(), case_id: None, kind, step },
+            due_at,
+            playbook: None,
+        }));
     }
 
     /// Cancels the subject's pending timers of these kinds (all of them when `kinds` is empty).
