@@ -1,60 +1,18 @@
 //! The pure decision core and one durable commit, measured with criterion.
 
-use chrono::{DateTime, Utc};
+mod support;
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use followup::adapters::local::SqliteStore;
-use followup::domain::case::{CallOutcome, Customer, Language};
-use followup::domain::events::{CallCompleted, CancelledBy, Event, EventBody, Input};
-use followup::domain::money::Money;
+use followup::domain::case::CallOutcome;
+use followup::domain::events::{CallCompleted, Event, EventBody, Input};
 use followup::domain::playbooks::decide;
 use followup::domain::policy::Policy;
-use followup::domain::stream::{Stream, StreamKey};
-use followup::engine::Engine;
-use followup::ports::SystemClock;
-use std::sync::Arc;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn booked(order: &str) -> Input {
-    Input::Event(Event {
-        id: format!("b-{order}"),
-        occurred_at: t("2026-03-02T10:00:00+02:00"),
-        body: EventBody::AppointmentBooked {
-            appointment_id: format!("A-{order}"),
-            order_id: order.into(),
-            customer: Customer { id: "C".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar },
-            area: "Cairo".into(),
-            service: "AC".into(),
-            price: Money::new(45_000, "EGP"),
-            window_start: t("2026-03-05T10:00:00+02:00"),
-            window_end: t("2026-03-05T12:00:00+02:00"),
-            visit_number: 1,
-            technician_id: Some("T1".into()),
-            discount_percent: 0,
-        },
-    })
-}
-
-fn cancelled(order: &str) -> Input {
-    Input::Event(Event {
-        id: format!("c-{order}"),
-        occurred_at: t("2026-03-02T10:00:00+02:00"),
-        body: EventBody::AppointmentCancelled {
-            appointment_id: format!("A-{order}"),
-            cancelled_by: CancelledBy::Customer,
-            reason: "travelling".into(),
-            wants_follow_up: true,
-            availability: None,
-        },
-    })
-}
+use support::{booked, cancelled, t};
 
 fn benches(c: &mut Criterion) {
     let policy = Policy::default();
     let now = t("2026-03-02T10:00:00+02:00");
-    let booked_stream: Stream = decide(None, &booked("O1"), now, &policy).unwrap().stream;
+    let booked_stream = decide(None, &booked("O1"), now, &policy).unwrap().stream;
     let with_case = decide(Some(&booked_stream), &cancelled("O1"), now, &policy).unwrap().stream;
     let outcome = Input::Event(Event {
         id: "k".into(),
@@ -81,23 +39,14 @@ fn benches(c: &mut Criterion) {
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let engine = Engine {
-        timers: store.clone(),
-        sms: store.clone(),
-        commands: store.clone(),
-        store,
-        clock: SystemClock,
-        policy: Arc::new(Policy::default()),
-        secret: String::new(),
-        locks: Default::default(),
-    };
+    let engine = support::engine(dir.path());
     let mut n = 0u64;
     c.bench_function("engine/durable commit of one appointment.booked (SQLite, fsync)", |b| {
         b.iter(|| {
             n += 1;
-            let order = format!("O{n}");
-            rt.block_on(engine.process(booked(&order), &format!("b-{order}"), "h")).unwrap()
+            let input = booked(&format!("O{n}"));
+            let id = support::delivery_id(&input);
+            rt.block_on(engine.process(input, &id, "h")).unwrap()
         })
     });
 }

@@ -1,71 +1,18 @@
 //! Durable events per second through the whole engine on SQLite (WAL, synchronous=FULL),
 //! with many streams in flight at once, as a webhook burst would arrive.
 
-use chrono::{DateTime, Utc};
-use followup::adapters::local::SqliteStore;
-use followup::domain::case::{Customer, Language};
-use followup::domain::events::{CancelledBy, Event, EventBody, Input};
-use followup::domain::money::Money;
-use followup::domain::policy::Policy;
-use followup::engine::Engine;
-use followup::ports::SystemClock;
+mod support;
+
 use std::sync::Arc;
 use std::time::Instant;
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn inputs(order: &str) -> [Input; 2] {
-    let at = t("2026-03-02T10:00:00+02:00");
-    [
-        Input::Event(Event {
-            id: format!("b-{order}"),
-            occurred_at: at,
-            body: EventBody::AppointmentBooked {
-                appointment_id: format!("A-{order}"),
-                order_id: order.into(),
-                customer: Customer { id: "C".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar },
-                area: "Cairo".into(),
-                service: "AC".into(),
-                price: Money::new(45_000, "EGP"),
-                window_start: t("2026-12-05T10:00:00+02:00"),
-                window_end: t("2026-12-05T12:00:00+02:00"),
-                visit_number: 1,
-                technician_id: Some("T1".into()),
-                discount_percent: 0,
-            },
-        }),
-        Input::Event(Event {
-            id: format!("c-{order}"),
-            occurred_at: at,
-            body: EventBody::AppointmentCancelled {
-                appointment_id: format!("A-{order}"),
-                cancelled_by: CancelledBy::Customer,
-                reason: "travelling".into(),
-                wants_follow_up: true,
-                availability: None,
-            },
-        }),
-    ]
-}
+use support::{booked, cancelled};
 
 fn main() {
     let orders: usize = std::env::var("BENCH_ORDERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000);
     let concurrency: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    let engine = Arc::new(Engine {
-        timers: store.clone(),
-        sms: store.clone(),
-        commands: store.clone(),
-        store,
-        clock: SystemClock,
-        policy: Arc::new(Policy::default()),
-        secret: String::new(),
-        locks: Default::default(),
-    });
+    let engine = Arc::new(support::engine(dir.path()));
     let start = Instant::now();
     rt.block_on(async {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -79,11 +26,8 @@ fn main() {
                             break;
                         }
                         let order = format!("O{i}");
-                        for input in inputs(&order) {
-                            let id = match &input {
-                                Input::Event(e) => e.id.clone(),
-                                Input::Timer(_) => unreachable!(),
-                            };
+                        for input in [booked(&order), cancelled(&order)] {
+                            let id = support::delivery_id(&input);
                             engine.process(input, &id, "h").await.expect("accepted");
                         }
                     }
