@@ -121,13 +121,8 @@ where
     /// A signed webhook: the whole contract of SPEC §5 for one POST.
     /// `wall_unix` is the real wall clock, against which signatures are checked even under a virtual clock.
     pub async fn webhook(&self, route: Route, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], wall_unix: i64) -> Reply {
-        if body.len() > wire::MAX_BODY_BYTES {
-            return WireError::new(
-                413,
-                "payload_too_large",
-                format!("the body is {} bytes; the limit is {}", body.len(), wire::MAX_BODY_BYTES),
-            )
-            .into();
+        if let Err(e) = wire::check_size(body) {
+            return e.into();
         }
         if let Err(e) = wire::verify_signature(&self.secret, timestamp, signature, body, wall_unix) {
             info!(route = route.path(), reason = %e.message, "webhook refused: signature");
