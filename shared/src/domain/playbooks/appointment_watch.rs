@@ -1,27 +1,30 @@
 //! appointment_watch (R0.1–R0.3): T-3h status SMS and T-1h auto-cancel of an unassigned appointment (seed 000).
 //!
 //! Decisions the SPEC leaves open, settled here:
-//! - The watch is a case so ops can see it: ticket category `appointment`, sub_category
-//!   `technician_assignment`, type `watch`, status `open`, priority `low`, group `ops`, area from
-//!   the appointment, `resolution_due` = the auto-cancel moment. The 202 of `appointment.booked`
-//!   names it. An appointment booked with a technician, or whose window has already started, is
-//!   not watched (nothing is left to assign in time).
+//! - The watch starts at booking as a subject timer at T-3h; the watch *case* opens when its
+//!   first step is due (the T-3h STATUS_UPDATE), so an appointment assigned, cancelled or
+//!   completed before T-3h leaves no ticket behind and the 202 of the booking names no case.
+//!   An appointment booked with a technician, or whose window has already started, is not watched.
+//! - Ticket: category `appointment`, sub_category `technician_assignment`, type `watch`, status
+//!   `open`, priority `low`, group `ops`, area from the appointment, `resolution_due` = the
+//!   auto-cancel moment.
 //! - T-3h and T-1h are exact instants before `window_start` (SPEC §2), not moved into working hours.
-//! - Booked less than 3 h before the start (but more than 1 h): the STATUS_UPDATE goes at once —
-//!   the customer is already inside the period the SMS is about; the T-1h cancel stays.
+//! - Booked less than 3 h before the start (but more than 1 h): the case opens at once and the
+//!   STATUS_UPDATE goes now — the customer is already inside the period the SMS is about; the
+//!   T-1h cancel stays. The 202 names the case.
 //! - Booked less than 1 h before the start: no SMS and no automatic cancel (the T-1h moment was
 //!   never reached while the appointment was watched; seed 000 leaves a last-minute booking to
-//!   "manual updating"): the watch case opens with priority `urgent` for ops and no timers.
+//!   "manual updating"): the watch case opens at once with priority `urgent` for ops, no timers.
 //! - Assignment resolves the ticket (result `assigned`); a cancellation or a completion closes it
 //!   (result `cancelled` / `completed`); the T-1h auto-cancel resolves it (result `auto_cancelled`).
-//!   Pending timers are cancelled in every case, so a late-firing one is stale (R0.3).
-//! - A reschedule (R7) re-plans both timers from the new window with the same rules, so a moved
+//!   Pending timers (subject and case) are cancelled every time, so a late-firing one is stale (R0.3).
+//! - A reschedule (R7) re-plans the watch from the new window with the same rules, so a moved
 //!   appointment may get a second STATUS_UPDATE before its new start.
 //! - R0.2 opens `cancellation_follow_up` as for an ops cancellation with reason `unassigned`,
 //!   only when R2.1 holds (a first visit); the watch case keeps its own id.
 //! - Call outcomes reported on a watch case are recorded on the timeline and change nothing.
 
-use super::{cancellation_follow_up, Ctx, Flow as AnyFlow, Refusal};
+use super::{appointment_subject, cancellation_follow_up, Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
 use crate::domain::events::{CallCompleted, CancelledBy};
@@ -68,12 +71,50 @@ pub fn open_case(stream: &Stream, appointment_id: &str) -> Option<usize> {
     })
 }
 
-/// R0.1 opens a watch for an unassigned appointment whose window is still ahead.
-pub fn open(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
+/// R0.1 watches an unassigned appointment whose window is still ahead: a subject timer at T-3h,
+/// or the case at once when T-3h has passed. Returns the case when one is open.
+pub fn watch(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
     let appointment = stream.appointment(appointment_id)?.clone();
-    if appointment.technician_id.is_some() || appointment.window_start <= ctx.now {
+    let subject = appointment_subject(appointment_id);
+    ctx.cancel_subject(stream, &subject, &[TimerKind::StatusUpdate]);
+    if appointment.status != AppointmentStatus::Booked || appointment.technician_id.is_some() || appointment.window_start <= ctx.now {
         return None;
     }
+    if let Some(idx) = open_case(stream, appointment_id) {
+        let case = &mut stream.cases[idx];
+        ctx.cancel(case, &[TimerKind::StatusUpdate, TimerKind::AutoCancel]);
+        if flow(case).state == State::Manual && ctx.now < cancel_moment(appointment.window_start, ctx) {
+            flow(case).state = State::Watching;
+        }
+        plan(case, appointment.window_start, ctx);
+        return Some(case.case_id.clone());
+    }
+    let status_at = status_moment(appointment.window_start, ctx);
+    if ctx.now < status_at {
+        ctx.place_subject(stream, &subject, TimerKind::StatusUpdate, status_at);
+        return None;
+    }
+    Some(open(stream, appointment_id, ctx))
+}
+
+/// The T-3h subject timer fired (R0.1): the watch case opens if the appointment is still unassigned.
+pub fn on_status_due(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
+    let appointment = stream.appointment(appointment_id)?;
+    if appointment.status != AppointmentStatus::Booked || appointment.technician_id.is_some() || open_case(stream, appointment_id).is_some()
+    {
+        return None;
+    }
+    Some(open(stream, appointment_id, ctx))
+}
+
+/// Stops watching (R0.3): the pending T-3h subject timer is cancelled.
+pub fn unwatch(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) {
+    ctx.cancel_subject(stream, &appointment_subject(appointment_id), &[TimerKind::StatusUpdate]);
+}
+
+/// Opens the watch case now and takes the step that is due.
+fn open(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> String {
+    let appointment = stream.appointment(appointment_id).expect("the caller checked the appointment").clone();
     let case_id = stream.next_case_id();
     let cancel_at = cancel_moment(appointment.window_start, ctx);
     let mut case = Case {
@@ -105,11 +146,11 @@ pub fn open(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> Option<
     case.note(
         ctx.now,
         "decision",
-        format!("R0.1 watching unassigned appointment {} starting {}", appointment_id, ctx.cal().rfc3339(appointment.window_start)),
+        format!("R0.1 appointment {} starting {} is still unassigned", appointment_id, ctx.cal().rfc3339(appointment.window_start)),
     );
     plan(&mut case, appointment.window_start, ctx);
     stream.cases.push(case);
-    Some(case_id)
+    case_id
 }
 
 fn status_moment(window_start: DateTime<Utc>, ctx: &Ctx) -> DateTime<Utc> {
@@ -133,10 +174,11 @@ fn plan(case: &mut Case, window_start: DateTime<Utc>, ctx: &mut Ctx) {
     }
     if ctx.now >= status_at {
         if flow(case).state != State::StatusSent {
-            case.note(ctx.now, "decision", "R0.1 booked inside the status-update period: STATUS_UPDATE now");
+            case.note(ctx.now, "decision", "R0.1 still unassigned inside the last 3 hours: STATUS_UPDATE");
             status_update(case, ctx);
         }
     } else {
+        // Only on a re-plan: a case opens at T-3h at the earliest.
         flow(case).state = State::Watching;
         ctx.place(case, TimerKind::StatusUpdate, status_at);
     }
@@ -146,19 +188,6 @@ fn plan(case: &mut Case, window_start: DateTime<Utc>, ctx: &mut Ctx) {
 fn status_update(case: &mut Case, ctx: &mut Ctx) {
     ctx.sms(case, TemplateId::StatusUpdate, &SmsVars::default());
     flow(case).state = State::StatusSent;
-}
-
-/// A reschedule (R7) moves the watch timers with the window.
-pub fn on_rescheduled(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) {
-    let Some(idx) = open_case(stream, appointment_id) else { return };
-    let Some(window_start) = stream.appointment(appointment_id).map(|a| a.window_start) else { return };
-    let case = &mut stream.cases[idx];
-    ctx.cancel(case, &[TimerKind::StatusUpdate, TimerKind::AutoCancel]);
-    case.note(ctx.now, "decision", format!("R0.3 window moved to {}: watch timers re-planned", ctx.cal().rfc3339(window_start)));
-    if flow(case).state == State::Manual && ctx.now < cancel_moment(window_start, ctx) {
-        flow(case).state = State::Watching;
-    }
-    plan(case, window_start, ctx);
 }
 
 /// R0.3 assignment, cancellation or completion ends the watch; its timers are cancelled.
@@ -183,7 +212,7 @@ pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx)
     match kind {
         TimerKind::StatusUpdate => {
             let case = &mut stream.cases[idx];
-            case.note(ctx.now, "decision", "R0.1 still unassigned at T-3h: STATUS_UPDATE");
+            case.note(ctx.now, "decision", "R0.1 still unassigned at T-3h of the new window: STATUS_UPDATE");
             status_update(case, ctx);
         }
         TimerKind::AutoCancel => {
@@ -239,40 +268,41 @@ mod tests {
     const MON_10: &str = "2026-03-02T10:00:00+02:00";
     const TUE_10: &str = "2026-03-03T10:00:00+02:00";
 
+    /// A1 booked unassigned on Monday for Tuesday 10:00; the T-3h subject timer fires.
     fn watched() -> (World, String) {
         let mut w = World::new();
-        let id = w.when(booked("A1", TUE_10, None), MON_10).unwrap().expect("R0.1 watch case");
+        assert_eq!(w.when(booked("A1", TUE_10, None), MON_10).unwrap(), None, "no case before T-3h");
+        assert_eq!(w.stream.timers[0].timer.due_at, t("2026-03-03T07:00:00+02:00"));
+        let id = w.fire_subject().expect("R0.1 the watch case opens at T-3h");
         (w, id)
     }
 
     #[test]
-    fn r0_1_an_unassigned_booking_is_watched_with_an_ops_ticket() {
+    fn r0_1_unassigned_at_t_minus_3h_opens_an_ops_ticket_and_sends_the_status_update() {
         let (w, id) = watched();
+        assert_eq!(w.sms(), vec![TemplateId::StatusUpdate]);
         let c = w.case(&id);
         assert_eq!(c.playbook(), "appointment_watch");
+        assert_eq!(c.opened_at, t("2026-03-03T07:00:00+02:00"), "exact, before working hours");
         assert_eq!((c.ticket.category.as_str(), c.ticket.group, c.ticket.status), ("appointment", Group::Ops, TicketStatus::Open));
-        assert_eq!(w.due(&id, TimerKind::StatusUpdate), Some(t("2026-03-03T07:00:00+02:00")));
+        assert_eq!(c.state(), "status_sent");
         assert_eq!(w.due(&id, TimerKind::AutoCancel), Some(t("2026-03-03T09:00:00+02:00")));
         assert_eq!(c.ticket.resolution_due, Some(t("2026-03-03T09:00:00+02:00")));
-
-        let mut w = World::new();
-        assert_eq!(w.when(booked("A1", TUE_10, Some("T-1")), MON_10).unwrap(), None, "assigned at booking: not watched");
-        let mut w = World::new();
-        assert_eq!(w.when(booked("A1", "2026-03-02T09:00:00+02:00", None), MON_10).unwrap(), None, "window already started");
     }
 
     #[test]
-    fn r0_1_status_update_at_t_minus_3h_exact_even_outside_working_hours() {
-        let (mut w, id) = watched();
-        assert_eq!(w.fire_next(&id), (TimerKind::StatusUpdate, t("2026-03-03T07:00:00+02:00")));
-        assert_eq!(w.sms(), vec![TemplateId::StatusUpdate]);
-        assert_eq!(w.case(&id).state(), "status_sent");
+    fn r0_1_assigned_bookings_and_past_windows_are_not_watched() {
+        let mut w = World::new();
+        assert_eq!(w.when(booked("A1", TUE_10, Some("T-1")), MON_10).unwrap(), None);
+        assert!(w.stream.timers.is_empty());
+        let mut w = World::new();
+        assert_eq!(w.when(booked("A1", "2026-03-02T09:00:00+02:00", None), MON_10).unwrap(), None);
+        assert!(w.stream.timers.is_empty() && w.stream.cases.is_empty());
     }
 
     #[test]
     fn r0_2_still_unassigned_at_t_minus_1h_cancels_and_opens_the_follow_up() {
         let (mut w, id) = watched();
-        w.fire_next(&id);
         assert_eq!(w.fire_next(&id), (TimerKind::AutoCancel, t("2026-03-03T09:00:00+02:00")));
         let cancel = w.command(CommandType::CancelAppointment).expect("R0.2 cancel");
         assert_eq!(cancel.data["by"], "ops");
@@ -296,8 +326,8 @@ mod tests {
                 *visit_number = 2;
             }
         }
-        let id = w.when(b, MON_10).unwrap().unwrap();
-        w.fire_next(&id);
+        w.when(b, MON_10).unwrap();
+        let id = w.fire_subject().unwrap();
         w.fire_next(&id);
         assert!(w.command(CommandType::CancelAppointment).is_some());
         assert_eq!(w.stream.cases.len(), 1);
@@ -306,9 +336,8 @@ mod tests {
     #[test]
     fn r0_3_assignment_between_t3h_and_t1h_cancels_the_watch_and_stale_timers_do_nothing() {
         let (mut w, id) = watched();
-        w.fire_next(&id);
         let cancel = w.case(&id).pending(TimerKind::AutoCancel).unwrap().clone();
-        w.when(assigned("A1"), "2026-03-03T08:00:00+02:00").unwrap();
+        assert_eq!(w.when(assigned("A1"), "2026-03-03T08:00:00+02:00").unwrap(), Some(id.clone()));
         let c = w.case(&id);
         assert_eq!((c.ticket.status, c.ticket.result.as_deref()), (TicketStatus::Resolved, Some("assigned")));
         assert!(c.timers.is_empty());
@@ -320,9 +349,22 @@ mod tests {
     }
 
     #[test]
+    fn r0_3_assignment_before_t_minus_3h_cancels_the_subject_timer() {
+        let mut w = World::new();
+        w.when(booked("A1", TUE_10, None), MON_10).unwrap();
+        let step = w.stream.timers[0].timer.step;
+        assert_eq!(w.when(assigned("A1"), "2026-03-02T12:00:00+02:00").unwrap(), None);
+        assert!(w.stream.timers.is_empty());
+        assert!(w.effects.iter().any(|e| matches!(e, Effect::CancelTimer(t) if t.kind == TimerKind::StatusUpdate && t.case_id.is_none())));
+        let stale = TimerRef { stream: w.stream.key.clone(), case_id: None, kind: TimerKind::StatusUpdate, step };
+        w.when(Input::Timer(stale), "2026-03-03T07:00:00+02:00").unwrap();
+        assert!(w.effects.is_empty() && w.stream.cases.is_empty(), "stale");
+    }
+
+    #[test]
     fn r0_3_cancellation_and_completion_close_the_watch() {
         let (mut w, id) = watched();
-        w.when(cancelled("A1", CancelledBy::Customer, false), MON_10).unwrap();
+        w.when(cancelled("A1", CancelledBy::Customer, false), "2026-03-03T08:00:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.result.as_deref(), Some("cancelled"));
         assert!(w.case(&id).timers.is_empty());
 
@@ -348,11 +390,17 @@ mod tests {
     }
 
     #[test]
-    fn r0_3_a_reschedule_moves_the_watch_timers() {
-        let (mut w, id) = watched();
+    fn r0_3_a_reschedule_moves_the_watch() {
+        let mut w = World::new();
+        w.when(booked("A1", TUE_10, None), MON_10).unwrap();
         w.when(rescheduled("A1", "2026-03-04T16:00:00+02:00"), MON_10).unwrap();
+        assert_eq!(w.stream.timers.len(), 1);
+        assert_eq!(w.stream.timers[0].timer.due_at, t("2026-03-04T13:00:00+02:00"));
+
+        let (mut w, id) = watched();
+        w.when(rescheduled("A1", "2026-03-04T16:00:00+02:00"), "2026-03-03T08:00:00+02:00").unwrap();
         assert_eq!(w.due(&id, TimerKind::StatusUpdate), Some(t("2026-03-04T13:00:00+02:00")));
         assert_eq!(w.due(&id, TimerKind::AutoCancel), Some(t("2026-03-04T15:00:00+02:00")));
-        assert_eq!(w.case(&id).timers.len(), 2);
+        assert_eq!(w.case(&id).state(), "watching");
     }
 }

@@ -2,8 +2,8 @@
 //! starts or stops, and the reschedule policy (R7.1–R7.3, seed 002) with the late change of R3.8.
 //!
 //! Decisions the SPEC leaves open, settled here:
-//! - The 202 names the case the event concerns: the watch case opened by `appointment.booked`
-//!   (R0.1), the watch case an assignment ends, the outreach case of a reschedule request (R1.1),
+//! - The 202 names the case the event concerns: the watch case when `appointment.booked` opens
+//!   one at once (inside the last 3 h, R0.1), the watch case an assignment ends, the outreach case of a reschedule request (R1.1),
 //!   the follow-up a cancellation opens (R2.1), and for a reschedule an open case of the
 //!   appointment (watch or outreach) when there is one. `appointment.completed` names none: its
 //!   case opens an hour later (R3.1).
@@ -60,6 +60,7 @@ pub fn on_event(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result
             let appointment = open_appointment(&mut stream, appointment_id)?;
             appointment.technician_id = Some(technician_id.clone());
             // R0.3 an assignment in time ends the watch.
+            appointment_watch::unwatch(&mut stream, appointment_id, ctx);
             appointment_watch::open_case(&stream, appointment_id).map(|idx| {
                 let case = &mut stream.cases[idx];
                 appointment_watch::end(case, TicketStatus::Resolved, "assigned", ctx);
@@ -147,7 +148,7 @@ fn booked(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<Outco
         completion: None,
     });
     // R0.1 every booked appointment without a technician is watched.
-    let case_id = appointment_watch::open(&mut stream, appointment_id, ctx);
+    let case_id = appointment_watch::watch(&mut stream, appointment_id, ctx);
     Ok((stream, vec![appointment_subject(appointment_id)], case_id))
 }
 
@@ -155,6 +156,7 @@ fn booked(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<Outco
 pub fn on_subject_timer(stream: &mut Stream, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
     let appointment_id = timer.subject_id.strip_prefix("appointment:")?.to_string();
     match timer.timer.kind {
+        TimerKind::StatusUpdate => appointment_watch::on_status_due(stream, &appointment_id, ctx),
         TimerKind::OpenSecondVisit => second_visit_follow_up::open(stream, &appointment_id, ctx),
         _ => None,
     }
@@ -169,6 +171,7 @@ pub(crate) fn open_cases_of(stream: &Stream, appointment_id: &str) -> Vec<usize>
 
 /// Ends the appointment's open watch and outreach cases (the appointment was cancelled or completed).
 pub(crate) fn end_cases(stream: &mut Stream, appointment_id: &str, except: Option<&str>, result: &str, ctx: &mut Ctx) {
+    appointment_watch::unwatch(stream, appointment_id, ctx);
     for idx in open_cases_of(stream, appointment_id) {
         let case = &mut stream.cases[idx];
         if except == Some(case.case_id.as_str()) {
@@ -263,7 +266,7 @@ pub(crate) fn reschedule(
         replace_visit(stream, &appointment, original, via, ctx);
         Change::Replaced
     } else {
-        appointment_watch::on_rescheduled(stream, appointment_id, ctx);
+        appointment_watch::watch(stream, appointment_id, ctx);
         if via.is_none() {
             if let Some(idx) = reschedule_outreach::open_case(stream, appointment_id) {
                 reschedule_outreach::on_rescheduled(&mut stream.cases[idx], window_start, ctx);
@@ -318,6 +321,7 @@ fn replace_visit(stream: &mut Stream, appointment: &Appointment, original: DateT
     if let Some(a) = stream.appointment_mut(&appointment.appointment_id) {
         a.status = AppointmentStatus::Cancelled;
     }
+    appointment_watch::unwatch(stream, &appointment.appointment_id, ctx);
     let via_id = via.map(|i| stream.cases[i].case_id.clone());
     for case in stream.cases.iter_mut().filter(|c| c.ticket.is_open() && Some(&c.case_id) != via_id.as_ref()) {
         close_case(case, "visit_replaced", ctx);
@@ -539,8 +543,9 @@ mod tests {
     #[test]
     fn r7_1_default_fee_is_inform_only_and_written_on_the_open_case() {
         let mut w = World::new();
-        let watch = w.when(booked("A1", "2026-03-03T09:00:00+02:00", None), MON_10).unwrap().unwrap();
+        let watch = w.when(booked("A1", "2026-03-02T12:30:00+02:00", None), MON_10).unwrap().unwrap();
         assert_eq!(w.when(rescheduled("A1", "2026-03-04T10:00:00+02:00"), MON_10).unwrap(), Some(watch.clone()));
+        assert_eq!(w.due(&watch, TimerKind::StatusUpdate), Some(t("2026-03-04T07:00:00+02:00")), "R0.3 timers move");
         assert_eq!(w.stream.appointment("A1").unwrap().reschedule_log[0].fee.as_ref().map(|f| f.amount), Some(0));
         assert!(w.case(&watch).timeline.iter().any(|e| e.detail.contains("R7.1") && e.detail.contains("inform only")));
     }

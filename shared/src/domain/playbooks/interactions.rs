@@ -90,7 +90,8 @@ mod tests {
     #[test]
     fn r8_3_every_call_with_topics_is_summarised_on_any_playbook() {
         let mut w = World::new();
-        let id = w.when(booked("A1", "2026-03-05T14:00:00+02:00", None), "2026-03-02T10:00:00+02:00").unwrap().unwrap();
+        w.when(booked("A1", "2026-03-05T14:00:00+02:00", Some("T1")), "2026-03-02T10:00:00+02:00").unwrap();
+        let id = w.when(requested("A1"), "2026-03-02T10:00:00+02:00").unwrap().unwrap();
         let mut c = call(&id, CallOutcome::Answered, None);
         c.topics = vec![Topic::InquiryPricingFinancing, Topic::AppointmentReschedule];
         c.requested_follow_up = Some(true);
