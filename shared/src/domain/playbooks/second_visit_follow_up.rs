@@ -619,8 +619,7 @@ mod tests {
 
     #[test]
     fn r3_5_material_needs_a_working_day_after_the_price_skipping_friday_and_holidays() {
-        let mut p = Policy::default();
-        p.calendar = Policy::from_toml("[calendar]\nholidays = [\"2026-03-07\"]").unwrap().calendar;
+        let p = Policy::from_toml("[calendar]\nholidays = [\"2026-03-07\"]").unwrap();
         // Completed Thursday 13:00, case opens 14:00; cost told at 15:00 (Thursday).
         let (mut w, id) = opened_with(completion(CompletionOutcome::Inspection, true, None, None), "2026-03-05T13:00:00+02:00", p);
         let mut c = call(&id, CallOutcome::Answered, Some(rebook("2026-03-07T16:00:00+02:00")));
