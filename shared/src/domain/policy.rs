@@ -108,7 +108,9 @@ impl Default for CancellationFollowUpPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppointmentWatchPolicy {
+    /// R0.1 the STATUS_UPDATE SMS goes this many minutes before `window_start` (exact, no working hours).
     pub status_update_before_minutes: u32,
+    /// R0.2 an appointment still unassigned this many minutes before `window_start` is cancelled.
     pub auto_cancel_before_minutes: u32,
 }
 impl Default for AppointmentWatchPolicy {
@@ -121,12 +123,16 @@ impl Default for AppointmentWatchPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RescheduleOutreachPolicy {
+    /// R1.3 local time of the next-working-day attempt.
     pub second_attempt_time: NaiveTime,
+    /// R1.4 an unresolved outreach cancels the appointment this many minutes before `window_start`.
     pub cancel_before_minutes: u32,
+    /// R1.1–R1.3 call attempts (same day, then next working day).
+    pub attempts: u32,
 }
 impl Default for RescheduleOutreachPolicy {
     fn default() -> Self {
-        RescheduleOutreachPolicy { second_attempt_time: hm(9, 0), cancel_before_minutes: 60 }
+        RescheduleOutreachPolicy { second_attempt_time: hm(9, 0), cancel_before_minutes: 60, attempts: 2 }
     }
 }
 
@@ -134,17 +140,32 @@ impl Default for RescheduleOutreachPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecondVisitPolicy {
+    /// R3.1 the case opens this many minutes after `appointment.completed`.
     pub open_after_minutes: u32,
+    /// R3.2 the first call outcome is due this many hours after opening.
     pub first_call_sla_hours: u32,
+    /// R3.3 the cost is told within this many hours of opening.
     pub cost_sla_hours: u32,
+    /// R3.4 call attempts (at opening, then the next working day).
     pub attempts: u32,
+    /// R3.4 local time of the next-working-day attempt.
     pub attempt_time: NaiveTime,
+    /// R3.5 lead time after the material price is confirmed (whole working days of 24 h).
     pub material_lead_hours: u32,
+    /// R3.5 the most material days ops may note.
     pub max_material_days: u32,
+    /// R3.7 material quotation markup on the material price.
     pub material_markup: Percent,
+    /// R3.7 added to the material quotation when the customer asks for a tax invoice.
     pub tax_invoice: Percent,
+    /// R3.7 share of the material the technician collects on day 1.
     pub material_upfront: Percent,
+    /// R3.8 a time change this close to the visit start replaces the visit.
     pub late_change_minutes: u32,
+    /// R3.9 (as R2.9) an unresolved ticket is closed this many days after opening.
+    pub close_after_days: u32,
+    /// R3.9 (as R2.10) re-open allowed from this many days after the appointment day.
+    pub reopen_after_days: u32,
 }
 impl Default for SecondVisitPolicy {
     fn default() -> Self {
@@ -160,6 +181,8 @@ impl Default for SecondVisitPolicy {
             tax_invoice: Percent::whole(29),
             material_upfront: Percent::whole(50),
             late_change_minutes: 90,
+            close_after_days: 7,
+            reopen_after_days: 30,
         }
     }
 }

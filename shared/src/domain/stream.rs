@@ -95,6 +95,33 @@ pub struct Appointment {
     pub reschedules: u32,
     #[serde(default)]
     pub booked_at: Option<DateTime<Utc>>,
+    /// R7.1 every reschedule, with the fee that applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reschedule_log: Vec<Reschedule>,
+    /// What `appointment.completed` reported, kept for the case that opens later (R3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Completion>,
+}
+
+/// One accepted change of an appointment's window (R7.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reschedule {
+    pub at: DateTime<Utc>,
+    pub from_start: DateTime<Utc>,
+    pub to_start: DateTime<Utc>,
+    pub requested_by: String,
+    /// `Some` when the change came inside the fee period (amount 0 = inform only).
+    pub fee: Option<Money>,
+}
+
+/// The outcome of a completed visit (R3.1, R3.5, R3.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub at: DateTime<Utc>,
+    pub outcome: super::events::CompletionOutcome,
+    pub needs_material: bool,
+    pub material_days: Option<u32>,
+    pub painting: Option<super::events::Painting>,
 }
 
 impl Appointment {

@@ -406,7 +406,7 @@ fn subject_data(case: &Case) -> Map<String, Value> {
 }
 
 /// A unique, unguessable-enough coupon code derived from the case id (pure: no randomness).
-fn coupon_code(case_id: &str) -> String {
+pub(crate) fn coupon_code(case_id: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let digest = Sha256::digest(format!("coupon:{case_id}").as_bytes());
     let code: String = digest.iter().take(8).map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
@@ -447,6 +447,8 @@ mod tests {
             status: AppointmentStatus::Booked,
             reschedules: 0,
             booked_at: None,
+            reschedule_log: Vec::new(),
+            completion: None,
         });
         s.version = 1;
         s

@@ -1,8 +1,109 @@
 //! Interaction classification (R8.1–R8.3, seed 003): the primary topic of a call and its summary command.
+//!
+//! Decisions the SPEC leaves open, settled here:
+//! - Importance is by family only (booking > appointment > inquiry > other); inside a family the
+//!   topic listed first wins, whatever its place in the taxonomy (R8.2 "first listed wins a tie").
+//! - The other topics become `notes` (in the order listed, duplicates of the primary dropped),
+//!   followed by the agent's free-text notes; `requested_follow_up` is kept as sent (false when
+//!   absent).
+//! - A call without topics is not an interaction summary: no command. Every call with topics
+//!   gets one, on whatever playbook's case it was reported, after that playbook decided.
 
 use super::Ctx;
-use crate::domain::events::CallCompleted;
+use crate::domain::events::{CallCompleted, Topic};
 use crate::domain::stream::Stream;
+use serde_json::{json, Map, Value};
+
+/// The family rank of a topic: 0 booking, 1 appointment, 2 inquiry, 3 other.
+fn rank(topic: Topic) -> u8 {
+    match topic.as_str().split('.').next() {
+        Some("booking") => 0,
+        Some("appointment") => 1,
+        Some("inquiry") => 2,
+        _ => 3,
+    }
+}
+
+/// R8.2 the most important topic (first listed on a tie) and the rest, in order.
+pub fn classify(topics: &[Topic]) -> Option<(Topic, Vec<Topic>)> {
+    let primary = *topics.iter().min_by_key(|t| rank(**t))?;
+    let mut rest = Vec::new();
+    for t in topics {
+        if *t != primary && !rest.contains(t) {
+            rest.push(*t);
+        }
+    }
+    Some((primary, rest))
+}
 
 /// R8.3 publishes the summary of a classified call.
-pub fn on_call(_stream: &mut Stream, _idx: usize, _call: &CallCompleted, _ctx: &mut Ctx) {}
+pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) {
+    let Some((primary, rest)) = classify(&call.topics) else { return };
+    let case = &mut stream.cases[idx];
+    let mut notes: Vec<Value> = rest.iter().map(|t| Value::from(t.as_str())).collect();
+    if let Some(n) = &call.notes {
+        notes.push(Value::from(n.clone()));
+    }
+    let mut data = Map::new();
+    for (k, v) in [("appointment_id", &case.appointment_id), ("order_id", &case.order_id), ("package_id", &case.package_id)] {
+        if let Some(v) = v {
+            data.insert(k.into(), json!(v));
+        }
+    }
+    data.insert("call_id".into(), json!(call.call_id));
+    data.insert("agent_id".into(), json!(call.agent_id));
+    data.insert("outcome".into(), json!(call.outcome));
+    data.insert("primary_topic".into(), json!(primary.as_str()));
+    data.insert("other_topics".into(), json!(rest.iter().map(|t| t.as_str()).collect::<Vec<_>>()));
+    data.insert("notes".into(), Value::Array(notes));
+    data.insert("requested_follow_up".into(), json!(call.requested_follow_up.unwrap_or(false)));
+    case.note(ctx.now, "decision", format!("R8.2 primary topic {primary}"));
+    ctx.command(case, crate::domain::effects::CommandType::InteractionSummary, data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::appointments::test_world::*;
+    use super::*;
+
+    #[test]
+    fn r8_2_booking_beats_appointment_beats_inquiry_beats_other() {
+        use Topic::*;
+        assert_eq!(
+            classify(&[OtherSpam, InquiryBilling, AppointmentReschedule, BookingWidget]),
+            Some((BookingWidget, vec![OtherSpam, InquiryBilling, AppointmentReschedule]))
+        );
+        assert_eq!(
+            classify(&[InquiryPricingFinancing, AppointmentReschedule]),
+            Some((AppointmentReschedule, vec![InquiryPricingFinancing]))
+        );
+        assert_eq!(classify(&[OtherTest]), Some((OtherTest, vec![])));
+        assert_eq!(classify(&[]), None);
+    }
+
+    #[test]
+    fn r8_2_first_listed_wins_a_tie_within_a_family() {
+        use Topic::*;
+        assert_eq!(classify(&[InquiryBilling, InquiryMembership, InquiryBilling]), Some((InquiryBilling, vec![InquiryMembership])));
+    }
+
+    #[test]
+    fn r8_3_every_call_with_topics_is_summarised_on_any_playbook() {
+        let mut w = World::new();
+        w.when(booked("A1", "2026-03-05T14:00:00+02:00", Some("T1")), "2026-03-02T10:00:00+02:00").unwrap();
+        let id = w.when(requested("A1"), "2026-03-02T10:00:00+02:00").unwrap().unwrap();
+        let mut c = call(&id, CallOutcome::Answered, None);
+        c.topics = vec![Topic::InquiryPricingFinancing, Topic::AppointmentReschedule];
+        c.requested_follow_up = Some(true);
+        c.notes = Some("asked about fees".into());
+        w.when(calls(c), "2026-03-02T11:00:00+02:00").unwrap();
+        let s = w.command(CommandType::InteractionSummary).expect("R8.3 summary");
+        assert_eq!(s.case_id.as_deref(), Some(id.as_str()));
+        assert_eq!(s.data["primary_topic"], "appointment.reschedule");
+        assert_eq!(s.data["notes"], serde_json::json!(["inquiry.pricing_financing", "asked about fees"]));
+        assert_eq!(s.data["requested_follow_up"], true);
+
+        w.when(calls(call(&id, CallOutcome::Answered, None)), "2026-03-02T11:05:00+02:00").unwrap();
+        assert!(w.command(CommandType::InteractionSummary).is_none(), "no topics, no summary");
+    }
+}
