@@ -37,6 +37,7 @@ fn timers(case: &Value) -> Vec<(String, String)> {
 fn r2_whole_timeline_unreached_closed_then_reopened() {
     let l = Local::virtual_at(MON_10);
     let case_id = cancelled_case(&l, "customer");
+    assert_eq!(case_id, "o1-O1", "case ids count the order's cases");
 
     // R2.1 the ticket view of seed 001.
     let case = l.case(&case_id);

@@ -145,8 +145,11 @@ pub struct Stream {
     pub key: StreamKey,
     /// Optimistic-concurrency version: bumped once per committed decision.
     pub version: u64,
-    /// Sequence behind case ids and subject timer steps.
+    /// Sequence behind case ids: `o1-…`, `o2-…` in opening order.
     pub seq: u32,
+    /// Sequence behind subject timer steps.
+    #[serde(default)]
+    pub timer_seq: u32,
     #[serde(default)]
     pub appointments: Vec<Appointment>,
     /// The package of a package stream.
@@ -160,7 +163,7 @@ pub struct Stream {
 
 impl Stream {
     pub fn new(key: StreamKey) -> Self {
-        Stream { key, version: 0, seq: 0, appointments: Vec::new(), package: None, cases: Vec::new(), timers: Vec::new() }
+        Stream { key, version: 0, seq: 0, timer_seq: 0, appointments: Vec::new(), package: None, cases: Vec::new(), timers: Vec::new() }
     }
     pub fn appointment(&self, id: &str) -> Option<&Appointment> {
         self.appointments.iter().find(|a| a.appointment_id == id)

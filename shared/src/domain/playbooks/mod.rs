@@ -352,8 +352,8 @@ impl Ctx<'_> {
 
     /// Places a timer on the stream's subject (no case yet, or none at all).
     pub fn place_subject(&mut self, stream: &mut Stream, subject_id: &str, kind: TimerKind, due_at: DateTime<Utc>) {
-        stream.seq += 1;
-        let step = stream.seq;
+        stream.timer_seq += 1;
+        let step = stream.timer_seq;
         stream.timers.push(SubjectTimer { subject_id: subject_id.to_string(), timer: PendingTimer { kind, due_at, step } });
         self.effects.push(Effect::PlaceTimer(TimerSpec {
             timer: TimerRef { stream: self.stream.clone(), case_id: None, kind, step },
