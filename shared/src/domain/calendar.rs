@@ -194,8 +194,7 @@ mod tests {
 
     #[test]
     fn a_configured_holiday_is_skipped() {
-        let mut c = CalendarConfig::default();
-        c.holidays = vec![d("2026-03-07")];
+        let c = CalendarConfig { holidays: vec![d("2026-03-07")], ..CalendarConfig::default() };
         let cal = Calendar::try_from(c).unwrap();
         assert_eq!(cal.next_working_day(d("2026-03-05")), d("2026-03-08"));
         assert_eq!(cal.working_moment(t("2026-03-05T22:00:00+02:00")), t("2026-03-08T09:00:00+02:00"));
@@ -251,11 +250,9 @@ mod tests {
 
     #[test]
     fn bad_config_is_refused() {
-        let mut c = CalendarConfig::default();
-        c.timezone = "Mars/Olympus".into();
+        let c = CalendarConfig { timezone: "Mars/Olympus".into(), ..CalendarConfig::default() };
         assert!(Calendar::try_from(c).is_err());
-        let mut c = CalendarConfig::default();
-        c.work_start = "22:00".into();
+        let c = CalendarConfig { work_start: "22:00".into(), ..CalendarConfig::default() };
         assert!(Calendar::try_from(c).is_err());
     }
 }

@@ -185,7 +185,7 @@ pub fn mask_phone(phone: &str) -> String {
         return "*".repeat(chars.len());
     }
     let (head, tail) = (4, 3);
-    chars[..head].iter().chain(std::iter::repeat(&'*').take(chars.len() - head - tail)).chain(&chars[chars.len() - tail..]).collect()
+    chars[..head].iter().chain(std::iter::repeat_n(&'*', chars.len() - head - tail)).chain(&chars[chars.len() - tail..]).collect()
 }
 
 #[cfg(test)]
