@@ -240,11 +240,9 @@ pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx)
                 ctx.call_task(case, "Ask the customer to pay the package (R4.1)", now, call_extra(&package_id, Stage::First));
             }
         }
-        TimerKind::PaymentDeadline if f.stage == Stage::DayBefore => {
-            if !package(stream).paid {
-                stream.cases[idx].note(ctx.now, "decision", "R4.4 still unpaid at the deadline");
-                cancel_for_non_payment(stream, idx, true, ctx);
-            }
+        TimerKind::PaymentDeadline if f.stage == Stage::DayBefore && !package(stream).paid => {
+            stream.cases[idx].note(ctx.now, "decision", "R4.4 still unpaid at the deadline");
+            cancel_for_non_payment(stream, idx, true, ctx);
         }
         _ => {}
     }

@@ -379,9 +379,7 @@ fn visit_completed(stream: &mut Stream, visit_id: &str, ctx: &mut Ctx) -> Result
 
 /// A timer placed on a package rather than a case (R5.2 Day 1, R5.4 end of grace).
 pub fn on_subject_timer(stream: &mut Stream, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
-    if stream.package.is_none() {
-        return None;
-    }
+    stream.package.as_ref()?;
     match timer.timer.kind {
         TimerKind::ExpiryDay1 => package_expiry::on_day1(stream, ctx),
         TimerKind::ExpiryDeactivate => package_expiry::on_deactivate(stream, ctx),
