@@ -726,6 +726,12 @@ mod tests {
     }
 
     #[test]
+    fn the_example_policy_file_names_the_package_figures() {
+        let p = crate::domain::policy::Policy::from_toml(include_str!("../../../../docs/policy.example.toml")).unwrap();
+        assert_eq!((p.package_expiry.grace_days, p.package_visits.cancellation_fee), (14, Percent::whole(30)));
+    }
+
+    #[test]
     fn card_and_cash_are_both_kept() {
         let mut w = World::new();
         w.when(world::booked(true, PaymentMethod::Cash, "2026-03-09", &["2026-03-09T10:00:00+02:00"], 50_000), MON).unwrap();
