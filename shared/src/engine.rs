@@ -8,16 +8,17 @@
 //! of the same effect id. A conflicting concurrent commit is retried by reloading
 //! and deciding again.
 
-use crate::domain::case::{mask_phone, Case};
-use crate::domain::effects::{Effect, TimerSpec};
+use crate::domain::case::{mask_phone, Case, TimerKind};
+use crate::domain::effects::{Effect, TimerRef, TimerSpec};
 use crate::domain::events::Input;
-use crate::domain::playbooks::{decide, Target};
+use crate::domain::playbooks::{decide, packages, Target};
 use crate::domain::policy::Policy;
 use crate::domain::stream::{Stream, StreamKey};
 use crate::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
 };
 use crate::wire::{self, Route, WireError};
+use chrono::NaiveDate;
 use serde_json::Value;
 use std::sync::Arc;
 use tracing::{info, warn};
@@ -159,6 +160,46 @@ where
             Err(e) => warn!(timer = %name, kind = %timer.timer.kind, error = %e, "timer failed"),
         }
         result
+    }
+
+    /// The daily safety sweep of R5 (no scan): reads only the packages indexed under `date`
+    /// (`expiry:<date>:<package_id>`, written when each package was booked) and re-fires any of
+    /// their expiry ticks (R5.2 Day 1, R5.4 end of grace) that are due by now but have not run —
+    /// a one-shot timer lost or delayed on the way. A re-fired tick is the same timer delivery
+    /// (`timer:<name>`), so one that did run meanwhile is a harmless duplicate; the original
+    /// one-shot is then cancelled. Returns how many ticks ran because of the sweep.
+    pub async fn expiry_sweep(&self, date: NaiveDate) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let mut fired = 0;
+        for (subject, key) in self.store.subjects_with_prefix(&packages::expiry_prefix(date)).await? {
+            let Some(stream) = self.store.load(&key).await? else {
+                warn!(subject = %subject, "expiry sweep: indexed package has no stream");
+                continue;
+            };
+            let due = stream
+                .timers
+                .iter()
+                .filter(|t| matches!(t.timer.kind, TimerKind::ExpiryDay1 | TimerKind::ExpiryDeactivate) && t.timer.due_at <= now);
+            for pending in due {
+                let spec = TimerSpec {
+                    timer: TimerRef { stream: key.clone(), case_id: None, kind: pending.timer.kind, step: pending.timer.step },
+                    due_at: pending.timer.due_at,
+                    playbook: None,
+                };
+                match self.fire_timer(&spec).await {
+                    Ok(a) if !a.duplicate => {
+                        fired += 1;
+                        info!(subject = %subject, kind = %spec.timer.kind, "expiry sweep re-drove a missed tick");
+                    }
+                    Ok(_) | Err(ProcessError::Refused(_)) | Err(ProcessError::Contended) => {}
+                    Err(ProcessError::Store(e)) => return Err(e),
+                }
+                if let Err(e) = self.timers.cancel(&spec.timer).await {
+                    warn!(subject = %subject, error = %e, "expiry sweep: could not drop the original one-shot; its firing will be a duplicate");
+                }
+            }
+        }
+        Ok(fired)
     }
 
     /// The one path from an input to a durable decision.

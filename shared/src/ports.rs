@@ -85,6 +85,9 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Effects committed but not yet marked done, oldest first.
     fn pending_effects(&self, limit: usize) -> impl Future<Output = Result<Vec<PendingEffect>, StoreError>> + Send;
     fn effect_done(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Index entries whose subject starts with `prefix` (`expiry:2026-04-09:`), in subject order:
+    /// a range read of the subject index, never a scan of the streams (R5 daily safety sweep).
+    fn subjects_with_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, StreamKey)>, StoreError>> + Send;
 }
 
 pub trait Timers: Send + Sync + 'static {

@@ -257,6 +257,24 @@ async fn contract_a_subject_belongs_to_one_stream<S: Contract>(s: &S) {
     s.commit(commit(stream_at(&o1, 2), Some(1), "d3", &["appointment:A1"], vec![])).await.expect("commit");
 }
 
+async fn contract_subjects_with_prefix_lists_only_that_prefix<S: Contract>(s: &S) {
+    let prefix = "expiry:2026-04-09:";
+    assert!(s.subjects_with_prefix(prefix).await.expect("prefix").is_empty());
+    let (p1, p2, p3) = (StreamKey::Package("P1".into()), StreamKey::Package("P2".into()), StreamKey::Package("P3".into()));
+    s.commit(commit(stream_at(&p2, 1), None, "d1", &["expiry:2026-04-09:P2", "expiry:2026-04-23:P2"], vec![])).await.expect("commit");
+    s.commit(commit(stream_at(&p1, 1), None, "d2", &["expiry:2026-04-09:P1"], vec![])).await.expect("commit");
+    // Neighbours on either side of the range, and a subject that merely contains the prefix.
+    s.commit(commit(stream_at(&p3, 1), None, "d3", &["expiry:2026-04-08:P3", "expiry:2026-04-10:P3", "x-expiry:2026-04-09:P3"], vec![]))
+        .await
+        .expect("commit");
+    s.commit(commit(stream_at(&order("O1"), 1), None, "d4", &["appointment:A1"], vec![])).await.expect("commit");
+
+    let found = s.subjects_with_prefix(prefix).await.expect("prefix");
+    assert_eq!(found, vec![("expiry:2026-04-09:P1".to_string(), p1), ("expiry:2026-04-09:P2".to_string(), p2.clone())]);
+    assert_eq!(s.subjects_with_prefix("expiry:2026-04-23:").await.expect("prefix"), vec![("expiry:2026-04-23:P2".to_string(), p2)]);
+    assert!(s.subjects_with_prefix("expiry:2026-05-01:").await.expect("prefix").is_empty());
+}
+
 async fn contract_timers_place_once_and_cancel_quietly<S: Contract>(s: &S) {
     let t = timer("O1", "o1-O1", TimerKind::CallAttempt, 1, at(11, 0));
     s.place(&t).await.expect("place");
@@ -390,6 +408,7 @@ run_against_sqlite!(
     contract_pending_effects_come_in_commit_order_until_done,
     contract_locate_follows_the_index,
     contract_a_subject_belongs_to_one_stream,
+    contract_subjects_with_prefix_lists_only_that_prefix,
     contract_timers_place_once_and_cancel_quietly,
     contract_timers_fire_by_due_time_then_placement,
     contract_outboxes_drop_a_repeated_effect,

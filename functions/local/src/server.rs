@@ -59,6 +59,7 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/local/sms", get(local_sms))
         .route("/local/commands", get(local_commands))
         .route("/local/clock", get(get_clock).post(post_clock))
+        .route("/local/expiry-sweep", post(post_sweep))
         .fallback(|| async { reply(WireError::new(404, "not_found", "no such route").into()) })
         .with_state(app);
     println!("listening on http://{}", listener.local_addr()?);
@@ -170,6 +171,16 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
             Ok(d) => d,
             Err(e) => return reply(e.into()),
         };
+        // The R5 daily safety sweep runs at every local midnight the clock crosses, for the day just ended.
+        let midnight = next_midnight(&app.engine, clock.now());
+        if midnight <= target && due.first().is_none_or(|t| t.due_at > midnight) {
+            let _ = clock.set(midnight);
+            match sweep(&app.engine, midnight).await {
+                Ok(n) => fired += n,
+                Err(e) => return reply(e.into()),
+            }
+            continue;
+        }
         let Some(timer) = due.into_iter().next() else { break };
         if timer.due_at > clock.now() {
             let _ = clock.set(timer.due_at);
@@ -183,6 +194,36 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
     Json(json!({"now": app.engine.policy.calendar.rfc3339(clock.now()), "fired": fired})).into_response()
 }
 
+/// The first local midnight strictly after `now`.
+fn next_midnight(engine: &LocalEngine, now: DateTime<Utc>) -> DateTime<Utc> {
+    let cal = &engine.policy.calendar;
+    cal.at(cal.local_date(now) + Duration::days(1), chrono::NaiveTime::MIN)
+}
+
+/// The R5 daily safety sweep for the local day before `midnight`.
+async fn sweep(engine: &LocalEngine, midnight: DateTime<Utc>) -> Result<usize, followup::ports::StoreError> {
+    let day = engine.policy.calendar.local_date(midnight) - Duration::days(1);
+    let n = engine.expiry_sweep(day).await?;
+    if n > 0 {
+        info!(day = %day, ticks = n, "expiry sweep re-drove missed ticks");
+    }
+    Ok(n)
+}
+
+/// `POST /local/expiry-sweep {"date": "YYYY-MM-DD"}`: runs the R5 daily safety sweep for that day now
+/// (it also runs by itself at every local midnight, for the day just ended).
+async fn post_sweep(State(app): State<App>, body: axum::body::Bytes) -> Response {
+    let date = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("date").and_then(Value::as_str).map(str::to_owned));
+    let Some(date) = date.and_then(|d| d.parse::<chrono::NaiveDate>().ok()) else {
+        return reply(WireError::new(400, "invalid_field", "date must be a YYYY-MM-DD date").at("date").into());
+    };
+    let _guard = app.firing.lock().await;
+    match app.engine.expiry_sweep(date).await {
+        Ok(n) => Json(json!({"date": date.to_string(), "fired": n})).into_response(),
+        Err(e) => reply(e.into()),
+    }
+}
+
 /// Fires one timer and removes it; a timer whose input is refused can never succeed and is dropped.
 async fn fire(engine: &LocalEngine, timer: &TimerSpec) -> Result<(), followup::ports::StoreError> {
     match engine.fire_timer(timer).await {
@@ -192,15 +233,24 @@ async fn fire(engine: &LocalEngine, timer: &TimerSpec) -> Result<(), followup::p
     engine.store.remove_timer(&timer.timer.name()).await
 }
 
-/// On the real clock: fire due timers; always: retry effects left pending.
+/// On the real clock: fire due timers and run the daily expiry sweep; always: retry effects left pending.
 async fn background(app: App) {
     let mut last_redrive = Utc::now();
+    let mut swept_through: Option<chrono::NaiveDate> = None;
     loop {
         let virtual_clock = app.engine.clock.virtual_clock().is_some();
         let mut wait = std::time::Duration::from_millis(500);
         if !virtual_clock {
             let _guard = app.firing.lock().await;
             let now = app.engine.clock.now();
+            // R5 daily safety sweep: once a local day (and at start-up), for the day before.
+            let today = app.engine.policy.calendar.local_date(now);
+            if swept_through != Some(today) {
+                match sweep(&app.engine, app.engine.policy.calendar.at(today, chrono::NaiveTime::MIN)).await {
+                    Ok(_) => swept_through = Some(today),
+                    Err(e) => warn!(error = %e, "expiry sweep: storage failure; will retry"),
+                }
+            }
             match app.engine.store.due_timers(now, 100).await {
                 Ok(due) => {
                     for timer in &due {

@@ -206,8 +206,11 @@ impl Default for ReschedulePolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackagePaymentPolicy {
+    /// R4.4 local time of the call on the day before the first visit.
     pub day_before_call_time: NaiveTime,
+    /// R4.4 still unpaid at this local time that day → the package is cancelled.
     pub payment_deadline_time: NaiveTime,
+    /// R4.5 local time of the final call on the next working day.
     pub final_call_time: NaiveTime,
 }
 impl Default for PackagePaymentPolicy {
@@ -220,14 +223,20 @@ impl Default for PackagePaymentPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackageExpiryPolicy {
+    /// R5.1 validity in calendar months; Day 1 after expiry = start_date + this.
     pub validity_months: u32,
+    /// R5.1 / R5.4 grace days after expiry; deactivation at the start of the day after.
     pub grace_days: u32,
+    /// R5.3 day of grace of the second call (Day 1 is the first).
     pub second_call_day: u32,
+    /// R5.2 / R5.3 local time of the Day 1 tick and of the calls.
     pub call_time: NaiveTime,
+    /// R5.4 local time on the day after grace when the package is deactivated ("Day 15 00:00").
+    pub deactivate_time: NaiveTime,
 }
 impl Default for PackageExpiryPolicy {
     fn default() -> Self {
-        PackageExpiryPolicy { validity_months: 1, grace_days: 14, second_call_day: 6, call_time: hm(9, 0) }
+        PackageExpiryPolicy { validity_months: 1, grace_days: 14, second_call_day: 6, call_time: hm(9, 0), deactivate_time: hm(0, 0) }
     }
 }
 
@@ -235,7 +244,9 @@ impl Default for PackageExpiryPolicy {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PackageVisitPolicy {
+    /// R6.1 a change at least this many hours before the visit start is free.
     pub free_change_hours: u32,
+    /// R6.4 fee on the remaining value of a package cancelled after payment.
     pub cancellation_fee: Percent,
 }
 impl Default for PackageVisitPolicy {

@@ -298,6 +298,43 @@ impl CaseStore for SqliteStore {
         })
         .await
     }
+
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+        let (low, high) = (prefix.to_owned(), prefix_end(prefix));
+        self.run(move |conn| {
+            let what = "listing subject_index by prefix";
+            // A range on the primary key: only the entries under the prefix are read.
+            let mut stmt = conn
+                .prepare_cached("SELECT subject, stream_key FROM subject_index WHERE subject >= ?1 AND subject < ?2 ORDER BY subject")
+                .map_err(sql(what))?;
+            let rows = stmt
+                .query_map(params![low, high], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(sql(what))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql(what))?;
+            rows.into_iter()
+                .map(|(subject, key)| {
+                    let stream = StreamKey::parse(&key)
+                        .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))?;
+                    Ok((subject, stream))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
+/// The smallest string above every string that starts with `prefix` (SQLite compares TEXT bytewise).
+fn prefix_end(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    // Only a prefix of nothing but char::MAX gets here; every subject sorts below this.
+    format!("{prefix}{}", char::MAX)
 }
 
 impl Timers for SqliteStore {
