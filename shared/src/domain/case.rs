@@ -69,6 +69,32 @@ pub struct Ticket {
 }
 
 impl Ticket {
+    /// A new ticket, open (seed 001: every ticket that needs a customer contact is sent with status open).
+    pub fn open(category: &str, sub_category: &str, kind: &str, priority: Priority, group: Group, area: &str) -> Ticket {
+        Ticket {
+            category: category.into(),
+            sub_category: sub_category.into(),
+            kind: kind.into(),
+            status: TicketStatus::Open,
+            priority,
+            area: area.into(),
+            group,
+            resolution_due: None,
+            result: None,
+            tags: Vec::new(),
+        }
+    }
+
+    pub fn due(mut self, at: DateTime<Utc>) -> Ticket {
+        self.resolution_due = Some(at);
+        self
+    }
+
+    pub fn tagged(mut self, tag: &str) -> Ticket {
+        self.tags.push(tag.into());
+        self
+    }
+
     /// Still needs someone's work: neither resolved, closed, nor closed as a duplicate.
     pub fn is_open(&self) -> bool {
         !matches!(self.status, TicketStatus::Resolved | TicketStatus::Closed | TicketStatus::WaitingOnThirdParty)
@@ -164,6 +190,38 @@ pub struct Case {
 }
 
 impl Case {
+    /// A case as a playbook opens it: nothing attempted, no timers, an empty timeline.
+    pub fn open(case_id: String, customer: Customer, ticket: Ticket, opened_at: DateTime<Utc>, flow: Flow) -> Case {
+        Case {
+            case_id,
+            appointment_id: None,
+            order_id: None,
+            package_id: None,
+            customer,
+            ticket,
+            attempts: Vec::new(),
+            timers: Vec::new(),
+            timeline: Vec::new(),
+            opened_at,
+            version: 0,
+            step: 0,
+            flow,
+        }
+    }
+
+    /// About this appointment of this order.
+    pub fn about_appointment(mut self, appointment_id: &str, order_id: &str) -> Case {
+        self.appointment_id = Some(appointment_id.into());
+        self.order_id = Some(order_id.into());
+        self
+    }
+
+    /// About this package.
+    pub fn about_package(mut self, package_id: &str) -> Case {
+        self.package_id = Some(package_id.into());
+        self
+    }
+
     pub fn playbook(&self) -> &'static str {
         self.flow.playbook()
     }

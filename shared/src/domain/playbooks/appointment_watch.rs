@@ -117,32 +117,11 @@ fn open(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> String {
     let appointment = stream.appointment(appointment_id).expect("the caller checked the appointment").clone();
     let case_id = stream.next_case_id();
     let cancel_at = cancel_moment(appointment.window_start, ctx);
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: Some(appointment.appointment_id.clone()),
-        order_id: Some(appointment.order_id.clone()),
-        package_id: None,
-        customer: appointment.customer.clone(),
-        ticket: Ticket {
-            category: "appointment".into(),
-            sub_category: "technician_assignment".into(),
-            kind: "watch".into(),
-            status: TicketStatus::Open,
-            priority: Priority::Low,
-            area: appointment.area.clone(),
-            group: Group::Ops,
-            resolution_due: Some(cancel_at.max(ctx.now)),
-            result: None,
-            tags: Vec::new(),
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: ctx.now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::AppointmentWatch(Flow { state: State::Watching }),
-    };
+    let ticket = Ticket::open("appointment", "technician_assignment", "watch", Priority::Low, Group::Ops, &appointment.area)
+        .due(cancel_at.max(ctx.now));
+    let initial = AnyFlow::AppointmentWatch(Flow { state: State::Watching });
+    let mut case = Case::open(case_id.clone(), appointment.customer.clone(), ticket, ctx.now, initial)
+        .about_appointment(&appointment.appointment_id, &appointment.order_id);
     case.note(
         ctx.now,
         "decision",

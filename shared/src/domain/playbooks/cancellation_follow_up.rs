@@ -111,42 +111,21 @@ pub fn open(
     }
 
     let close_at = now + Duration::days(p.close_after_days as i64);
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: Some(appointment.appointment_id.clone()),
-        order_id: Some(appointment.order_id.clone()),
-        package_id: None,
-        customer: appointment.customer.clone(),
-        // R2.1 the ticket view of seed 001 when a first visit is cancelled.
-        ticket: Ticket {
-            category: "follow_up".into(),
-            sub_category: "customer_care".into(),
-            kind: "follow_up".into(),
-            status: TicketStatus::Open,
-            priority: Priority::Low,
-            area: appointment.area.clone(),
-            group: Group::CustomerCare,
-            resolution_due: Some(close_at),
-            result: None,
-            tags: Vec::new(),
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::CancellationFollowUp(Flow {
-            state: State::Following,
-            cancelled_by,
-            cancellation_day: day,
-            round_start: day,
-            not_reached: 0,
-            next_attempt: 1,
-            coupon: None,
-            waited_on_customer: false,
-        }),
-    };
+    // R2.1 the ticket view of seed 001 when a first visit is cancelled.
+    let ticket =
+        Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+    let initial = AnyFlow::CancellationFollowUp(Flow {
+        state: State::Following,
+        cancelled_by,
+        cancellation_day: day,
+        round_start: day,
+        not_reached: 0,
+        next_attempt: 1,
+        coupon: None,
+        waited_on_customer: false,
+    });
+    let mut case = Case::open(case_id.clone(), appointment.customer.clone(), ticket, now, initial)
+        .about_appointment(&appointment.appointment_id, &appointment.order_id);
     case.note(now, "event", format!("appointment.cancelled by {cancelled_by}: {reason}"));
     case.note(now, "decision", format!("R2.1 follow-up opened for first visit {}", appointment.appointment_id));
 

@@ -94,32 +94,11 @@ pub fn on_day1(stream: &mut Stream, ctx: &mut Ctx) -> Option<String> {
     let second_day = day1 + Duration::days(p.second_call_day.saturating_sub(1) as i64);
     let second_call_at = cal.working_moment(cal.at(second_day, p.call_time));
     let case_id = stream.next_case_id();
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: None,
-        order_id: None,
-        package_id: Some(pkg.package_id.clone()),
-        customer: pkg.customer.clone(),
-        ticket: Ticket {
-            category: "package".into(),
-            sub_category: "expired".into(),
-            kind: "package_expired".into(),
-            status: TicketStatus::Open,
-            priority: Priority::Low,
-            area: pkg.area.clone(),
-            group: Group::CustomerSuccess,
-            resolution_due: Some(end),
-            result: None,
-            tags: vec!["package_expired".into()],
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::PackageExpiry(Flow { state: State::Calling, day1, second_call_at, sms3_sent: false }),
-    };
+    let ticket = Ticket::open("package", "expired", "package_expired", Priority::Low, Group::CustomerSuccess, &pkg.area)
+        .due(end)
+        .tagged("package_expired");
+    let initial = AnyFlow::PackageExpiry(Flow { state: State::Calling, day1, second_call_at, sms3_sent: false });
+    let mut case = Case::open(case_id.clone(), pkg.customer.clone(), ticket, now, initial).about_package(&pkg.package_id);
     case.note(
         now,
         "decision",

@@ -118,39 +118,16 @@ pub fn open(stream: &mut Stream, ctx: &mut Ctx) -> String {
     // R4.7 the day-before step's day has come (or passed) by the first call.
     let late = cal.local_date(first_call) >= scheduled_day_before;
     let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: None,
-        order_id: None,
-        package_id: Some(pkg.package_id.clone()),
-        customer: pkg.customer.clone(),
-        ticket: Ticket {
-            category: "package".into(),
-            sub_category: "payment".into(),
-            kind: "not_paid".into(),
-            status: TicketStatus::Open,
-            priority: Priority::Medium,
-            area: pkg.area.clone(),
-            group: Group::CustomerSuccess,
-            resolution_due: None,
-            result: None,
-            tags: vec!["not_paid".into()],
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: ctx.now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::PackagePayment(Flow {
-            state: State::Chasing,
-            stage: Stage::First,
-            payment_method: pkg.payment_method,
-            day_before,
-            final_day: None,
-            sms1_sent: false,
-        }),
-    };
+    let ticket = Ticket::open("package", "payment", "not_paid", Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
+    let initial = AnyFlow::PackagePayment(Flow {
+        state: State::Chasing,
+        stage: Stage::First,
+        payment_method: pkg.payment_method,
+        day_before,
+        final_day: None,
+        sms1_sent: false,
+    });
+    let mut case = Case::open(case_id.clone(), pkg.customer.clone(), ticket, ctx.now, initial).about_package(&pkg.package_id);
     case.note(
         ctx.now,
         "event",

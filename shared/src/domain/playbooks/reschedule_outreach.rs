@@ -100,39 +100,19 @@ pub fn open(stream: &mut Stream, appointment_id: &str, reason: &str, stf_link: &
     let case_id = stream.next_case_id();
     let cancel_at = cancel_moment(appointment.window_start, ctx);
     let manual = ctx.now >= cancel_at;
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: Some(appointment.appointment_id.clone()),
-        order_id: Some(appointment.order_id.clone()),
-        package_id: None,
-        customer: appointment.customer.clone(),
-        ticket: Ticket {
-            category: "appointment".into(),
-            sub_category: "reschedule".into(),
-            kind: "outreach".into(),
-            status: TicketStatus::Open,
-            priority: if manual { Priority::Urgent } else { Priority::Medium },
-            area: appointment.area.clone(),
-            group: Group::CustomerCare,
-            resolution_due: Some(cancel_at.max(ctx.now)),
-            result: None,
-            tags: Vec::new(),
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: ctx.now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::RescheduleOutreach(Flow {
-            state: State::Reaching,
-            stf_link: stf_link.to_string(),
-            reason: reason.to_string(),
-            next_attempt: 1,
-            not_reached: 0,
-            coupon: None,
-        }),
-    };
+    let priority = if manual { Priority::Urgent } else { Priority::Medium };
+    let ticket =
+        Ticket::open("appointment", "reschedule", "outreach", priority, Group::CustomerCare, &appointment.area).due(cancel_at.max(ctx.now));
+    let initial = AnyFlow::RescheduleOutreach(Flow {
+        state: State::Reaching,
+        stf_link: stf_link.to_string(),
+        reason: reason.to_string(),
+        next_attempt: 1,
+        not_reached: 0,
+        coupon: None,
+    });
+    let mut case = Case::open(case_id.clone(), appointment.customer.clone(), ticket, ctx.now, initial)
+        .about_appointment(&appointment.appointment_id, &appointment.order_id);
     case.note(ctx.now, "event", format!("appointment.reschedule_requested: {reason}"));
     // R1.1 attempt 1 the same day: now, or at the next working-hours start.
     if ctx.cal().in_working_hours(ctx.now) {

@@ -127,42 +127,21 @@ pub fn open(stream: &mut Stream, appointment_id: &str, ctx: &mut Ctx) -> Option<
     let now = ctx.now;
     let close_at = now + Duration::days(p.close_after_days as i64);
     let painting = completion.painting.as_ref().map(|x| quote(x, p));
-    let mut case = Case {
-        case_id: case_id.clone(),
-        appointment_id: Some(appointment.appointment_id.clone()),
-        order_id: Some(appointment.order_id.clone()),
-        package_id: None,
-        customer: appointment.customer.clone(),
-        ticket: Ticket {
-            category: "follow_up".into(),
-            sub_category: "customer_care".into(),
-            kind: "second_visit".into(),
-            status: TicketStatus::Open,
-            priority: Priority::Low,
-            area: appointment.area.clone(),
-            group: Group::CustomerCare,
-            resolution_due: Some(close_at),
-            result: None,
-            tags: Vec::new(),
-        },
-        attempts: Vec::new(),
-        timers: Vec::new(),
-        timeline: Vec::new(),
-        opened_at: now,
-        version: 0,
-        step: 0,
-        flow: AnyFlow::SecondVisitFollowUp(Flow {
-            state: State::Following,
-            outcome: completion.outcome,
-            needs_material: completion.needs_material,
-            material_days: completion.material_days,
-            painting,
-            cost_confirmed_at: None,
-            not_reached: 0,
-            next_attempt: 1,
-            waited_on_customer: false,
-        }),
-    };
+    let ticket =
+        Ticket::open("follow_up", "customer_care", "second_visit", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+    let initial = AnyFlow::SecondVisitFollowUp(Flow {
+        state: State::Following,
+        outcome: completion.outcome,
+        needs_material: completion.needs_material,
+        material_days: completion.material_days,
+        painting,
+        cost_confirmed_at: None,
+        not_reached: 0,
+        next_attempt: 1,
+        waited_on_customer: false,
+    });
+    let mut case = Case::open(case_id.clone(), appointment.customer.clone(), ticket, now, initial)
+        .about_appointment(&appointment.appointment_id, &appointment.order_id);
     case.note(
         now,
         "decision",
