@@ -216,6 +216,14 @@ impl Case {
         self
     }
 
+    /// The subject ids a command about this case names (`appointment_id`, `order_id`, `package_id`).
+    pub fn subject_data(&self) -> serde_json::Map<String, serde_json::Value> {
+        [("appointment_id", &self.appointment_id), ("order_id", &self.order_id), ("package_id", &self.package_id)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), serde_json::Value::String(v.clone()))))
+            .collect()
+    }
+
     /// About this package.
     pub fn about_package(mut self, package_id: &str) -> Case {
         self.package_id = Some(package_id.into());

@@ -19,7 +19,7 @@ use crate::domain::sms::{SmsVars, TemplateId};
 use crate::domain::stream::{Appointment, Stream};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::Map;
 use sha2::{Digest, Sha256};
 
 crate::named_enum! {
@@ -151,7 +151,7 @@ pub fn open(
 
     // R2.4 an unsure customer gets an appointment request at least four weeks out.
     if let Some(request_day) = request_day {
-        let mut data = subject_data(&case);
+        let mut data = case.subject_data();
         data.insert("not_before".into(), request_day.to_string().into());
         data.insert("reason".into(), "customer unsure of availability".into());
         if let Some(c) = &flow(&mut case).coupon {
@@ -254,7 +254,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
             // R2.6 both attempts not reached.
             f.state = State::WaitingOnCustomer;
             f.waited_on_customer = true;
-            let mut data = subject_data(case);
+            let mut data = case.subject_data();
             data.insert("reason".into(), "customer_unreached".into());
             ctx.command(case, CommandType::CancelOrder, data);
             ctx.ticket(case, |t| {
@@ -271,7 +271,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
     match &call.resolution {
         Some(Resolution::Rebooked { window_start, window_end }) => {
             // R2.7 a new visit on the agreed window; resolved.
-            let mut data = subject_data(case);
+            let mut data = case.subject_data();
             data.insert("window_start".into(), ctx.cal().rfc3339(*window_start).into());
             data.insert("window_end".into(), ctx.cal().rfc3339(*window_end).into());
             if let Some(c) = &flow(case).coupon {
@@ -284,7 +284,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
         Some(Resolution::Declined { reason, complaint, follow_up }) => {
             // R2.8 a complaint first, then cancel or keep following as the customer asks.
             if *complaint {
-                let mut data = subject_data(case);
+                let mut data = case.subject_data();
                 data.insert("reason".into(), reason.clone().into());
                 ctx.command(case, CommandType::OpenComplaint, data);
             }
@@ -292,7 +292,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
                 case.note(ctx.now, "decision", "R2.8 declined for now; the customer asked to be followed");
                 next_attempt(case, ctx);
             } else {
-                let mut data = subject_data(case);
+                let mut data = case.subject_data();
                 data.insert("reason".into(), reason.clone().into());
                 ctx.command(case, CommandType::CancelOrder, data);
                 resolve(case, "declined", case.ticket.priority, ctx);
@@ -375,13 +375,6 @@ pub fn on_reopen(stream: &mut Stream, idx: usize, ctx: &mut Ctx) -> Result<(), R
     ctx.place(case, TimerKind::CallAttempt, first);
     ctx.place(case, TimerKind::AutoClose, close_at);
     Ok(())
-}
-
-fn subject_data(case: &Case) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("order_id".into(), json!(case.order_id));
-    m.insert("appointment_id".into(), json!(case.appointment_id));
-    m
 }
 
 /// A unique, unguessable-enough coupon code derived from the case id (pure: no randomness).

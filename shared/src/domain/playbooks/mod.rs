@@ -394,11 +394,7 @@ impl Ctx<'_> {
         data.insert("reason".into(), reason.into());
         data.insert("due".into(), self.cal().rfc3339(due).into());
         data.insert("customer_name".into(), case.customer.name.clone().into());
-        for (k, v) in [("appointment_id", &case.appointment_id), ("order_id", &case.order_id), ("package_id", &case.package_id)] {
-            if let Some(v) = v {
-                data.insert(k.into(), v.clone().into());
-            }
-        }
+        data.append(&mut case.subject_data());
         data.append(&mut extra);
         self.command(case, CommandType::CallCustomer, data);
     }

@@ -159,7 +159,7 @@ fn cancel_unreached(stream: &mut Stream, idx: usize, ctx: &mut Ctx) {
         end(case, TicketStatus::Closed, "appointment_closed", ctx);
         return;
     }
-    let mut data = subject_data(case);
+    let mut data = case.subject_data();
     data.insert("by".into(), Value::from("ops"));
     data.insert("reason".into(), Value::from("customer_unreached"));
     ctx.command(case, CommandType::CancelAppointment, data);
@@ -199,15 +199,15 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
                 data.insert("window_end".into(), ctx.cal().rfc3339(*window_end).into());
             };
             if change != appointments::Change::Replaced {
-                let mut data = subject_data(case);
+                let mut data = case.subject_data();
                 window(ctx, &mut data);
                 ctx.command(case, CommandType::UpdateAppointment, data);
             }
-            let mut data = subject_data(case);
+            let mut data = case.subject_data();
             data.insert("technician_id".into(), json!(technician));
             window(ctx, &mut data);
             ctx.command(case, CommandType::NotifyTechnician, data);
-            let mut data = subject_data(case);
+            let mut data = case.subject_data();
             data.insert("before".into(), ctx.cal().rfc3339(*window_start).into());
             data.insert("stf_link".into(), flow(case).stf_link.clone().into());
             ctx.command(case, CommandType::RevokeStfLinks, data);
@@ -282,11 +282,11 @@ fn declined(stream: &mut Stream, idx: usize, reason: &str, complaint: bool, foll
     let Some(appointment) = stream.cases[idx].appointment_id.as_deref().and_then(|a| stream.appointment(a)).cloned() else { return };
     let case = &mut stream.cases[idx];
     if complaint {
-        let mut data = subject_data(case);
+        let mut data = case.subject_data();
         data.insert("reason".into(), reason.into());
         ctx.command(case, CommandType::OpenComplaint, data);
     }
-    let mut data = subject_data(case);
+    let mut data = case.subject_data();
     data.insert("by".into(), Value::from("customer"));
     data.insert("reason".into(), reason.into());
     ctx.command(case, CommandType::CancelAppointment, data);
@@ -327,7 +327,7 @@ fn declined(stream: &mut Stream, idx: usize, reason: &str, complaint: bool, foll
 
 /// The appointment was rescheduled by other means (the link, the dashboard): the outreach is done.
 pub fn on_rescheduled(case: &mut Case, window_start: DateTime<Utc>, ctx: &mut Ctx) {
-    let mut data = subject_data(case);
+    let mut data = case.subject_data();
     data.insert("before".into(), ctx.cal().rfc3339(window_start).into());
     data.insert("stf_link".into(), flow(case).stf_link.clone().into());
     ctx.command(case, CommandType::RevokeStfLinks, data);
@@ -342,13 +342,6 @@ pub fn end(case: &mut Case, status: TicketStatus, result: &str, ctx: &mut Ctx) {
         t.result = Some(result.into());
     });
     flow(case).state = State::Closed;
-}
-
-fn subject_data(case: &Case) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("appointment_id".into(), json!(case.appointment_id));
-    m.insert("order_id".into(), json!(case.order_id));
-    m
 }
 
 #[cfg(test)]

@@ -228,7 +228,7 @@ pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx)
 }
 
 fn escalate(case: &mut Case, sla: &str, reason: &str, ctx: &mut Ctx) {
-    let mut data = subject_data(case);
+    let mut data = case.subject_data();
     data.insert("to".into(), Value::from("shift_leader"));
     data.insert("sla".into(), Value::from(sla));
     data.insert("reason".into(), Value::from(reason));
@@ -286,7 +286,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
             // R3.4 both attempts not reached.
             f.state = State::WaitingOnCustomer;
             f.waited_on_customer = true;
-            let mut data = subject_data(case);
+            let mut data = case.subject_data();
             data.insert("reason".into(), Value::from("customer_unreached"));
             ctx.command(case, CommandType::ConvertOrderToComplete, data);
             ctx.ticket(case, |t| t.status = TicketStatus::WaitingOnCustomer);
@@ -301,7 +301,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
         Some(Resolution::Declined { reason, complaint, follow_up }) => {
             // R3.6 as R2.8, converting the order to complete instead of cancelling it.
             if *complaint {
-                let mut data = subject_data(case);
+                let mut data = case.subject_data();
                 data.insert("reason".into(), reason.clone().into());
                 ctx.command(case, CommandType::OpenComplaint, data);
             }
@@ -310,7 +310,7 @@ pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut 
                 flow(case).next_attempt += 1;
                 next_attempt(case, ctx);
             } else {
-                let mut data = subject_data(case);
+                let mut data = case.subject_data();
                 data.insert("reason".into(), reason.clone().into());
                 ctx.command(case, CommandType::ConvertOrderToComplete, data);
                 end(case, TicketStatus::Resolved, "declined", ctx);
@@ -371,7 +371,7 @@ fn material_lead(case: &mut Case, call: &CallCompleted, window_start: DateTime<U
 fn rebooked(case: &mut Case, window_start: DateTime<Utc>, window_end: DateTime<Utc>, ctx: &mut Ctx) {
     let cal = ctx.cal().clone();
     let f = flow(case).clone();
-    let mut data = subject_data(case);
+    let mut data = case.subject_data();
     data.insert("window_start".into(), cal.rfc3339(window_start).into());
     data.insert("window_end".into(), cal.rfc3339(window_end).into());
     data.insert("needs_material".into(), f.needs_material.into());
@@ -385,7 +385,7 @@ fn rebooked(case: &mut Case, window_start: DateTime<Utc>, window_end: DateTime<U
     case.note(ctx.now, "decision", "R3.5 new visit created: ticket pending with engineering operation");
     if let Some(q) = &f.painting {
         let days = job_days(&cal, cal.local_date(window_start), q.days);
-        let mut data = subject_data(case);
+        let mut data = case.subject_data();
         data.insert("days".into(), json!(days.iter().map(NaiveDate::to_string).collect::<Vec<_>>()));
         data.insert("window_start".into(), cal.local(window_start).time().format("%H:%M").to_string().into());
         data.insert("window_end".into(), cal.local(window_end).time().format("%H:%M").to_string().into());
@@ -466,13 +466,6 @@ pub fn on_reopen(stream: &mut Stream, idx: usize, ctx: &mut Ctx) -> Result<(), R
     case.note(ctx.now, "decision", "R3.9 re-opened: attempts start over");
     start_round(case, close_at, ctx);
     Ok(())
-}
-
-fn subject_data(case: &Case) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("appointment_id".into(), json!(case.appointment_id));
-    m.insert("order_id".into(), json!(case.order_id));
-    m
 }
 
 #[cfg(test)]
