@@ -16,10 +16,11 @@
 //!   A cancellation of a visit already counted changes nothing (202).
 //! - R6 commands and SMS carry `case_id` null and name `package_id` and `visit_id`; what R6
 //!   decides is written on the package's own timeline.
-//! - R6.4 rounding: the remaining value is computed once from the exact fraction,
-//!   price × remaining ÷ visits, rounded half up (so with every visit remaining it is the full
-//!   price); the fee is 30 % of it, half up; the refund is the remaining value − the fee, so the
-//!   two always add up. `value_per_visit` (price ÷ visits, half up) is informational.
+//! - R6.4 rounding follows the SPEC's steps, each a money amount rounded half up to the minor
+//!   unit: value per visit = price ÷ visits; remaining value = value per visit × remaining
+//!   visits; fee = 30 % of it; refund = remaining value − fee, so the two always add up. (With an
+//!   uneven price the per-visit rounding can leave the full remaining value a piastre or two
+//!   off the price; the SPEC's formula is the contract.)
 //!   Zero remaining visits still emits `refund_package`, with zero amounts, so the books close
 //!   explicitly. A package cancelled before payment gets no refund command.
 //! - `package.cancelled` on a package already cancelled or deactivated is accepted and changes
@@ -159,12 +160,12 @@ pub struct Refund {
 }
 
 /// R6.4 value per visit = price ÷ visits; remaining value = value × remaining; fee = `fee` of it;
-/// refund = remaining value − fee. Rounded once, half up (see the module header).
+/// refund = remaining value − fee; each step half up to the minor unit (see the module header).
 pub fn refund(price: i64, visits: u32, remaining: u32, fee: Percent) -> Refund {
-    let visits = visits.max(1) as i128;
-    let remaining_value = div_half_up(price as i128 * remaining as i128, visits);
+    let value_per_visit = div_half_up(price as i128, visits.max(1) as i128);
+    let remaining_value = value_per_visit * remaining as i64;
     let fee_amount = fee.of(remaining_value);
-    Refund { value_per_visit: div_half_up(price as i128, visits), remaining_value, fee: fee_amount, refund: remaining_value - fee_amount }
+    Refund { value_per_visit, remaining_value, fee: fee_amount, refund: remaining_value - fee_amount }
 }
 
 /// `package.cancelled`: R6.4 refund after payment; the package's timers and cases stop.
@@ -671,10 +672,13 @@ mod tests {
     fn r6_4_money_edge_cases() {
         let fee = Percent::whole(30);
         // A price that does not divide by the visits: rounded once, half up; the parts add up.
-        assert_eq!(refund(100_000, 3, 2, fee), Refund { value_per_visit: 33_333, remaining_value: 66_667, fee: 20_000, refund: 46_667 });
-        assert_eq!(refund(100_000, 3, 3, fee), Refund { value_per_visit: 33_333, remaining_value: 100_000, fee: 30_000, refund: 70_000 });
+        // 1000.00 EGP over 3 visits: 333.33 a visit; 2 left = 666.66; fee 199.998 → 200.00.
+        assert_eq!(refund(100_000, 3, 2, fee), Refund { value_per_visit: 33_333, remaining_value: 66_666, fee: 20_000, refund: 46_666 });
+        assert_eq!(refund(100_000, 3, 3, fee), Refund { value_per_visit: 33_333, remaining_value: 99_999, fee: 30_000, refund: 69_999 });
+        // 0.05 over 2 visits: 0.025 → 0.03 a visit (half up).
         assert_eq!(refund(1_000, 3, 1, fee), Refund { value_per_visit: 333, remaining_value: 333, fee: 100, refund: 233 });
         assert_eq!(refund(5, 2, 1, fee).remaining_value, 3, "2.5 → 3 half up");
+        assert_eq!(refund(5, 2, 2, fee).remaining_value, 6, "per-visit value rounded first");
         assert_eq!(refund(5, 2, 1, fee).fee, 1, "0.9 → 1");
         // Zero remaining visits.
         assert_eq!(refund(100_000, 3, 0, fee), Refund { value_per_visit: 33_333, remaining_value: 0, fee: 0, refund: 0 });
