@@ -100,8 +100,14 @@ fn main() {
     );
     p.show(&l, &case_id, "Saturday (Friday is off): answered and rebooked");
 
+    print_timeline(&l, &case_id);
+
+    unpaid_package();
+}
+
+fn print_timeline(l: &Local, case_id: &str) {
     println!("\nTimeline of {case_id}:");
-    for e in l.case(&case_id)["timeline"].as_array().into_iter().flatten() {
+    for e in l.case(case_id)["timeline"].as_array().into_iter().flatten() {
         println!(
             "   {}  {:<16} {}",
             local(e["at"].as_str().unwrap_or("")),
@@ -109,4 +115,37 @@ fn main() {
             e["detail"].as_str().unwrap_or("")
         );
     }
+}
+
+/// The unpaid cleaning package of seed 004 (package_payment, R4.1–R4.5).
+fn unpaid_package() {
+    println!("\n\nSecond story: an unpaid cleaning package (package_payment, R4.1–R4.5)");
+    let l = Local::virtual_at("2026-03-02T10:00:00+02:00");
+    let mut p = Printer { sms: 0, commands: 0 };
+    let visits: Vec<_> = ["2026-03-09", "2026-03-16", "2026-03-23", "2026-03-30"]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| json!({"visit_id": format!("V{}", i + 1), "window_start": format!("{d}T10:00:00+02:00")}))
+        .collect();
+    let case_id = l
+        .accept(
+            "/v1/packages",
+            "package.booked",
+            json!({"package_id": "P-77", "customer": {"id": "C-9", "name": "Hoda Samir", "phone": "+201112223334", "language": "ar"},
+                   "area": "Alex", "price": {"amount": 200000, "currency": "EGP"}, "visits": visits,
+                   "start_date": "2026-03-09", "payment_method": "card", "paid": false}),
+        )
+        .expect("a case opens");
+    p.show(&l, &case_id, "Monday: a package is booked but not paid — call now");
+    l.advance(15 * 60);
+    l.accept("/v1/calls", "call.completed", json!({"case_id": case_id, "call_id": "K-11", "agent_id": "agent-2", "outcome": "no_answer"}));
+    p.show(&l, &case_id, "Monday: no answer — SMS1, waiting on the customer until the day before");
+    l.clock_to("2026-03-08T09:00:00+02:00");
+    p.show(&l, &case_id, "Sunday 09:00, the day before the first visit: customer care calls");
+    l.clock_to("2026-03-08T21:00:00+02:00");
+    p.show(&l, &case_id, "Sunday 21:00: still unpaid — the package and its visits are cancelled, SMS2");
+    l.clock_to("2026-03-09T09:00:00+02:00");
+    l.advance(10 * 60);
+    l.accept("/v1/calls", "call.completed", json!({"case_id": case_id, "call_id": "K-12", "agent_id": "agent-2", "outcome": "busy"}));
+    p.show(&l, &case_id, "Monday: the final call is not answered — ticket closed");
 }
