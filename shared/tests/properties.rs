@@ -1,0 +1,377 @@
+//! Properties of `decide` over random interleavings of every event type and timer firing,
+//! across all playbooks: whatever the order, the engine never loses or orphans a timer,
+//! never panics, and finished tickets wait on nothing.
+
+use chrono::{DateTime, Duration, Utc};
+use followup::domain::case::{CallOutcome, Customer, Language, TicketStatus};
+use followup::domain::effects::{Effect, TimerRef, TimerSpec};
+use followup::domain::events::{
+    Availability, CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution, Topic,
+};
+use followup::domain::money::Money;
+use followup::domain::playbooks::decide;
+use followup::domain::policy::Policy;
+use followup::domain::stream::{Stream, StreamKey};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// One abstract step; indexes pick among what exists when the step runs.
+#[derive(Debug, Clone)]
+enum Op {
+    Book {
+        appt: u8,
+        visit_number: u32,
+        hours_ahead: u32,
+        assigned: bool,
+        discount: bool,
+    },
+    Assign {
+        appt: u8,
+    },
+    Cancel {
+        appt: u8,
+        by: u8,
+        follow_up: bool,
+        unsure: bool,
+    },
+    Complete {
+        appt: u8,
+        outcome: u8,
+        material: bool,
+    },
+    Reschedule {
+        appt: u8,
+        hours_ahead: u32,
+    },
+    RescheduleRequested {
+        appt: u8,
+    },
+    Call {
+        case: u8,
+        outcome: u8,
+        resolution: u8,
+        hours_ahead: u32,
+    },
+    Reopen {
+        case: u8,
+    },
+    BookPackage {
+        paid: bool,
+        days_ahead: u32,
+    },
+    Pay,
+    VisitCancelled {
+        visit: u8,
+    },
+    VisitCompleted {
+        visit: u8,
+    },
+    VisitRescheduled {
+        visit: u8,
+        hours_ahead: u32,
+    },
+    CancelPackage,
+    /// Fire the earliest live timer at its due time.
+    FireNext,
+    /// Let time pass without anything due being fired yet (a late runner).
+    Wait {
+        hours: u32,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u8..3, 1u32..3, 1u32..200, any::<bool>(), any::<bool>()).prop_map(|(appt, visit_number, hours_ahead, assigned, discount)| {
+            Op::Book { appt, visit_number, hours_ahead, assigned, discount }
+        }),
+        (0u8..3).prop_map(|appt| Op::Assign { appt }),
+        (0u8..3, 0u8..3, any::<bool>(), any::<bool>()).prop_map(|(appt, by, follow_up, unsure)| Op::Cancel { appt, by, follow_up, unsure }),
+        (0u8..3, 0u8..4, any::<bool>()).prop_map(|(appt, outcome, material)| Op::Complete { appt, outcome, material }),
+        (0u8..3, 1u32..300).prop_map(|(appt, hours_ahead)| Op::Reschedule { appt, hours_ahead }),
+        (0u8..3).prop_map(|appt| Op::RescheduleRequested { appt }),
+        (0u8..8, 0u8..4, 0u8..6, 24u32..400).prop_map(|(case, outcome, resolution, hours_ahead)| Op::Call {
+            case,
+            outcome,
+            resolution,
+            hours_ahead
+        }),
+        (0u8..8).prop_map(|case| Op::Reopen { case }),
+        (any::<bool>(), 0u32..20).prop_map(|(paid, days_ahead)| Op::BookPackage { paid, days_ahead }),
+        Just(Op::Pay),
+        (0u8..4).prop_map(|visit| Op::VisitCancelled { visit }),
+        (0u8..4).prop_map(|visit| Op::VisitCompleted { visit }),
+        (0u8..4, 1u32..300).prop_map(|(visit, hours_ahead)| Op::VisitRescheduled { visit, hours_ahead }),
+        Just(Op::CancelPackage),
+        Just(Op::FireNext),
+        Just(Op::FireNext),
+        Just(Op::FireNext),
+        (1u32..72).prop_map(|hours| Op::Wait { hours }),
+    ]
+}
+
+/// The world a run drives: streams as committed, the timer store, the clock.
+struct World {
+    policy: Policy,
+    now: DateTime<Utc>,
+    streams: BTreeMap<StreamKey, Stream>,
+    /// What the timer store holds, by name.
+    live: BTreeMap<String, TimerSpec>,
+    seq: u64,
+}
+
+impl World {
+    fn customer() -> Customer {
+        Customer { id: "C".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::En }
+    }
+
+    fn input(&mut self, body: EventBody) -> Input {
+        self.seq += 1;
+        Input::Event(Event { id: format!("e{}", self.seq), occurred_at: self.now, body })
+    }
+
+    fn cases(&self) -> Vec<String> {
+        self.streams.values().flat_map(|s| s.cases.iter().map(|c| c.case_id.clone())).collect()
+    }
+
+    /// Runs one input through `decide`, applies the decision as the shell would, and checks it.
+    fn apply(&mut self, input: Input) -> Result<(), TestCaseError> {
+        let key = match input.target() {
+            Ok(followup::domain::playbooks::Target::Stream(k)) => k,
+            Ok(followup::domain::playbooks::Target::Subject(s)) => {
+                let id = s.trim_start_matches("appointment:");
+                match self.streams.values().find(|st| st.appointment(id).is_some()) {
+                    Some(st) => st.key.clone(),
+                    None => return Ok(()),
+                }
+            }
+            Err(_) => return Ok(()),
+        };
+        let before = self.streams.get(&key).cloned();
+        let Ok(decision) = decide(before.as_ref(), &input, self.now, &self.policy) else {
+            return Ok(());
+        };
+        prop_assert_eq!(decision.stream.version, before.as_ref().map_or(0, |s| s.version) + 1);
+        for effect in &decision.effects {
+            match effect {
+                Effect::PlaceTimer(spec) => {
+                    self.live.insert(spec.timer.name(), spec.clone());
+                }
+                Effect::CancelTimer(timer) => {
+                    self.live.remove(&timer.name());
+                }
+                Effect::SendSms(sms) => {
+                    prop_assert!(!sms.body.is_empty() && sms.segments >= 1);
+                }
+                Effect::Emit(cmd) => {
+                    if let Some(id) = &cmd.case_id {
+                        prop_assert!(decision.stream.case(id).is_some(), "command for an unknown case {}", id);
+                    }
+                }
+            }
+        }
+        if let Some(old) = &before {
+            for case in &decision.stream.cases {
+                if let Some(prev) = old.case(&case.case_id) {
+                    prop_assert!(case.version >= prev.version);
+                    prop_assert!(case.timeline.len() >= prev.timeline.len(), "the timeline is append-only");
+                    prop_assert_eq!(&case.timeline[..prev.timeline.len()], &prev.timeline[..]);
+                }
+            }
+        }
+        self.streams.insert(key, decision.stream);
+        self.check_timers()
+    }
+
+    /// The timer store holds exactly what the streams wait on.
+    fn check_timers(&self) -> Result<(), TestCaseError> {
+        let mut expected: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        for s in self.streams.values() {
+            for c in &s.cases {
+                for p in &c.timers {
+                    let r = TimerRef { stream: s.key.clone(), case_id: Some(c.case_id.clone()), kind: p.kind, step: p.step };
+                    expected.insert(r.name(), p.due_at);
+                }
+                if matches!(c.ticket.status, TicketStatus::Resolved | TicketStatus::Closed | TicketStatus::WaitingOnThirdParty) {
+                    prop_assert!(c.timers.is_empty(), "finished case {} still waits on {:?}", c.case_id, c.timers);
+                }
+            }
+            for st in &s.timers {
+                let r = TimerRef { stream: s.key.clone(), case_id: None, kind: st.timer.kind, step: st.timer.step };
+                expected.insert(r.name(), st.timer.due_at);
+            }
+        }
+        let live: BTreeMap<String, DateTime<Utc>> = self.live.iter().map(|(k, v)| (k.clone(), v.due_at)).collect();
+        prop_assert_eq!(live, expected, "live timers and pending timers differ");
+        Ok(())
+    }
+
+    fn run(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        let appt = |i: u8| format!("A{i}");
+        let input = match op.clone() {
+            Op::Book { appt: a, visit_number, hours_ahead, assigned, discount } => {
+                let start = self.now + Duration::hours(hours_ahead as i64);
+                EventBody::AppointmentBooked {
+                    appointment_id: appt(a),
+                    order_id: "O1".into(),
+                    customer: Self::customer(),
+                    area: "Cairo".into(),
+                    service: "AC".into(),
+                    price: Money::new(45_000, "EGP"),
+                    window_start: start,
+                    window_end: start + Duration::hours(2),
+                    visit_number,
+                    technician_id: assigned.then(|| "T1".to_string()),
+                    discount_percent: if discount { 10 } else { 0 },
+                }
+            }
+            Op::Assign { appt: a } => EventBody::AppointmentAssigned { appointment_id: appt(a), technician_id: "T2".into() },
+            Op::Cancel { appt: a, by, follow_up, unsure } => EventBody::AppointmentCancelled {
+                appointment_id: appt(a),
+                cancelled_by: [CancelledBy::Customer, CancelledBy::Ops, CancelledBy::NoShow][by as usize],
+                reason: "r".into(),
+                wants_follow_up: follow_up,
+                availability: unsure.then_some(Availability::Unsure),
+            },
+            Op::Complete { appt: a, outcome, material } => EventBody::AppointmentCompleted {
+                appointment_id: appt(a),
+                outcome: [
+                    CompletionOutcome::Done,
+                    CompletionOutcome::Inspection,
+                    CompletionOutcome::Incomplete,
+                    CompletionOutcome::Painting,
+                ][outcome as usize],
+                needs_material: material,
+                material_days: material.then_some(1),
+                painting: None,
+            },
+            Op::Reschedule { appt: a, hours_ahead } => {
+                let start = self.now + Duration::hours(hours_ahead as i64);
+                EventBody::AppointmentRescheduled {
+                    appointment_id: appt(a),
+                    window_start: start,
+                    window_end: start + Duration::hours(2),
+                    requested_by: "customer".into(),
+                }
+            }
+            Op::RescheduleRequested { appt: a } => EventBody::AppointmentRescheduleRequested {
+                appointment_id: appt(a),
+                reason: "late".into(),
+                stf_link: "https://stf.example/x".into(),
+            },
+            Op::Call { case, outcome, resolution, hours_ahead } => {
+                let cases = self.cases();
+                if cases.is_empty() {
+                    return Ok(());
+                }
+                let outcome = [CallOutcome::Answered, CallOutcome::NoAnswer, CallOutcome::Busy, CallOutcome::Voicemail][outcome as usize];
+                let at = self.now + Duration::hours(hours_ahead as i64);
+                let cost_told = resolution == 5;
+                let resolution = if outcome.reached() {
+                    match resolution {
+                        0 => Some(Resolution::Rebooked { window_start: at, window_end: at + Duration::hours(2) }),
+                        1 => Some(Resolution::Declined { reason: "x".into(), complaint: true, follow_up: false }),
+                        2 => Some(Resolution::Declined { reason: "x".into(), complaint: false, follow_up: true }),
+                        3 => Some(Resolution::FollowUpLater { at }),
+                        4 => Some(Resolution::WillPay),
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                EventBody::CallCompleted(CallCompleted {
+                    case_id: cases[case as usize % cases.len()].clone(),
+                    call_id: format!("K{}", self.seq),
+                    agent_id: "G".into(),
+                    outcome,
+                    resolution,
+                    topics: vec![Topic::InquiryBilling, Topic::AppointmentReschedule],
+                    requested_follow_up: Some(true),
+                    cost_told: Some(cost_told),
+                    notes: None,
+                })
+            }
+            Op::Reopen { case } => {
+                let cases = self.cases();
+                if cases.is_empty() {
+                    return Ok(());
+                }
+                EventBody::CaseReopen { case_id: cases[case as usize % cases.len()].clone() }
+            }
+            Op::BookPackage { paid, days_ahead } => {
+                let first = self.now + Duration::days(days_ahead as i64);
+                EventBody::PackageBooked {
+                    package_id: "P1".into(),
+                    customer: Self::customer(),
+                    area: "Alex".into(),
+                    price: Money::new(100_000, "EGP"),
+                    visits: (0..4)
+                        .map(|i| PackageVisit { visit_id: format!("V{i}"), window_start: first + Duration::days(7 * i) })
+                        .collect(),
+                    start_date: self.policy.calendar.local_date(first),
+                    payment_method: if paid { PaymentMethod::Card } else { PaymentMethod::Cash },
+                    paid,
+                }
+            }
+            Op::Pay => EventBody::PackagePaid { package_id: "P1".into() },
+            Op::VisitCancelled { visit } => EventBody::PackageVisitCancelled { package_id: "P1".into(), visit_id: format!("V{visit}") },
+            Op::VisitCompleted { visit } => EventBody::PackageVisitCompleted { package_id: "P1".into(), visit_id: format!("V{visit}") },
+            Op::VisitRescheduled { visit, hours_ahead } => EventBody::PackageVisitRescheduled {
+                package_id: "P1".into(),
+                visit_id: format!("V{visit}"),
+                window_start: self.now + Duration::hours(hours_ahead as i64),
+            },
+            Op::CancelPackage => EventBody::PackageCancelled { package_id: "P1".into(), reason: "moving".into() },
+            Op::FireNext => {
+                let Some((name, spec)) = self.live.iter().min_by_key(|(_, s)| s.due_at).map(|(n, s)| (n.clone(), s.clone())) else {
+                    return Ok(());
+                };
+                self.now = self.now.max(spec.due_at);
+                // The runner removes a timer once it has been delivered, whatever the decision.
+                self.live.remove(&name);
+                let result = self.apply(Input::Timer(spec.timer.clone()));
+                // A delivered timer is no longer pending anywhere: if the decision was refused,
+                // nothing may still wait on it.
+                return result.and_then(|_| self.check_timers());
+            }
+            Op::Wait { hours } => {
+                self.now += Duration::hours(hours as i64);
+                return Ok(());
+            }
+        };
+        let input = self.input(input);
+        self.apply(input)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1_000, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn timers_are_never_lost_or_orphaned(ops in proptest::collection::vec(op(), 1..60)) {
+        let mut w = World {
+            policy: Policy::default(),
+            now: t("2026-03-02T10:00:00+02:00"),
+            streams: BTreeMap::new(),
+            live: BTreeMap::new(),
+            seq: 0,
+        };
+        for op in &ops {
+            w.run(op)?;
+        }
+        // Drain: every timer fires eventually and the world settles with nothing dangling.
+        for _ in 0..200 {
+            if w.live.is_empty() {
+                break;
+            }
+            w.run(&Op::FireNext)?;
+        }
+        if std::env::var("PROP_STATS").is_ok() {
+            let cases: Vec<String> = w.streams.values().flat_map(|s| s.cases.iter().map(|c| format!("{}:{}", c.playbook(), c.state()))).collect();
+            eprintln!("STATS accepted={} cases={:?}", w.seq, cases);
+        }
+    }
+}
