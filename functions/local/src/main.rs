@@ -17,9 +17,10 @@ use std::sync::Arc;
 async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if std::env::var("FOLLOWUP_LOG").as_deref() == Ok("json") {
-        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        // stdout carries one line, the address; logs go to stderr.
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
     }
 
     let addr = std::env::var("FOLLOWUP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
