@@ -264,8 +264,7 @@ impl CaseStore for DynamoStore {
             ))
             .into());
         }
-        let result =
-            self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
         let err = match result {
             Ok(_) => return Ok(()),
             Err(e) => e,

@@ -9,12 +9,15 @@ mod error;
 mod scheduler;
 mod sns;
 
-pub use dynamo::{DynamoStore, DELIVERY_TTL, MAX_STREAM_DOC_BYTES};
+pub use dynamo::{DynamoStore, DELIVERY_TTL, MAX_STREAM_DOC_BYTES, PENDING_INDEX};
 pub use error::AwsError;
 pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};
 pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE};
 
 use std::env;
+
+/// The SDK crates, for the functions that build clients from one `SdkConfig`.
+pub use {aws_config, aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
 
 /// Where the adapters point, read from the environment the SAM template sets.
 #[derive(Debug, Clone)]

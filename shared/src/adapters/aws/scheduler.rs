@@ -51,7 +51,13 @@ pub struct SchedulerTimers {
 }
 
 impl SchedulerTimers {
-    pub fn new(client: Client, group: impl Into<String>, role_arn: impl Into<String>, dlq_arn: impl Into<String>, targets: TimerTargets) -> Self {
+    pub fn new(
+        client: Client,
+        group: impl Into<String>,
+        role_arn: impl Into<String>,
+        dlq_arn: impl Into<String>,
+        targets: TimerTargets,
+    ) -> Self {
         SchedulerTimers { client, group: group.into(), role_arn: role_arn.into(), dlq_arn: dlq_arn.into(), targets }
     }
 
@@ -69,7 +75,9 @@ impl SchedulerTimers {
             .arn(self.targets.for_timer(timer))
             .role_arn(&self.role_arn)
             .input(input)
-            .retry_policy(RetryPolicy::builder().maximum_event_age_in_seconds(MAX_EVENT_AGE_SECS).maximum_retry_attempts(MAX_RETRY_ATTEMPTS).build())
+            .retry_policy(
+                RetryPolicy::builder().maximum_event_age_in_seconds(MAX_EVENT_AGE_SECS).maximum_retry_attempts(MAX_RETRY_ATTEMPTS).build(),
+            )
             .dead_letter_config(DeadLetterConfig::builder().arn(&self.dlq_arn).build())
             .build()
             .map_err(|e| AwsError::invalid("CreateSchedule", e.to_string()))
@@ -147,7 +155,12 @@ mod tests {
 
     #[test]
     fn timers_fire_into_the_function_that_owns_the_playbook() {
-        let t = TimerTargets { appointments: "A".into(), cancellation_request: "C".into(), package_payment: "P".into(), package_expiry: "E".into() };
+        let t = TimerTargets {
+            appointments: "A".into(),
+            cancellation_request: "C".into(),
+            package_payment: "P".into(),
+            package_expiry: "E".into(),
+        };
         let order = || StreamKey::Order("O1".into());
         let package = || StreamKey::Package("P1".into());
         assert_eq!(t.for_timer(&spec(order(), Some("cancellation_follow_up"))), "C");

@@ -13,7 +13,11 @@ use aws_sdk_sns::Client;
 pub const COMMAND_TYPE_ATTRIBUTE: &str = "command_type";
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, AwsError> {
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().map_err(|e| AwsError::invalid("Publish", e.to_string()))
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| AwsError::invalid("Publish", e.to_string()))
 }
 
 /// SMS straight to the customer's E.164 number, transactional, under the policy's sender id.
