@@ -1,20 +1,48 @@
 # Follow-up engine — every task a developer or CI runs.
 #   make run    start followup-local on the embedded default (SQLite in ./.followup)
-#   make test   every test (unit, contract, scenarios)
+#   make test   every test (unit, contract, scenarios, AWS adapters on a local moto server)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
+#   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
+#   make deploy sam build --beta-features && sam deploy --guided (needs AWS credentials; never used by tests)
 
 SHELL := /bin/bash
 CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+# Test-only Python tools: the AWS emulator (moto) and the template linter.
+PY_TOOLS := moto[server] cfn-lint
+# The Lambda crates: built with followup-shared's aws feature, so kept out of the local build.
+FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
+AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run test demo bench build fmt lint clean
+.PHONY: run test test-local test-aws venv venv-build demo bench build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
 
-test:
+test: test-local test-aws
+
+# Without the aws feature: followup-local and its tests never compile the AWS SDK.
+test-local:
 	$(CARGO) build -p followup-local --bin followup-local
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast $(addprefix --exclude ,$(AWS_CRATES))
+
+# The AWS adapters and the Lambda handlers against moto on 127.0.0.1 (dummy credentials, no AWS).
+test-aws: venv
+	$(CARGO) test -p followup-shared --features aws --no-fail-fast --lib --test aws_contract
+	$(CARGO) test -p followup-lambda --no-fail-fast
+	$(CARGO) build $(addprefix -p ,$(filter-out followup-lambda,$(AWS_CRATES)))
+	$(VENV)/bin/cfn-lint template.yaml
+
+# Creates .venv and installs the Python tools only when one is missing.
+venv:
+	@if [ ! -x $(VPY) ]; then $(PYTHON) -m venv $(VENV); fi
+	@if ! $(VPY) -c "import moto.server, cfnlint" 2>/dev/null; then \
+		echo "installing $(PY_TOOLS) into $(VENV)"; \
+		$(VPY) -m pip install --quiet --disable-pip-version-check $(PY_TOOLS); \
+	fi
 
 demo:
 	$(CARGO) run -q -p followup-tests --example demo
@@ -22,8 +50,30 @@ demo:
 bench:
 	$(CARGO) bench -p followup-shared
 
-build:
+LAMBDA_TARGET := aarch64-unknown-linux-gnu
+
+# Build tools only: cargo-lambda cross-compiles with zig; both come from PyPI.
+venv-build: venv
+	@if ! $(VENV)/bin/cargo-lambda --version >/dev/null 2>&1 || ! $(VPY) -c "import ziglang" 2>/dev/null; then \
+		echo "installing cargo-lambda ziglang into $(VENV)"; \
+		$(VPY) -m pip install --quiet --disable-pip-version-check cargo-lambda ziglang; \
+	fi
+
+build: venv-build
+	@rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET) || \
+		{ echo "error: cannot install the Rust target $(LAMBDA_TARGET) (rustup target add failed); the Lambda build needs it" >&2; exit 1; }
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --release --arm64 --output-format zip \
+		$(addprefix -p followup-fn-,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-22s %8.1f KiB\n", f, $$5/1024}'; done
+
+build-local:
 	$(CARGO) build --release -p followup-local
+
+# Deploys to the AWS account of your current credentials (guided: asks for stack name,
+# region and the webhook secret's Secrets Manager name). Tests never call this.
+deploy:
+	sam build --beta-features
+	sam deploy --guided
 
 fmt:
 	$(CARGO) fmt --all

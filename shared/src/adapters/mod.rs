@@ -1,4 +1,6 @@
 //! Implementations of the ports: embedded local adapters, and AWS ones.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "local")]
 pub mod local;

@@ -1,0 +1,336 @@
+//! The handler every follow-up Lambda shares: HTTP API (payload v2) requests, Scheduler timer
+//! inputs and the daily expiry tick, dispatched to one `Engine` built once per cold start.
+//!
+//! Each `functions/<name>/src/main.rs` builds the engine once and runs `handle` for its `Function`. The handler is
+//! generic over the ports, so the tests drive it with the AWS adapters on a local emulator.
+
+use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
+use followup::adapters::aws::{AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
+use followup::domain::effects::{TimerRef, TimerSpec};
+use followup::domain::policy::{Policy, PolicyError};
+use followup::engine::{Engine, ProcessError, Reply};
+use followup::ports::{CaseStore, Clock, CommandBus, SmsSender, StoreError, SystemClock, Timers};
+use followup::wire::{self, Route, WireError};
+use lambda_runtime::Diagnostic;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+pub type AwsEngine<K = SystemClock> = Engine<DynamoStore, SchedulerTimers, SnsSms, SnsCommands, K>;
+
+/// The six functions of template.yaml, one concern each (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Appointments,
+    CancellationRequest,
+    CallAttempt,
+    PackagePayment,
+    PackageExpiry,
+    Cases,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Appointments => "appointments",
+            Function::CancellationRequest => "cancellation-request",
+            Function::CallAttempt => "call-attempt",
+            Function::PackagePayment => "package-payment",
+            Function::PackageExpiry => "package-expiry",
+            Function::Cases => "cases",
+        }
+    }
+
+    /// The webhook route this function answers, if any.
+    pub fn route(self) -> Option<Route> {
+        match self {
+            Function::Appointments => Some(Route::Appointments),
+            Function::CancellationRequest => Some(Route::Cancellations),
+            Function::CallAttempt => Some(Route::Calls),
+            Function::PackagePayment => Some(Route::Packages),
+            Function::PackageExpiry | Function::Cases => None,
+        }
+    }
+}
+
+/// What went wrong before the engine could answer; reported as a failed invocation.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The store is unavailable: the caller (Scheduler, the runtime) retries the invocation.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the case kept changing; retry")]
+    Contended,
+    #[error("not an event this function handles: {0}")]
+    UnknownEvent(String),
+}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(e: HandlerError) -> Diagnostic {
+        let error_type = match &e {
+            HandlerError::Store(_) => "Retryable.StoreUnavailable",
+            HandlerError::Contended => "Retryable.Contended",
+            HandlerError::UnknownEvent(_) => "UnknownEvent",
+        };
+        Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Setting(#[from] MissingSetting),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// The engine over the AWS adapters; `clock` is the wall clock in production.
+pub fn engine<K: Clock>(
+    settings: &AwsSettings,
+    config: &followup::adapters::aws::aws_config::SdkConfig,
+    policy: Policy,
+    secret: String,
+    clock: K,
+) -> AwsEngine<K> {
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &settings.table);
+    let sns = aws_sdk_sns::Client::new(config);
+    Engine {
+        timers: SchedulerTimers::new(
+            aws_sdk_scheduler::Client::new(config),
+            &settings.schedule_group,
+            &settings.scheduler_role_arn,
+            &settings.timer_dlq_arn,
+            settings.targets.clone(),
+        ),
+        sms: SnsSms::new(sns.clone(), store.clone(), policy.sms.sender_id.clone()),
+        commands: SnsCommands::new(sns, store.clone(), &settings.ops_topic_arn, policy.calendar.clone()),
+        store,
+        clock,
+        policy: Arc::new(policy),
+        secret,
+        locks: Default::default(),
+    }
+}
+
+/// Settings, policy and secret from the environment the SAM template sets.
+pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
+    let settings = AwsSettings::from_env()?;
+    let policy = match std::env::var("FOLLOWUP_CONFIG") {
+        Ok(path) if !path.is_empty() => Policy::load(&path)?,
+        _ => Policy::default(),
+    };
+    let secret =
+        std::env::var("FOLLOWUP_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()).ok_or(MissingSetting("FOLLOWUP_WEBHOOK_SECRET"))?;
+    let config = settings.sdk_config().await;
+    Ok(engine(&settings, &config, policy, secret, SystemClock))
+}
+
+/// JSON logs (CloudWatch); the engine masks phone numbers in every field it logs.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).without_time().try_init();
+}
+
+/// What every function is invoked with: an HTTP API request, a Scheduler timer or the daily tick.
+pub type Payload = Value;
+
+/// One invocation of `function`.
+pub async fn handle<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, function: Function, event: Value) -> Result<Value, HandlerError>
+where
+    S: CaseStore,
+    T: Timers,
+    M: SmsSender,
+    C: CommandBus,
+    K: Clock,
+{
+    if event.get("requestContext").is_some() {
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(event)
+            .map_err(|e| HandlerError::UnknownEvent(format!("an HTTP API request that does not parse: {e}")))?;
+        return Ok(http(engine, function, &request).await);
+    }
+    if let Some(task) = housekeeping(&event) {
+        if function != Function::PackageExpiry {
+            return Err(HandlerError::UnknownEvent(format!("housekeeping goes to package-expiry, not {}", function.name())));
+        }
+        return match task {
+            Housekeeping::DailySweep { at } => {
+                // The local day that ended before the rule fired (00:05 Cairo): its Day 1 and end-of-grace
+                // ticks are all due by now. A retried invocation carries the same `time`, so the same day.
+                let day = engine.policy.calendar.local_date(at) - chrono::Duration::days(1);
+                let fired = engine.expiry_sweep(day).await?;
+                let performed = engine.drive_pending().await?;
+                info!(day = %day, fired, performed, "daily expiry sweep");
+                Ok(json!({"date": day.to_string(), "fired": fired, "performed": performed}))
+            }
+            Housekeeping::Redrive => {
+                let performed = engine.drive_pending().await?;
+                info!(performed, "pending effects re-driven");
+                Ok(json!({"performed": performed}))
+            }
+        };
+    }
+    // The Input SchedulerTimers placed is the TimerSpec; a bare TimerRef (as in events/timer.*.json) is accepted too.
+    let timer = match serde_json::from_value::<TimerSpec>(event.clone()) {
+        Ok(spec) => spec,
+        Err(_) => match serde_json::from_value::<TimerRef>(event) {
+            Ok(timer) => TimerSpec { timer, due_at: engine.clock.now(), playbook: None },
+            Err(e) => return Err(HandlerError::UnknownEvent(format!("neither a request, a tick nor a timer: {e}"))),
+        },
+    };
+    fire(engine, &timer).await
+}
+
+/// The two EventBridge rules of template.yaml that drive package-expiry besides its timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Housekeeping {
+    /// The daily rule (a `Scheduled Event`): the R5 safety sweep of the local day that ended
+    /// before `at`, the event's `time`; then any effect left pending.
+    DailySweep { at: DateTime<Utc> },
+    /// `{"task": "redrive"}` every few minutes: effects a crashed or throttled invocation left
+    /// pending are performed (Lambda has no background loop, unlike followup-local's re-driver).
+    Redrive,
+}
+
+/// Which housekeeping task `event` asks for, if it is one.
+pub fn housekeeping(event: &Value) -> Option<Housekeeping> {
+    if event.get("task").and_then(Value::as_str) == Some("redrive") {
+        return Some(Housekeeping::Redrive);
+    }
+    if event.get("detail-type").and_then(Value::as_str) != Some("Scheduled Event") {
+        return None;
+    }
+    let at = event.get("time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+    Some(Housekeeping::DailySweep { at: at.unwrap_or_else(Utc::now) })
+}
+
+/// A timer from Scheduler. One that can never succeed is acknowledged, so Scheduler does not retry it for a day.
+async fn fire<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, timer: &TimerSpec) -> Result<Value, HandlerError>
+where
+    S: CaseStore,
+    T: Timers,
+    M: SmsSender,
+    C: CommandBus,
+    K: Clock,
+{
+    match engine.fire_timer(timer).await {
+        Ok(a) => Ok(json!({"case_id": a.case_id, "duplicate": a.duplicate})),
+        Err(ProcessError::Refused(e)) => {
+            warn!(timer = %timer.timer.name(), code = %e.code, "timer refused; acknowledged, not retried");
+            Ok(json!({"acknowledged": true, "refused": e.body()}))
+        }
+        Err(ProcessError::Store(e)) => Err(e.into()),
+        Err(ProcessError::Contended) => Err(HandlerError::Contended),
+    }
+}
+
+async fn http<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, function: Function, request: &ApiGatewayV2httpRequest) -> Value
+where
+    S: CaseStore,
+    T: Timers,
+    M: SmsSender,
+    C: CommandBus,
+    K: Clock,
+{
+    let method = request.request_context.http.method.as_str();
+    let path = request.raw_path.as_deref().or(request.request_context.http.path.as_deref()).unwrap_or("/");
+    let path = path.trim_end_matches('/');
+    let reply = match (function, method) {
+        (Function::Cases, "GET") if path == "/v1/cases" => {
+            engine.cases_reply(&query_pairs(request.raw_query_string.as_deref().unwrap_or(""))).await
+        }
+        (Function::Cases, "GET") => match path.strip_prefix("/v1/cases/") {
+            Some(id) if !id.is_empty() && !id.contains('/') => engine.case_reply(&percent_decode(id)).await,
+            _ => not_found(),
+        },
+        (f, "POST") if f.route().is_some_and(|r| r.path() == path) => {
+            let body = match body_bytes(request) {
+                Ok(b) => b,
+                Err(e) => return response(e.into()),
+            };
+            let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
+            engine.webhook(f.route().expect("checked"), header("x-timestamp"), header("x-signature"), &body, Utc::now().timestamp()).await
+        }
+        _ => not_found(),
+    };
+    response(reply)
+}
+
+fn not_found() -> Reply {
+    WireError::new(404, "not_found", "no such route").into()
+}
+
+fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {
+    let raw = request.body.as_deref().unwrap_or("");
+    if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .map_err(|_| WireError::new(400, "invalid_body", "the body is not valid base64"))
+    } else {
+        Ok(raw.as_bytes().to_vec())
+    }
+}
+
+/// An HTTP API (payload v2) response.
+fn response(reply: Reply) -> Value {
+    json!({
+        "statusCode": reply.status,
+        "headers": {"content-type": "application/json"},
+        "isBase64Encoded": false,
+        "body": reply.body.to_string(),
+    })
+}
+
+fn query_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push(hi * 16 + lo);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Re-exported for tests that sign requests.
+pub use wire::sign;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            query_pairs("appointment_id=A%201&x=y+z"),
+            [("appointment_id".to_string(), "A 1".to_string()), ("x".into(), "y z".into())]
+        );
+        assert_eq!(percent_decode("o1-O%2F1"), "o1-O/1");
+        assert_eq!(percent_decode("bad%2"), "bad%2");
+    }
+}

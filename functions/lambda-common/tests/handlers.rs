@@ -1,0 +1,347 @@
+//! Each function's handler fed from `events/`: the sample envelopes wrapped in API Gateway HTTP
+//! API (payload v2) requests, Scheduler inputs from `events/timer.*.json`, and the daily tick —
+//! all against the AWS adapters on a local moto server. Scheduler does not fire in moto, so
+//! `pump` plays its part: it reads due schedules and invokes the owning function with the exact Input.
+
+#[path = "../../../shared/tests/common/moto.rs"]
+mod moto;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use followup::adapters::aws::AwsSettings;
+use followup::domain::case::Language;
+use followup::domain::effects::{Effect, TimerSpec};
+use followup::domain::policy::Policy;
+use followup::domain::sms::{self, SmsVars, TemplateId};
+use followup::ports::{CaseStore, Clock, Commit, Delivery, PendingEffect};
+use followup_lambda::{engine, handle, AwsEngine, Function, HandlerError};
+use moto::{serial, Fixture};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+const SECRET: &str = "test-secret";
+
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+fn start() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T10:00:00+02:00").unwrap().with_timezone(&Utc)
+}
+
+async fn setup(name: &str) -> (Fixture, AwsEngine<TestClock>, TestClock) {
+    let f = Fixture::new(name).await;
+    let settings = AwsSettings {
+        table: f.table.clone(),
+        schedule_group: f.group.clone(),
+        scheduler_role_arn: f.role_arn.clone(),
+        timer_dlq_arn: f.dlq_arn.clone(),
+        ops_topic_arn: f.topic_arn.clone(),
+        targets: moto::targets(),
+        endpoint_url: Some(moto::moto().endpoint.clone()),
+    };
+    let clock = TestClock(Arc::new(Mutex::new(start())));
+    let e = engine(&settings, &f.config, Policy::default(), SECRET.into(), clock.clone());
+    (f, e, clock)
+}
+
+fn sample(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).expect("sample")
+}
+
+/// A signed webhook as API Gateway hands it to the function (payload format 2.0).
+fn post(path: &str, body: &str, base64: bool) -> Value {
+    let ts = Utc::now().timestamp();
+    let sig = followup_lambda::sign(SECRET, ts, body.as_bytes());
+    json!({
+        "version": "2.0",
+        "routeKey": format!("POST {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "x-timestamp": ts.to_string(), "x-signature": sig},
+        "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "test"},
+                            "routeKey": format!("POST {path}"), "stage": "$default", "requestId": "r1", "accountId": moto::ACCOUNT, "apiId": "api",
+                            "domainName": "example.invalid", "domainPrefix": "example", "time": "02/Mar/2026:08:00:00 +0000", "timeEpoch": 0},
+        "body": if base64 { base64::engine::general_purpose::STANDARD.encode(body) } else { body.to_string() },
+        "isBase64Encoded": base64,
+    })
+}
+
+fn get(path: &str, query: &str) -> Value {
+    let mut r = post(path, "", false);
+    r["requestContext"]["http"]["method"] = json!("GET");
+    r["routeKey"] = json!(format!("GET {path}"));
+    r["rawQueryString"] = json!(query);
+    r
+}
+
+/// Status and JSON body of an HTTP API response.
+fn answer(v: Value) -> (u16, Value) {
+    let status = v["statusCode"].as_u64().expect("statusCode") as u16;
+    (status, serde_json::from_str(v["body"].as_str().expect("body")).expect("JSON body"))
+}
+
+async fn call(e: &AwsEngine<TestClock>, f: Function, event: Value) -> (u16, Value) {
+    answer(handle(e, f, event).await.expect("an HTTP answer, not an invocation error"))
+}
+
+/// Plays Scheduler: fires every schedule due by `upto` in due order into the function its target names.
+async fn pump(f: &Fixture, e: &AwsEngine<TestClock>, clock: &TestClock, upto: DateTime<Utc>) -> Vec<Value> {
+    let targets = moto::targets();
+    let function = |arn: &str| match arn {
+        a if a == targets.appointments => Function::Appointments,
+        a if a == targets.cancellation_request => Function::CancellationRequest,
+        a if a == targets.package_payment => Function::PackagePayment,
+        a if a == targets.package_expiry => Function::PackageExpiry,
+        other => panic!("a schedule targets {other}"),
+    };
+    let mut fired = Vec::new();
+    loop {
+        let mut due: Vec<(TimerSpec, String, String)> = f
+            .schedules()
+            .await
+            .into_iter()
+            .map(|(_, arn, input)| (serde_json::from_str::<TimerSpec>(&input).expect("Input"), arn, input))
+            .filter(|(t, _, _)| t.due_at <= upto)
+            .collect();
+        due.sort_by_key(|(t, _, _)| t.due_at);
+        let Some((timer, arn, input)) = due.into_iter().next() else { break };
+        *clock.0.lock().unwrap() = timer.due_at.max(clock.now());
+        let out = handle(e, function(&arn), serde_json::from_str(&input).unwrap()).await.expect("timer handled");
+        // ActionAfterCompletion: DELETE.
+        aws_sdk_scheduler::Client::new(&f.config)
+            .delete_schedule()
+            .group_name(&f.group)
+            .name(timer.timer.name())
+            .send()
+            .await
+            .expect("delete");
+        fired.push(out);
+    }
+    fired
+}
+
+#[tokio::test]
+async fn appointments_cancellation_request_call_attempt_and_cases_play_the_order_story() {
+    let _one = serial().await;
+    let (f, e, clock) = setup("story").await;
+
+    // appointments: the booking, base64-encoded as API Gateway may deliver it.
+    let (status, body) = call(&e, Function::Appointments, post("/v1/appointments", &sample("01_appointment.booked"), true)).await;
+    assert_eq!(status, 202, "{body}");
+    // A route another function owns is not found here.
+    let (status, _) = call(&e, Function::Appointments, post("/v1/calls", &sample("07_call.completed"), false)).await;
+    assert_eq!(status, 404);
+
+    // cancellation-request: the cancelled first visit opens cancellation_follow_up (R2.1).
+    let (status, body) =
+        call(&e, Function::CancellationRequest, post("/v1/cancellations", &sample("05_appointment.cancelled"), false)).await;
+    assert_eq!((status, body["case_id"].as_str()), (202, Some("o1-O-501")), "{body}");
+    // The same delivery again is a duplicate.
+    let (status, body) =
+        call(&e, Function::CancellationRequest, post("/v1/cancellations", &sample("05_appointment.cancelled"), false)).await;
+    assert_eq!((status, &body["duplicate"]), (202, &json!(true)));
+
+    // cases: by id and by order.
+    let (status, case) = call(&e, Function::Cases, get("/v1/cases/o1-O-501", "")).await;
+    assert_eq!((status, case["playbook"].as_str()), (200, Some("cancellation_follow_up")), "{case}");
+    let (status, list) = call(&e, Function::Cases, get("/v1/cases", "order_id=O-501")).await;
+    assert_eq!((status, list["cases"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
+    let (status, _) = call(&e, Function::Cases, get("/v1/cases/o9-nothing", "")).await;
+    assert_eq!(status, 404);
+
+    // Scheduler fires the first follow-up attempt (R2.5) into cancellation-request.
+    let fired = pump(&f, &e, &clock, start() + chrono::Duration::days(1)).await;
+    assert!(!fired.is_empty(), "the first attempt is scheduled for the next working day");
+    let commands: Vec<Value> = f.ops_messages().await.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    assert!(commands.iter().any(|c| c["type"] == "call_customer" && c["case_id"] == "o1-O-501"), "{commands:?}");
+
+    // call-attempt: the outcome of that call.
+    let (status, body) = call(&e, Function::CallAttempt, post("/v1/calls", &sample("07_call.completed"), false)).await;
+    assert_eq!((status, body["case_id"].as_str()), (202, Some("o1-O-501")), "{body}");
+    let (_, case) = call(&e, Function::Cases, get("/v1/cases/o1-O-501", "")).await;
+    assert_eq!(case["ticket"]["status"], "resolved", "R2.7 rebooked: {case}");
+
+    // Unsigned: 401, and nothing stored.
+    let mut unsigned = post("/v1/calls", &sample("07_call.completed"), false);
+    unsigned["headers"].as_object_mut().unwrap().remove("x-signature");
+    assert_eq!(call(&e, Function::CallAttempt, unsigned).await.0, 401);
+}
+
+fn at(local: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(local).unwrap().with_timezone(&Utc)
+}
+
+fn call_outcome(id: &str, case_id: &str, outcome: &str) -> String {
+    json!({"id": id, "type": "call.completed", "occurred_at": "2026-03-02T10:00:00+02:00",
+           "data": {"case_id": case_id, "call_id": id, "agent_id": "agent-4", "outcome": outcome}})
+    .to_string()
+}
+
+/// SPEC §4 text of `template` with the default hotline, as the customer receives it.
+fn text(template: TemplateId) -> String {
+    sms::render(template, Language::Ar, &SmsVars::default(), &Policy::default().sms.hotline).unwrap().1
+}
+
+/// The SMS moto recorded since `before` (its log is global to the server).
+async fn sms_since(before: usize) -> Vec<(String, String)> {
+    moto::sent_sms().await.split_off(before)
+}
+
+/// The commands delivered to the ops queue since the last look.
+async fn ops(f: &Fixture) -> Vec<Value> {
+    f.ops_messages().await.iter().map(|m| serde_json::from_str(m).expect("a command")).collect()
+}
+
+fn commands_of(all: &[Value], kind: &str) -> usize {
+    all.iter().filter(|c| c["type"] == kind).count()
+}
+
+/// R4 end to end through package-payment, call-attempt and cases, with Scheduler played by `pump`.
+#[tokio::test]
+async fn package_payment_plays_the_whole_unpaid_chase() {
+    let _one = serial().await;
+    let (f, e, clock) = setup("chase").await;
+    let sms_before = moto::sent_sms().await.len();
+    let mut commands = Vec::new();
+
+    // R4.1: the unpaid package opens its case with a call task at once.
+    let (status, body) = call(&e, Function::PackagePayment, post("/v1/packages", &sample("09_package.booked"), false)).await;
+    assert_eq!((status, body["case_id"].as_str()), (202, Some("p1-P-77")), "{body}");
+    let (status, body) = call(&e, Function::PackagePayment, post("/v1/packages", "{not json", false)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")));
+    commands.extend(ops(&f).await);
+    assert_eq!(commands_of(&commands, "call_customer"), 1);
+
+    // R4.3 not reached: SMS1, waiting on the customer.
+    let (status, _) = call(&e, Function::CallAttempt, post("/v1/calls", &call_outcome("K1", "p1-P-77", "no_answer"), false)).await;
+    assert_eq!(status, 202);
+    assert_eq!(sms_since(sms_before).await, [("+201001234567".to_string(), text(TemplateId::Sms1))]);
+    let (_, case) = call(&e, Function::Cases, get("/v1/cases/p1-P-77", "")).await;
+    assert_eq!(case["ticket"]["status"], "waiting_on_customer", "{case}");
+
+    // R4.4 the day before the first visit: Scheduler fires the call step into package-payment.
+    let fired = pump(&f, &e, &clock, at("2026-03-08T09:00:00+02:00")).await;
+    assert!(!fired.is_empty());
+    commands.extend(ops(&f).await);
+    assert_eq!(commands_of(&commands, "call_customer"), 2);
+    let (status, _) = call(&e, Function::CallAttempt, post("/v1/calls", &call_outcome("K2", "p1-P-77", "busy"), false)).await;
+    assert_eq!(status, 202);
+    commands.extend(ops(&f).await);
+    assert_eq!((commands_of(&commands, "cancel_package"), commands_of(&commands, "cancel_package_visits")), (1, 1), "{commands:?}");
+    let sent = sms_since(sms_before).await;
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].1, text(TemplateId::Sms2));
+
+    // R4.5 the final call the next day; not reached: closed as unreachable.
+    pump(&f, &e, &clock, at("2026-03-09T09:00:00+02:00")).await;
+    commands.extend(ops(&f).await);
+    assert_eq!(commands_of(&commands, "call_customer"), 3);
+    let (status, _) = call(&e, Function::CallAttempt, post("/v1/calls", &call_outcome("K3", "p1-P-77", "voicemail"), false)).await;
+    assert_eq!(status, 202);
+    let (_, case) = call(&e, Function::Cases, get("/v1/cases/p1-P-77", "")).await;
+    assert_eq!((case["ticket"]["status"].as_str(), case["ticket"]["result"].as_str()), (Some("closed"), Some("unreachable")), "{case}");
+    assert_eq!(case["timers"], json!([]), "{case}");
+
+    // Nothing more is scheduled for the case, and nothing else goes out.
+    pump(&f, &e, &clock, at("2026-05-30T12:00:00+02:00")).await;
+    assert_eq!(sms_since(sms_before).await.len(), 2);
+    let (_, list) = call(&e, Function::Cases, get("/v1/cases", "package_id=P-77")).await;
+    assert_eq!(list["cases"].as_array().map(Vec::len), Some(1), "a package cancelled for non-payment never expires into a case");
+}
+
+#[tokio::test]
+async fn timers_from_events_are_handled_and_a_hopeless_one_is_acknowledged() {
+    let _one = serial().await;
+    let (_f, e, _clock) = setup("timers").await;
+    for name in ["timer.call_attempt", "timer.auto_close"] {
+        let input: Value = serde_json::from_str(&sample(name)).unwrap();
+        // No such case yet: the engine refuses it, so the invocation succeeds and Scheduler stops retrying.
+        let out = handle(&e, Function::CancellationRequest, input).await.expect("acknowledged");
+        assert_eq!(out["acknowledged"], json!(true), "{name}: {out}");
+    }
+}
+
+/// The daily rule's event (EventBridge `Scheduled Event`) at `time`.
+fn daily_tick(time: &str) -> Value {
+    json!({
+        "version": "0", "id": "t1", "detail-type": "Scheduled Event", "source": "aws.events", "account": moto::ACCOUNT,
+        "time": time, "region": moto::REGION, "resources": ["arn:aws:events:us-east-1:123456789012:rule/daily"], "detail": {}
+    })
+}
+
+#[tokio::test]
+async fn the_daily_sweep_re_drives_a_lost_day1_schedule_and_others_refuse_the_tick() {
+    let _one = serial().await;
+    let (f, e, clock) = setup("tick").await;
+    let paid = sample("09_package.booked").replace("\"paid\": false", "\"paid\": true");
+    assert_ne!(paid, sample("09_package.booked"));
+    let (status, body) = call(&e, Function::PackagePayment, post("/v1/packages", &paid, false)).await;
+    assert_eq!((status, body["case_id"].as_str()), (202, None), "a paid package opens no case: {body}");
+
+    // The package's Day 1 schedule is lost on the way.
+    let day1 = f
+        .schedules()
+        .await
+        .into_iter()
+        .map(|(_, _, input)| serde_json::from_str::<TimerSpec>(&input).unwrap())
+        .find(|t| t.timer.kind == followup::domain::case::TimerKind::ExpiryDay1)
+        .expect("R5.2 Day 1 placed at booking");
+    assert_eq!(day1.due_at, at("2026-04-09T09:00:00+02:00"));
+    aws_sdk_scheduler::Client::new(&f.config).delete_schedule().group_name(&f.group).name(day1.timer.name()).send().await.unwrap();
+    *clock.0.lock().unwrap() = at("2026-04-10T00:05:00+02:00");
+    let (_, list) = call(&e, Function::Cases, get("/v1/cases", "package_id=P-77")).await;
+    assert_eq!(list["cases"], json!([]));
+
+    // 22:05 UTC on 04-09 is 00:05 Cairo on 04-10: the sweep covers 04-09 and runs the lost tick.
+    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-09T22:05:00Z")).await.expect("tick");
+    assert_eq!((out["date"].as_str(), out["fired"].as_u64()), (Some("2026-04-09"), Some(1)), "{out}");
+    let (_, list) = call(&e, Function::Cases, get("/v1/cases", "package_id=P-77")).await;
+    let cases = list["cases"].as_array().unwrap();
+    assert_eq!((cases.len(), cases[0]["playbook"].as_str()), (1, Some("package_expiry")), "{list}");
+
+    // A retried invocation sweeps the same day and changes nothing; the day before has nothing due.
+    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-09T22:05:00Z")).await.expect("retry");
+    assert_eq!(out["fired"], json!(0));
+    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-08T22:05:00Z")).await.expect("day before");
+    assert_eq!((out["date"].as_str(), out["fired"].as_u64()), (Some("2026-04-08"), Some(0)));
+
+    // Housekeeping belongs to package-expiry alone.
+    assert!(matches!(handle(&e, Function::Appointments, daily_tick("2026-04-09T22:05:00Z")).await, Err(HandlerError::UnknownEvent(_))));
+    assert!(matches!(handle(&e, Function::Cases, json!({"task": "redrive"})).await, Err(HandlerError::UnknownEvent(_))));
+    assert!(matches!(handle(&e, Function::Cases, json!({"hello": 1})).await, Err(HandlerError::UnknownEvent(_))));
+}
+
+#[tokio::test]
+async fn the_redrive_task_performs_an_effect_left_pending() {
+    let _one = serial().await;
+    let (f, e, _clock) = setup("redrive").await;
+    let sms_before = moto::sent_sms().await.len();
+    // A commit whose effects were never performed: the invocation died right after it.
+    let key = followup::domain::stream::StreamKey::Order("O-9".into());
+    let mut stream = followup::domain::stream::Stream::new(key);
+    stream.version = 1;
+    let sms = followup::domain::effects::Sms {
+        to: "+201009999999".into(),
+        template: TemplateId::Sms1,
+        language: Language::Ar,
+        body: "left pending".into(),
+        segments: 1,
+        case_id: None,
+        at: Utc::now(),
+    };
+    let pending = PendingEffect { id: "order:O-9@1#0".into(), effect: Effect::SendSms(sms) };
+    let delivery = Delivery { id: "d-redrive".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
+    f.store().commit(Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![pending] }).await.expect("commit");
+
+    let out = handle(&e, Function::PackageExpiry, json!({"task": "redrive"})).await.expect("redrive");
+    assert!(out["performed"].as_u64() >= Some(1), "{out}");
+    assert_eq!(sms_since(sms_before).await, [("+201009999999".to_string(), "left pending".to_string())]);
+    let out = handle(&e, Function::PackageExpiry, json!({"task": "redrive"})).await.expect("again");
+    assert_eq!(out["performed"], json!(0), "done effects leave the queue");
+    assert_eq!(sms_since(sms_before).await.len(), 1);
+}

@@ -1,0 +1,525 @@
+//! DynamoDB case store: one table holds streams, delivery records, the subject index,
+//! pending effects and the SMS / command send log. Layout and access patterns: docs/dynamodb.md.
+
+use super::error::AwsError;
+use crate::domain::effects::Effect;
+use crate::domain::stream::{Stream, StreamKey};
+use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// How long a delivery id is remembered: a repeat within this window answers as a duplicate.
+pub const DELIVERY_TTL: Duration = Duration::days(90);
+/// How long a done effect and a send-log entry are kept for audit before DynamoDB's TTL removes them.
+const EFFECT_RETENTION: Duration = Duration::days(90);
+/// How long a send-log claim shuts out other senders: longer than the longest function timeout
+/// (300 s), so a claim older than this belongs to an invocation that is gone.
+pub const SEND_LEASE: Duration = Duration::minutes(6);
+/// A DynamoDB item is at most 400 KB; the stream doc must leave room for its keys and version.
+pub const MAX_STREAM_DOC_BYTES: usize = 380 * 1024;
+/// TransactWriteItems takes at most 100 actions.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+pub(crate) const PK: &str = "PK";
+pub(crate) const SK: &str = "SK";
+/// The sparse GSI of pending effects: only items with `pending` set are in it.
+pub const PENDING_INDEX: &str = "pending";
+const PENDING_PK: &str = "pending";
+const PENDING_SK: &str = "pending_order";
+/// The one value of the pending GSI's partition key (a low-volume queue; see docs/dynamodb.md).
+const PENDING: &str = "P";
+/// The sparse GSI of grouped subjects (`expiry:<day>:<package id>`): partition key the subject
+/// up to its second `:`, sort key the subject. Subjects with one `:` (`appointment:<id>`) stay out.
+pub const SUBJECTS_INDEX: &str = "subjects";
+const SUBJECT_GROUP: &str = "subject_group";
+const SUBJECT: &str = "subject";
+
+const STREAM_SK: &str = "STREAM";
+const DELIVERY_SK: &str = "DELIVERY";
+const INDEX_SK: &str = "INDEX";
+const EFFECT_SK: &str = "EFFECT";
+const SENT_SK: &str = "SENT";
+
+/// Positions of the fixed items inside the commit transaction.
+const STREAM_POS: usize = 0;
+const DELIVERY_POS: usize = 1;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The answer of [`DynamoStore::claim_send`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// This caller sends.
+    Mine,
+    /// Sent before: drop the repeat.
+    Sent,
+    /// Another invocation is sending it now: leave the effect pending and look again later.
+    InFlight,
+}
+
+/// The case store over one DynamoDB table (`FOLLOWUP_TABLE`). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    delivery_ttl: Duration,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into(), delivery_ttl: DELIVERY_TTL }
+    }
+
+    /// Overrides how long delivery ids are remembered (tests use a past expiry).
+    pub fn with_delivery_ttl(mut self, ttl: Duration) -> Self {
+        self.delivery_ttl = ttl;
+        self
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: String, sk: &str, operation: &'static str) -> Result<Option<Item>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk(operation, e))?;
+        Ok(out.item)
+    }
+
+    /// Claims a send of `effect_id` on `channel` in the send log.
+    ///
+    /// A claim left `SENDING` longer than [`SEND_LEASE`] (a crash between the send and
+    /// `mark_sent`) is claimed again: a send is at least once, and exactly once whenever the
+    /// send log could be written. A younger claim is another invocation sending right now (the
+    /// re-driver met an effect still being performed): the caller leaves the effect pending.
+    pub(crate) async fn claim_send(&self, channel: &str, effect_id: &str, doc: &str) -> Result<Claim, AwsError> {
+        let now = Utc::now();
+        let pk = format!("O#{channel}#{effect_id}");
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(&pk))
+            .item(SK, s(SENT_SK))
+            .item("status", s("SENDING"))
+            .item("doc", s(doc))
+            .item("claimed_at", s(rfc3339(now)))
+            .item("claimed_ms", n(now.timestamp_millis()))
+            .item("expires_at", n((now + EFFECT_RETENTION).timestamp()))
+            .condition_expression("attribute_not_exists(#pk) OR (#status <> :sent AND (attribute_not_exists(#ms) OR #ms <= :stale))")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#ms", "claimed_ms")
+            .expression_attribute_values(":sent", s("SENT"))
+            .expression_attribute_values(":stale", n((now - SEND_LEASE).timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Mine),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                let sent = self.get(pk, SENT_SK, "GetItem send-log").await?.and_then(|item| item.get("status").cloned()) == Some(s("SENT"));
+                Ok(if sent { Claim::Sent } else { Claim::InFlight })
+            }
+            Err(e) => Err(AwsError::from_sdk("PutItem send-log", e)),
+        }
+    }
+
+    pub(crate) async fn mark_sent(&self, channel: &str, effect_id: &str, message_id: Option<&str>) -> Result<(), AwsError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("O#{channel}#{effect_id}")))
+            .key(SK, s(SENT_SK))
+            .update_expression("SET #status = :sent, sent_at = :at, message_id = :mid")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":sent", s("SENT"))
+            .expression_attribute_values(":at", s(rfc3339(Utc::now())));
+        update = update.expression_attribute_values(":mid", message_id.map(s).unwrap_or(AttributeValue::Null(true)));
+        update.send().await.map(drop).map_err(|e| AwsError::from_sdk("UpdateItem send-log", e))
+    }
+
+    fn stream_put(&self, commit: &Commit, doc: String) -> Result<TransactWriteItem, StoreError> {
+        let key = commit.stream.key.to_string();
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("S#{key}")))
+            .item(SK, s(STREAM_SK))
+            .item("version", n(commit.stream.version))
+            .item("doc", s(doc))
+            .item("updated_at", s(rfc3339(commit.delivery.accepted_at)));
+        put = match commit.expected_version {
+            None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
+            Some(v) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(v)),
+        };
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+    }
+
+    fn delivery_put(&self, d: &Delivery, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("D#{}", d.id)))
+            .item(SK, s(DELIVERY_SK))
+            .item("body_hash", s(&d.body_hash))
+            .item("accepted_at", s(rfc3339(d.accepted_at)))
+            .item("status", s("COMPLETED"))
+            // From the wall clock, not `accepted_at`: a virtual or skewed clock must not expire a record at once.
+            .item("expires_at", n((now + self.delivery_ttl).timestamp()))
+            // An expired record TTL has not removed yet counts as absent, as `delivery` reads it.
+            .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires_at", "expires_at")
+            .expression_attribute_values(":now", n(now.timestamp()));
+        if let Some(case_id) = &d.case_id {
+            put = put.item("case_id", s(case_id));
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+    }
+
+    fn index_put(&self, subject: &str, key: &str) -> Result<TransactWriteItem, StoreError> {
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("X#{subject}")))
+            .item(SK, s(INDEX_SK))
+            .item("stream_key", s(key))
+            .condition_expression("attribute_not_exists(#pk) OR #stream_key = :k")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#stream_key", "stream_key")
+            .expression_attribute_values(":k", s(key));
+        if let Some(group) = subject_group(subject) {
+            put = put.item(SUBJECT_GROUP, s(group)).item(SUBJECT, s(subject));
+        }
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+    }
+
+    fn effect_put(&self, commit: &Commit, n_in_commit: usize, pending: &PendingEffect) -> Result<TransactWriteItem, StoreError> {
+        let key = commit.stream.key.to_string();
+        // Oldest first: commit time, then the stream's own order (version, position) for commits within one millisecond.
+        let order = format!(
+            "{:015}#{}#{:020}#{:06}",
+            commit.delivery.accepted_at.timestamp_millis().max(0),
+            key,
+            commit.stream.version,
+            n_in_commit
+        );
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("E#{}", pending.id)))
+            .item(SK, s(EFFECT_SK))
+            .item("doc", s(encode(&pending.effect, "effect")?))
+            .item("stream_key", s(&key))
+            .item("committed_at", s(rfc3339(commit.delivery.accepted_at)))
+            .item(PENDING_PK, s(PENDING))
+            .item(PENDING_SK, s(order));
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+    }
+}
+
+impl CaseStore for DynamoStore {
+    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+        let Some(item) = self.get(format!("X#{subject}"), INDEX_SK, "GetItem index").await? else {
+            return Ok(None);
+        };
+        let key = string(&item, "stream_key")?;
+        StreamKey::parse(&key)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))
+    }
+
+    async fn load(&self, key: &StreamKey) -> Result<Option<Stream>, StoreError> {
+        let Some(item) = self.get(format!("S#{key}"), STREAM_SK, "GetItem stream").await? else {
+            return Ok(None);
+        };
+        decode(&string(&item, "doc")?, &format!("stream {key}")).map(Some)
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let Some(item) = self.get(format!("D#{id}"), DELIVERY_SK, "GetItem delivery").await? else {
+            return Ok(None);
+        };
+        delivery_from(id, &item, Utc::now())
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let now = Utc::now();
+        let key = commit.stream.key.to_string();
+        let doc = encode(&commit.stream, "stream")?;
+        if doc.len() > MAX_STREAM_DOC_BYTES {
+            return Err(StoreError::Corrupt(format!(
+                "stream {key} encodes to {} bytes; a DynamoDB item holds at most {MAX_STREAM_DOC_BYTES}",
+                doc.len()
+            ))
+            .into());
+        }
+        let token = request_token(&key, &commit, &doc);
+        let mut subjects: Vec<&str> = Vec::new();
+        for subject in &commit.index {
+            if !subjects.contains(&subject.as_str()) {
+                subjects.push(subject);
+            }
+        }
+        let mut items = Vec::with_capacity(2 + subjects.len() + commit.effects.len());
+        items.push(self.stream_put(&commit, doc)?);
+        items.push(self.delivery_put(&commit.delivery, now)?);
+        for subject in &subjects {
+            items.push(self.index_put(subject, &key)?);
+        }
+        for (i, effect) in commit.effects.iter().enumerate() {
+            items.push(self.effect_put(&commit, i, effect)?);
+        }
+        if items.len() > MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Corrupt(format!(
+                "a commit of {key} needs {} writes; one DynamoDB transaction takes at most {MAX_TRANSACTION_ITEMS}",
+                items.len()
+            ))
+            .into());
+        }
+        let result = self.client.transact_write_items().set_transact_items(Some(items)).client_request_token(token).send().await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let reasons: Vec<Option<String>> = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                c.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
+            }
+            _ => return Err(StoreError::from(AwsError::from_sdk("TransactWriteItems commit", err)).into()),
+        };
+        let failed = |pos: usize| reasons.get(pos).and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed");
+        // The same precedence as every store: a repeated delivery first, then the version, then the index.
+        if failed(DELIVERY_POS) {
+            return match self.delivery(&commit.delivery.id).await? {
+                Some(first) => Err(CommitError::DuplicateDelivery(first)),
+                // Expired between the check and this read: deciding again sorts it out.
+                None => Err(CommitError::Conflict),
+            };
+        }
+        if failed(STREAM_POS) {
+            return Err(CommitError::Conflict);
+        }
+        if let Some(i) = (0..subjects.len()).find(|i| failed(2 + i)) {
+            return Err(CommitError::SubjectTaken(subjects[i].to_string()));
+        }
+        let codes: Vec<&str> = reasons.iter().filter_map(|c| c.as_deref()).filter(|c| *c != "None").collect();
+        if codes.iter().all(|c| *c == "TransactionConflict") {
+            // Another transaction was writing one of these items at that moment: reload and decide again.
+            return Err(CommitError::Conflict);
+        }
+        Err(StoreError::from(AwsError::from_sdk("TransactWriteItems commit", err)).into())
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        while found.len() < limit {
+            let page = i32::try_from(limit - found.len()).unwrap_or(i32::MAX).min(1_000);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", PENDING_PK)
+                .expression_attribute_values(":p", s(PENDING))
+                .limit(page)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("Query pending", e))?;
+            for item in out.items() {
+                let pk = string(item, PK)?;
+                let id = pk.strip_prefix("E#").ok_or_else(|| StoreError::Corrupt(format!("{pk:?} in the pending index")))?.to_string();
+                let effect: Effect = decode(&string(item, "doc")?, &format!("effect {id}"))?;
+                found.push(PendingEffect { id, effect });
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("E#{id}")))
+            .key(SK, s(EFFECT_SK))
+            // Leaving the sparse index is what "done" means; the item stays as the audit trail until its TTL.
+            .update_expression("REMOVE #p, #o SET done_at = :at, expires_at = :exp")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#p", PENDING_PK)
+            .expression_attribute_names("#o", PENDING_SK)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .expression_attribute_values(":exp", n((now + EFFECT_RETENTION).timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Not an effect of this store: nothing is pending under that id.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(AwsError::from_sdk("UpdateItem effect done", e).into()),
+        }
+    }
+
+    /// A `Query` of the `subjects` index: one partition per group, so the prefix must name one
+    /// (`expiry:<day>:`). The index is eventually consistent: a package booked a moment ago may be
+    /// missing, which the daily sweep tolerates because the package's own timer is already placed.
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+        let group = subject_group(prefix).ok_or_else(|| {
+            StoreError::from(AwsError::invalid("subjects_with_prefix", format!("{prefix:?} names no subject group (`<name>:<key>:`)")))
+        })?;
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SUBJECTS_INDEX)
+                .key_condition_expression("#g = :g AND begins_with(#s, :p)")
+                .expression_attribute_names("#g", SUBJECT_GROUP)
+                .expression_attribute_names("#s", SUBJECT)
+                .expression_attribute_values(":g", s(group))
+                .expression_attribute_values(":p", s(prefix))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("Query subjects", e))?;
+            for item in out.items() {
+                let (subject, key) = (string(item, SUBJECT)?, string(item, "stream_key")?);
+                let stream = StreamKey::parse(&key)
+                    .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))?;
+                found.push((subject, stream));
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The partition of a subject in the `subjects` index: its text up to the second `:`
+/// (`expiry:2026-04-09:` of `expiry:2026-04-09:P-77`), or none for a one-level subject.
+fn subject_group(subject: &str) -> Option<&str> {
+    let (second, _) = subject.match_indices(':').nth(1)?;
+    Some(&subject[..=second])
+}
+
+/// Identical requests only (the SDK retrying a commit whose answer was lost) share a token,
+/// so such a retry succeeds instead of reporting its own delivery as a duplicate.
+fn request_token(key: &str, commit: &Commit, doc: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [key, &commit.stream.version.to_string(), &commit.delivery.id, &commit.delivery.body_hash, doc] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    for e in &commit.effects {
+        h.update(e.id.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())[..36].to_string()
+}
+
+fn delivery_from(id: &str, item: &Item, now: DateTime<Utc>) -> Result<Option<Delivery>, StoreError> {
+    // DynamoDB's TTL deletes within days of expiry, not at it: an expired record is read as gone.
+    if let Some(exp) = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+        if exp <= now.timestamp() {
+            return Ok(None);
+        }
+    }
+    let accepted_at = string(item, "accepted_at")?;
+    let accepted_at = DateTime::parse_from_rfc3339(&accepted_at)
+        .map_err(|e| StoreError::Corrupt(format!("delivery {id}: accepted_at {accepted_at:?}: {e}")))?
+        .with_timezone(&Utc);
+    Ok(Some(Delivery {
+        id: id.to_string(),
+        body_hash: string(item, "body_hash")?,
+        case_id: item.get("case_id").and_then(|v| v.as_s().ok()).cloned(),
+        accepted_at,
+    }))
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn string(item: &Item, name: &str) -> Result<String, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .ok_or_else(|| StoreError::Corrupt(format!("item {:?} has no string attribute {name}", item.get(PK))))
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::from(AwsError::invalid("building a DynamoDB request", e.to_string()))
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(doc: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_group_is_the_text_up_to_the_second_colon() {
+        assert_eq!(subject_group("expiry:2026-04-09:P-77"), Some("expiry:2026-04-09:"));
+        assert_eq!(subject_group("expiry:2026-04-09:"), Some("expiry:2026-04-09:"));
+        assert_eq!(subject_group("appointment:A-1"), None);
+        assert_eq!(subject_group("expiry"), None);
+    }
+
+    #[test]
+    fn an_expired_delivery_reads_as_absent() {
+        let now = Utc::now();
+        let mut item = Item::new();
+        item.insert("body_hash".into(), s("h"));
+        item.insert("accepted_at".into(), s("2026-03-01T09:00:00Z"));
+        item.insert("expires_at".into(), n(now.timestamp() + 10));
+        assert!(delivery_from("d", &item, now).unwrap().is_some());
+        item.insert("expires_at".into(), n(now.timestamp()));
+        assert_eq!(delivery_from("d", &item, now).unwrap(), None);
+    }
+}

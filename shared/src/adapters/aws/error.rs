@@ -1,0 +1,76 @@
+//! One typed error for every AWS call, classified once: retryable or not.
+
+use crate::ports::{EffectError, StoreError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::error::Error as StdError;
+
+/// Service error codes that say "try again later" rather than "this request is wrong".
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "TransactionInProgressException",
+    "KMSThrottlingException",
+];
+
+/// A failed AWS call: which operation, the service error code if any, and whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed{}: {message}", code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub retryable: bool,
+    message: String,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl AwsError {
+    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        let message = DisplayErrorContext(&err).to_string();
+        let (code, retryable) = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (None, true),
+            SdkError::ServiceError(e) => {
+                let code = e.err().code().map(str::to_owned);
+                let transient = code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c));
+                (code, transient)
+            }
+            _ => (err.code().map(str::to_owned), false),
+        };
+        AwsError { operation, code, retryable, message, source: Some(Box::new(err)) }
+    }
+
+    /// A request this adapter could not even build (a programming error, never retried).
+    pub fn invalid(operation: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError { operation, code: None, retryable: false, message: message.into(), source: None }
+    }
+}
+
+impl From<AwsError> for StoreError {
+    fn from(e: AwsError) -> StoreError {
+        // The engine answers 503 and the caller (dashboard, Scheduler) retries.
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<AwsError> for EffectError {
+    fn from(e: AwsError) -> EffectError {
+        if e.retryable {
+            EffectError::Transient(e.to_string())
+        } else {
+            EffectError::Permanent(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! AWS adapters: DynamoDB case store, EventBridge Scheduler timers, SNS for SMS and commands.
+//!
+//! Clients are built once (`AwsSettings::sdk_config` in each function's `main`) and lent
+//! to the adapters. Every SDK failure becomes an [`AwsError`] that keeps the service error
+//! code and whether a retry can help; the ports see `StoreError` / `EffectError` from it.
+
+mod dynamo;
+mod error;
+mod scheduler;
+mod sns;
+
+pub use dynamo::{DynamoStore, DELIVERY_TTL, MAX_STREAM_DOC_BYTES, PENDING_INDEX, SEND_LEASE, SUBJECTS_INDEX};
+pub use error::AwsError;
+pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};
+pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE};
+
+use std::env;
+
+/// The SDK crates, for the functions that build clients from one `SdkConfig`.
+pub use {aws_config, aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
+
+/// Where the adapters point, read from the environment the SAM template sets.
+#[derive(Debug, Clone)]
+pub struct AwsSettings {
+    /// `FOLLOWUP_TABLE`
+    pub table: String,
+    /// `FOLLOWUP_SCHEDULE_GROUP`
+    pub schedule_group: String,
+    /// `FOLLOWUP_SCHEDULER_ROLE_ARN`: the role Scheduler assumes to invoke a function.
+    pub scheduler_role_arn: String,
+    /// `FOLLOWUP_TIMER_DLQ_ARN`: where Scheduler puts a timer it could not deliver.
+    pub timer_dlq_arn: String,
+    /// `FOLLOWUP_OPS_TOPIC_ARN`
+    pub ops_topic_arn: String,
+    pub targets: TimerTargets,
+    /// `AWS_ENDPOINT_URL`: only for tests against a local emulator; unset on AWS.
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is required")]
+pub struct MissingSetting(pub &'static str);
+
+impl AwsSettings {
+    pub fn from_env() -> Result<AwsSettings, MissingSetting> {
+        let var = |name: &'static str| env::var(name).ok().filter(|v| !v.is_empty()).ok_or(MissingSetting(name));
+        Ok(AwsSettings {
+            table: var("FOLLOWUP_TABLE")?,
+            schedule_group: var("FOLLOWUP_SCHEDULE_GROUP")?,
+            scheduler_role_arn: var("FOLLOWUP_SCHEDULER_ROLE_ARN")?,
+            timer_dlq_arn: var("FOLLOWUP_TIMER_DLQ_ARN")?,
+            ops_topic_arn: var("FOLLOWUP_OPS_TOPIC_ARN")?,
+            targets: TimerTargets {
+                appointments: var("FOLLOWUP_APPOINTMENTS_ARN")?,
+                cancellation_request: var("FOLLOWUP_CANCELLATION_REQUEST_ARN")?,
+                package_payment: var("FOLLOWUP_PACKAGE_PAYMENT_ARN")?,
+                package_expiry: var("FOLLOWUP_PACKAGE_EXPIRY_ARN")?,
+            },
+            endpoint_url: env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// The shared SDK configuration: region and credentials from the Lambda environment.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(url) = &self.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        loader.load().await
+    }
+}

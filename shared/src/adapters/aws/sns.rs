@@ -1,0 +1,105 @@
+//! Customer SMS and ops commands through SNS, each send claimed once in the table's send log.
+
+use super::dynamo::{encode, Claim, DynamoStore};
+use super::error::AwsError;
+use crate::domain::calendar::Calendar;
+use crate::domain::effects::{Command, Sms};
+use crate::ports::{CommandBus, EffectError, SmsSender};
+use crate::wire;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+
+/// The message attribute subscribers filter commands on.
+pub const COMMAND_TYPE_ATTRIBUTE: &str = "command_type";
+
+/// Whether to go on with a send, given the send log's answer.
+async fn claim(log: &DynamoStore, channel: &str, effect_id: &str, doc: &str) -> Result<bool, EffectError> {
+    match log.claim_send(channel, effect_id, doc).await? {
+        Claim::Mine => Ok(true),
+        Claim::Sent => Ok(false),
+        Claim::InFlight => Err(EffectError::Transient(format!("{effect_id} is being sent by another invocation"))),
+    }
+}
+
+fn string_attribute(value: &str) -> Result<MessageAttributeValue, AwsError> {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .map_err(|e| AwsError::invalid("Publish", e.to_string()))
+}
+
+/// SMS straight to the customer's E.164 number, transactional, under the policy's sender id.
+#[derive(Debug, Clone)]
+pub struct SnsSms {
+    client: Client,
+    log: DynamoStore,
+    sender_id: String,
+}
+
+impl SnsSms {
+    pub fn new(client: Client, log: DynamoStore, sender_id: impl Into<String>) -> Self {
+        SnsSms { client, log, sender_id: sender_id.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl SmsSender for SnsSms {
+    async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
+        let doc = encode(sms, "sms").map_err(|e| EffectError::Permanent(e.to_string()))?;
+        // SPEC §4: every send is recorded with its template, body, segments, case and time.
+        if !claim(&self.log, "sms", effect_id, &doc).await? {
+            return Ok(());
+        }
+        let out = self
+            .client
+            .publish()
+            .phone_number(&sms.to)
+            .message(&sms.body)
+            .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?)
+            .message_attributes("AWS.SNS.SMS.SenderID", string_attribute(&self.sender_id)?)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Publish SMS", e))?;
+        self.log.mark_sent("sms", effect_id, out.message_id()).await?;
+        Ok(())
+    }
+}
+
+/// Commands to the ops topic as `{type, case_id, at, data}` (SPEC §5), with a `command_type` attribute.
+#[derive(Debug, Clone)]
+pub struct SnsCommands {
+    client: Client,
+    log: DynamoStore,
+    topic_arn: String,
+    calendar: Calendar,
+}
+
+impl SnsCommands {
+    pub fn new(client: Client, log: DynamoStore, topic_arn: impl Into<String>, calendar: Calendar) -> Self {
+        SnsCommands { client, log, topic_arn: topic_arn.into(), calendar }
+    }
+}
+
+impl CommandBus for SnsCommands {
+    async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
+        let message = wire::command_view(command, &self.calendar).to_string();
+        if !claim(&self.log, "cmd", effect_id, &message).await? {
+            return Ok(());
+        }
+        let out = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(message)
+            .message_attributes(COMMAND_TYPE_ATTRIBUTE, string_attribute(command.kind.as_str())?)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("Publish command", e))?;
+        self.log.mark_sent("cmd", effect_id, out.message_id()).await?;
+        Ok(())
+    }
+}

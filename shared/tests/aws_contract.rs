@@ -1,0 +1,341 @@
+//! The adapter contract against the AWS adapters (DynamoDB, Scheduler, SNS) on a local moto
+//! server, plus what only the AWS side has: delivery expiry, schedule targets and the cost of
+//! a webhook in DynamoDB calls.
+#![cfg(feature = "aws")]
+
+#[path = "common/contract.rs"]
+mod contract;
+#[path = "common/moto.rs"]
+mod moto;
+
+use chrono::{DateTime, Duration, Utc};
+use contract::*;
+use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
+use followup::domain::case::TimerKind;
+use followup::domain::effects::{Command, Sms, TimerRef, TimerSpec};
+use followup::domain::policy::Policy;
+use followup::domain::stream::StreamKey;
+use followup::engine::Engine;
+use followup::ports::{
+    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
+};
+use followup::wire::{self, Route};
+use moto::{serial, Fixture};
+use std::sync::{Arc, Mutex};
+
+/// Every AWS adapter over one fixture, so the generic contract sees one implementation.
+struct Aws {
+    fixture: Fixture,
+    store: DynamoStore,
+    timers: SchedulerTimers,
+    sms: SnsSms,
+    commands: SnsCommands,
+}
+
+impl Aws {
+    async fn new(name: &str) -> Aws {
+        let fixture = Fixture::new(name).await;
+        Aws { store: fixture.store(), timers: fixture.timers(), sms: fixture.sms(), commands: fixture.commands(), fixture }
+    }
+}
+
+impl CaseStore for Aws {
+    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+        self.store.locate(subject).await
+    }
+    async fn load(&self, key: &StreamKey) -> Result<Option<followup::domain::stream::Stream>, StoreError> {
+        self.store.load(key).await
+    }
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        self.store.delivery(id).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        self.store.commit(commit).await
+    }
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        self.store.pending_effects(limit).await
+    }
+    async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
+        self.store.effect_done(id).await
+    }
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+        self.store.subjects_with_prefix(prefix).await
+    }
+}
+
+impl Timers for Aws {
+    async fn place(&self, timer: &TimerSpec) -> Result<(), EffectError> {
+        self.timers.place(timer).await
+    }
+    async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
+        self.timers.cancel(timer).await
+    }
+}
+
+impl SmsSender for Aws {
+    async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
+        self.sms.send(effect_id, sms).await
+    }
+}
+
+impl CommandBus for Aws {
+    async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
+        self.commands.publish(effect_id, command).await
+    }
+}
+
+impl Probe for Aws {
+    /// Each schedule's Input is the TimerSpec exactly; firing order is due time, then placement.
+    async fn all_timers(&self) -> Vec<TimerSpec> {
+        let mut timers: Vec<TimerSpec> = self
+            .fixture
+            .schedules()
+            .await
+            .into_iter()
+            .map(|(_, _, input)| serde_json::from_str(&input).expect("Input is a TimerSpec"))
+            .collect();
+        timers.sort_by_key(|t| t.due_at);
+        timers
+    }
+    async fn sent_sms(&self) -> Vec<Delivered> {
+        moto::sent_sms().await.into_iter().map(|(to, body)| Delivered { to, body }).collect()
+    }
+    async fn published(&self) -> Vec<Command> {
+        self.fixture.ops_messages().await.iter().map(|m| serde_json::from_str(m).expect("a command")).collect()
+    }
+}
+
+macro_rules! run_against_aws {
+    ($($name:ident),+ $(,)?) => {
+        mod on_moto {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let _one_at_a_time = serial().await;
+                    let aws = Aws::new(stringify!($name)).await;
+                    super::$name(&aws).await;
+                }
+            )+
+        }
+    };
+}
+
+run_against_aws!(
+    contract_commit_then_load_round_trips,
+    contract_stale_version_conflicts_and_writes_nothing,
+    contract_creating_an_existing_stream_conflicts,
+    contract_concurrent_commits_on_one_version_let_exactly_one_win,
+    contract_duplicate_delivery_returns_the_first_record_and_writes_nothing,
+    contract_pending_effects_come_in_commit_order_until_done,
+    contract_locate_follows_the_index,
+    contract_a_subject_belongs_to_one_stream,
+    contract_subjects_with_prefix_lists_only_that_prefix,
+    contract_timers_place_once_and_cancel_quietly,
+    contract_timers_fire_by_due_time_then_placement,
+    contract_outboxes_drop_a_repeated_effect,
+);
+
+// ---- AWS specifics ------------------------------------------------------------
+
+#[tokio::test]
+async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
+    let _one_at_a_time = serial().await;
+    let f = Fixture::new("expiry").await;
+    let expired = f.store().with_delivery_ttl(Duration::seconds(-1));
+    let key = StreamKey::Order("O1".into());
+    let mut s1 = followup::domain::stream::Stream::new(key.clone());
+    s1.version = 1;
+    let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
+    let c = |stream, expected| Commit { stream, expected_version: expected, delivery: d.clone(), index: vec![], effects: vec![] };
+    expired.commit(c(s1.clone(), None)).await.expect("commit");
+    assert_eq!(expired.delivery("d1").await.expect("delivery"), None, "past its expiry a record reads as absent");
+    let mut s2 = s1.clone();
+    s2.version = 2;
+    f.store().commit(c(s2, Some(1))).await.expect("an expired record does not block the same id");
+    assert_eq!(f.store().delivery("d1").await.expect("delivery").map(|d| d.id), Some("d1".into()));
+}
+
+#[tokio::test]
+async fn a_schedule_targets_the_owning_function_with_the_timer_as_input() {
+    let _one_at_a_time = serial().await;
+    let f = Fixture::new("targets").await;
+    let timers = f.timers();
+    let due = DateTime::parse_from_rfc3339("2026-03-03T07:00:00Z").unwrap().with_timezone(&Utc);
+    let spec = |stream: StreamKey, playbook: Option<&str>, kind| TimerSpec {
+        timer: TimerRef { stream, case_id: None, kind, step: 1 },
+        due_at: due,
+        playbook: playbook.map(str::to_owned),
+    };
+    let placed = [
+        spec(StreamKey::Order("O1".into()), Some("cancellation_follow_up"), TimerKind::CallAttempt),
+        spec(StreamKey::Package("P1".into()), Some("package_payment"), TimerKind::CallAttempt),
+        spec(StreamKey::Package("P1".into()), None, TimerKind::AutoClose),
+    ];
+    for t in &placed {
+        timers.place(t).await.expect("place");
+    }
+    let got = f.schedules().await;
+    let targets = moto::targets();
+    let expected = [&targets.cancellation_request, &targets.package_payment, &targets.package_expiry];
+    for (t, want) in placed.iter().zip(expected) {
+        let (_, arn, input) = got.iter().find(|(_, _, i)| serde_json::from_str::<TimerSpec>(i).unwrap() == *t).expect("placed");
+        assert_eq!(arn, want);
+        assert_eq!(input, &serde_json::to_string(t).unwrap(), "the Input is the TimerSpec JSON exactly");
+    }
+    let sch = aws_sdk_scheduler::Client::new(&f.config);
+    let one = sch.get_schedule().group_name(&f.group).name(placed[0].timer.name()).send().await.expect("GetSchedule");
+    // Due in the past (the sample date): placed a minute ahead rather than never firing.
+    let expression = one.schedule_expression().expect("expression");
+    assert!(
+        expression.starts_with("at(") && expression.as_bytes()[3..7] >= *Utc::now().format("%Y").to_string().as_bytes(),
+        "{expression}"
+    );
+    assert_eq!(one.schedule_expression_timezone(), Some("UTC"));
+    assert_eq!(one.flexible_time_window().map(|w| w.mode().as_str()), Some("OFF"));
+    let target = one.target().expect("target");
+    assert_eq!(target.role_arn(), f.role_arn);
+    assert_eq!(target.dead_letter_config().and_then(|d| d.arn()), Some(f.dlq_arn.as_str()));
+    assert!(target.retry_policy().and_then(|r| r.maximum_retry_attempts()).is_some());
+}
+
+/// Counts DynamoDB calls by operation (the `X-Amz-Target` of each request sent).
+#[derive(Debug, Clone, Default)]
+struct CallCounter(Arc<Mutex<Vec<String>>>);
+
+impl aws_sdk_dynamodb::config::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let op = ctx.request().headers().get("x-amz-target").unwrap_or_default();
+        self.0.lock().unwrap().push(op.rsplit('.').next().unwrap_or(op).to_string());
+        Ok(())
+    }
+}
+
+impl CallCounter {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+struct FixedClock(DateTime<Utc>);
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).expect("sample event")
+}
+
+#[tokio::test]
+async fn a_webhook_costs_one_read_and_one_transaction_on_the_happy_path() {
+    let _one_at_a_time = serial().await;
+    let counter = CallCounter::default();
+    let f = Fixture::with_dynamo("cost", |b| b.interceptor(counter.clone())).await;
+    let policy = Policy::default();
+    let engine = Engine {
+        store: f.store(),
+        timers: f.timers(),
+        sms: f.sms(),
+        commands: f.commands(),
+        clock: FixedClock(DateTime::parse_from_rfc3339("2026-03-02T10:00:00+02:00").unwrap().with_timezone(&Utc)),
+        policy: Arc::new(policy),
+        secret: "s".into(),
+        locks: Default::default(),
+    };
+    let post = |route: Route, body: Vec<u8>| {
+        let engine = &engine;
+        async move {
+            let ts = Utc::now().timestamp();
+            let sig = wire::sign("s", ts, &body);
+            engine.webhook(route, Some(&ts.to_string()), Some(&sig), &body, ts).await
+        }
+    };
+    let reads = |calls: &[String]| calls.iter().filter(|c| matches!(c.as_str(), "GetItem" | "Query" | "BatchGetItem" | "Scan")).count();
+    let transactions = |calls: &[String]| calls.iter().filter(|c| c.as_str() == "TransactWriteItems").count();
+
+    // A booking opens a new order stream: one read (absent), one transaction.
+    let r = post(Route::Appointments, sample("01_appointment.booked")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let calls = counter.take();
+    assert_eq!((reads(&calls), transactions(&calls)), (1, 1), "appointment.booked: {calls:?}");
+
+    // Given the cancelled first visit (its follow-up case o1-O-501 opens)…
+    let r = post(Route::Cancellations, sample("05_appointment.cancelled")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    counter.take();
+
+    // …when the call outcome arrives: one read of the stream (the case id names it), one transaction.
+    let r = post(Route::Calls, sample("07_call.completed")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let calls = counter.take();
+    assert_eq!((reads(&calls), transactions(&calls)), (1, 1), "call.completed: {calls:?}");
+
+    // The same delivery again: the commit's condition catches it, then one read of the first record.
+    let r = post(Route::Calls, sample("07_call.completed")).await;
+    assert_eq!((r.status, r.body["duplicate"].clone()), (202, serde_json::json!(true)), "{}", r.body);
+    let calls = counter.take();
+    assert_eq!((reads(&calls), transactions(&calls)), (2, 1), "repeat: {calls:?}");
+
+    // A package event: the package id names its stream directly, so the same cost.
+    let r = post(Route::Packages, sample("09_package.booked")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let calls = counter.take();
+    assert_eq!((reads(&calls), transactions(&calls)), (1, 1), "package.booked: {calls:?}");
+
+    // A refusal (R7.2-style rule errors aside, here an unknown case) writes nothing.
+    let r = post(Route::Calls, br#"{"id":"evt-x","type":"call.completed","occurred_at":"2026-03-02T10:00:00+02:00","data":{"case_id":"o9-O-404","call_id":"K9","agent_id":"a","outcome":"busy"}}"#.to_vec()).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let calls = counter.take();
+    assert_eq!(transactions(&calls), 0, "a refusal stores nothing: {calls:?}");
+    assert!(!calls.iter().any(|c| c == "Scan"));
+}
+
+#[tokio::test]
+async fn an_effect_another_invocation_is_sending_stays_pending_until_it_is_sent() {
+    let _one_at_a_time = serial().await;
+    let f = Fixture::new("inflight").await;
+    let store = f.store();
+    let sms = sms("hello from an in-flight send");
+    let doc = serde_json::to_string(&sms).unwrap();
+    // Another invocation claimed the send a moment ago and is publishing.
+    let dynamo = store.client();
+    dynamo
+        .put_item()
+        .table_name(store.table())
+        .item("PK", aws_sdk_dynamodb::types::AttributeValue::S("O#sms#e1".into()))
+        .item("SK", aws_sdk_dynamodb::types::AttributeValue::S("SENT".into()))
+        .item("status", aws_sdk_dynamodb::types::AttributeValue::S("SENDING".into()))
+        .item("doc", aws_sdk_dynamodb::types::AttributeValue::S(doc))
+        .item("claimed_ms", aws_sdk_dynamodb::types::AttributeValue::N(Utc::now().timestamp_millis().to_string()))
+        .send()
+        .await
+        .expect("claim");
+    assert!(matches!(f.sms().send("e1", &sms).await, Err(EffectError::Transient(_))), "a fresh claim is left to its owner");
+    assert!(moto::sent_sms().await.iter().all(|(_, body)| body != "hello from an in-flight send"));
+
+    // The same claim, older than the lease: its owner is gone, so this sender takes over, once.
+    let stale = Utc::now() - followup::adapters::aws::SEND_LEASE - Duration::seconds(1);
+    dynamo
+        .update_item()
+        .table_name(store.table())
+        .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("O#sms#e1".into()))
+        .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("SENT".into()))
+        .update_expression("SET claimed_ms = :ms")
+        .expression_attribute_values(":ms", aws_sdk_dynamodb::types::AttributeValue::N(stale.timestamp_millis().to_string()))
+        .send()
+        .await
+        .expect("age the claim");
+    f.sms().send("e1", &sms).await.expect("a stale claim is taken over");
+    f.sms().send("e1", &sms).await.expect("a sent SMS is dropped");
+    assert_eq!(moto::sent_sms().await.iter().filter(|(_, body)| body == "hello from an in-flight send").count(), 1);
+}
