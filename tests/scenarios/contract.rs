@@ -199,7 +199,8 @@ fn every_sample_payload_is_accepted_by_the_contract() {
     let mut names: Vec<String> = std::fs::read_dir(followup_tests::root().join("events"))
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.ends_with(".json") && !n.starts_with("timer"))
+        // The numbered envelopes; timer.* and the Lambda housekeeping inputs are not webhooks.
+        .filter(|n| n.ends_with(".json") && n.starts_with(|c: char| c.is_ascii_digit()))
         .collect();
     names.sort();
     assert!(names.len() >= 14, "one sample per event type: {names:?}");

@@ -53,6 +53,10 @@ fn sample(name: &str) -> String {
     std::fs::read_to_string(format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"))).expect("sample")
 }
 
+fn json_sample(name: &str) -> Value {
+    serde_json::from_str(&sample(name)).expect("a JSON sample")
+}
+
 /// A signed webhook as API Gateway hands it to the function (payload format 2.0).
 fn post(path: &str, body: &str, base64: bool) -> Value {
     let ts = Utc::now().timestamp();
@@ -254,24 +258,40 @@ async fn package_payment_plays_the_whole_unpaid_chase() {
     assert_eq!(list["cases"].as_array().map(Vec::len), Some(1), "a package cancelled for non-payment never expires into a case");
 }
 
-#[tokio::test]
-async fn timers_from_events_are_handled_and_a_hopeless_one_is_acknowledged() {
-    let _one = serial().await;
-    let (_f, e, _clock) = setup("timers").await;
-    for name in ["timer.call_attempt", "timer.auto_close"] {
-        let input: Value = serde_json::from_str(&sample(name)).unwrap();
-        // No such case yet: the engine refuses it, so the invocation succeeds and Scheduler stops retrying.
-        let out = handle(&e, Function::CancellationRequest, input).await.expect("acknowledged");
-        assert_eq!(out["acknowledged"], json!(true), "{name}: {out}");
+/// The function a timer sample belongs to, as `TimerTargets` routes a bare `TimerRef` (no playbook).
+fn owner(timer: &Value) -> Function {
+    match (timer["stream"].as_str().unwrap_or_default().split(':').next(), timer["case_id"].is_null(), timer["kind"].as_str()) {
+        (Some("package"), true, _) => Function::PackageExpiry,
+        (Some("package"), false, _) => Function::PackagePayment,
+        (_, _, Some("call_attempt" | "auto_close")) => Function::CancellationRequest,
+        _ => Function::Appointments,
     }
 }
 
-/// The daily rule's event (EventBridge `Scheduled Event`) at `time`.
-fn daily_tick(time: &str) -> Value {
-    json!({
-        "version": "0", "id": "t1", "detail-type": "Scheduled Event", "source": "aws.events", "account": moto::ACCOUNT,
-        "time": time, "region": moto::REGION, "resources": ["arn:aws:events:us-east-1:123456789012:rule/daily"], "detail": {}
-    })
+#[tokio::test]
+async fn every_timer_sample_is_handled_by_its_function_and_a_hopeless_one_is_acknowledged() {
+    let _one = serial().await;
+    let (_f, e, _clock) = setup("timers").await;
+    let dir = format!("{}/../../events", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("timer.") && n.ends_with(".json"))
+        .map(|n| n.trim_end_matches(".json").to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 11, "one sample per timer kind: {names:?}");
+    let mut owners = std::collections::HashSet::new();
+    for name in names {
+        let input: Value = serde_json::from_str(&sample(&name)).unwrap();
+        let function = owner(&input);
+        owners.insert(function.name());
+        // No such case or package yet: the engine refuses it, so the invocation succeeds and Scheduler stops retrying.
+        let out = handle(&e, function, input).await.expect("acknowledged");
+        assert_eq!(out["acknowledged"], json!(true), "{name}: {out}");
+        assert!(out["refused"]["error"]["code"].is_string(), "{name}: {out}");
+    }
+    assert_eq!(owners.len(), 4, "timers go to every function that owns cases: {owners:?}");
 }
 
 #[tokio::test]
@@ -298,21 +318,23 @@ async fn the_daily_sweep_re_drives_a_lost_day1_schedule_and_others_refuse_the_ti
     assert_eq!(list["cases"], json!([]));
 
     // 22:05 UTC on 04-09 is 00:05 Cairo on 04-10: the sweep covers 04-09 and runs the lost tick.
-    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-09T22:05:00Z")).await.expect("tick");
+    let out = handle(&e, Function::PackageExpiry, json_sample("scheduled.daily_sweep")).await.expect("tick");
     assert_eq!((out["date"].as_str(), out["fired"].as_u64()), (Some("2026-04-09"), Some(1)), "{out}");
     let (_, list) = call(&e, Function::Cases, get("/v1/cases", "package_id=P-77")).await;
     let cases = list["cases"].as_array().unwrap();
     assert_eq!((cases.len(), cases[0]["playbook"].as_str()), (1, Some("package_expiry")), "{list}");
 
     // A retried invocation sweeps the same day and changes nothing; the day before has nothing due.
-    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-09T22:05:00Z")).await.expect("retry");
+    let out = handle(&e, Function::PackageExpiry, json_sample("scheduled.daily_sweep")).await.expect("retry");
     assert_eq!(out["fired"], json!(0));
-    let out = handle(&e, Function::PackageExpiry, daily_tick("2026-04-08T22:05:00Z")).await.expect("day before");
+    let mut day_before = json_sample("scheduled.daily_sweep");
+    day_before["time"] = json!("2026-04-08T22:05:00Z");
+    let out = handle(&e, Function::PackageExpiry, day_before).await.expect("day before");
     assert_eq!((out["date"].as_str(), out["fired"].as_u64()), (Some("2026-04-08"), Some(0)));
 
     // Housekeeping belongs to package-expiry alone.
-    assert!(matches!(handle(&e, Function::Appointments, daily_tick("2026-04-09T22:05:00Z")).await, Err(HandlerError::UnknownEvent(_))));
-    assert!(matches!(handle(&e, Function::Cases, json!({"task": "redrive"})).await, Err(HandlerError::UnknownEvent(_))));
+    assert!(matches!(handle(&e, Function::Appointments, json_sample("scheduled.daily_sweep")).await, Err(HandlerError::UnknownEvent(_))));
+    assert!(matches!(handle(&e, Function::Cases, json_sample("task.redrive")).await, Err(HandlerError::UnknownEvent(_))));
     assert!(matches!(handle(&e, Function::Cases, json!({"hello": 1})).await, Err(HandlerError::UnknownEvent(_))));
 }
 
@@ -338,10 +360,10 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     let delivery = Delivery { id: "d-redrive".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     f.store().commit(Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![pending] }).await.expect("commit");
 
-    let out = handle(&e, Function::PackageExpiry, json!({"task": "redrive"})).await.expect("redrive");
+    let out = handle(&e, Function::PackageExpiry, json_sample("task.redrive")).await.expect("redrive");
     assert!(out["performed"].as_u64() >= Some(1), "{out}");
     assert_eq!(sms_since(sms_before).await, [("+201009999999".to_string(), "left pending".to_string())]);
-    let out = handle(&e, Function::PackageExpiry, json!({"task": "redrive"})).await.expect("again");
+    let out = handle(&e, Function::PackageExpiry, json_sample("task.redrive")).await.expect("again");
     assert_eq!(out["performed"], json!(0), "done effects leave the queue");
     assert_eq!(sms_since(sms_before).await.len(), 1);
 }
