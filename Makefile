@@ -4,6 +4,7 @@
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
+#   make validate  cfn-lint and sam validate --lint over template.yaml (offline; part of make test)
 #   make deploy sam build --beta-features && sam deploy --guided (needs AWS credentials; never used by tests)
 
 SHELL := /bin/bash
@@ -11,13 +12,16 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
+# The SAM CLI pins its own boto and cfn-lint versions, so it gets a venv of its own.
+SAM_VENV := .venv-sam
+SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 # Test-only Python tools: the AWS emulator (moto) and the template linter.
 PY_TOOLS := moto[server] cfn-lint
 # The Lambda crates: built with followup-shared's aws feature, so kept out of the local build.
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run test test-local test-aws venv venv-build demo bench build build-local deploy fmt lint clean
+.PHONY: run test test-local test-aws venv venv-build venv-sam validate demo bench build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
@@ -34,7 +38,7 @@ test-aws: venv
 	$(CARGO) test -p followup-shared --features aws --no-fail-fast --lib --test aws_contract
 	$(CARGO) test -p followup-lambda --no-fail-fast
 	$(CARGO) build $(addprefix -p ,$(filter-out followup-lambda,$(AWS_CRATES)))
-	$(VENV)/bin/cfn-lint template.yaml
+	$(MAKE) --no-print-directory validate
 
 # Creates .venv and installs the Python tools only when one is missing.
 venv:
@@ -69,11 +73,22 @@ build: venv-build
 build-local:
 	$(CARGO) build --release -p followup-local
 
+venv-sam:
+	@if ! $(SAM_VENV)/bin/sam --version >/dev/null 2>&1; then \
+		echo "installing aws-sam-cli into $(SAM_VENV)"; \
+		$(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli; \
+	fi
+
+# Both linters run offline; the region only names the partition the template is checked against.
+validate: venv venv-sam
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1
+
 # Deploys to the AWS account of your current credentials (guided: asks for stack name,
 # region and the webhook secret's Secrets Manager name). Tests never call this.
-deploy:
-	sam build --beta-features
-	sam deploy --guided
+deploy: venv-build venv-sam
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --beta-features
+	$(SAM) deploy --guided
 
 fmt:
 	$(CARGO) fmt --all

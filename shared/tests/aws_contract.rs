@@ -3,6 +3,7 @@
 //! a webhook in DynamoDB calls.
 #![cfg(feature = "aws")]
 
+#[macro_use]
 #[path = "common/contract.rs"]
 mod contract;
 #[path = "common/moto.rs"]
@@ -121,20 +122,7 @@ macro_rules! run_against_aws {
     };
 }
 
-run_against_aws!(
-    contract_commit_then_load_round_trips,
-    contract_stale_version_conflicts_and_writes_nothing,
-    contract_creating_an_existing_stream_conflicts,
-    contract_concurrent_commits_on_one_version_let_exactly_one_win,
-    contract_duplicate_delivery_returns_the_first_record_and_writes_nothing,
-    contract_pending_effects_come_in_commit_order_until_done,
-    contract_locate_follows_the_index,
-    contract_a_subject_belongs_to_one_stream,
-    contract_subjects_with_prefix_lists_only_that_prefix,
-    contract_timers_place_once_and_cancel_quietly,
-    contract_timers_fire_by_due_time_then_placement,
-    contract_outboxes_drop_a_repeated_effect,
-);
+every_contract!(run_against_aws);
 
 // ---- AWS specifics ------------------------------------------------------------
 

@@ -1,20 +1,11 @@
 //! cases: GET /v1/cases/{case_id} and GET /v1/cases?appointment_id|order_id|package_id.
 //!
-//! Thin by design: the SDK clients and the engine are built once per cold start, then lent
-//! to the shared handler for every invocation.
+//! Thin by design: `followup_lambda::run` builds the SDK clients and the engine once per cold
+//! start, then lends them to the shared handler for every invocation.
 
-use followup_lambda::{handle, Function, Payload};
-use lambda_runtime::{service_fn, LambdaEvent};
-use std::sync::Arc;
+use followup_lambda::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    followup_lambda::init_logging();
-    let engine = Arc::new(followup_lambda::engine_from_env().await?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
-        let engine = Arc::clone(&engine);
-        // Boxed: the engine's future is deep enough to overflow rustc's layout query limit inline.
-        async move { Box::pin(handle(&engine, Function::Cases, event.payload)).await }
-    }))
-    .await
+    followup_lambda::run(Function::Cases).await
 }

@@ -128,6 +128,22 @@ pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
     Ok(engine(&settings, &config, policy, secret, SystemClock))
 }
 
+/// The whole life of one function: JSON logs, the clients and the engine built once per cold
+/// start, then every invocation through [`handle`]. A boot failure (a missing setting, a bad
+/// policy) is an init error Lambda reports; a panic inside an invocation is caught by the
+/// runtime and reported as that invocation's error (the release profile unwinds).
+pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let engine = Arc::new(engine_from_env().await?);
+    info!(function = function.name(), "engine ready");
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Payload>| {
+        let engine = Arc::clone(&engine);
+        // Boxed: the engine's future is deep enough to overflow rustc's layout query limit inline.
+        async move { Box::pin(handle(&engine, function, event.payload)).await }
+    }))
+    .await
+}
+
 /// JSON logs (CloudWatch); the engine masks phone numbers in every field it logs.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
