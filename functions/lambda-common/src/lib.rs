@@ -167,7 +167,7 @@ where
             .map_err(|e| HandlerError::UnknownEvent(format!("an HTTP API request that does not parse: {e}")))?;
         return Ok(http(engine, function, &request).await);
     }
-    if let Some(task) = housekeeping(&event) {
+    if let Some(task) = housekeeping(&event, engine.clock.now()) {
         if function != Function::PackageExpiry {
             return Err(HandlerError::UnknownEvent(format!("housekeeping goes to package-expiry, not {}", function.name())));
         }
@@ -210,8 +210,8 @@ pub enum Housekeeping {
     Redrive,
 }
 
-/// Which housekeeping task `event` asks for, if it is one.
-pub fn housekeeping(event: &Value) -> Option<Housekeeping> {
+/// Which housekeeping task `event` asks for, if it is one (`now` stands in for a missing event time).
+pub fn housekeeping(event: &Value, now: DateTime<Utc>) -> Option<Housekeeping> {
     if event.get("task").and_then(Value::as_str) == Some("redrive") {
         return Some(Housekeeping::Redrive);
     }
@@ -219,7 +219,7 @@ pub fn housekeeping(event: &Value) -> Option<Housekeeping> {
         return None;
     }
     let at = event.get("time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
-    Some(Housekeeping::DailySweep { at: at.unwrap_or_else(Utc::now) })
+    Some(Housekeeping::DailySweep { at: at.unwrap_or(now) })
 }
 
 /// A timer from Scheduler. One that can never succeed is acknowledged, so Scheduler does not retry it for a day.
