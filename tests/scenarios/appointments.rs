@@ -1,7 +1,7 @@
 //! Appointment playbooks end to end (R0, R1, R3, R7, R8): followup-local over HTTP with the virtual clock.
 //! Dates: 2026-03-02 is a Monday; Friday is the day off.
 
-use followup_tests::{booked, Local};
+use followup_tests::{booked, call, Local};
 use serde_json::{json, Value};
 
 const MON_10: &str = "2026-03-02T10:00:00+02:00";
@@ -10,14 +10,6 @@ fn book(l: &Local, appointment_id: &str, order_id: &str, start: &str, end: &str,
     let mut b = booked(appointment_id, order_id, start, end);
     b["technician_id"] = json!(technician);
     l.accept("/v1/appointments", "appointment.booked", b)
-}
-
-fn call(case_id: &str, call_id: &str, outcome: &str, resolution: Option<Value>) -> Value {
-    let mut d = json!({"case_id": case_id, "call_id": call_id, "agent_id": "agent-7", "outcome": outcome});
-    if let Some(r) = resolution {
-        d["resolution"] = r;
-    }
-    d
 }
 
 fn cases_of(l: &Local, appointment_id: &str) -> Vec<Value> {

@@ -1,7 +1,7 @@
 //! cancellation_follow_up (R2.1–R2.10) end to end: followup-local over HTTP with the virtual clock.
 //! Dates: 2026-03-02 is a Monday; Friday is the day off.
 
-use followup_tests::{booked, Local};
+use followup_tests::{booked, call, timers, Local};
 use serde_json::{json, Value};
 
 const MON_10: &str = "2026-03-02T10:00:00+02:00";
@@ -10,27 +10,10 @@ fn cancelled(appointment_id: &str, by: &str, wants_follow_up: bool) -> Value {
     json!({"appointment_id": appointment_id, "cancelled_by": by, "reason": "customer travelling", "wants_follow_up": wants_follow_up})
 }
 
-fn call(case_id: &str, call_id: &str, outcome: &str, resolution: Option<Value>) -> Value {
-    let mut d = json!({"case_id": case_id, "call_id": call_id, "agent_id": "agent-7", "outcome": outcome});
-    if let Some(r) = resolution {
-        d["resolution"] = r;
-    }
-    d
-}
-
 /// A first visit on Tuesday, cancelled on Monday 10:00 by `by`.
 fn cancelled_case(l: &Local, by: &str) -> String {
     l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00"));
     l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", by, true)).expect("R2.1 opens a case")
-}
-
-fn timers(case: &Value) -> Vec<(String, String)> {
-    case["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["kind"].as_str().unwrap().to_owned(), t["due_at"].as_str().unwrap().to_owned()))
-        .collect()
 }
 
 #[test]

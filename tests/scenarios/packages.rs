@@ -3,7 +3,7 @@
 
 use followup::adapters::local::SqliteStore;
 use followup::domain::case::TimerKind;
-use followup_tests::{customer, Local};
+use followup_tests::{call, customer, timers, Local};
 use serde_json::{json, Value};
 
 const MON_10: &str = "2026-03-02T10:00:00+02:00";
@@ -35,23 +35,6 @@ fn weekly(id: &str, paid: bool) -> Value {
         paid,
         "card",
     )
-}
-
-fn call(case_id: &str, call_id: &str, outcome: &str, resolution: Option<Value>) -> Value {
-    let mut d = json!({"case_id": case_id, "call_id": call_id, "agent_id": "agent-4", "outcome": outcome});
-    if let Some(r) = resolution {
-        d["resolution"] = r;
-    }
-    d
-}
-
-fn timers(case: &Value) -> Vec<(String, String)> {
-    case["timers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| (t["kind"].as_str().unwrap().to_owned(), t["due_at"].as_str().unwrap().to_owned()))
-        .collect()
 }
 
 fn timer(kind: &str, due: &str) -> (String, String) {

@@ -214,6 +214,25 @@ pub fn booked(appointment_id: &str, order_id: &str, window_start: &str, window_e
     })
 }
 
+/// `call.completed` data: the outcome of call `call_id` on `case_id`, with an optional resolution.
+pub fn call(case_id: &str, call_id: &str, outcome: &str, resolution: Option<Value>) -> Value {
+    let mut d = json!({"case_id": case_id, "call_id": call_id, "agent_id": "agent-7", "outcome": outcome});
+    if let Some(r) = resolution {
+        d["resolution"] = r;
+    }
+    d
+}
+
+/// A case view's pending timers as (kind, due_at).
+pub fn timers(case: &Value) -> Vec<(String, String)> {
+    case["timers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["kind"].as_str().unwrap().to_owned(), t["due_at"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// Reads a sample payload from `events/`.
 pub fn sample(name: &str) -> Value {
     let path = root().join("events").join(name);

@@ -56,13 +56,7 @@ pub struct Flow {
     pub state: State,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::AppointmentWatch(f) => f,
-        other => unreachable!("a {} case was routed to appointment_watch", other.playbook()),
-    }
-}
+flow_of!(AppointmentWatch);
 
 /// The open watch case of an appointment, if any.
 pub fn open_case(stream: &Stream, appointment_id: &str) -> Option<usize> {

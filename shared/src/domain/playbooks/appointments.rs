@@ -358,21 +358,14 @@ pub(crate) mod test_world {
     //! The given/when/then harness the appointment playbooks' unit tests share.
     pub use crate::domain::case::{CallOutcome, Customer, Language, Priority, TicketStatus, TimerKind};
     pub use crate::domain::effects::{Command, CommandType, Effect, TimerRef};
-    pub use crate::domain::events::{CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, Painting, Resolution, Topic};
+    pub use crate::domain::events::{CallCompleted, CancelledBy, CompletionOutcome, EventBody, Input, Painting, Resolution, Topic};
     pub use crate::domain::money::Money;
+    pub use crate::domain::playbooks::testkit::{completed as call, event, t};
     pub use crate::domain::playbooks::{decide, Refusal};
     pub use crate::domain::policy::Policy;
     pub use crate::domain::sms::TemplateId;
     pub use crate::domain::stream::{AppointmentStatus, Stream};
     pub use chrono::{DateTime, Utc};
-
-    pub fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    pub fn event(body: EventBody) -> Input {
-        Input::Event(Event { id: "e".into(), occurred_at: t("2026-03-02T10:00:00+02:00"), body })
-    }
 
     /// `appointment.booked` for order O1, a two-hour first visit starting at `start`.
     pub fn booked(id: &str, start: &str, technician: Option<&str>) -> Input {
@@ -430,20 +423,6 @@ pub(crate) mod test_world {
             reason: "technician late".into(),
             stf_link: "https://stf.example.com/r/A1".into(),
         })
-    }
-
-    pub fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> CallCompleted {
-        CallCompleted {
-            case_id: case_id.into(),
-            call_id: "K".into(),
-            agent_id: "G".into(),
-            outcome,
-            resolution,
-            topics: Vec::new(),
-            requested_follow_up: None,
-            cost_told: None,
-            notes: None,
-        }
     }
 
     pub fn calls(c: CallCompleted) -> Input {

@@ -10,7 +10,7 @@
 //! - The coupon is valid for `coupon_valid_days`, or until the appointment-request date when that is later (R2.4).
 //! - Outcomes reported on a resolved or closed case are written on the timeline and change nothing.
 
-use super::{Ctx, Flow as AnyFlow, Refusal, RefusalKind};
+use super::{Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::case::{Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
 use crate::domain::events::{Availability, CallCompleted, CancelledBy, Event, EventBody, Resolution};
@@ -60,13 +60,7 @@ pub struct Flow {
     pub waited_on_customer: bool,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::CancellationFollowUp(f) => f,
-        other => unreachable!("a {} case was routed to cancellation_follow_up", other.playbook()),
-    }
-}
+flow_of!(CancellationFollowUp);
 
 /// R2.1 opens a case for a qualifying first-visit cancellation; R2.2 closes the
 /// order's other open case as a duplicate; R2.3 / R2.4 make the offers.
@@ -214,15 +208,6 @@ pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx)
 
 pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
     let case = &mut stream.cases[idx];
-    if matches!(call.resolution, Some(Resolution::WillPay)) {
-        return Err(Refusal {
-            kind: RefusalKind::Rule,
-            code: "resolution_not_applicable",
-            message: "a will_pay resolution applies to package_payment cases only".into(),
-            field: Some("data.resolution.kind".into()),
-            rule: None,
-        });
-    }
     case.attempts.push(crate::domain::case::Attempt {
         at: ctx.now,
         outcome: call.outcome,
@@ -391,15 +376,13 @@ mod tests {
     use super::*;
     use crate::domain::case::{CallOutcome, Customer, Language};
     use crate::domain::effects::{Effect, TimerRef};
-    use crate::domain::events::{Event, Input};
+    use crate::domain::events::Input;
     use crate::domain::money::Money;
     use crate::domain::playbooks::decide;
+    use crate::domain::playbooks::testkit::{call, event, t};
+    use crate::domain::playbooks::RefusalKind;
     use crate::domain::policy::Policy;
     use crate::domain::stream::{AppointmentStatus, StreamKey};
-
-    fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     /// Order O1 with first visit A1 on Tuesday 2026-03-03 10:00.
     fn stream(discount_percent: u32, visit_number: u32) -> Stream {
@@ -426,10 +409,6 @@ mod tests {
         s
     }
 
-    fn event(body: EventBody) -> Input {
-        Input::Event(Event { id: "e".into(), occurred_at: t("2026-03-02T10:00:00+02:00"), body })
-    }
-
     fn cancel(by: CancelledBy, wants_follow_up: bool, availability: Option<Availability>) -> Input {
         event(EventBody::AppointmentCancelled {
             appointment_id: "A1".into(),
@@ -438,20 +417,6 @@ mod tests {
             wants_follow_up,
             availability,
         })
-    }
-
-    fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> Input {
-        event(EventBody::CallCompleted(CallCompleted {
-            case_id: case_id.into(),
-            call_id: "K".into(),
-            agent_id: "G".into(),
-            outcome,
-            resolution,
-            topics: Vec::new(),
-            requested_follow_up: None,
-            cost_told: None,
-            notes: None,
-        }))
     }
 
     struct World {

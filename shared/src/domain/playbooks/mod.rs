@@ -4,6 +4,19 @@
 //! to perform, or a `Refusal` that the wire layer turns into a 4xx. It reads no
 //! clock and does no I/O; the shell commits its result in one write.
 
+/// `fn flow(&mut Case) -> &mut Flow` for the playbook module it is used in, whose flow is
+/// `Flow::$variant` (imported there as `AnyFlow`): the router sends only that playbook's cases.
+macro_rules! flow_of {
+    ($variant:ident) => {
+        fn flow(case: &mut Case) -> &mut Flow {
+            match &mut case.flow {
+                AnyFlow::$variant(f) => f,
+                other => unreachable!("a {} case was routed to {}", other.playbook(), module_path!()),
+            }
+        }
+    };
+}
+
 pub mod appointment_watch;
 pub mod appointments;
 pub mod cancellation_follow_up;
@@ -17,7 +30,7 @@ pub mod second_visit_follow_up;
 use super::calendar::Calendar;
 use super::case::{Case, Customer, PendingTimer, Ticket, TimerKind};
 use super::effects::{Command, CommandType, Effect, Sms, TimerRef, TimerSpec};
-use super::events::{CallCompleted, Event, EventBody, Input};
+use super::events::{CallCompleted, Event, EventBody, Input, Resolution};
 use super::policy::Policy;
 use super::sms::{self, SmsVars, TemplateId};
 use super::stream::{Appointment, AppointmentStatus, Stream, StreamKey, SubjectTimer};
@@ -178,6 +191,21 @@ pub fn decide(stream: Option<&Stream>, input: &Input, now: DateTime<Utc>, policy
     Ok(Decision { stream, effects: ctx.effects, case_id, index })
 }
 
+/// A resolution kind that the case's playbook has no step for is refused before anything
+/// changes: `will_pay` belongs to the payment chase (R4.2), `rebooked` to the appointment
+/// playbooks. A watch case records any outcome, having no call steps of its own.
+fn check_resolution(flow: &Flow, call: &CallCompleted) -> Result<(), Refusal> {
+    let message = match (flow, &call.resolution) {
+        (Flow::PackagePayment(_), Some(Resolution::Rebooked { .. })) => {
+            "a rebooked resolution does not apply to package_payment cases; use will_pay"
+        }
+        (Flow::AppointmentWatch(_) | Flow::PackagePayment(_), _) => return Ok(()),
+        (_, Some(Resolution::WillPay)) => "a will_pay resolution applies to package_payment cases only",
+        _ => return Ok(()),
+    };
+    Err(Refusal::conflict("resolution_not_applicable", message, Some("data.resolution.kind")))
+}
+
 /// What an event decision produced: the next stream, new subject index entries, and the case the 202 names.
 pub type Outcome = (Stream, Vec<String>, Option<String>);
 
@@ -186,6 +214,7 @@ fn on_event(stream: Option<&Stream>, event: &Event, ctx: &mut Ctx) -> Result<Out
         EventBody::CallCompleted(call) => {
             let mut stream = stream.cloned().ok_or_else(|| unknown_case(&call.case_id))?;
             let idx = stream.case_index(&call.case_id).ok_or_else(|| unknown_case(&call.case_id))?;
+            check_resolution(&stream.cases[idx].flow, call)?;
             stream.cases[idx].note(ctx.now, "call", describe_call(call));
             match &stream.cases[idx].flow {
                 Flow::AppointmentWatch(_) => appointment_watch::on_call(&mut stream, idx, call, ctx)?,
@@ -457,5 +486,42 @@ pub fn wire_name<T: Serialize>(value: &T) -> String {
         Ok(Value::String(s)) => s,
         Ok(Value::Object(o)) => o.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! The inputs every playbook's unit tests are built from.
+    use crate::domain::case::CallOutcome;
+    use crate::domain::events::{CallCompleted, Event, EventBody, Input, Resolution};
+    use chrono::{DateTime, Utc};
+
+    pub fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    /// An event delivered at Monday 2026-03-02 10:00 Cairo.
+    pub fn event(body: EventBody) -> Input {
+        Input::Event(Event { id: "e".into(), occurred_at: t("2026-03-02T10:00:00+02:00"), body })
+    }
+
+    /// A call outcome on `case_id`, with no topics or notes.
+    pub fn completed(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> CallCompleted {
+        CallCompleted {
+            case_id: case_id.into(),
+            call_id: "K".into(),
+            agent_id: "G".into(),
+            outcome,
+            resolution,
+            topics: Vec::new(),
+            requested_follow_up: None,
+            cost_told: None,
+            notes: None,
+        }
+    }
+
+    /// `call.completed` for `case_id`.
+    pub fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> Input {
+        event(EventBody::CallCompleted(completed(case_id, outcome, resolution)))
     }
 }

@@ -23,7 +23,7 @@
 //!   is not deactivated.
 
 use super::packages::{package, package_mut};
-use super::{Ctx, Flow as AnyFlow, Refusal, RefusalKind};
+use super::{Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
 use crate::domain::events::{CallCompleted, Resolution};
@@ -61,13 +61,7 @@ pub struct Flow {
     pub sms3_sent: bool,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::PackageExpiry(f) => f,
-        other => unreachable!("a {} case was routed to package_expiry", other.playbook()),
-    }
-}
+flow_of!(PackageExpiry);
 
 fn is_done(state: State) -> bool {
     matches!(state, State::Resolved | State::Closed | State::Deactivated | State::Withdrawn)
@@ -154,15 +148,6 @@ fn sms(stream: &mut Stream, idx: usize, template: TemplateId, ctx: &mut Ctx) {
 }
 
 pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
-    if matches!(call.resolution, Some(Resolution::WillPay)) {
-        return Err(Refusal {
-            kind: RefusalKind::Rule,
-            code: "resolution_not_applicable",
-            message: "a will_pay resolution applies to package_payment cases only".into(),
-            field: Some("data.resolution.kind".into()),
-            rule: None,
-        });
-    }
     let now = ctx.now;
     let case = &mut stream.cases[idx];
     case.attempts.push(Attempt {

@@ -28,7 +28,7 @@
 //!   were cancelled on the dashboard, which books a new package.
 
 use super::packages::{package, package_mut};
-use super::{Ctx, Flow as AnyFlow, Refusal, RefusalKind};
+use super::{Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::calendar::Calendar;
 use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
@@ -85,13 +85,7 @@ pub struct Flow {
     pub sms1_sent: bool,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::PackagePayment(f) => f,
-        other => unreachable!("a {} case was routed to package_payment", other.playbook()),
-    }
-}
+flow_of!(PackagePayment);
 
 fn is_done(state: State) -> bool {
     matches!(state, State::Paid | State::Closed | State::Withdrawn)
@@ -303,15 +297,6 @@ fn payment_command(stream: &mut Stream, idx: usize, ctx: &mut Ctx) {
 }
 
 pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
-    if matches!(call.resolution, Some(Resolution::Rebooked { .. })) {
-        return Err(Refusal {
-            kind: RefusalKind::Rule,
-            code: "resolution_not_applicable",
-            message: "a rebooked resolution does not apply to package_payment cases; use will_pay".into(),
-            field: Some("data.resolution.kind".into()),
-            rule: None,
-        });
-    }
     let now = ctx.now;
     let case = &mut stream.cases[idx];
     case.attempts.push(Attempt {
@@ -427,6 +412,7 @@ mod tests {
     use crate::domain::effects::TimerRef;
     use crate::domain::events::{EventBody, Input};
     use crate::domain::playbooks::packages::world::*;
+    use crate::domain::playbooks::RefusalKind;
     use chrono::{DateTime, Utc};
 
     const MON: &str = "2026-03-02T10:00:00+02:00";

@@ -391,23 +391,16 @@ pub fn on_subject_timer(stream: &mut Stream, timer: &SubjectTimer, ctx: &mut Ctx
 /// Given/when/then harness shared by the package playbooks' tests.
 #[cfg(test)]
 pub(crate) mod world {
-    use crate::domain::case::{CallOutcome, Case, Customer, Language, TimerKind};
+    use crate::domain::case::{Case, Customer, Language, TimerKind};
     use crate::domain::effects::{Command, CommandType, Effect, Sms, TimerRef};
-    use crate::domain::events::{CallCompleted, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution};
+    use crate::domain::events::{EventBody, Input, PackageVisit, PaymentMethod};
     use crate::domain::money::Money;
     use crate::domain::package::Package;
+    pub use crate::domain::playbooks::testkit::{call, event, t};
     use crate::domain::playbooks::{decide, Refusal};
     use crate::domain::policy::Policy;
     use crate::domain::stream::Stream;
     use chrono::{DateTime, Utc};
-
-    pub fn t(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    pub fn event(body: EventBody) -> Input {
-        Input::Event(Event { id: "e".into(), occurred_at: t("2026-03-02T10:00:00+02:00"), body })
-    }
 
     /// Package P1: `visits` windows (RFC 3339), price in minor units.
     pub fn booked(paid: bool, method: PaymentMethod, start_date: &str, visits: &[&str], price: i64) -> Input {
@@ -432,20 +425,6 @@ pub(crate) mod world {
             &["2026-03-09T10:00:00+02:00", "2026-03-16T10:00:00+02:00", "2026-03-23T10:00:00+02:00", "2026-03-30T10:00:00+02:00"],
             200_000,
         )
-    }
-
-    pub fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> Input {
-        event(EventBody::CallCompleted(CallCompleted {
-            case_id: case_id.into(),
-            call_id: "K".into(),
-            agent_id: "G".into(),
-            outcome,
-            resolution,
-            topics: Vec::new(),
-            requested_follow_up: None,
-            cost_told: None,
-            notes: None,
-        }))
     }
 
     pub fn visit(body: fn(String, String) -> EventBody, visit_id: &str) -> Input {

@@ -30,7 +30,7 @@
 //!   a cancellation or a completion closes it.
 
 use super::cancellation_follow_up::{self, Coupon};
-use super::{appointments, Ctx, Flow as AnyFlow, Refusal, RefusalKind};
+use super::{appointments, Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
 use crate::domain::events::{CallCompleted, CancelledBy, Resolution};
@@ -69,13 +69,7 @@ pub struct Flow {
     pub coupon: Option<Coupon>,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::RescheduleOutreach(f) => f,
-        other => unreachable!("a {} case was routed to reschedule_outreach", other.playbook()),
-    }
-}
+flow_of!(RescheduleOutreach);
 
 /// The open outreach case of an appointment, if any.
 pub fn open_case(stream: &Stream, appointment_id: &str) -> Option<usize> {
@@ -177,15 +171,6 @@ fn cancel_unreached(stream: &mut Stream, idx: usize, ctx: &mut Ctx) {
 }
 
 pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
-    if matches!(call.resolution, Some(Resolution::WillPay)) {
-        return Err(Refusal {
-            kind: RefusalKind::Rule,
-            code: "resolution_not_applicable",
-            message: "a will_pay resolution applies to package_payment cases only".into(),
-            field: Some("data.resolution.kind".into()),
-            rule: None,
-        });
-    }
     // R1.5 a rebooking goes through the reschedule policy first: a refusal (R7.2) stores nothing.
     if let (Some(Resolution::Rebooked { window_start, window_end }), true) = (&call.resolution, call.outcome.reached()) {
         if stream.cases[idx].ticket.is_open() {

@@ -34,7 +34,7 @@
 //! - R3.9 re-open as R2.10: only a case that waited on the customer, from `reopen_after_days`
 //!   after the appointment day; the attempts and both SLAs start over.
 
-use super::{Ctx, Flow as AnyFlow, Refusal, RefusalKind};
+use super::{Ctx, Flow as AnyFlow, Refusal};
 use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
 use crate::domain::effects::CommandType;
 use crate::domain::events::{CallCompleted, CompletionOutcome, Painting, Resolution};
@@ -89,13 +89,7 @@ pub struct Flow {
     pub waited_on_customer: bool,
 }
 
-/// The router sends only this playbook's cases here.
-fn flow(case: &mut Case) -> &mut Flow {
-    match &mut case.flow {
-        AnyFlow::SecondVisitFollowUp(f) => f,
-        other => unreachable!("a {} case was routed to second_visit_follow_up", other.playbook()),
-    }
-}
+flow_of!(SecondVisitFollowUp);
 
 /// R3.7 the painting money: per-day split, material quotation, tax, day-1 collection.
 pub fn quote(p: &Painting, policy: &crate::domain::policy::SecondVisitPolicy) -> PaintingQuote {
@@ -236,15 +230,6 @@ fn escalate(case: &mut Case, sla: &str, reason: &str, ctx: &mut Ctx) {
 }
 
 pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
-    if matches!(call.resolution, Some(Resolution::WillPay)) {
-        return Err(Refusal {
-            kind: RefusalKind::Rule,
-            code: "resolution_not_applicable",
-            message: "a will_pay resolution applies to package_payment cases only".into(),
-            field: Some("data.resolution.kind".into()),
-            rule: None,
-        });
-    }
     let case = &mut stream.cases[idx];
     let open = case.ticket.is_open() && flow(case).state == State::Following;
     // R3.5 check before anything changes: a refusal stores nothing.
