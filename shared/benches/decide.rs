@@ -4,16 +4,16 @@ mod support;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use followup::domain::case::CallOutcome;
+use followup::domain::decide;
 use followup::domain::events::{CallCompleted, Event, EventBody, Input};
-use followup::domain::playbooks::decide;
 use followup::domain::policy::Policy;
 use support::{booked, cancelled, t};
 
 fn benches(c: &mut Criterion) {
     let policy = Policy::default();
     let now = t("2026-03-02T10:00:00+02:00");
-    let booked_stream = decide(None, &booked("O1"), now, &policy).unwrap().stream;
-    let with_case = decide(Some(&booked_stream), &cancelled("O1"), now, &policy).unwrap().stream;
+    let booked_stream = decide(None, &booked("O1"), now, &policy).unwrap().snapshot;
+    let with_case = decide(Some(&booked_stream), &cancelled("O1"), now, &policy).unwrap().snapshot;
     let outcome = Input::Event(Event {
         id: "k".into(),
         occurred_at: now,

@@ -8,12 +8,14 @@
 //! of the same effect id. A conflicting concurrent commit is retried by reloading
 //! and deciding again.
 
-use crate::domain::case::{mask_phone, Case, TimerKind};
+use crate::domain::case::{mask_phone, TimerKind};
 use crate::domain::effects::{Effect, TimerRef, TimerSpec};
 use crate::domain::events::Input;
-use crate::domain::playbooks::{decide, packages, Target};
+use crate::domain::playbooks::Case;
 use crate::domain::policy::Policy;
-use crate::domain::stream::{Stream, StreamKey};
+use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::ErrorCode;
+use crate::domain::{decide, package, Target};
 use crate::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
 };
@@ -42,7 +44,7 @@ impl From<WireError> for Reply {
 impl From<StoreError> for Reply {
     fn from(e: StoreError) -> Self {
         warn!(error = %e, "storage failure");
-        WireError::new(503, "unavailable", "storage is unavailable; retry later").into()
+        WireError::new(503, ErrorCode::Unavailable, "storage is unavailable; retry later").into()
     }
 }
 
@@ -61,7 +63,7 @@ impl From<ProcessError> for Reply {
         match e {
             ProcessError::Refused(w) => w.into(),
             ProcessError::Store(s) => s.into(),
-            ProcessError::Contended => WireError::new(503, "contended", "the case is busy; retry").into(),
+            ProcessError::Contended => WireError::new(503, ErrorCode::Contended, "the case is busy; retry").into(),
         }
     }
 }
@@ -103,7 +105,7 @@ impl Default for StreamLocks {
 }
 
 impl StreamLocks {
-    fn of(&self, key: &StreamKey) -> &tokio::sync::Mutex<()> {
+    fn of(&self, key: &SubjectKey) -> &tokio::sync::Mutex<()> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
@@ -171,7 +173,7 @@ where
     pub async fn expiry_sweep(&self, date: NaiveDate) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut fired = 0;
-        for (subject, key) in self.store.subjects_with_prefix(&packages::expiry_prefix(date)).await? {
+        for (subject, key) in self.store.subjects_with_prefix(&package::expiry_prefix(date)).await? {
             let Some(stream) = self.store.load(&key).await? else {
                 warn!(subject = %subject, "expiry sweep: indexed package has no stream");
                 continue;
@@ -228,8 +230,8 @@ where
                 Ok(d) => d,
                 Err(refusal) => return self.refuse(delivery_id, body_hash, refusal.into()).await,
             };
-            let key = decision.stream.key.clone();
-            let version = decision.stream.version;
+            let key = decision.snapshot.key.clone();
+            let version = decision.snapshot.version;
             let effects: Vec<PendingEffect> = decision
                 .effects
                 .into_iter()
@@ -237,7 +239,7 @@ where
                 .map(|(i, effect)| PendingEffect { id: format!("{key}@{version}#{i}"), effect })
                 .collect();
             let commit = Commit {
-                stream: decision.stream,
+                stream: decision.snapshot,
                 expected_version: loaded.as_ref().map(|s| s.version),
                 delivery: Delivery {
                     id: delivery_id.to_string(),
@@ -259,8 +261,8 @@ where
                 Err(CommitError::DuplicateDelivery(d)) => return replay(d, body_hash),
                 Err(CommitError::SubjectTaken(subject)) => {
                     // An appointment id names one appointment of one order.
-                    let refusal =
-                        WireError::new(422, "already_booked", format!("{subject} belongs to another order")).at("data.appointment_id");
+                    let refusal = WireError::new(422, ErrorCode::AlreadyBooked, format!("{subject} belongs to another order"))
+                        .at("data.appointment_id");
                     return self.refuse(delivery_id, body_hash, refusal).await;
                 }
                 Err(CommitError::Store(e)) => return Err(e.into()),
@@ -277,9 +279,9 @@ where
         }
     }
 
-    async fn locate(&self, target: &Target) -> Result<Option<StreamKey>, StoreError> {
+    async fn locate(&self, target: &Target) -> Result<Option<SubjectKey>, StoreError> {
         match target {
-            Target::Stream(key) => Ok(Some(key.clone())),
+            Target::Key(key) => Ok(Some(key.clone())),
             Target::Subject(subject) => self.store.locate(subject).await,
         }
     }
@@ -292,7 +294,7 @@ where
                 self.sms.send(&pending.id, sms).await
             }
             Effect::Emit(cmd) => {
-                info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = %cmd.kind, "command");
+                info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = cmd.body.kind(), "command");
                 self.commands.publish(&pending.id, cmd).await
             }
             Effect::PlaceTimer(t) => self.timers.place(t).await,
@@ -329,7 +331,7 @@ where
     }
 
     pub async fn case(&self, case_id: &str) -> Result<Option<Case>, StoreError> {
-        let Some(key) = StreamKey::of_case(case_id) else {
+        let Some(key) = SubjectKey::of_case(case_id) else {
             return Ok(None);
         };
         Ok(self.store.load(&key).await?.and_then(|s| s.case(case_id).cloned()))
@@ -337,14 +339,14 @@ where
 
     pub async fn cases(&self, query: &CaseQuery) -> Result<Vec<Case>, StoreError> {
         let (key, appointment) = match query {
-            CaseQuery::Order(id) => (Some(StreamKey::Order(id.clone())), None),
-            CaseQuery::Package(id) => (Some(StreamKey::Package(id.clone())), None),
-            CaseQuery::Appointment(id) => (self.store.locate(&crate::domain::playbooks::appointment_subject(id)).await?, Some(id)),
+            CaseQuery::Order(id) => (Some(SubjectKey::Order(id.clone())), None),
+            CaseQuery::Package(id) => (Some(SubjectKey::Package(id.clone())), None),
+            CaseQuery::Appointment(id) => (self.store.locate(&crate::domain::order::appointment_subject(id)).await?, Some(id)),
         };
         let Some(key) = key else {
             return Ok(Vec::new());
         };
-        let stream: Option<Stream> = self.store.load(&key).await?;
+        let stream: Option<Snapshot> = self.store.load(&key).await?;
         Ok(stream
             .map(|s| s.cases.into_iter().filter(|c| appointment.is_none_or(|a| c.appointment_id.as_ref() == Some(a))).collect())
             .unwrap_or_default())
@@ -354,7 +356,7 @@ where
     pub async fn case_reply(&self, case_id: &str) -> Reply {
         match self.case(case_id).await {
             Ok(Some(case)) => Reply { status: 200, body: wire::case_view(&case, &self.policy.calendar) },
-            Ok(None) => WireError::new(404, "unknown_case", format!("no case {case_id:?}")).at("case_id").into(),
+            Ok(None) => WireError::new(404, ErrorCode::UnknownCase, format!("no case {case_id:?}")).at("case_id").into(),
             Err(e) => e.into(),
         }
     }
@@ -368,7 +370,9 @@ where
             _ => None,
         });
         let Some(query) = query else {
-            return WireError::new(400, "missing_field", "give one of appointment_id, order_id or package_id").at("appointment_id").into();
+            return WireError::new(400, ErrorCode::MissingField, "give one of appointment_id, order_id or package_id")
+                .at("appointment_id")
+                .into();
         };
         match self.cases(&query).await {
             Ok(cases) => Reply {
@@ -392,6 +396,8 @@ fn replay(d: Delivery, body_hash: &str) -> Result<Accepted, ProcessError> {
     if d.body_hash == body_hash {
         Ok(Accepted { case_id: d.case_id, duplicate: true })
     } else {
-        Err(WireError::new(409, "delivery_conflict", format!("delivery {:?} was already accepted with another body", d.id)).at("id").into())
+        Err(WireError::new(409, ErrorCode::DeliveryConflict, format!("delivery {:?} was already accepted with another body", d.id))
+            .at("id")
+            .into())
     }
 }

@@ -4,7 +4,7 @@
 //! these and is checked by the same contract suite.
 
 use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
-use crate::domain::stream::{Stream, StreamKey};
+use crate::domain::snapshot::{Snapshot, SubjectKey};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -33,7 +33,7 @@ pub struct PendingEffect {
 #[derive(Debug, Clone)]
 pub struct Commit {
     /// The new stream; its `version` is one more than `expected_version`.
-    pub stream: Stream,
+    pub stream: Snapshot,
     /// `None`: the stream must not exist yet.
     pub expected_version: Option<u64>,
     pub delivery: Delivery,
@@ -76,10 +76,10 @@ pub enum EffectError {
 
 pub trait CaseStore: Send + Sync + 'static {
     /// The stream that holds a subject (`appointment:<id>`), if known.
-    fn locate(&self, subject: &str) -> impl Future<Output = Result<Option<StreamKey>, StoreError>> + Send;
-    fn load(&self, key: &StreamKey) -> impl Future<Output = Result<Option<Stream>, StoreError>> + Send;
+    fn locate(&self, subject: &str) -> impl Future<Output = Result<Option<SubjectKey>, StoreError>> + Send;
+    fn load(&self, key: &SubjectKey) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
     fn delivery(&self, id: &str) -> impl Future<Output = Result<Option<Delivery>, StoreError>> + Send;
-    /// Stream (conditional on its version), delivery record (conditional on its absence), index
+    /// Snapshot (conditional on its version), delivery record (conditional on its absence), index
     /// (conditional on no other stream holding the subject) and pending effects, in one transaction.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
     /// Effects committed but not yet marked done, oldest first.
@@ -87,7 +87,7 @@ pub trait CaseStore: Send + Sync + 'static {
     fn effect_done(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Index entries whose subject starts with `prefix` (`expiry:2026-04-09:`), in subject order:
     /// a range read of the subject index, never a scan of the streams (R5 daily safety sweep).
-    fn subjects_with_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, StreamKey)>, StoreError>> + Send;
+    fn subjects_with_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, SubjectKey)>, StoreError>> + Send;
 }
 
 pub trait Timers: Send + Sync + 'static {

@@ -1,11 +1,11 @@
 //! The wire contract of SPEC §5: routes, signature, envelope, validation, error bodies and views.
 
 use crate::domain::calendar::Calendar;
-use crate::domain::case::Case;
 use crate::domain::effects::{Command, Sms};
 use crate::domain::events::{Event, EventBody, Resolution};
 use crate::domain::money::Money;
-use crate::domain::{Refusal, RefusalKind};
+use crate::domain::playbooks::Case;
+use crate::domain::{ErrorCode, Refusal, RefusalKind};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Map, Value};
@@ -63,21 +63,21 @@ impl Route {
 #[error("{status} {code}: {message}")]
 pub struct WireError {
     pub status: u16,
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
     pub rule: Option<String>,
 }
 
 impl WireError {
-    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        WireError { status, code: code.into(), message: message.into(), field: None, rule: None }
+    pub fn new(status: u16, code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError { status, code, message: message.into(), field: None, rule: None }
     }
     pub fn at(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
-    fn bad(code: &str, message: impl Into<String>, field: impl Into<String>) -> Self {
+    fn bad(code: ErrorCode, message: impl Into<String>, field: impl Into<String>) -> Self {
         WireError::new(400, code, message).at(field)
     }
     pub fn body(&self) -> Value {
@@ -92,7 +92,7 @@ impl From<Refusal> for WireError {
             RefusalKind::NotFound => 404,
             RefusalKind::Rule => 422,
         };
-        WireError { status, code: r.code.into(), message: r.message, field: r.field, rule: r.rule.map(Into::into) }
+        WireError { status, code: r.code, message: r.message, field: r.field, rule: r.rule.map(Into::into) }
     }
 }
 
@@ -105,7 +105,7 @@ pub fn verify_signature(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), WireError> {
-    let unauthorized = |m: &str| WireError::new(401, "unauthorized", m);
+    let unauthorized = |m: &str| WireError::new(401, ErrorCode::Unauthorized, m);
     let ts_text = timestamp.ok_or_else(|| unauthorized("missing X-Timestamp header"))?;
     let sig = signature.ok_or_else(|| unauthorized("missing X-Signature header"))?;
     let ts: i64 = ts_text.trim().parse().map_err(|_| unauthorized("X-Timestamp is not unix seconds"))?;
@@ -137,47 +137,51 @@ pub fn body_hash(body: &[u8]) -> String {
 /// The 64 KiB body limit, checked before anything else is read.
 pub fn check_size(body: &[u8]) -> Result<(), WireError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(WireError::new(413, "payload_too_large", format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len())));
+        return Err(WireError::new(
+            413,
+            ErrorCode::PayloadTooLarge,
+            format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len()),
+        ));
     }
     Ok(())
 }
 
 /// Parses and validates an envelope posted to `route` (its size already checked).
 pub fn parse_event(route: Route, body: &[u8]) -> Result<Event, WireError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| WireError::new(400, "invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| WireError::new(400, ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut envelope) = value else {
-        return Err(WireError::new(400, "invalid_envelope", "the body must be a JSON object"));
+        return Err(WireError::new(400, ErrorCode::InvalidEnvelope, "the body must be a JSON object"));
     };
     let id = match envelope.get("id") {
         Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 128 => s.clone(),
-        Some(Value::String(_)) => return Err(WireError::bad("invalid_field", "id must be 1 to 128 characters", "id")),
-        Some(_) => return Err(WireError::bad("invalid_field", "id must be a string", "id")),
-        None => return Err(WireError::bad("missing_field", "id is required", "id")),
+        Some(Value::String(_)) => return Err(WireError::bad(ErrorCode::InvalidField, "id must be 1 to 128 characters", "id")),
+        Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "id must be a string", "id")),
+        None => return Err(WireError::bad(ErrorCode::MissingField, "id is required", "id")),
     };
     let kind = match envelope.get("type") {
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(WireError::bad("invalid_field", "type must be a string", "type")),
-        None => return Err(WireError::bad("missing_field", "type is required", "type")),
+        Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "type must be a string", "type")),
+        None => return Err(WireError::bad(ErrorCode::MissingField, "type is required", "type")),
     };
     if !route.event_types().contains(&kind.as_str()) {
         return Err(WireError::bad(
-            "unknown_type",
+            ErrorCode::UnknownType,
             format!("{kind:?} is not an event type of {}; expected one of: {}", route.path(), route.event_types().join(", ")),
             "type",
         ));
     }
     let occurred_at = match envelope.get("occurred_at") {
         Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map_err(|_| WireError::bad("invalid_field", "occurred_at must be an RFC 3339 time with offset", "occurred_at"))?
+            .map_err(|_| WireError::bad(ErrorCode::InvalidField, "occurred_at must be an RFC 3339 time with offset", "occurred_at"))?
             .with_timezone(&Utc),
-        Some(_) => return Err(WireError::bad("invalid_field", "occurred_at must be a string", "occurred_at")),
-        None => return Err(WireError::bad("missing_field", "occurred_at is required", "occurred_at")),
+        Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "occurred_at must be a string", "occurred_at")),
+        None => return Err(WireError::bad(ErrorCode::MissingField, "occurred_at is required", "occurred_at")),
     };
     let data = match envelope.remove("data") {
         Some(d @ Value::Object(_)) => d,
-        Some(_) => return Err(WireError::bad("invalid_field", "data must be an object", "data")),
-        None => return Err(WireError::bad("missing_field", "data is required", "data")),
+        Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "data must be an object", "data")),
+        None => return Err(WireError::bad(ErrorCode::MissingField, "data is required", "data")),
     };
     let mut tagged = Map::new();
     tagged.insert(kind.clone(), data);
@@ -198,9 +202,9 @@ fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str) -> 
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
         let field = format!("{path}.{name}");
-        return WireError::bad("missing_field", format!("{field} is required"), field);
+        return WireError::bad(ErrorCode::MissingField, format!("{field} is required"), field);
     }
-    WireError::bad("invalid_field", format!("{path}: {message}"), path)
+    WireError::bad(ErrorCode::InvalidField, format!("{path}: {message}"), path)
 }
 
 fn validate(body: &EventBody) -> Result<(), WireError> {
@@ -300,7 +304,7 @@ struct Checks(Option<WireError>);
 impl Checks {
     fn check(&mut self, ok: bool, field: &str, message: &str) {
         if !ok && self.0.is_none() {
-            self.0 = Some(WireError::bad("invalid_field", message, field));
+            self.0 = Some(WireError::bad(ErrorCode::InvalidField, message, field));
         }
     }
     fn text(&mut self, field: &str, s: &str) {
@@ -393,7 +397,7 @@ pub fn sms_view(sms: &Sms, cal: &Calendar) -> Value {
 
 /// A command as published: `{type, case_id, at, data}`.
 pub fn command_view(command: &Command, cal: &Calendar) -> Value {
-    json!({"type": command.kind, "case_id": command.case_id, "at": cal.rfc3339(command.at), "data": command.data})
+    json!({"type": command.body.kind(), "case_id": command.case_id, "at": cal.rfc3339(command.at), "data": command.body.data()})
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms}
 use followup::domain::case::TimerKind;
 use followup::domain::effects::{Command, Sms, TimerRef, TimerSpec};
 use followup::domain::policy::Policy;
-use followup::domain::stream::StreamKey;
+use followup::domain::snapshot::SubjectKey;
 use followup::engine::Engine;
 use followup::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
@@ -41,10 +41,10 @@ impl Aws {
 }
 
 impl CaseStore for Aws {
-    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+    async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         self.store.locate(subject).await
     }
-    async fn load(&self, key: &StreamKey) -> Result<Option<followup::domain::stream::Stream>, StoreError> {
+    async fn load(&self, key: &SubjectKey) -> Result<Option<followup::domain::snapshot::Snapshot>, StoreError> {
         self.store.load(key).await
     }
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -59,7 +59,7 @@ impl CaseStore for Aws {
     async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
         self.store.effect_done(id).await
     }
-    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
         self.store.subjects_with_prefix(prefix).await
     }
 }
@@ -131,8 +131,7 @@ async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
     let _one_at_a_time = serial().await;
     let f = Fixture::new("expiry").await;
     let expired = f.store().with_delivery_ttl(Duration::seconds(-1));
-    let key = StreamKey::Order("O1".into());
-    let mut s1 = followup::domain::stream::Stream::new(key.clone());
+    let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     let c = |stream, expected| Commit { stream, expected_version: expected, delivery: d.clone(), index: vec![], effects: vec![] };
@@ -150,15 +149,15 @@ async fn a_schedule_targets_the_owning_function_with_the_timer_as_input() {
     let f = Fixture::new("targets").await;
     let timers = f.timers();
     let due = DateTime::parse_from_rfc3339("2026-03-03T07:00:00Z").unwrap().with_timezone(&Utc);
-    let spec = |stream: StreamKey, playbook: Option<&str>, kind| TimerSpec {
+    let spec = |stream: SubjectKey, playbook: Option<&str>, kind| TimerSpec {
         timer: TimerRef { stream, case_id: None, kind, step: 1 },
         due_at: due,
-        playbook: playbook.map(str::to_owned),
+        playbook: playbook.map(|p| p.parse().expect("a playbook name")),
     };
     let placed = [
-        spec(StreamKey::Order("O1".into()), Some("cancellation_follow_up"), TimerKind::CallAttempt),
-        spec(StreamKey::Package("P1".into()), Some("package_payment"), TimerKind::CallAttempt),
-        spec(StreamKey::Package("P1".into()), None, TimerKind::AutoClose),
+        spec(SubjectKey::Order("O1".into()), Some("cancellation_follow_up"), TimerKind::CallAttempt),
+        spec(SubjectKey::Package("P1".into()), Some("package_payment"), TimerKind::CallAttempt),
+        spec(SubjectKey::Package("P1".into()), None, TimerKind::AutoClose),
     ];
     for t in &placed {
         timers.place(t).await.expect("place");

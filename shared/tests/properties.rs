@@ -4,14 +4,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use followup::domain::case::{CallOutcome, Customer, Language, TicketStatus};
+use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
 use followup::domain::events::{
     Availability, CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution, Topic,
 };
 use followup::domain::money::Money;
-use followup::domain::playbooks::decide;
 use followup::domain::policy::Policy;
-use followup::domain::stream::{Stream, StreamKey};
+use followup::domain::snapshot::{Snapshot, SubjectKey};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -117,7 +117,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct World {
     policy: Policy,
     now: DateTime<Utc>,
-    streams: BTreeMap<StreamKey, Stream>,
+    streams: BTreeMap<SubjectKey, Snapshot>,
     /// What the timer store holds, by name.
     live: BTreeMap<String, TimerSpec>,
     seq: u64,
@@ -140,10 +140,10 @@ impl World {
     /// Runs one input through `decide`, applies the decision as the shell would, and checks it.
     fn apply(&mut self, input: Input) -> Result<(), TestCaseError> {
         let key = match input.target() {
-            Ok(followup::domain::playbooks::Target::Stream(k)) => k,
-            Ok(followup::domain::playbooks::Target::Subject(s)) => {
+            Ok(followup::domain::Target::Key(k)) => k,
+            Ok(followup::domain::Target::Subject(s)) => {
                 let id = s.trim_start_matches("appointment:");
-                match self.streams.values().find(|st| st.appointment(id).is_some()) {
+                match self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(id).is_some())) {
                     Some(st) => st.key.clone(),
                     None => return Ok(()),
                 }
@@ -154,7 +154,7 @@ impl World {
         let Ok(decision) = decide(before.as_ref(), &input, self.now, &self.policy) else {
             return Ok(());
         };
-        prop_assert_eq!(decision.stream.version, before.as_ref().map_or(0, |s| s.version) + 1);
+        prop_assert_eq!(decision.snapshot.version, before.as_ref().map_or(0, |s| s.version) + 1);
         for effect in &decision.effects {
             match effect {
                 Effect::PlaceTimer(spec) => {
@@ -168,13 +168,13 @@ impl World {
                 }
                 Effect::Emit(cmd) => {
                     if let Some(id) = &cmd.case_id {
-                        prop_assert!(decision.stream.case(id).is_some(), "command for an unknown case {}", id);
+                        prop_assert!(decision.snapshot.case(id).is_some(), "command for an unknown case {}", id);
                     }
                 }
             }
         }
         if let Some(old) = &before {
-            for case in &decision.stream.cases {
+            for case in &decision.snapshot.cases {
                 if let Some(prev) = old.case(&case.case_id) {
                     prop_assert!(case.version >= prev.version);
                     prop_assert!(case.timeline.len() >= prev.timeline.len(), "the timeline is append-only");
@@ -182,7 +182,7 @@ impl World {
                 }
             }
         }
-        self.streams.insert(key, decision.stream);
+        self.streams.insert(key, decision.snapshot);
         self.check_timers()
     }
 

@@ -11,6 +11,7 @@ use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
 use followup::adapters::aws::{AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::effects::{TimerRef, TimerSpec};
 use followup::domain::policy::{Policy, PolicyError};
+use followup::domain::ErrorCode;
 use followup::engine::{Engine, ProcessError, Reply};
 use followup::ports::{CaseStore, Clock, CommandBus, SmsSender, StoreError, SystemClock, Timers};
 use followup::wire::{self, Route, WireError};
@@ -275,7 +276,7 @@ where
 }
 
 fn not_found() -> Reply {
-    WireError::new(404, "not_found", "no such route").into()
+    WireError::new(404, ErrorCode::NotFound, "no such route").into()
 }
 
 fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {
@@ -283,7 +284,7 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {
     if request.is_base64_encoded {
         base64::engine::general_purpose::STANDARD
             .decode(raw)
-            .map_err(|_| WireError::new(400, "invalid_body", "the body is not valid base64"))
+            .map_err(|_| WireError::new(400, ErrorCode::InvalidBody, "the body is not valid base64"))
     } else {
         Ok(raw.as_bytes().to_vec())
     }

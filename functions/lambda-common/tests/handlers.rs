@@ -344,8 +344,7 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     let (f, e, _clock) = setup("redrive").await;
     let sms_before = moto::sent_sms().await.len();
     // A commit whose effects were never performed: the invocation died right after it.
-    let key = followup::domain::stream::StreamKey::Order("O-9".into());
-    let mut stream = followup::domain::stream::Stream::new(key);
+    let mut stream = followup::domain::snapshot::Snapshot::order("O-9");
     stream.version = 1;
     let sms = followup::domain::effects::Sms {
         to: "+201009999999".into(),

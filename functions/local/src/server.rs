@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use followup::adapters::local::{LocalClock, SqliteStore};
 use followup::domain::effects::TimerSpec;
 use followup::domain::policy::Policy;
+use followup::domain::ErrorCode;
 use followup::engine::{Engine, ProcessError, Reply};
 use followup::ports::Clock;
 use followup::wire::{self, Route, WireError};
@@ -60,7 +61,7 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/local/commands", get(local_commands))
         .route("/local/clock", get(get_clock).post(post_clock))
         .route("/local/expiry-sweep", post(post_sweep))
-        .fallback(|| async { reply(WireError::new(404, "not_found", "no such route").into()) })
+        .fallback(|| async { reply(WireError::new(404, ErrorCode::NotFound, "no such route").into()) })
         .with_state(app);
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
@@ -92,13 +93,15 @@ fn reply(r: Reply) -> Response {
 
 async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
     let Some(route) = Route::from_path(request.uri().path()) else {
-        return reply(WireError::new(404, "not_found", "no such route").into());
+        return reply(WireError::new(404, ErrorCode::NotFound, "no such route").into());
     };
     let headers = request.headers().clone();
     let body = match to_bytes(request.into_body(), wire::MAX_BODY_BYTES + 1).await {
         Ok(b) => b,
         Err(_) => {
-            return reply(WireError::new(413, "payload_too_large", format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into())
+            return reply(
+                WireError::new(413, ErrorCode::PayloadTooLarge, format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into(),
+            )
         }
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -131,7 +134,7 @@ async fn local_commands(State(app): State<App>) -> Response {
 }
 
 fn no_virtual_clock() -> Response {
-    reply(WireError::new(404, "no_virtual_clock", "the clock is the real one; start with FOLLOWUP_VIRTUAL_CLOCK to move it").into())
+    reply(WireError::new(404, ErrorCode::NoVirtualClock, "the clock is the real one; start with FOLLOWUP_VIRTUAL_CLOCK to move it").into())
 }
 
 async fn get_clock(State(app): State<App>) -> Response {
@@ -147,9 +150,9 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
     let Some(clock) = app.engine.clock.virtual_clock().cloned() else {
         return no_virtual_clock();
     };
-    let bad = |m: &str, f: &str| reply(WireError::new(400, "invalid_field", m).at(f).into());
+    let bad = |m: &str, f: &str| reply(WireError::new(400, ErrorCode::InvalidField, m).at(f).into());
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(&body) else {
-        return reply(WireError::new(400, "invalid_json", "the body must be a JSON object").into());
+        return reply(WireError::new(400, ErrorCode::InvalidJson, "the body must be a JSON object").into());
     };
     let _guard = app.firing.lock().await;
     let now = clock.now();
@@ -215,7 +218,7 @@ async fn sweep(engine: &LocalEngine, midnight: DateTime<Utc>) -> Result<usize, f
 async fn post_sweep(State(app): State<App>, body: axum::body::Bytes) -> Response {
     let date = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("date").and_then(Value::as_str).map(str::to_owned));
     let Some(date) = date.and_then(|d| d.parse::<chrono::NaiveDate>().ok()) else {
-        return reply(WireError::new(400, "invalid_field", "date must be a YYYY-MM-DD date").at("date").into());
+        return reply(WireError::new(400, ErrorCode::InvalidField, "date must be a YYYY-MM-DD date").at("date").into());
     };
     let _guard = app.firing.lock().await;
     match app.engine.expiry_sweep(date).await {

@@ -1,6 +1,5 @@
 //! The case: one run of one playbook for one subject — ticket view, attempts, pending timers, timeline.
 
-use super::playbooks::Flow;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -62,7 +61,7 @@ pub struct Ticket {
     pub group: Group,
     pub resolution_due: Option<DateTime<Utc>>,
     /// Required to close (seed 004: every ticket is closed with a result).
-    pub result: Option<String>,
+    pub result: Option<TicketResult>,
     /// Tags such as `not_paid` (seed 004).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -101,7 +100,7 @@ impl Ticket {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallOutcome {
     Answered,
@@ -162,15 +161,73 @@ pub struct PendingTimer {
     pub step: u32,
 }
 
+crate::named_enum! {
+    /// What a timeline entry records.
+    pub enum TimelineKind {
+        /// An input as it arrived.
+        Event = "event",
+        /// What a rule decided, citing it.
+        Decision = "decision",
+        /// A reported call outcome.
+        Call = "call",
+        /// A timer of the case fired.
+        Timer = "timer",
+        TimerPlaced = "timer_placed",
+        TimerCancelled = "timer_cancelled",
+        Command = "command",
+        Sms = "sms",
+        /// A template could not be rendered (a playbook bug, shown rather than failing the webhook).
+        SmsFailed = "sms_failed",
+        /// What changed on the ticket.
+        Ticket = "ticket",
+        /// R7 an accepted change of the appointment's window.
+        Reschedule = "reschedule",
+    }
+}
+
+crate::named_enum! {
+    /// Why a ticket was resolved or closed (seed 004: every ticket is closed with a result).
+    pub enum TicketResult {
+        Rebooked = "rebooked",
+        Declined = "declined",
+        Unreachable = "unreachable",
+        /// R2.2 superseded by a newer case for the same order.
+        Duplicate = "duplicate",
+        /// R0.3 a technician was assigned in time.
+        Assigned = "assigned",
+        Cancelled = "cancelled",
+        Completed = "completed",
+        /// R0.2 cancelled at T-1h as unassigned.
+        AutoCancelled = "auto_cancelled",
+        /// Another case of the appointment cancelled it.
+        AppointmentCancelled = "appointment_cancelled",
+        /// The appointment was no longer booked when the step came.
+        AppointmentClosed = "appointment_closed",
+        /// R3.8 the visit was replaced by a new one.
+        VisitReplaced = "visit_replaced",
+        /// The appointment was rescheduled by other means (the link, the dashboard).
+        Rescheduled = "rescheduled",
+        NotPaid = "not_paid",
+        /// R4.6.
+        Paid = "paid",
+        /// R5.4 grace over while the case was open.
+        Deactivated = "deactivated",
+        /// The customer cancelled the package.
+        PackageCancelled = "package_cancelled",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
-    pub kind: String,
+    pub kind: TimelineKind,
     pub detail: String,
 }
 
+/// What every case has, whatever its playbook: ids, customer, ticket, attempts, timers,
+/// timeline, version. The playbook's own state is kept beside it (`playbooks::Case`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Case {
+pub struct CaseCore {
     pub case_id: String,
     pub appointment_id: Option<String>,
     pub order_id: Option<String>,
@@ -185,14 +242,12 @@ pub struct Case {
     pub version: u64,
     /// Bumped for every timer placed; a firing timer names the step it was placed for.
     pub step: u32,
-    /// The playbook and its own state and data.
-    pub flow: Flow,
 }
 
-impl Case {
+impl CaseCore {
     /// A case as a playbook opens it: nothing attempted, no timers, an empty timeline.
-    pub fn open(case_id: String, customer: Customer, ticket: Ticket, opened_at: DateTime<Utc>, flow: Flow) -> Case {
-        Case {
+    pub fn open(case_id: String, customer: Customer, ticket: Ticket, opened_at: DateTime<Utc>) -> CaseCore {
+        CaseCore {
             case_id,
             appointment_id: None,
             order_id: None,
@@ -205,42 +260,63 @@ impl Case {
             opened_at,
             version: 0,
             step: 0,
-            flow,
         }
     }
 
     /// About this appointment of this order.
-    pub fn about_appointment(mut self, appointment_id: &str, order_id: &str) -> Case {
+    pub fn about_appointment(mut self, appointment_id: &str, order_id: &str) -> CaseCore {
         self.appointment_id = Some(appointment_id.into());
         self.order_id = Some(order_id.into());
         self
     }
 
-    /// The subject ids a command about this case names (`appointment_id`, `order_id`, `package_id`).
-    pub fn subject_data(&self) -> serde_json::Map<String, serde_json::Value> {
-        [("appointment_id", &self.appointment_id), ("order_id", &self.order_id), ("package_id", &self.package_id)]
-            .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), serde_json::Value::String(v.clone()))))
-            .collect()
-    }
-
     /// About this package.
-    pub fn about_package(mut self, package_id: &str) -> Case {
+    pub fn about_package(mut self, package_id: &str) -> CaseCore {
         self.package_id = Some(package_id.into());
         self
     }
 
-    pub fn playbook(&self) -> &'static str {
-        self.flow.playbook()
+    /// The subject ids a command about this case names.
+    pub fn subject(&self) -> SubjectIds {
+        SubjectIds { appointment_id: self.appointment_id.clone(), order_id: self.order_id.clone(), package_id: self.package_id.clone() }
     }
-    pub fn state(&self) -> &'static str {
-        self.flow.state()
+
+    pub fn note(&mut self, at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) {
+        self.timeline.push(TimelineEntry { at, kind, detail: detail.into() });
     }
-    pub fn note(&mut self, at: DateTime<Utc>, kind: &str, detail: impl Into<String>) {
-        self.timeline.push(TimelineEntry { at, kind: kind.to_string(), detail: detail.into() });
-    }
+
     pub fn pending(&self, kind: TimerKind) -> Option<&PendingTimer> {
         self.timers.iter().find(|t| t.kind == kind)
+    }
+
+    /// Records a reported call as an attempt.
+    pub fn record(&mut self, call: &super::events::CallCompleted, at: DateTime<Utc>) {
+        self.attempts.push(Attempt {
+            at,
+            outcome: call.outcome,
+            call_id: Some(call.call_id.clone()),
+            agent_id: Some(call.agent_id.clone()),
+        });
+    }
+}
+
+/// The subject ids (`appointment_id`, `order_id`, `package_id`) a command names, those that apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SubjectIds {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
+}
+
+impl SubjectIds {
+    pub fn package(package_id: &str) -> SubjectIds {
+        SubjectIds { package_id: Some(package_id.into()), ..SubjectIds::default() }
+    }
+    pub fn appointment(appointment_id: &str, order_id: &str) -> SubjectIds {
+        SubjectIds { appointment_id: Some(appointment_id.into()), order_id: Some(order_id.into()), package_id: None }
     }
 }
 

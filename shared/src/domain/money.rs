@@ -4,7 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 /// An amount in minor units (piastres for EGP) with its ISO 4217 currency code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Money {
     pub amount: i64,
     pub currency: String,
@@ -34,6 +34,15 @@ impl Percent {
     /// `amount × self`, rounded half up to the minor unit.
     pub fn of(self, amount: i64) -> i64 {
         div_half_up(amount as i128 * self.0 as i128, 10_000)
+    }
+}
+
+impl schemars::JsonSchema for Percent {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Percent".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "number", "minimum": 0, "description": "a percentage, at most two decimals (12.5)"})
     }
 }
 

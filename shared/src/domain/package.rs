@@ -1,4 +1,34 @@
-//! A cleaning package as booked: visits, validity, payment (seed 004).
+//! The package subject: a cleaning package as booked (visits, validity, payment, seed 004), what each
+//! package event does to it (the visit rules R6), which package cases it opens or tells, and the
+//! intents of the package playbooks, carried out here once.
+//!
+//! Decisions the SPEC leaves open, settled here:
+//! - `package.booked` creates the snapshot; the same package id again → 422 `already_booked`.
+//!   Every package gets two one-shot subject timers at booking, whatever its payment: the
+//!   Day 1 tick (R5.2) and the end of grace (R5.4). The commit also indexes the package under
+//!   `expiry:<day>:<package_id>` for both days, so the daily safety sweep
+//!   (`Engine::expiry_sweep`) reads only the packages due that day.
+//! - "The same day" (R6.3) is the visit's local day in the business calendar. A change on an
+//!   earlier day counts by the hours left before the visit start: ≥ `free_change_hours` is free
+//!   (R6.1), less is counted (R6.2); a visit whose day has passed counts as R6.2.
+//! - A late reschedule (R6.2) is accepted: the visit moves and is counted as used now, and it
+//!   stays one counted visit whatever happens to it later (completing it does not count a second).
+//!   A visit counted by R6.3 cannot be rescheduled (422 R6.3); a completed or forfeited visit
+//!   cannot be changed (422 `visit_closed`). Rescheduling a visit cancelled free re-books it.
+//!   A cancellation of a visit already counted changes nothing (202).
+//! - R6 commands and SMS carry `case_id` null and name `package_id` and `visit_id`; what R6
+//!   decides is written on the package's own timeline.
+//! - R6.4 rounding follows the SPEC's steps, each a money amount rounded half up to the minor
+//!   unit: value per visit = price ÷ visits; remaining value = value per visit × remaining
+//!   visits; fee = 30 % of it; refund = remaining value − fee, so the two always add up. (With an
+//!   uneven price the per-visit rounding can leave the full remaining value a piastre or two
+//!   off the price; the SPEC's formula is the contract.)
+//!   Zero remaining visits still emits `refund_package`, with zero amounts, so the books close
+//!   explicitly. A package cancelled before payment gets no refund command.
+//! - `package.cancelled` on a package already cancelled or deactivated is accepted and changes
+//!   nothing (the dashboard echoing the engine's own R4.4 cancellation). Visit events on such a
+//!   package → 422 `package_closed`. `package.paid` is accepted at any time (R4.6).
+
 //!
 //! Counting, settled here (R6):
 //! - `used` = visits completed; `counted` = visits cancelled or changed late and counted as
@@ -9,9 +39,16 @@
 //!   end of a shorter month (booked 2026-01-31 → Day 1 is 2026-02-28).
 
 use super::calendar::Calendar;
-use super::case::{Customer, TimelineEntry};
-use super::events::PaymentMethod;
-use super::money::Money;
+use super::case::{Customer, TimelineEntry, TimelineKind, TimerKind};
+use super::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, RefundPackage};
+use super::ctx::Ctx;
+use super::events::{Event, EventBody, PaymentMethod};
+use super::money::{div_half_up, Money, Percent};
+use super::order::Outcome;
+use super::playbooks::{package_expiry, package_payment, tell, PlaybookName, SubjectEvent};
+use super::refusal::{ErrorCode, Refusal};
+use super::sms::{SmsVars, TemplateId};
+use super::snapshot::{Snapshot, Subject, SubjectTimer};
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +69,16 @@ crate::named_enum! {
 }
 
 crate::named_enum! {
+    /// The rule that counted a visit as used without its being done.
+    pub enum CountedBy {
+        /// Changed < 24 h ahead, not the same day.
+        Late = "R6.2",
+        /// Changed on its own day.
+        SameDay = "R6.3",
+    }
+}
+
+crate::named_enum! {
     pub enum PackageStatus {
         Active = "active",
         /// Cancelled by the customer (`package.cancelled`) or for non-payment (R4.4).
@@ -46,12 +93,12 @@ pub struct Visit {
     pub visit_id: String,
     pub window_start: DateTime<Utc>,
     pub state: VisitState,
-    /// The rule that counted it (`R6.2`, `R6.3`), when counted.
+    /// The rule that counted it, when counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counted_by: Option<String>,
+    pub counted_by: Option<CountedBy>,
 }
 
-/// The package record on its stream.
+/// The package record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Package {
     pub package_id: String,
@@ -113,8 +160,8 @@ impl Package {
     pub fn expiry_day1(&self, validity_months: u32) -> NaiveDate {
         expiry_day1(self.start_date, validity_months)
     }
-    pub fn note(&mut self, at: DateTime<Utc>, kind: &str, detail: impl Into<String>) {
-        self.timeline.push(TimelineEntry { at, kind: kind.to_string(), detail: detail.into() });
+    pub fn note(&mut self, at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) {
+        self.timeline.push(TimelineEntry { at, kind, detail: detail.into() });
     }
     /// The local day of a visit.
     pub fn visit_day(cal: &Calendar, visit: &Visit) -> NaiveDate {
@@ -127,8 +174,428 @@ pub fn expiry_day1(start_date: NaiveDate, validity_months: u32) -> NaiveDate {
     start_date.checked_add_months(Months::new(validity_months)).expect("date in range")
 }
 
+/// The subject-index entry that lists a package under a day its expiry timers fall due.
+pub fn expiry_subject(day: NaiveDate, package_id: &str) -> String {
+    format!("{}{package_id}", expiry_prefix(day))
+}
+
+/// Every package with an expiry timer due on `day` is indexed under this prefix.
+pub fn expiry_prefix(day: NaiveDate) -> String {
+    format!("expiry:{day}:")
+}
+
+/// The package of a package snapshot (`Snapshot::package` creates both together).
+fn package_mut(snapshot: &mut Snapshot) -> &mut Package {
+    match &mut snapshot.subject {
+        Subject::Package(p) => p,
+        Subject::Order(_) => unreachable!("a package input always locates a package snapshot"),
+    }
+}
+
+pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    if let EventBody::PackageBooked { .. } = &event.body {
+        return booked(snapshot, event, ctx);
+    }
+    let mut snapshot = snapshot.filter(|s| s.as_package().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
+    let case_id = match &event.body {
+        EventBody::PackagePaid { .. } => paid(&mut snapshot, ctx),
+        EventBody::PackageCancelled { reason, .. } => cancelled(&mut snapshot, reason, ctx),
+        EventBody::PackageVisitCancelled { visit_id, .. } => {
+            visit_cancelled(&mut snapshot, visit_id, ctx)?;
+            None
+        }
+        EventBody::PackageVisitRescheduled { visit_id, window_start, .. } => {
+            visit_rescheduled(&mut snapshot, visit_id, *window_start, ctx)?;
+            None
+        }
+        EventBody::PackageVisitCompleted { visit_id, .. } => {
+            visit_completed(&mut snapshot, visit_id, ctx)?;
+            None
+        }
+        other => unreachable!("{} is not a package event", other.kind()),
+    };
+    Ok((snapshot, Vec::new(), case_id))
+}
+
+fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    let EventBody::PackageBooked { package_id, customer, area, price, visits, start_date, payment_method, paid } = &event.body else {
+        unreachable!("called for package.booked only")
+    };
+    if snapshot.is_some() {
+        return Err(Refusal::conflict(
+            ErrorCode::AlreadyBooked,
+            format!("package {package_id:?} is already booked; send package_visit.rescheduled or package.paid to change it"),
+            Some("data.package_id"),
+        ));
+    }
+    let mut package = Package {
+        package_id: package_id.clone(),
+        customer: customer.clone(),
+        area: area.clone(),
+        price: price.clone(),
+        visits: visits
+            .iter()
+            .map(|v| Visit { visit_id: v.visit_id.clone(), window_start: v.window_start, state: VisitState::Scheduled, counted_by: None })
+            .collect(),
+        start_date: *start_date,
+        payment_method: *payment_method,
+        paid: *paid,
+        paid_at: paid.then_some(ctx.now),
+        status: PackageStatus::Active,
+        booked_at: Some(ctx.now),
+        timeline: Vec::new(),
+    };
+    let p = &ctx.policy.package_expiry;
+    let day1 = package.expiry_day1(p.validity_months);
+    let end = day1 + Duration::days(p.grace_days as i64);
+    let (tick_at, end_at) = (ctx.cal().at(day1, p.call_time), ctx.cal().at(end, p.deactivate_time));
+    package.note(
+        ctx.now,
+        TimelineKind::Event,
+        format!(
+            "package.booked: {} visits, {} {}, {payment_method}, paid {paid}; valid {start_date} to {} (R5.1)",
+            visits.len(),
+            price.amount,
+            price.currency,
+            package.valid_until(p.validity_months)
+        ),
+    );
+    let mut snapshot = Snapshot::package(package);
+    // The chase first, so a package's first case is `p1-<package_id>`.
+    let case_id = (!paid).then(|| package_payment::open(&mut snapshot, ctx));
+    // R5.2 / R5.4 one-shot ticks per package: no scan ever looks for expired packages.
+    ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDay1, tick_at);
+    ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDeactivate, end_at);
+    let index = vec![expiry_subject(day1, package_id), expiry_subject(end, package_id)];
+    Ok((snapshot, index, case_id))
+}
+
+/// R4.6 payment at any point.
+fn paid(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
+    let now = ctx.now;
+    let pkg = package_mut(snapshot);
+    if pkg.paid {
+        pkg.note(now, TimelineKind::Event, "package.paid again; already paid");
+    } else {
+        pkg.paid = true;
+        pkg.paid_at = Some(now);
+        pkg.note(now, TimelineKind::Event, "package.paid");
+    }
+    // R4.6 the payment chase resolves; the 202 names its latest case.
+    tell(snapshot, |c| c.playbook() == PlaybookName::PackagePayment, &SubjectEvent::PackagePaid, ctx);
+    snapshot.cases.iter().rev().find(|c| c.playbook() == PlaybookName::PackagePayment).map(|c| c.case_id.clone())
+}
+
+/// The amounts of R6.4, in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    pub value_per_visit: i64,
+    pub remaining_value: i64,
+    pub fee: i64,
+    pub refund: i64,
+}
+
+/// R6.4 value per visit = price ÷ visits; remaining value = value × remaining; fee = `fee` of it;
+/// refund = remaining value − fee; each step half up to the minor unit (see the module header).
+pub fn refund(price: i64, visits: u32, remaining: u32, fee: Percent) -> Refund {
+    let value_per_visit = div_half_up(price as i128, visits.max(1) as i128);
+    let remaining_value = value_per_visit * remaining as i64;
+    let fee_amount = fee.of(remaining_value);
+    Refund { value_per_visit, remaining_value, fee: fee_amount, refund: remaining_value - fee_amount }
+}
+
+/// `package.cancelled`: R6.4 refund after payment; the package's timers and cases stop.
+fn cancelled(snapshot: &mut Snapshot, reason: &str, ctx: &mut Ctx) -> Option<String> {
+    let now = ctx.now;
+    let fee_pct = ctx.policy.package_visits.cancellation_fee;
+    let pkg = package_mut(snapshot);
+    if !pkg.is_active() {
+        pkg.note(now, TimelineKind::Event, format!("package.cancelled ({reason}); already {}", pkg.status));
+        return None;
+    }
+    pkg.status = PackageStatus::Cancelled;
+    pkg.note(now, TimelineKind::Event, format!("package.cancelled: {reason}"));
+    let pkg = pkg.clone();
+    if pkg.paid {
+        let r = refund(pkg.price.amount, pkg.total(), pkg.remaining(), fee_pct);
+        let money = |amount| Money::new(amount, pkg.price.currency.clone());
+        ctx.subject_command(CommandBody::RefundPackage(RefundPackage {
+            package_id: pkg.package_id.clone(),
+            reason: reason.into(),
+            visits: pkg.total(),
+            remaining_visits: pkg.remaining(),
+            value_per_visit: money(r.value_per_visit),
+            remaining_value: money(r.remaining_value),
+            fee_percent: fee_pct,
+            fee: money(r.fee),
+            refund: money(r.refund),
+        }));
+        package_mut(snapshot).note(
+            now,
+            TimelineKind::Decision,
+            format!(
+                "R6.4 refund {} of remaining value {} ({} of {} visits), fee {} ({fee_pct}%)",
+                r.refund,
+                r.remaining_value,
+                pkg.remaining(),
+                pkg.total(),
+                r.fee
+            ),
+        );
+    } else {
+        package_mut(snapshot).note(now, TimelineKind::Decision, "R6.4 cancelled before payment: nothing to refund");
+    }
+    ctx.cancel_subject(snapshot, &pkg.package_id, &[]);
+    tell(snapshot, |_| true, &SubjectEvent::PackageCancelled, ctx);
+    None
+}
+
+/// How a change of a visit at `now` counts (R6.1–R6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// R6.1 ≥ 24 h before: free, not counted.
+    Free,
+    /// R6.2 < 24 h before, not the same day: counted as used.
+    Late,
+    /// R6.3 the same local day: counted; cannot be rescheduled.
+    SameDay,
+}
+
+pub fn change_at(ctx: &Ctx, window_start: DateTime<Utc>) -> Change {
+    let cal = ctx.cal();
+    if cal.local_date(ctx.now) == cal.local_date(window_start) {
+        Change::SameDay
+    } else if window_start - ctx.now >= Duration::hours(ctx.policy.package_visits.free_change_hours as i64) {
+        Change::Free
+    } else {
+        Change::Late
+    }
+}
+
+fn active_package(snapshot: &mut Snapshot) -> Result<&mut Package, Refusal> {
+    let pkg = package_mut(snapshot);
+    if !pkg.is_active() {
+        return Err(Refusal::conflict(
+            ErrorCode::PackageClosed,
+            format!("package {:?} is {}; its visits cannot change", pkg.package_id, pkg.status),
+            Some("data.package_id"),
+        ));
+    }
+    Ok(pkg)
+}
+
+fn open_visit<'p>(pkg: &'p mut Package, visit_id: &str) -> Result<&'p mut Visit, Refusal> {
+    let package_id = pkg.package_id.clone();
+    pkg.visit_mut(visit_id).ok_or_else(|| {
+        Refusal::not_found(ErrorCode::UnknownVisit, format!("package {package_id:?} has no visit {visit_id:?}"), "data.visit_id")
+    })
+}
+
+fn visit_closed(visit: &Visit) -> Refusal {
+    Refusal::conflict(ErrorCode::VisitClosed, format!("visit {:?} is already {}", visit.visit_id, visit.state), Some("data.visit_id"))
+}
+
+/// `package_visit.cancelled` (R6.1–R6.3).
+fn visit_cancelled(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let now = ctx.now;
+    let pkg = active_package(snapshot)?;
+    let visit = open_visit(pkg, visit_id)?;
+    match visit.state {
+        VisitState::Scheduled => {}
+        VisitState::CountedUsed => {
+            let note = format!("package_visit.cancelled {visit_id}: already counted ({})", visit.counted_by.map_or("-", CountedBy::as_str));
+            pkg.note(now, TimelineKind::Event, note);
+            return Ok(());
+        }
+        _ => return Err(visit_closed(visit)),
+    }
+    let change = change_at(ctx, visit.window_start);
+    let start = ctx.cal().rfc3339(visit.window_start);
+    match change {
+        Change::Free => {
+            visit.state = VisitState::CancelledFree;
+            pkg.note(
+                now,
+                TimelineKind::Decision,
+                format!(
+                    "R6.1 visit {visit_id} ({start}) cancelled ≥ {} h ahead: free, not counted",
+                    ctx.policy.package_visits.free_change_hours
+                ),
+            );
+        }
+        Change::Late => {
+            visit.state = VisitState::CountedUsed;
+            visit.counted_by = Some(CountedBy::Late);
+            pkg.note(
+                now,
+                TimelineKind::Decision,
+                format!(
+                    "R6.2 visit {visit_id} ({start}) cancelled < {} h ahead: counted as used",
+                    ctx.policy.package_visits.free_change_hours
+                ),
+            );
+        }
+        Change::SameDay => {
+            visit.state = VisitState::CountedUsed;
+            visit.counted_by = Some(CountedBy::SameDay);
+            let visit = visit.clone();
+            pkg.note(
+                now,
+                TimelineKind::Decision,
+                format!("R6.3 visit {visit_id} ({start}) cancelled on its day: counted, completed, SMS5"),
+            );
+            let pkg = pkg.clone();
+            ctx.subject_command(CommandBody::CompleteVisit(CompleteVisit {
+                package_id: pkg.package_id.clone(),
+                visit_id: visit.visit_id.clone(),
+                window_start: ctx.cal().rfc3339(visit.window_start),
+                reason: "cancelled_same_day".into(),
+            }));
+            if let Err(e) = ctx.subject_sms(&pkg.customer, TemplateId::Sms5, &SmsVars::default()) {
+                package_mut(snapshot).note(now, TimelineKind::SmsFailed, e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `package_visit.rescheduled` (R6.1–R6.3).
+fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: DateTime<Utc>, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let now = ctx.now;
+    let new_start = ctx.cal().rfc3339(window_start);
+    let change = {
+        let pkg = active_package(snapshot)?;
+        let visit = open_visit(pkg, visit_id)?;
+        match visit.state {
+            VisitState::Completed | VisitState::Forfeited => return Err(visit_closed(visit)),
+            VisitState::CountedUsed if visit.counted_by == Some(CountedBy::SameDay) => {
+                return Err(Refusal::rule(
+                    "R6.3",
+                    format!("visit {visit_id:?} was cancelled on its own day and cannot be rescheduled"),
+                    Some("data.visit_id"),
+                ))
+            }
+            VisitState::CountedUsed | VisitState::CancelledFree => None,
+            VisitState::Scheduled => Some(change_at(ctx, visit.window_start)),
+        }
+    };
+    let pkg = package_mut(snapshot);
+    let visit = pkg.visit_mut(visit_id).expect("found above");
+    let old = visit.window_start;
+    let detail = match (change, visit.state) {
+        (Some(Change::SameDay), _) => {
+            return Err(Refusal::rule(
+                "R6.3",
+                format!("visit {visit_id:?} is today; a visit cannot be rescheduled on its own day"),
+                Some("data.window_start"),
+            ))
+        }
+        (Some(Change::Free), _) => {
+            format!("R6.1 visit {visit_id} moved ≥ {} h ahead: free, not counted", ctx.policy.package_visits.free_change_hours)
+        }
+        (Some(Change::Late), _) => {
+            visit.state = VisitState::CountedUsed;
+            visit.counted_by = Some(CountedBy::Late);
+            format!("R6.2 visit {visit_id} moved < {} h ahead: counted as used", ctx.policy.package_visits.free_change_hours)
+        }
+        (None, VisitState::CancelledFree) => {
+            visit.state = VisitState::Scheduled;
+            format!("visit {visit_id} (cancelled free, R6.1) re-booked")
+        }
+        (None, _) => format!("visit {visit_id} moved; it stays counted ({})", visit.counted_by.map_or("-", CountedBy::as_str)),
+    };
+    visit.window_start = window_start;
+    let old = ctx.cal().rfc3339(old);
+    pkg.note(now, TimelineKind::Decision, format!("{detail}; {old} → {new_start}"));
+    Ok(())
+}
+
+/// `package_visit.completed`: the visit is used.
+fn visit_completed(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let now = ctx.now;
+    let pkg = active_package(snapshot)?;
+    let visit = open_visit(pkg, visit_id)?;
+    match visit.state {
+        VisitState::Scheduled | VisitState::CountedUsed => {
+            visit.state = VisitState::Completed;
+            pkg.note(now, TimelineKind::Event, format!("visit {visit_id} completed; {} remaining", pkg.remaining()));
+            Ok(())
+        }
+        VisitState::Completed => {
+            pkg.note(now, TimelineKind::Event, format!("visit {visit_id} completed again"));
+            Ok(())
+        }
+        VisitState::CancelledFree | VisitState::Forfeited => Err(visit_closed(visit)),
+    }
+}
+
+/// A timer placed on a package rather than a case (R5.2 Day 1, R5.4 end of grace).
+pub fn on_subject_timer(snapshot: &mut Snapshot, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
+    snapshot.as_package()?;
+    match timer.timer.kind {
+        TimerKind::ExpiryDay1 => package_expiry::open(snapshot, ctx),
+        TimerKind::ExpiryDeactivate => deactivate(snapshot, ctx),
+        _ => None,
+    }
+}
+
+/// R5.4 end of Day 14: `deactivate_package`; the remaining visits are forfeited. The command is
+/// the expiry case's when there is one (which then closes), otherwise the package's own.
+fn deactivate(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
+    let now = ctx.now;
+    let pkg = package_mut(snapshot);
+    if !pkg.is_active() {
+        let status = pkg.status;
+        pkg.note(now, TimelineKind::Decision, format!("R5.4 end of grace: the package is already {status}"));
+        return None;
+    }
+    let mut forfeited = Vec::new();
+    for v in pkg.visits.iter_mut().filter(|v| matches!(v.state, VisitState::Scheduled | VisitState::CancelledFree)) {
+        v.state = VisitState::Forfeited;
+        forfeited.push(v.visit_id.clone());
+    }
+    pkg.status = PackageStatus::Deactivated;
+    pkg.note(now, TimelineKind::Decision, format!("R5.4 end of grace: deactivated, {} visits forfeited", forfeited.len()));
+    let body = CommandBody::DeactivatePackage(DeactivatePackage {
+        package_id: pkg.package_id.clone(),
+        reason: "grace_ended".into(),
+        forfeited_visits: forfeited.len() as u32,
+        visit_ids: forfeited,
+    });
+    let Some(case) = snapshot.cases.iter_mut().find(|c| c.playbook() == PlaybookName::PackageExpiry) else {
+        ctx.subject_command(body);
+        return None;
+    };
+    ctx.command(&mut case.core, body);
+    let case_id = case.case_id.clone();
+    tell(snapshot, |c| c.case_id == case_id, &SubjectEvent::PackageDeactivated, ctx);
+    Some(case_id)
+}
+
+/// The engine cancels the package for case `origin` (R4.4 not paid, or the customer declined it):
+/// `cancel_package` and `cancel_package_visits`, the package cancelled and its timers stopped.
+pub(crate) fn cancel_by_engine(snapshot: &mut Snapshot, reason: &str, origin: &str, ctx: &mut Ctx) {
+    let now = ctx.now;
+    let pkg = package_mut(snapshot);
+    pkg.status = PackageStatus::Cancelled;
+    pkg.note(now, TimelineKind::Decision, format!("cancelled by the engine ({reason}, R4.4)"));
+    let open_visits: Vec<String> = pkg
+        .visits
+        .iter()
+        .filter(|v| matches!(v.state, VisitState::Scheduled | VisitState::CancelledFree))
+        .map(|v| v.visit_id.clone())
+        .collect();
+    let package_id = pkg.package_id.clone();
+    if let Some(case) = snapshot.cases.iter_mut().find(|c| c.case_id == origin) {
+        let cancel = CancelPackage { package_id: package_id.clone(), reason: reason.into(), visit_ids: None };
+        ctx.command(&mut case.core, CommandBody::CancelPackage(cancel.clone()));
+        ctx.command(&mut case.core, CommandBody::CancelPackageVisits(CancelPackage { visit_ids: Some(open_visits), ..cancel }));
+    }
+    ctx.cancel_subject(snapshot, &package_id, &[]);
+}
+
 #[cfg(test)]
-mod tests {
+mod record_tests {
     use super::*;
     use crate::domain::case::Language;
 
@@ -174,5 +641,244 @@ mod tests {
         use VisitState::*;
         let p = package("2026-03-09", &[Completed, CountedUsed, CancelledFree, Scheduled, Forfeited]);
         assert_eq!((p.total(), p.used(), p.counted(), p.remaining()), (5, 1, 1, 2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Given a package in some state, when a package event arrives at some time, then these effects.
+    use super::*;
+    use crate::domain::case::TicketStatus;
+    use crate::domain::effects::{Effect, TimerRef};
+    use crate::domain::events::PaymentMethod;
+    use crate::domain::testkit::*;
+
+    const MON: &str = "2026-03-02T10:00:00+02:00";
+
+    fn paid_package() -> World {
+        let mut w = World::new();
+        assert_eq!(w.when(weekly(true), MON).unwrap(), None, "a paid package opens no payment case");
+        w
+    }
+
+    fn cancel_visit(id: &str) -> Input {
+        visit(|package_id, visit_id| EventBody::PackageVisitCancelled { package_id, visit_id }, id)
+    }
+
+    fn complete_visit(id: &str) -> Input {
+        visit(|package_id, visit_id| EventBody::PackageVisitCompleted { package_id, visit_id }, id)
+    }
+
+    fn reschedule(id: &str, to: &str) -> Input {
+        event(EventBody::PackageVisitRescheduled { package_id: "P1".into(), visit_id: id.into(), window_start: t(to) })
+    }
+
+    fn cancel_package() -> Input {
+        event(EventBody::PackageCancelled { package_id: "P1".into(), reason: "moving abroad".into() })
+    }
+
+    #[test]
+    fn booking_creates_the_package_ticks_and_expiry_index() {
+        let mut w = World::new();
+        let input = weekly(true);
+        let d = decide(None, &input, t(MON), &w.policy).unwrap();
+        assert_eq!(d.index, vec!["expiry:2026-04-09:P1".to_string(), "expiry:2026-04-23:P1".to_string()]);
+        w.when(input, MON).unwrap();
+        let p = w.pkg();
+        assert_eq!((p.total(), p.used(), p.counted(), p.remaining()), (4, 0, 0, 4));
+        assert_eq!(w.subject_due(TimerKind::ExpiryDay1), Some(t("2026-04-09T09:00:00+02:00")), "R5.2 Day 1 09:00");
+        assert_eq!(w.subject_due(TimerKind::ExpiryDeactivate), Some(t("2026-04-23T00:00:00+02:00")), "R5.4 Day 15 00:00");
+        let e = w.when(weekly(true), MON).unwrap_err();
+        assert_eq!((e.kind, e.code.as_str()), (RefusalKind::Rule, "already_booked"));
+    }
+
+    #[test]
+    fn unknown_package_and_visit_are_404() {
+        let mut w = World::new();
+        let e = w.when(cancel_visit("V1"), MON).unwrap_err();
+        assert_eq!((e.kind, e.code.as_str(), e.field.as_deref()), (RefusalKind::NotFound, "unknown_package", Some("data.package_id")));
+        let mut w = paid_package();
+        let e = w.when(cancel_visit("V9"), MON).unwrap_err();
+        assert_eq!((e.kind, e.code.as_str(), e.field.as_deref()), (RefusalKind::NotFound, "unknown_visit", Some("data.visit_id")));
+    }
+
+    #[test]
+    fn timeline_figures_come_from_the_policy() {
+        let mut w = World::new();
+        w.policy.package_visits.free_change_hours = 48;
+        w.when(weekly(true), MON).unwrap();
+        // V2 starts Monday 03-16 10:00: 46 h ahead is late under a 48 h policy.
+        w.when(cancel_visit("V2"), "2026-03-14T12:00:00+02:00").unwrap();
+        assert_eq!(w.pkg().visit("V2").unwrap().state, VisitState::CountedUsed);
+        let line = &w.pkg().timeline.last().unwrap().detail;
+        assert!(line.contains("< 48 h ahead"), "{line}");
+        w.policy.package_visits.free_change_hours = 24;
+        w.when(cancel_visit("V3"), "2026-03-21T12:00:00+02:00").unwrap();
+        assert!(w.pkg().timeline.last().unwrap().detail.contains("≥ 24 h ahead"));
+    }
+
+    #[test]
+    fn r6_1_a_week_ahead_is_free_and_not_counted() {
+        let mut w = paid_package();
+        w.when(cancel_visit("V2"), "2026-03-09T12:00:00+02:00").unwrap();
+        assert!(w.effects.is_empty());
+        assert_eq!(w.pkg().visit("V2").unwrap().state, VisitState::CancelledFree);
+        assert_eq!((w.pkg().counted(), w.pkg().remaining()), (0, 4), "still owed");
+        // Exactly 24 h before is still free; a reschedule re-books it.
+        w.when(reschedule("V3", "2026-03-25T10:00:00+02:00"), "2026-03-22T10:00:00+02:00").unwrap();
+        assert_eq!(w.pkg().visit("V3").unwrap().state, VisitState::Scheduled);
+        w.when(reschedule("V2", "2026-03-18T10:00:00+02:00"), "2026-03-10T10:00:00+02:00").unwrap();
+        assert_eq!(w.pkg().visit("V2").unwrap().state, VisitState::Scheduled, "a free cancellation re-booked");
+    }
+
+    #[test]
+    fn r6_2_less_than_24_hours_not_the_same_day_is_counted() {
+        let mut w = paid_package();
+        w.when(cancel_visit("V1"), "2026-03-08T22:00:00+02:00").unwrap();
+        assert!(w.effects.is_empty(), "no command, no SMS");
+        let v = w.pkg().visit("V1").unwrap();
+        assert_eq!((v.state, v.counted_by.map(CountedBy::as_str)), (VisitState::CountedUsed, Some("R6.2")));
+        assert_eq!((w.pkg().counted(), w.pkg().remaining()), (1, 3));
+        // A late move: counted once, also after it is completed.
+        w.when(reschedule("V2", "2026-03-17T10:00:00+02:00"), "2026-03-15T12:00:00+02:00").unwrap();
+        assert_eq!(w.pkg().visit("V2").unwrap().state, VisitState::CountedUsed);
+        w.when(complete_visit("V2"), "2026-03-17T12:00:00+02:00").unwrap();
+        let p = w.pkg();
+        assert_eq!((p.used(), p.counted(), p.remaining()), (1, 1, 2));
+    }
+
+    #[test]
+    fn r6_3_same_day_cancellation_completes_the_visit_and_sends_sms5() {
+        let mut w = paid_package();
+        w.when(cancel_visit("V1"), "2026-03-09T08:00:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec!["complete_visit"]);
+        let c = w.command("complete_visit").unwrap();
+        assert_eq!(c.case_id, None, "R6 acts on the package record");
+        assert_eq!((c.data["package_id"].as_str(), c.data["visit_id"].as_str()), (Some("P1"), Some("V1")));
+        let sms = w.sent_sms();
+        assert_eq!(sms.len(), 1);
+        assert_eq!((sms[0].template, sms[0].case_id.as_deref()), (TemplateId::Sms5, None));
+        assert!(sms[0].body.contains("19125") && sms[0].segments >= 2, "Arabic UCS-2, multi-part");
+        assert_eq!(w.pkg().visit("V1").unwrap().counted_by.map(CountedBy::as_str), Some("R6.3"));
+        // It cannot be rescheduled afterwards, and the dashboard's completion echo is fine.
+        let e = w.when(reschedule("V1", "2026-03-11T10:00:00+02:00"), "2026-03-09T09:00:00+02:00").unwrap_err();
+        assert_eq!((e.kind, e.rule), (RefusalKind::Rule, Some("R6.3")));
+        w.when(complete_visit("V1"), "2026-03-09T09:30:00+02:00").unwrap();
+        assert_eq!((w.pkg().used(), w.pkg().remaining()), (1, 3));
+    }
+
+    #[test]
+    fn r6_3_a_same_day_reschedule_is_refused_and_nothing_changes() {
+        let mut w = paid_package();
+        let before = w.snapshot().clone();
+        let e = w.when(reschedule("V1", "2026-03-10T10:00:00+02:00"), "2026-03-09T07:00:00+02:00").unwrap_err();
+        assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "rule_violation", Some("R6.3")));
+        assert_eq!(w.snapshot(), &before);
+    }
+
+    #[test]
+    fn completed_visits_are_used_and_closed_visits_refuse_changes() {
+        let mut w = paid_package();
+        w.when(complete_visit("V1"), "2026-03-09T12:00:00+02:00").unwrap();
+        assert_eq!((w.pkg().used(), w.pkg().remaining()), (1, 3));
+        let e = w.when(cancel_visit("V1"), "2026-03-09T13:00:00+02:00").unwrap_err();
+        assert_eq!(e.code.as_str(), "visit_closed");
+    }
+
+    #[test]
+    fn r6_4_refund_after_payment() {
+        let mut w = paid_package();
+        w.when(complete_visit("V1"), "2026-03-09T12:00:00+02:00").unwrap();
+        w.when(cancel_package(), "2026-03-10T12:00:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec!["refund_package"]);
+        let c = w.command("refund_package").unwrap();
+        assert_eq!(c.case_id, None);
+        // 2 000.00 ÷ 4 = 500.00; 3 remaining = 1 500.00; fee 30 % = 450.00; refund 1 050.00.
+        assert_eq!(c.data["remaining_visits"], 3);
+        assert_eq!(c.data["value_per_visit"]["amount"], 50_000);
+        assert_eq!(c.data["remaining_value"]["amount"], 150_000);
+        assert_eq!(c.data["fee"], serde_json::json!({"amount": 45_000, "currency": "EGP"}));
+        assert_eq!(c.data["refund"], serde_json::json!({"amount": 105_000, "currency": "EGP"}));
+        assert_eq!(w.pkg().status, PackageStatus::Cancelled);
+        assert!(w.snapshot().timers.is_empty(), "expiry ticks cancelled");
+        assert_eq!(w.effects.iter().filter(|e| matches!(e, Effect::CancelTimer(_))).count(), 2);
+        // The echo of a cancellation changes nothing; visits can no longer change.
+        w.when(cancel_package(), "2026-03-10T13:00:00+02:00").unwrap();
+        assert!(w.effects.is_empty());
+        assert_eq!(w.when(cancel_visit("V2"), "2026-03-10T13:00:00+02:00").unwrap_err().code, "package_closed");
+    }
+
+    #[test]
+    fn r6_4_money_edge_cases() {
+        let fee = Percent::whole(30);
+        // A price that does not divide by the visits: rounded once, half up; the parts add up.
+        // 1000.00 EGP over 3 visits: 333.33 a visit; 2 left = 666.66; fee 199.998 → 200.00.
+        assert_eq!(refund(100_000, 3, 2, fee), Refund { value_per_visit: 33_333, remaining_value: 66_666, fee: 20_000, refund: 46_666 });
+        assert_eq!(refund(100_000, 3, 3, fee), Refund { value_per_visit: 33_333, remaining_value: 99_999, fee: 30_000, refund: 69_999 });
+        // 0.05 over 2 visits: 0.025 → 0.03 a visit (half up).
+        assert_eq!(refund(1_000, 3, 1, fee), Refund { value_per_visit: 333, remaining_value: 333, fee: 100, refund: 233 });
+        assert_eq!(refund(5, 2, 1, fee).remaining_value, 3, "2.5 → 3 half up");
+        assert_eq!(refund(5, 2, 2, fee).remaining_value, 6, "per-visit value rounded first");
+        assert_eq!(refund(5, 2, 1, fee).fee, 1, "0.9 → 1");
+        // Zero remaining visits.
+        assert_eq!(refund(100_000, 3, 0, fee), Refund { value_per_visit: 33_333, remaining_value: 0, fee: 0, refund: 0 });
+        for (price, visits, remaining) in [(99_999, 7, 5), (1, 4, 3), (123_457, 6, 6)] {
+            let r = refund(price, visits, remaining, fee);
+            assert_eq!(r.fee + r.refund, r.remaining_value);
+        }
+    }
+
+    #[test]
+    fn r6_4_zero_remaining_still_closes_the_books() {
+        let mut w = paid_package();
+        for (v, at) in [("V1", "2026-03-09T12:00:00+02:00"), ("V2", "2026-03-16T12:00:00+02:00"), ("V3", "2026-03-23T12:00:00+02:00")] {
+            w.when(complete_visit(v), at).unwrap();
+        }
+        w.when(cancel_visit("V4"), "2026-03-30T08:00:00+02:00").unwrap();
+        w.when(cancel_package(), "2026-03-30T12:00:00+02:00").unwrap();
+        let c = w.command("refund_package").unwrap();
+        assert_eq!((c.data["remaining_visits"].as_u64(), c.data["refund"]["amount"].as_i64()), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn r6_4_cancellation_before_payment_refunds_nothing_and_stops_the_chase() {
+        let mut w = World::new();
+        let case_id = w.when(weekly(false), MON).unwrap().unwrap();
+        w.when(cancel_package(), "2026-03-03T12:00:00+02:00").unwrap();
+        assert!(!w.commands().contains(&"refund_package"));
+        let c = w.case(&case_id);
+        assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Closed, Some("package_cancelled")));
+        assert!(c.timers.is_empty() && w.snapshot().timers.is_empty());
+    }
+
+    #[test]
+    fn every_timer_sample_is_a_timer_input() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let mut kinds = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("timer.") && name.ends_with(".json") {
+                let t: TimerRef = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(name, format!("timer.{}.json", t.kind));
+                kinds.push(t.kind);
+            }
+        }
+        for k in [TimerKind::PaymentDeadline, TimerKind::ExpiryDay1, TimerKind::ExpiryDeactivate, TimerKind::CallAttempt] {
+            assert!(kinds.contains(&k), "a sample for {k}");
+        }
+    }
+
+    #[test]
+    fn the_example_policy_file_names_the_package_figures() {
+        let p = crate::domain::policy::Policy::from_toml(include_str!("../../../docs/policy.example.toml")).unwrap();
+        assert_eq!((p.package_expiry.grace_days, p.package_visits.cancellation_fee), (14, Percent::whole(30)));
+    }
+
+    #[test]
+    fn card_and_cash_are_both_kept() {
+        let mut w = World::new();
+        w.when(package_booked(true, PaymentMethod::Cash, "2026-03-09", &["2026-03-09T10:00:00+02:00"], 50_000), MON).unwrap();
+        assert_eq!(w.pkg().payment_method, PaymentMethod::Cash);
     }
 }

@@ -7,10 +7,16 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
+use followup::domain::case::{Customer, SubjectIds};
 use followup::domain::case::{Language, TimerKind};
-use followup::domain::effects::{Command, CommandType, Effect, Sms, TimerRef, TimerSpec};
+use followup::domain::commands::{CallCustomer, Command, CommandBody};
+use followup::domain::effects::{Effect, Sms, TimerRef, TimerSpec};
+use followup::domain::events::PaymentMethod;
+use followup::domain::money::Money;
+use followup::domain::package::{Package, PackageStatus, Visit, VisitState};
+use followup::domain::playbooks::PlaybookName;
 use followup::domain::sms::TemplateId;
-use followup::domain::stream::{Stream, StreamKey};
+use followup::domain::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, PendingEffect, SmsSender, Timers};
 use std::future::Future;
 
@@ -44,13 +50,29 @@ pub fn at(h: u32, m: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, h, m, 0).unwrap()
 }
 
-pub fn order(id: &str) -> StreamKey {
-    StreamKey::Order(id.into())
+pub fn order(id: &str) -> SubjectKey {
+    SubjectKey::Order(id.into())
 }
 
-/// The stream as a decision leaves it at `version`.
-pub fn stream_at(key: &StreamKey, version: u64) -> Stream {
-    let mut s = Stream::new(key.clone());
+/// A snapshot as a decision leaves it at `version`: an empty order, or a one-visit package.
+pub fn stream_at(key: &SubjectKey, version: u64) -> Snapshot {
+    let mut s = match key {
+        SubjectKey::Order(order_id) => Snapshot::order(order_id),
+        SubjectKey::Package(package_id) => Snapshot::package(Package {
+            package_id: package_id.clone(),
+            customer: Customer { id: "C1".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar },
+            area: "Cairo".into(),
+            price: Money::new(100_000, "EGP"),
+            visits: vec![Visit { visit_id: "V1".into(), window_start: at(10, 0), state: VisitState::Scheduled, counted_by: None }],
+            start_date: at(10, 0).date_naive(),
+            payment_method: PaymentMethod::Card,
+            paid: true,
+            paid_at: None,
+            status: PackageStatus::Active,
+            booked_at: None,
+            timeline: Vec::new(),
+        }),
+    };
     s.version = version;
     s.seq = version as u32;
     s
@@ -61,10 +83,12 @@ pub fn delivery(id: &str) -> Delivery {
 }
 
 pub fn call_customer(case_id: &str) -> Command {
-    let mut data = serde_json::Map::new();
-    data.insert("order_id".into(), "O1".into());
-    data.insert("phone".into(), "+201001234567".into());
-    Command { kind: CommandType::CallCustomer, case_id: Some(case_id.into()), at: at(9, 0), data }
+    let task = CallCustomer {
+        subject: SubjectIds { order_id: Some("O1".into()), ..SubjectIds::default() },
+        phone: "+201001234567".into(),
+        ..CallCustomer::default()
+    };
+    Command { body: CommandBody::CallCustomer(task), case_id: Some(case_id.into()), at: at(9, 0) }
 }
 
 pub fn sms(body: &str) -> Sms {
@@ -79,7 +103,7 @@ pub fn sms(body: &str) -> Sms {
     }
 }
 
-pub fn effects(stream: &Stream, effects: Vec<Effect>) -> Vec<PendingEffect> {
+pub fn effects(stream: &Snapshot, effects: Vec<Effect>) -> Vec<PendingEffect> {
     effects
         .into_iter()
         .enumerate()
@@ -88,7 +112,7 @@ pub fn effects(stream: &Stream, effects: Vec<Effect>) -> Vec<PendingEffect> {
 }
 
 /// A commit of `stream` (already at its new version) on top of `expected`.
-pub fn commit(stream: Stream, expected: Option<u64>, delivery_id: &str, index: &[&str], fx: Vec<Effect>) -> Commit {
+pub fn commit(stream: Snapshot, expected: Option<u64>, delivery_id: &str, index: &[&str], fx: Vec<Effect>) -> Commit {
     let effects = effects(&stream, fx);
     Commit {
         stream,
@@ -103,7 +127,7 @@ pub fn timer(stream: &str, case_id: &str, kind: TimerKind, step: u32, due_at: Da
     TimerSpec {
         timer: TimerRef { stream: order(stream), case_id: Some(case_id.into()), kind, step },
         due_at,
-        playbook: Some("cancellation_follow_up".into()),
+        playbook: Some(PlaybookName::CancellationFollowUp),
     }
 }
 
@@ -259,7 +283,7 @@ pub async fn contract_a_subject_belongs_to_one_stream<S: Contract>(s: &S) {
 pub async fn contract_subjects_with_prefix_lists_only_that_prefix<S: Contract>(s: &S) {
     let prefix = "expiry:2026-04-09:";
     assert!(s.subjects_with_prefix(prefix).await.expect("prefix").is_empty());
-    let (p1, p2, p3) = (StreamKey::Package("P1".into()), StreamKey::Package("P2".into()), StreamKey::Package("P3".into()));
+    let (p1, p2, p3) = (SubjectKey::Package("P1".into()), SubjectKey::Package("P2".into()), SubjectKey::Package("P3".into()));
     s.commit(commit(stream_at(&p2, 1), None, "d1", &["expiry:2026-04-09:P2", "expiry:2026-04-23:P2"], vec![])).await.expect("commit");
     s.commit(commit(stream_at(&p1, 1), None, "d2", &["expiry:2026-04-09:P1"], vec![])).await.expect("commit");
     // Neighbours on either side of the range, and a subject that merely contains the prefix.

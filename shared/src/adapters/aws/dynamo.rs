@@ -3,7 +3,7 @@
 
 use super::error::AwsError;
 use crate::domain::effects::Effect;
-use crate::domain::stream::{Stream, StreamKey};
+use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -237,17 +237,17 @@ impl DynamoStore {
 }
 
 impl CaseStore for DynamoStore {
-    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+    async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         let Some(item) = self.get(format!("X#{subject}"), INDEX_SK, "GetItem index").await? else {
             return Ok(None);
         };
         let key = string(&item, "stream_key")?;
-        StreamKey::parse(&key)
+        SubjectKey::parse(&key)
             .map(Some)
             .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))
     }
 
-    async fn load(&self, key: &StreamKey) -> Result<Option<Stream>, StoreError> {
+    async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
         let Some(item) = self.get(format!("S#{key}"), STREAM_SK, "GetItem stream").await? else {
             return Ok(None);
         };
@@ -391,7 +391,7 @@ impl CaseStore for DynamoStore {
     /// A `Query` of the `subjects` index: one partition per group, so the prefix must name one
     /// (`expiry:<day>:`). The index is eventually consistent: a package booked a moment ago may be
     /// missing, which the daily sweep tolerates because the package's own timer is already placed.
-    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
         let group = subject_group(prefix).ok_or_else(|| {
             StoreError::from(AwsError::invalid("subjects_with_prefix", format!("{prefix:?} names no subject group (`<name>:<key>:`)")))
         })?;
@@ -414,7 +414,7 @@ impl CaseStore for DynamoStore {
                 .map_err(|e| AwsError::from_sdk("Query subjects", e))?;
             for item in out.items() {
                 let (subject, key) = (string(item, SUBJECT)?, string(item, "stream_key")?);
-                let stream = StreamKey::parse(&key)
+                let stream = SubjectKey::parse(&key)
                     .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))?;
                 found.push((subject, stream));
             }

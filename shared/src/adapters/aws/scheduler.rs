@@ -2,7 +2,8 @@
 
 use super::error::AwsError;
 use crate::domain::effects::{TimerRef, TimerSpec};
-use crate::domain::stream::StreamKey;
+use crate::domain::playbooks::PlaybookName;
+use crate::domain::snapshot::SubjectKey;
 use crate::ports::{EffectError, Timers};
 use aws_sdk_scheduler::types::{ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target};
 use aws_sdk_scheduler::Client;
@@ -24,17 +25,18 @@ pub struct TimerTargets {
 }
 
 impl TimerTargets {
-    /// Routes by the playbook the timer was placed for; subject timers (no playbook) by their stream.
+    /// Routes by the playbook the timer was placed for; subject timers (no playbook) by their subject.
     pub fn for_timer(&self, timer: &TimerSpec) -> &str {
-        match timer.playbook.as_deref() {
-            Some("cancellation_follow_up") => &self.cancellation_request,
-            Some("appointment_watch" | "reschedule_outreach" | "second_visit_follow_up") => &self.appointments,
-            Some("package_payment") => &self.package_payment,
-            Some("package_expiry") => &self.package_expiry,
-            // A playbook this build does not know yet still fires into the function for its stream.
-            _ => match timer.timer.stream {
-                StreamKey::Order(_) => &self.appointments,
-                StreamKey::Package(_) => &self.package_expiry,
+        match timer.playbook {
+            Some(PlaybookName::CancellationFollowUp) => &self.cancellation_request,
+            Some(PlaybookName::AppointmentWatch | PlaybookName::RescheduleOutreach | PlaybookName::SecondVisitFollowUp) => {
+                &self.appointments
+            }
+            Some(PlaybookName::PackagePayment) => &self.package_payment,
+            Some(PlaybookName::PackageExpiry) => &self.package_expiry,
+            None => match timer.timer.stream {
+                SubjectKey::Order(_) => &self.appointments,
+                SubjectKey::Package(_) => &self.package_expiry,
             },
         }
     }
@@ -145,11 +147,11 @@ mod tests {
     use crate::domain::case::TimerKind;
     use chrono::TimeZone;
 
-    fn spec(stream: StreamKey, playbook: Option<&str>) -> TimerSpec {
+    fn spec(stream: SubjectKey, playbook: Option<&str>) -> TimerSpec {
         TimerSpec {
             timer: TimerRef { stream, case_id: None, kind: TimerKind::CallAttempt, step: 1 },
             due_at: Utc::now(),
-            playbook: playbook.map(str::to_owned),
+            playbook: playbook.map(|p| p.parse().expect("a playbook name")),
         }
     }
 
@@ -161,8 +163,8 @@ mod tests {
             package_payment: "P".into(),
             package_expiry: "E".into(),
         };
-        let order = || StreamKey::Order("O1".into());
-        let package = || StreamKey::Package("P1".into());
+        let order = || SubjectKey::Order("O1".into());
+        let package = || SubjectKey::Package("P1".into());
         assert_eq!(t.for_timer(&spec(order(), Some("cancellation_follow_up"))), "C");
         for p in ["appointment_watch", "reschedule_outreach", "second_visit_follow_up"] {
             assert_eq!(t.for_timer(&spec(order(), Some(p))), "A");

@@ -95,7 +95,7 @@ impl CommandBus for SnsCommands {
             .publish()
             .topic_arn(&self.topic_arn)
             .message(message)
-            .message_attributes(COMMAND_TYPE_ATTRIBUTE, string_attribute(command.kind.as_str())?)
+            .message_attributes(COMMAND_TYPE_ATTRIBUTE, string_attribute(command.body.kind())?)
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("Publish command", e))?;

@@ -1,7 +1,7 @@
 //! SQLite adapter for the local runtime: case store, durable timers and the SMS / command outboxes in one file.
 
 use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
-use crate::domain::stream::{Stream, StreamKey};
+use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -185,7 +185,7 @@ impl SqliteStore {
 }
 
 impl CaseStore for SqliteStore {
-    async fn locate(&self, subject: &str) -> Result<Option<StreamKey>, StoreError> {
+    async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         let subject = subject.to_owned();
         self.run(move |conn| {
             let key: Option<String> = conn
@@ -193,14 +193,14 @@ impl CaseStore for SqliteStore {
                 .optional()
                 .map_err(sql("reading subject_index"))?;
             key.map(|k| {
-                StreamKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {k:?}, not a stream key")))
+                SubjectKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {k:?}, not a stream key")))
             })
             .transpose()
         })
         .await
     }
 
-    async fn load(&self, key: &StreamKey) -> Result<Option<Stream>, StoreError> {
+    async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
         let key = key.to_string();
         self.run(move |conn| {
             let doc: Option<String> = conn
@@ -299,7 +299,7 @@ impl CaseStore for SqliteStore {
         .await
     }
 
-    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, StreamKey)>, StoreError> {
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
         let (low, high) = (prefix.to_owned(), prefix_end(prefix));
         self.run(move |conn| {
             let what = "listing subject_index by prefix";
@@ -314,7 +314,7 @@ impl CaseStore for SqliteStore {
                 .map_err(sql(what))?;
             rows.into_iter()
                 .map(|(subject, key)| {
-                    let stream = StreamKey::parse(&key)
+                    let stream = SubjectKey::parse(&key)
                         .ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {key:?}, not a stream key")))?;
                     Ok((subject, stream))
                 })

@@ -9,10 +9,10 @@
 //! - A call without topics is not an interaction summary: no command. Every call with topics
 //!   gets one, on whatever playbook's case it was reported, after that playbook decided.
 
-use super::Ctx;
+use crate::domain::case::CaseCore;
+use crate::domain::commands::{CommandBody, InteractionSummary};
+use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, Topic};
-use crate::domain::stream::Stream;
-use serde_json::{json, Map, Value};
 
 /// The family rank of a topic: 0 booking, 1 appointment, 2 inquiry, 3 other.
 fn rank(topic: Topic) -> u8 {
@@ -37,34 +37,28 @@ pub fn classify(topics: &[Topic]) -> Option<(Topic, Vec<Topic>)> {
 }
 
 /// R8.3 publishes the summary of a classified call.
-pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) {
+pub fn summarise(case: &mut CaseCore, call: &CallCompleted, ctx: &mut Ctx) {
     let Some((primary, rest)) = classify(&call.topics) else { return };
-    let case = &mut stream.cases[idx];
-    let mut notes: Vec<Value> = rest.iter().map(|t| Value::from(t.as_str())).collect();
-    if let Some(n) = &call.notes {
-        notes.push(Value::from(n.clone()));
-    }
-    let mut data = Map::new();
-    for (k, v) in [("appointment_id", &case.appointment_id), ("order_id", &case.order_id), ("package_id", &case.package_id)] {
-        if let Some(v) = v {
-            data.insert(k.into(), json!(v));
-        }
-    }
-    data.insert("call_id".into(), json!(call.call_id));
-    data.insert("agent_id".into(), json!(call.agent_id));
-    data.insert("outcome".into(), json!(call.outcome));
-    data.insert("primary_topic".into(), json!(primary.as_str()));
-    data.insert("other_topics".into(), json!(rest.iter().map(|t| t.as_str()).collect::<Vec<_>>()));
-    data.insert("notes".into(), Value::Array(notes));
-    data.insert("requested_follow_up".into(), json!(call.requested_follow_up.unwrap_or(false)));
-    case.note(ctx.now, "decision", format!("R8.2 primary topic {primary}"));
-    ctx.command(case, crate::domain::effects::CommandType::InteractionSummary, data);
+    let mut notes: Vec<String> = rest.iter().map(|t| t.as_str().to_string()).collect();
+    notes.extend(call.notes.clone());
+    let body = CommandBody::InteractionSummary(InteractionSummary {
+        subject: case.subject(),
+        call_id: call.call_id.clone(),
+        agent_id: call.agent_id.clone(),
+        outcome: call.outcome,
+        primary_topic: Some(primary.as_str().to_string()),
+        other_topics: rest.iter().map(|t| t.as_str().to_string()).collect(),
+        notes,
+        requested_follow_up: call.requested_follow_up.unwrap_or(false),
+    });
+    ctx.decided(case, format!("R8.2 primary topic {primary}"));
+    ctx.command(case, body);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::appointments::test_world::*;
     use super::*;
+    use crate::domain::testkit::*;
 
     #[test]
     fn r8_2_booking_beats_appointment_beats_inquiry_beats_other() {
@@ -92,18 +86,18 @@ mod tests {
         let mut w = World::new();
         w.when(booked("A1", "2026-03-05T14:00:00+02:00", Some("T1")), "2026-03-02T10:00:00+02:00").unwrap();
         let id = w.when(requested("A1"), "2026-03-02T10:00:00+02:00").unwrap().unwrap();
-        let mut c = call(&id, CallOutcome::Answered, None);
+        let mut c = completed_call(&id, CallOutcome::Answered, None);
         c.topics = vec![Topic::InquiryPricingFinancing, Topic::AppointmentReschedule];
         c.requested_follow_up = Some(true);
         c.notes = Some("asked about fees".into());
         w.when(calls(c), "2026-03-02T11:00:00+02:00").unwrap();
-        let s = w.command(CommandType::InteractionSummary).expect("R8.3 summary");
+        let s = w.command("interaction_summary").expect("R8.3 summary");
         assert_eq!(s.case_id.as_deref(), Some(id.as_str()));
         assert_eq!(s.data["primary_topic"], "appointment.reschedule");
         assert_eq!(s.data["notes"], serde_json::json!(["inquiry.pricing_financing", "asked about fees"]));
         assert_eq!(s.data["requested_follow_up"], true);
 
-        w.when(calls(call(&id, CallOutcome::Answered, None)), "2026-03-02T11:05:00+02:00").unwrap();
-        assert!(w.command(CommandType::InteractionSummary).is_none(), "no topics, no summary");
+        w.when(calls(completed_call(&id, CallOutcome::Answered, None)), "2026-03-02T11:05:00+02:00").unwrap();
+        assert!(w.command("interaction_summary").is_none(), "no topics, no summary");
     }
 }

@@ -27,18 +27,20 @@
 //!   `package.paid` after it resolves the case (R4.6) but does not revive the package: the visits
 //!   were cancelled on the dashboard, which books a new package.
 
-use super::packages::{package, package_mut};
-use super::{Ctx, Flow as AnyFlow, Refusal};
+use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
 use crate::domain::calendar::Calendar;
-use crate::domain::case::{Attempt, Case, Group, Priority, Ticket, TicketStatus, TimerKind};
-use crate::domain::effects::CommandType;
+use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::commands::{CallCustomer, CommandBody, PaymentRequest};
+use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, PaymentMethod, Resolution};
-use crate::domain::package::{PackageStatus, VisitState};
+use crate::domain::package::{Package, PackageStatus};
+use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::stream::Stream;
+use crate::domain::snapshot::Snapshot;
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+
+pub struct PackagePayment;
 
 crate::named_enum! {
     pub enum State {
@@ -85,10 +87,10 @@ pub struct Flow {
     pub sms1_sent: bool,
 }
 
-flow_of!(PackagePayment);
-
-fn is_done(state: State) -> bool {
-    matches!(state, State::Paid | State::Closed | State::Withdrawn)
+impl Flow {
+    fn is_done(&self) -> bool {
+        matches!(self.state, State::Paid | State::Closed | State::Withdrawn)
+    }
 }
 
 /// The last working day strictly before `day`.
@@ -102,10 +104,10 @@ pub fn working_day_before(cal: &Calendar, day: NaiveDate) -> NaiveDate {
 }
 
 /// R4.1 opens the chase for a package booked unpaid.
-pub fn open(stream: &mut Stream, ctx: &mut Ctx) -> String {
-    let pkg = package(stream).clone();
+pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
+    let pkg = snapshot.as_package().expect("the package booked it").clone();
     let cal = ctx.cal().clone();
-    let case_id = stream.next_case_id();
+    let case_id = snapshot.next_case_id();
     let first_visit = pkg.first_visit().map(|v| v.window_start).unwrap_or(ctx.now);
     let scheduled_day_before = working_day_before(&cal, cal.local_date(first_visit));
     let first_call = cal.working_moment(ctx.now);
@@ -113,18 +115,18 @@ pub fn open(stream: &mut Stream, ctx: &mut Ctx) -> String {
     let late = cal.local_date(first_call) >= scheduled_day_before;
     let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
     let ticket = Ticket::open("package", "payment", "not_paid", Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
-    let initial = AnyFlow::PackagePayment(Flow {
+    let mut flow = Flow {
         state: State::Chasing,
         stage: Stage::First,
         payment_method: pkg.payment_method,
         day_before,
         final_day: None,
         sms1_sent: false,
-    });
-    let mut case = Case::open(case_id.clone(), pkg.customer.clone(), ticket, ctx.now, initial).about_package(&pkg.package_id);
+    };
+    let mut case = CaseCore::open(case_id.clone(), pkg.customer.clone(), ticket, ctx.now).about_package(&pkg.package_id);
     case.note(
         ctx.now,
-        "event",
+        TimelineKind::Event,
         format!(
             "package.booked unpaid: {} {} by {}, first visit {}",
             pkg.price.amount,
@@ -133,274 +135,217 @@ pub fn open(stream: &mut Stream, ctx: &mut Ctx) -> String {
             cal.rfc3339(first_visit)
         ),
     );
-    case.note(ctx.now, "decision", "R4.1 not_paid ticket opened for customer_success");
+    ctx.decided(&mut case, "R4.1 not_paid ticket opened for customer_success");
     if late {
-        case.note(
-            ctx.now,
-            "decision",
-            format!("R4.7 the first visit is close: the first call is the day-before call (R4.4) on {day_before}"),
-        );
+        ctx.decided(&mut case, format!("R4.7 the first visit is close: the first call is the day-before call (R4.4) on {day_before}"));
         if first_call <= ctx.now {
-            day_before_call(&mut case, ctx);
+            day_before_call(&mut case, &mut flow, ctx);
         } else {
             ctx.place(&mut case, TimerKind::CallAttempt, first_call);
         }
     } else {
         if first_call <= ctx.now {
-            let extra = call_extra(&pkg.package_id, Stage::First);
-            let now = ctx.now;
-            ctx.call_task(&mut case, "Ask the customer to pay the package (R4.1)", now, extra);
+            ctx.call_task(&mut case, "Ask the customer to pay the package (R4.1)", task(Stage::First));
         } else {
             ctx.place(&mut case, TimerKind::CallAttempt, first_call);
         }
-        let p = &ctx.policy.package_payment;
-        let at = cal.at(day_before, p.day_before_call_time);
+        let at = cal.at(day_before, ctx.policy.package_payment.day_before_call_time);
         ctx.place(&mut case, TimerKind::CallAttempt, at);
     }
-    stream.cases.push(case);
+    snapshot.cases.push(Case { core: case, flow: CaseFlow::PackagePayment(flow) });
     case_id
 }
 
-fn call_extra(package_id: &str, stage: Stage) -> Map<String, Value> {
-    let mut extra = Map::new();
-    extra.insert("package_id".into(), package_id.into());
-    extra.insert("stage".into(), stage.as_str().into());
-    extra
+fn task(stage: Stage) -> CallCustomer {
+    CallCustomer { stage: Some(stage.as_str().into()), ..CallCustomer::default() }
 }
 
 /// R4.4 the call on the day before the first visit, with the 21:00 deadline.
-fn day_before_call(case: &mut Case, ctx: &mut Ctx) {
-    let p = ctx.policy.package_payment.clone();
+fn day_before_call(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
     let today = ctx.cal().local_date(ctx.now);
     // The first-call task, if still pending, is overtaken by this one.
     ctx.cancel(case, &[TimerKind::CallAttempt]);
-    let f = flow(case);
-    f.stage = Stage::DayBefore;
-    f.state = State::DayBefore;
-    f.day_before = today;
+    flow.stage = Stage::DayBefore;
+    flow.state = State::DayBefore;
+    flow.day_before = today;
     ctx.ticket(case, |t| t.group = Group::CustomerCare);
-    let package_id = case.package_id.clone().unwrap_or_default();
-    let now = ctx.now;
-    ctx.call_task(case, "Last day to pay the package before the first visit (R4.4)", now, call_extra(&package_id, Stage::DayBefore));
-    let deadline = ctx.cal().at(today, p.payment_deadline_time).max(now);
+    ctx.call_task(case, "Last day to pay the package before the first visit (R4.4)", task(Stage::DayBefore));
+    let deadline = ctx.cal().at(today, ctx.policy.package_payment.payment_deadline_time).max(ctx.now);
     ctx.place(case, TimerKind::PaymentDeadline, deadline);
-    case.note(now, "decision", format!("R4.4 day-before call; unpaid at {} → the package is cancelled", ctx.cal().rfc3339(deadline)));
+    ctx.decided(case, format!("R4.4 day-before call; unpaid at {} → the package is cancelled", ctx.cal().rfc3339(deadline)));
 }
 
-pub fn on_timer(stream: &mut Stream, idx: usize, kind: TimerKind, ctx: &mut Ctx) {
-    let f = flow(&mut stream.cases[idx]).clone();
-    if is_done(f.state) {
-        return;
-    }
-    let today = ctx.cal().local_date(ctx.now);
-    match kind {
-        TimerKind::CallAttempt => {
-            let case = &mut stream.cases[idx];
-            if let Some(final_day) = f.final_day {
-                if today >= final_day {
-                    flow(case).state = State::FinalCall;
-                    let package_id = case.package_id.clone().unwrap_or_default();
-                    let now = ctx.now;
-                    ctx.call_task(case, "Final call about the cancelled unpaid package (R4.5)", now, call_extra(&package_id, Stage::Final));
-                }
-            } else if today >= f.day_before {
-                day_before_call(case, ctx);
-            } else {
-                let package_id = case.package_id.clone().unwrap_or_default();
-                let now = ctx.now;
-                ctx.call_task(case, "Ask the customer to pay the package (R4.1)", now, call_extra(&package_id, Stage::First));
-            }
-        }
-        TimerKind::PaymentDeadline if f.stage == Stage::DayBefore && !package(stream).paid => {
-            stream.cases[idx].note(ctx.now, "decision", "R4.4 still unpaid at the deadline");
-            cancel_for_non_payment(stream, idx, true, ctx);
-        }
-        _ => {}
-    }
-}
-
-/// R4.4 commands `cancel_package` and `cancel_package_visits`; with `sms2`, SMS2 and the R4.5 final call.
-fn cancel_for_non_payment(stream: &mut Stream, idx: usize, sms2: bool, ctx: &mut Ctx) {
-    let now = ctx.now;
-    let pkg = package(stream).clone();
-    let open_visits: Vec<Value> = pkg
-        .visits
-        .iter()
-        .filter(|v| matches!(v.state, VisitState::Scheduled | VisitState::CancelledFree))
-        .map(|v| json!(v.visit_id))
-        .collect();
-    let case = &mut stream.cases[idx];
+/// R4.4 the package and its visits cancelled (by the package, asked here); with `sms2`, SMS2 and the R4.5 final call.
+fn cancel_for_non_payment(case: &mut CaseCore, flow: &mut Flow, sms2: bool, ctx: &mut Ctx) {
     ctx.cancel(case, &[TimerKind::CallAttempt, TimerKind::PaymentDeadline]);
     let reason = if sms2 { "not_paid" } else { "declined" };
-    let mut data = Map::new();
-    data.insert("package_id".into(), pkg.package_id.clone().into());
-    data.insert("reason".into(), reason.into());
-    ctx.command(case, CommandType::CancelPackage, data.clone());
-    data.insert("visit_ids".into(), Value::Array(open_visits));
-    ctx.command(case, CommandType::CancelPackageVisits, data);
+    ctx.intend(case, Intent::CancelPackage { reason: reason.into() });
     if sms2 {
         ctx.sms(case, TemplateId::Sms2, &SmsVars::default());
         let cal = ctx.cal().clone();
-        let final_day = cal.next_working_day(flow(case).day_before);
-        let f = flow(case);
-        f.stage = Stage::Final;
-        f.state = State::FinalCall;
-        f.final_day = Some(final_day);
+        let final_day = cal.next_working_day(flow.day_before);
+        flow.stage = Stage::Final;
+        flow.state = State::FinalCall;
+        flow.final_day = Some(final_day);
         ctx.ticket(case, |t| {
             t.status = TicketStatus::WaitingOnCustomer;
             t.resolution_due = Some(cal.at(final_day, cal.work_end()));
         });
         ctx.place(case, TimerKind::CallAttempt, cal.at(final_day, ctx.policy.package_payment.final_call_time));
-        case.note(now, "decision", format!("R4.4 package cancelled for non-payment, SMS2; final call on {final_day} (R4.5)"));
+        ctx.decided(case, format!("R4.4 package cancelled for non-payment, SMS2; final call on {final_day} (R4.5)"));
     } else {
-        close(case, "declined", ctx);
-        case.note(now, "decision", "declined: package and visits cancelled");
+        close(case, flow, TicketResult::Declined, ctx);
+        ctx.decided(case, "declined: package and visits cancelled");
     }
-    let pkg = package_mut(stream);
-    pkg.status = PackageStatus::Cancelled;
-    pkg.note(now, "decision", format!("cancelled by the engine ({reason}, R4.4)"));
-    let id = pkg.package_id.clone();
-    ctx.cancel_subject(stream, &id, &[]);
 }
 
-fn close(case: &mut Case, result: &str, ctx: &mut Ctx) {
-    ctx.cancel(case, &[]);
-    ctx.ticket(case, |t| {
-        t.status = TicketStatus::Closed;
-        t.result = Some(result.into());
-    });
-    flow(case).state = State::Closed;
+fn close(case: &mut CaseCore, flow: &mut Flow, result: TicketResult, ctx: &mut Ctx) {
+    ctx.finish(case, TicketStatus::Closed, result);
+    flow.state = State::Closed;
 }
 
 /// The payment command of R4.2 for the package's method.
-fn payment_command(stream: &mut Stream, idx: usize, ctx: &mut Ctx) {
-    let pkg = package(stream).clone();
-    let case = &mut stream.cases[idx];
-    let mut data = Map::new();
-    data.insert("package_id".into(), pkg.package_id.clone().into());
-    data.insert("amount".into(), json!(pkg.price));
-    data.insert("payment_method".into(), pkg.payment_method.as_str().into());
-    data.insert("phone".into(), pkg.customer.phone.clone().into());
-    if let Some(v) = pkg.first_visit() {
-        data.insert("pay_before".into(), ctx.cal().rfc3339(v.window_start).into());
-    }
-    let kind = match pkg.payment_method {
-        PaymentMethod::Card => CommandType::SendPaymentLink,
-        PaymentMethod::Cash => CommandType::RequestCashCollection,
+fn payment_command(case: &mut CaseCore, flow: &mut Flow, pkg: &Package, ctx: &mut Ctx) {
+    let request = PaymentRequest {
+        package_id: pkg.package_id.clone(),
+        amount: pkg.price.clone(),
+        payment_method: pkg.payment_method,
+        phone: pkg.customer.phone.clone(),
+        pay_before: pkg.first_visit().map(|v| ctx.cal().rfc3339(v.window_start)),
     };
-    ctx.command(case, kind, data);
-    flow(case).state = State::AwaitingPayment;
-    if case.ticket.status == TicketStatus::Open || case.ticket.status == TicketStatus::WaitingOnCustomer {
+    let body = match pkg.payment_method {
+        PaymentMethod::Card => CommandBody::SendPaymentLink(request),
+        PaymentMethod::Cash => CommandBody::RequestCashCollection(request),
+    };
+    let kind = body.kind();
+    ctx.command(case, body);
+    flow.state = State::AwaitingPayment;
+    if matches!(case.ticket.status, TicketStatus::Open | TicketStatus::WaitingOnCustomer) {
         ctx.ticket(case, |t| t.status = TicketStatus::Pending);
     }
-    case.note(ctx.now, "decision", format!("R4.2 will pay by {}: {kind}; waiting for package.paid", pkg.payment_method));
+    ctx.decided(case, format!("R4.2 will pay by {}: {kind}; waiting for package.paid", pkg.payment_method));
 }
 
-pub fn on_call(stream: &mut Stream, idx: usize, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
-    let now = ctx.now;
-    let case = &mut stream.cases[idx];
-    case.attempts.push(Attempt {
-        at: now,
-        outcome: call.outcome,
-        call_id: Some(call.call_id.clone()),
-        agent_id: Some(call.agent_id.clone()),
-    });
-    let f = flow(case).clone();
-    if is_done(f.state) {
-        case.note(now, "decision", format!("outcome recorded; the case is already {}", f.state));
-        return Ok(());
-    }
-    if f.stage == Stage::First {
-        // The outcome spends a first-call task still pending, never the day-before one.
-        let boundary = ctx.cal().at(f.day_before, NaiveTime::MIN);
-        let keep: Vec<_> = case.timers.iter().filter(|t| t.kind == TimerKind::CallAttempt && t.due_at >= boundary).cloned().collect();
-        case.timers.retain(|t| !(t.kind == TimerKind::CallAttempt && t.due_at >= boundary));
-        ctx.cancel(case, &[TimerKind::CallAttempt]);
-        case.timers.extend(keep);
-    }
-    if !call.outcome.reached() {
-        match f.stage {
-            Stage::First if !f.sms1_sent && f.state == State::Chasing => {
-                // R4.3 waiting on the customer until the day before, SMS1.
-                let due = ctx.cal().at(f.day_before, ctx.policy.package_payment.payment_deadline_time);
-                ctx.ticket(case, |t| {
-                    t.status = TicketStatus::WaitingOnCustomer;
-                    t.resolution_due = Some(due);
-                });
-                ctx.sms(case, TemplateId::Sms1, &SmsVars::default());
-                let fl = flow(case);
-                fl.sms1_sent = true;
-                fl.state = State::WaitingOnCustomer;
-                case.note(now, "decision", format!("R4.3 not reached: SMS1, waiting on the customer until {}", f.day_before));
-            }
-            Stage::DayBefore if f.state != State::AwaitingPayment => {
-                case.note(now, "decision", "R4.4 day-before call not reached");
-                cancel_for_non_payment(stream, idx, true, ctx);
-            }
-            Stage::Final if f.state != State::AwaitingPayment => {
-                close(case, "unreachable", ctx);
-                case.note(now, "decision", "R4.5 final call not reached: ticket closed");
-            }
-            _ => case.note(now, "decision", "not reached; recorded"),
-        }
-        return Ok(());
-    }
-    match &call.resolution {
-        Some(Resolution::WillPay) => payment_command(stream, idx, ctx),
-        Some(Resolution::Declined { follow_up: false, reason, .. }) => {
-            case.note(now, "decision", format!("declined: {reason}"));
-            if f.stage == Stage::Final {
-                close(case, "declined", ctx);
-            } else {
-                cancel_for_non_payment(stream, idx, false, ctx);
-            }
-        }
-        _ if f.stage == Stage::Final => {
-            close(case, "not_paid", ctx);
-            case.note(now, "decision", "R4.5 final call answered without payment: ticket closed");
-        }
-        _ => case.note(now, "decision", "answered without a payment promise; the chase goes on"),
-    }
-    Ok(())
-}
+impl Playbook for PackagePayment {
+    const NAME: PlaybookName = PlaybookName::PackagePayment;
+    type Flow = Flow;
+    type Subject = Package;
 
-/// R4.6 `package.paid` at any point: resolved, timers cancelled, no later payment SMS.
-pub fn on_paid(stream: &mut Stream, ctx: &mut Ctx) -> Option<String> {
-    let now = ctx.now;
-    let cancelled = package(stream).status == PackageStatus::Cancelled;
-    let idx = stream.cases.iter().rposition(|c| matches!(c.flow, AnyFlow::PackagePayment(_)))?;
-    let case = &mut stream.cases[idx];
-    let state = flow(case).state;
-    if is_done(state) {
-        case.note(now, "decision", format!("package.paid recorded; the case is already {state}"));
-        return Some(case.case_id.clone());
+    fn state(flow: &Flow) -> &'static str {
+        flow.state.as_str()
     }
-    ctx.cancel(case, &[]);
-    ctx.ticket(case, |t| {
-        t.status = TicketStatus::Resolved;
-        t.result = Some("paid".into());
-    });
-    flow(case).state = State::Paid;
-    case.note(now, "decision", "R4.6 paid: resolved");
-    if cancelled {
-        case.note(now, "decision", "the package was already cancelled for non-payment (R4.4); re-book it on the dashboard");
-    }
-    Some(case.case_id.clone())
-}
 
-/// The customer cancelled the package: the chase stops.
-pub fn on_package_cancelled(stream: &mut Stream, ctx: &mut Ctx) {
-    for case in stream.cases.iter_mut().filter(|c| matches!(c.flow, AnyFlow::PackagePayment(_))) {
-        if is_done(flow(case).state) {
-            continue;
+    fn refuses(resolution: &Resolution) -> Option<&'static str> {
+        matches!(resolution, Resolution::Rebooked { .. })
+            .then_some("a rebooked resolution does not apply to package_payment cases; use will_pay")
+    }
+
+    fn on_timer(case: &mut CaseCore, flow: &mut Flow, kind: TimerKind, pkg: &Package, ctx: &mut Ctx) {
+        if flow.is_done() {
+            return;
         }
-        ctx.cancel(case, &[]);
-        ctx.ticket(case, |t| {
-            t.status = TicketStatus::Closed;
-            t.result = Some("package_cancelled".into());
-        });
-        flow(case).state = State::Withdrawn;
-        case.note(ctx.now, "decision", "package cancelled by the customer: chase stopped");
+        let today = ctx.cal().local_date(ctx.now);
+        match kind {
+            TimerKind::CallAttempt => {
+                if let Some(final_day) = flow.final_day {
+                    if today >= final_day {
+                        flow.state = State::FinalCall;
+                        ctx.call_task(case, "Final call about the cancelled unpaid package (R4.5)", task(Stage::Final));
+                    }
+                } else if today >= flow.day_before {
+                    day_before_call(case, flow, ctx);
+                } else {
+                    ctx.call_task(case, "Ask the customer to pay the package (R4.1)", task(Stage::First));
+                }
+            }
+            TimerKind::PaymentDeadline if flow.stage == Stage::DayBefore && !pkg.paid => {
+                ctx.decided(case, "R4.4 still unpaid at the deadline");
+                cancel_for_non_payment(case, flow, true, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, pkg: &Package, ctx: &mut Ctx) -> Result<(), Refusal> {
+        if flow.is_done() {
+            ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
+            return Ok(());
+        }
+        if flow.stage == Stage::First {
+            // The outcome spends a first-call task still pending, never the day-before one.
+            let boundary = ctx.cal().at(flow.day_before, NaiveTime::MIN);
+            let keep: Vec<_> = case.timers.iter().filter(|t| t.kind == TimerKind::CallAttempt && t.due_at >= boundary).cloned().collect();
+            case.timers.retain(|t| !(t.kind == TimerKind::CallAttempt && t.due_at >= boundary));
+            ctx.cancel(case, &[TimerKind::CallAttempt]);
+            case.timers.extend(keep);
+        }
+        if !call.outcome.reached() {
+            match flow.stage {
+                Stage::First if !flow.sms1_sent && flow.state == State::Chasing => {
+                    // R4.3 waiting on the customer until the day before, SMS1.
+                    let due = ctx.cal().at(flow.day_before, ctx.policy.package_payment.payment_deadline_time);
+                    ctx.ticket(case, |t| {
+                        t.status = TicketStatus::WaitingOnCustomer;
+                        t.resolution_due = Some(due);
+                    });
+                    ctx.sms(case, TemplateId::Sms1, &SmsVars::default());
+                    flow.sms1_sent = true;
+                    flow.state = State::WaitingOnCustomer;
+                    ctx.decided(case, format!("R4.3 not reached: SMS1, waiting on the customer until {}", flow.day_before));
+                }
+                Stage::DayBefore if flow.state != State::AwaitingPayment => {
+                    ctx.decided(case, "R4.4 day-before call not reached");
+                    cancel_for_non_payment(case, flow, true, ctx);
+                }
+                Stage::Final if flow.state != State::AwaitingPayment => {
+                    close(case, flow, TicketResult::Unreachable, ctx);
+                    ctx.decided(case, "R4.5 final call not reached: ticket closed");
+                }
+                _ => ctx.decided(case, "not reached; recorded"),
+            }
+            return Ok(());
+        }
+        match &call.resolution {
+            Some(Resolution::WillPay) => payment_command(case, flow, pkg, ctx),
+            Some(Resolution::Declined { follow_up: false, reason, .. }) => {
+                ctx.decided(case, format!("declined: {reason}"));
+                if flow.stage == Stage::Final {
+                    close(case, flow, TicketResult::Declined, ctx);
+                } else {
+                    cancel_for_non_payment(case, flow, false, ctx);
+                }
+            }
+            _ if flow.stage == Stage::Final => {
+                close(case, flow, TicketResult::NotPaid, ctx);
+                ctx.decided(case, "R4.5 final call answered without payment: ticket closed");
+            }
+            _ => ctx.decided(case, "answered without a payment promise; the chase goes on"),
+        }
+        Ok(())
+    }
+
+    fn on_subject(case: &mut CaseCore, flow: &mut Flow, event: &SubjectEvent, pkg: &Package, ctx: &mut Ctx) {
+        match event {
+            // R4.6 `package.paid` at any point: resolved, timers cancelled, no later payment SMS.
+            SubjectEvent::PackagePaid if flow.is_done() => {
+                ctx.decided(case, format!("package.paid recorded; the case is already {}", flow.state));
+            }
+            SubjectEvent::PackagePaid => {
+                ctx.finish(case, TicketStatus::Resolved, TicketResult::Paid);
+                flow.state = State::Paid;
+                ctx.decided(case, "R4.6 paid: resolved");
+                if pkg.status == PackageStatus::Cancelled {
+                    ctx.decided(case, "the package was already cancelled for non-payment (R4.4); re-book it on the dashboard");
+                }
+            }
+            // The customer cancelled the package: the chase stops.
+            SubjectEvent::PackageCancelled if !flow.is_done() => {
+                ctx.finish(case, TicketStatus::Closed, TicketResult::PackageCancelled);
+                flow.state = State::Withdrawn;
+                ctx.decided(case, "package cancelled by the customer: chase stopped");
+            }
+            _ => {}
+        }
     }
 }
 
@@ -411,8 +356,8 @@ mod tests {
     use crate::domain::case::CallOutcome;
     use crate::domain::effects::TimerRef;
     use crate::domain::events::{EventBody, Input};
-    use crate::domain::playbooks::packages::world::*;
-    use crate::domain::playbooks::RefusalKind;
+    use crate::domain::testkit::*;
+
     use chrono::{DateTime, Utc};
 
     const MON: &str = "2026-03-02T10:00:00+02:00";
@@ -426,7 +371,7 @@ mod tests {
 
     fn f(w: &World, id: &str) -> Flow {
         match &w.case(id).flow {
-            AnyFlow::PackagePayment(f) => f.clone(),
+            CaseFlow::PackagePayment(f) => f.clone(),
             _ => unreachable!(),
         }
     }
@@ -448,10 +393,10 @@ mod tests {
         assert_eq!(c.package_id.as_deref(), Some("P1"));
         assert_eq!((c.ticket.status, c.ticket.group), (TicketStatus::Open, Group::CustomerSuccess));
         assert_eq!(c.ticket.tags, vec!["not_paid".to_string()]);
-        assert_eq!(w.commands(), vec![CommandType::CallCustomer]);
-        let task = w.command(CommandType::CallCustomer);
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        let task = w.command("call_customer").unwrap();
         assert_eq!((task.data["package_id"].as_str(), task.data["due"].as_str()), (Some("P1"), Some(MON)));
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")], "R4.4 the day before, 09:00");
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")], "R4.4 the day before, 09:00");
     }
 
     #[test]
@@ -460,11 +405,11 @@ mod tests {
         // Thursday 22:00 → Saturday 09:00 (Friday off).
         let id = w.when(weekly(false), "2026-03-05T22:00:00+02:00").unwrap().unwrap();
         assert!(w.commands().is_empty());
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-07T09:00:00+02:00"), at("2026-03-08T09:00:00+02:00")]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-07T09:00:00+02:00"), at("2026-03-08T09:00:00+02:00")]);
         let (kind, _) = w.fire_next(&id);
         assert_eq!(kind, TimerKind::CallAttempt);
-        assert_eq!(w.commands(), vec![CommandType::CallCustomer]);
-        assert_eq!(w.command(CommandType::CallCustomer).data["stage"], "first");
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "first");
         assert_eq!(w.case(&id).ticket.group, Group::CustomerSuccess);
     }
 
@@ -472,18 +417,18 @@ mod tests {
     fn r4_2_will_pay_sends_the_link_or_the_cash_collection() {
         let (mut w, id) = opened();
         w.when(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-03-02T10:30:00+02:00").unwrap();
-        assert_eq!(w.commands(), vec![CommandType::SendPaymentLink]);
-        assert_eq!(w.command(CommandType::SendPaymentLink).data["amount"]["amount"], 200_000);
+        assert_eq!(w.commands(), vec!["send_payment_link"]);
+        assert_eq!(w.command("send_payment_link").unwrap().data["amount"]["amount"], 200_000);
         assert_eq!(f(&w, &id).state, State::AwaitingPayment);
-        assert!(w.sms().is_empty());
+        assert!(w.sent_sms().is_empty());
 
         let mut w = World::new();
-        let cash = booked(false, PaymentMethod::Cash, "2026-03-09", &["2026-03-09T10:00:00+02:00"], 90_000);
+        let cash = package_booked(false, PaymentMethod::Cash, "2026-03-09", &["2026-03-09T10:00:00+02:00"], 90_000);
         let id = w.when(cash, MON).unwrap().unwrap();
         w.when(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-03-02T10:30:00+02:00").unwrap();
-        assert_eq!(w.commands(), vec![CommandType::RequestCashCollection]);
+        assert_eq!(w.commands(), vec!["request_cash_collection"]);
         // Still unpaid the day before: R4.4 applies all the same.
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")]);
     }
 
     #[test]
@@ -493,14 +438,14 @@ mod tests {
         let c = w.case(&id);
         assert_eq!(c.ticket.status, TicketStatus::WaitingOnCustomer);
         assert_eq!(c.ticket.resolution_due, Some(at("2026-03-08T21:00:00+02:00")), "the day before the first visit");
-        let sms = w.sms();
+        let sms = w.sent_sms();
         assert_eq!(sms.len(), 1);
         assert_eq!((sms[0].template, sms[0].case_id.as_deref()), (TemplateId::Sms1, Some(id.as_str())));
         assert_eq!(sms[0].segments, 3, "UCS-2: 67 characters per part");
         // SMS1 goes once.
         w.when(call(&id, CallOutcome::Busy, None), "2026-03-03T10:30:00+02:00").unwrap();
-        assert!(w.sms().is_empty());
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")], "the day-before call stays");
+        assert!(w.sent_sms().is_empty());
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-08T09:00:00+02:00")], "the day-before call stays");
     }
 
     #[test]
@@ -508,21 +453,21 @@ mod tests {
         let (mut w, id) = opened();
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:30:00+02:00").unwrap();
         w.fire_next(&id);
-        assert_eq!(w.commands(), vec![CommandType::CallCustomer]);
-        assert_eq!(w.command(CommandType::CallCustomer).data["stage"], "day_before");
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "day_before");
         assert_eq!(w.case(&id).ticket.group, Group::CustomerCare);
-        assert_eq!(w.due(&id, TimerKind::PaymentDeadline), vec![at("2026-03-08T21:00:00+02:00")]);
+        assert_eq!(w.dues(&id, TimerKind::PaymentDeadline), vec![at("2026-03-08T21:00:00+02:00")]);
 
         w.when(call(&id, CallOutcome::Voicemail, None), "2026-03-08T09:20:00+02:00").unwrap();
-        assert_eq!(w.commands(), vec![CommandType::CancelPackage, CommandType::CancelPackageVisits]);
-        assert_eq!(w.command(CommandType::CancelPackageVisits).data["visit_ids"], serde_json::json!(["V1", "V2", "V3", "V4"]));
-        assert_eq!(w.sms().iter().map(|s| s.template).collect::<Vec<_>>(), vec![TemplateId::Sms2]);
+        assert_eq!(w.commands(), vec!["cancel_package", "cancel_package_visits"]);
+        assert_eq!(w.command("cancel_package_visits").unwrap().data["visit_ids"], serde_json::json!(["V1", "V2", "V3", "V4"]));
+        assert_eq!(w.sent_sms().iter().map(|s| s.template).collect::<Vec<_>>(), vec![TemplateId::Sms2]);
         let c = w.case(&id);
         assert_eq!(c.ticket.resolution_due, Some(at("2026-03-09T21:00:00+02:00")), "next day");
         assert!(c.pending(TimerKind::PaymentDeadline).is_none());
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-09T09:00:00+02:00")], "R4.5 final call");
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-09T09:00:00+02:00")], "R4.5 final call");
         assert_eq!(w.pkg().status, PackageStatus::Cancelled);
-        assert!(w.stream().timers.is_empty(), "no expiry ticks for a cancelled package");
+        assert!(w.snapshot().timers.is_empty(), "no expiry ticks for a cancelled package");
     }
 
     #[test]
@@ -535,8 +480,8 @@ mod tests {
         assert!(w.commands().is_empty());
         let (kind, due) = w.fire_next(&id);
         assert_eq!((kind, due), (TimerKind::PaymentDeadline, at("2026-03-08T21:00:00+02:00")));
-        assert_eq!(w.commands(), vec![CommandType::CancelPackage, CommandType::CancelPackageVisits]);
-        assert_eq!(w.sms()[0].template, TemplateId::Sms2);
+        assert_eq!(w.commands(), vec!["cancel_package", "cancel_package_visits"]);
+        assert_eq!(w.sent_sms()[0].template, TemplateId::Sms2);
     }
 
     #[test]
@@ -546,12 +491,12 @@ mod tests {
         w.fire_next(&id); // the 21:00 deadline
         let (kind, due) = w.fire_next(&id);
         assert_eq!((kind, due), (TimerKind::CallAttempt, at("2026-03-09T09:00:00+02:00")));
-        assert_eq!(w.command(CommandType::CallCustomer).data["stage"], "final");
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "final");
         w.when(call(&id, CallOutcome::Busy, None), "2026-03-09T09:10:00+02:00").unwrap();
         let c = w.case(&id);
-        assert_eq!((c.ticket.status, c.ticket.result.as_deref()), (TicketStatus::Closed, Some("unreachable")));
+        assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Closed, Some("unreachable")));
         assert!(c.timers.is_empty());
-        assert!(w.sms().is_empty());
+        assert!(w.sent_sms().is_empty());
     }
 
     #[test]
@@ -561,52 +506,53 @@ mod tests {
         let stale = w.case(&id).timers[0].clone();
         assert_eq!(w.when(paid(), "2026-03-04T12:00:00+02:00").unwrap().as_deref(), Some(id.as_str()));
         let c = w.case(&id);
-        assert_eq!((c.ticket.status, c.ticket.result.as_deref()), (TicketStatus::Resolved, Some("paid")));
+        assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Resolved, Some("paid")));
         assert!(c.timers.is_empty());
         assert!(w.pkg().paid);
         // The day-before timer, should it still fire, does nothing.
-        let timer = TimerRef { stream: w.stream().key.clone(), case_id: Some(id.clone()), kind: stale.kind, step: stale.step };
+        let timer = TimerRef { stream: w.snapshot().key.clone(), case_id: Some(id.clone()), kind: stale.kind, step: stale.step };
         w.when(Input::Timer(timer), "2026-03-08T09:00:00+02:00").unwrap();
         assert!(w.effects.is_empty());
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-08T10:00:00+02:00").unwrap();
-        assert!(w.sms().is_empty(), "no later payment SMS");
+        assert!(w.sent_sms().is_empty(), "no later payment SMS");
     }
 
     #[test]
     fn r4_7_first_visit_tomorrow_the_first_call_is_the_day_before_call() {
         let mut w = World::new();
-        let input = booked(false, PaymentMethod::Card, "2026-03-03", &["2026-03-03T10:00:00+02:00", "2026-03-10T10:00:00+02:00"], 100_000);
+        let input =
+            package_booked(false, PaymentMethod::Card, "2026-03-03", &["2026-03-03T10:00:00+02:00", "2026-03-10T10:00:00+02:00"], 100_000);
         let id = w.when(input, MON).unwrap().unwrap();
-        assert_eq!(w.commands(), vec![CommandType::CallCustomer]);
-        assert_eq!(w.command(CommandType::CallCustomer).data["stage"], "day_before");
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "day_before");
         assert_eq!(w.case(&id).ticket.group, Group::CustomerCare);
-        assert_eq!(w.due(&id, TimerKind::PaymentDeadline), vec![at("2026-03-02T21:00:00+02:00")]);
-        assert!(w.due(&id, TimerKind::CallAttempt).is_empty());
+        assert_eq!(w.dues(&id, TimerKind::PaymentDeadline), vec![at("2026-03-02T21:00:00+02:00")]);
+        assert!(w.dues(&id, TimerKind::CallAttempt).is_empty());
         // Not reached: straight to R4.4 (no SMS1), final call on the visit day.
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:20:00+02:00").unwrap();
-        assert_eq!(w.sms().iter().map(|s| s.template).collect::<Vec<_>>(), vec![TemplateId::Sms2]);
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-03T09:00:00+02:00")]);
+        assert_eq!(w.sent_sms().iter().map(|s| s.template).collect::<Vec<_>>(), vec![TemplateId::Sms2]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-03T09:00:00+02:00")]);
     }
 
     #[test]
     fn r4_7_booked_after_the_deadline_still_gets_one_call() {
         let mut w = World::new();
         // Wednesday 22:00 for a Thursday visit: the call is Thursday 09:00, deadline Thursday 21:00.
-        let input = booked(false, PaymentMethod::Cash, "2026-03-05", &["2026-03-05T14:00:00+02:00"], 100_000);
+        let input = package_booked(false, PaymentMethod::Cash, "2026-03-05", &["2026-03-05T14:00:00+02:00"], 100_000);
         let id = w.when(input, "2026-03-04T22:00:00+02:00").unwrap().unwrap();
         assert!(w.commands().is_empty());
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-05T09:00:00+02:00")]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-05T09:00:00+02:00")]);
         w.fire_next(&id);
-        assert_eq!(w.command(CommandType::CallCustomer).data["stage"], "day_before");
-        assert_eq!(w.due(&id, TimerKind::PaymentDeadline), vec![at("2026-03-05T21:00:00+02:00")]);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "day_before");
+        assert_eq!(w.dues(&id, TimerKind::PaymentDeadline), vec![at("2026-03-05T21:00:00+02:00")]);
     }
 
     #[test]
     fn r4_4_a_saturday_visit_is_called_on_thursday() {
         let mut w = World::new();
-        let input = booked(false, PaymentMethod::Card, "2026-03-14", &["2026-03-14T10:00:00+02:00"], 100_000);
+        let input = package_booked(false, PaymentMethod::Card, "2026-03-14", &["2026-03-14T10:00:00+02:00"], 100_000);
         let id = w.when(input, MON).unwrap().unwrap();
-        assert_eq!(w.due(&id, TimerKind::CallAttempt), vec![at("2026-03-12T09:00:00+02:00")]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-12T09:00:00+02:00")]);
     }
 
     #[test]
@@ -618,12 +564,12 @@ mod tests {
                 "2026-03-02T10:30:00+02:00",
             )
             .unwrap_err();
-        assert_eq!((e.kind, e.code), (RefusalKind::Rule, "resolution_not_applicable"));
+        assert_eq!((e.kind, e.code.as_str()), (RefusalKind::Rule, "resolution_not_applicable"));
         let declined = Resolution::Declined { reason: "too expensive".into(), complaint: false, follow_up: false };
         w.when(call(&id, CallOutcome::Answered, Some(declined)), "2026-03-02T10:30:00+02:00").unwrap();
-        assert_eq!(w.commands(), vec![CommandType::CancelPackage, CommandType::CancelPackageVisits]);
-        assert!(w.sms().is_empty());
+        assert_eq!(w.commands(), vec!["cancel_package", "cancel_package_visits"]);
+        assert!(w.sent_sms().is_empty());
         let c = w.case(&id);
-        assert_eq!((c.ticket.status, c.ticket.result.as_deref()), (TicketStatus::Closed, Some("declined")));
+        assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Closed, Some("declined")));
     }
 }

@@ -1,0 +1,260 @@
+//! The pure `decide`: routes an input to the subject and the case it concerns.
+//!
+//! `decide(snapshot, input, now, policy)` returns the next snapshot and the effects to perform,
+//! or a `Refusal` that the wire layer turns into a 4xx. It reads no clock and does no I/O; the
+//! shell commits its result in one write. Subject events go to `order` / `package`; a call, a
+//! re-open or a case's timer goes to the case's playbook (`Case::visit`); the intents a playbook
+//! leaves are carried out by its subject before the decision is complete.
+
+use super::case::{CaseCore, TimelineKind, TimerKind};
+use super::ctx::{wire_name, Ctx, Intent, Pending};
+use super::effects::{Effect, TimerRef};
+use super::events::{CallCompleted, Event, EventBody, Input};
+use super::order::{self, Cancellation};
+use super::package;
+use super::playbooks::{interactions, Playbook, Visitor};
+use super::policy::Policy;
+use super::refusal::{ErrorCode, Refusal};
+use super::snapshot::{Snapshot, SubjectKey};
+use chrono::{DateTime, Utc};
+
+/// The outcome of a decision: the next snapshot, the effects, and the case the 202 names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub snapshot: Snapshot,
+    pub effects: Vec<Effect>,
+    pub case_id: Option<String>,
+    /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`) this snapshot newly answers for.
+    pub index: Vec<String>,
+}
+
+/// Where an input's snapshot is found before it can be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The snapshot is named by the input itself.
+    Key(SubjectKey),
+    /// The snapshot is found through the subject index (`appointment:<id>`).
+    Subject(String),
+}
+
+impl Input {
+    pub fn target(&self) -> Result<Target, Refusal> {
+        let case_key = |case_id: &str| SubjectKey::of_case(case_id).map(Target::Key).ok_or_else(|| Refusal::unknown_case(case_id));
+        let event = match self {
+            Input::Timer(t) => return Ok(Target::Key(t.stream.clone())),
+            Input::Event(e) => e,
+        };
+        Ok(match &event.body {
+            EventBody::AppointmentBooked { order_id, .. } => Target::Key(SubjectKey::Order(order_id.clone())),
+            EventBody::AppointmentAssigned { appointment_id, .. }
+            | EventBody::AppointmentRescheduleRequested { appointment_id, .. }
+            | EventBody::AppointmentRescheduled { appointment_id, .. }
+            | EventBody::AppointmentCompleted { appointment_id, .. }
+            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Subject(order::appointment_subject(appointment_id)),
+            EventBody::CaseReopen { case_id } => case_key(case_id)?,
+            EventBody::CallCompleted(c) => case_key(&c.case_id)?,
+            EventBody::PackageVisitCancelled { package_id, .. }
+            | EventBody::PackageCancelled { package_id, .. }
+            | EventBody::PackageBooked { package_id, .. }
+            | EventBody::PackagePaid { package_id }
+            | EventBody::PackageVisitCompleted { package_id, .. }
+            | EventBody::PackageVisitRescheduled { package_id, .. } => Target::Key(SubjectKey::Package(package_id.clone())),
+        })
+    }
+}
+
+/// Decides what an input does to a snapshot (`None`: the snapshot does not exist yet).
+pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, policy: &Policy) -> Result<Decision, Refusal> {
+    let original = snapshot;
+    let key = match (snapshot, input.target()?) {
+        (Some(s), _) => s.key.clone(),
+        (None, Target::Key(key)) => key,
+        (None, Target::Subject(_)) => return Err(unknown_input(input)),
+    };
+    let mut ctx = Ctx::new(now, key, policy);
+    let (mut snapshot, index, case_id) = match input {
+        Input::Timer(timer) => {
+            let mut snapshot = snapshot.cloned().ok_or_else(|| unknown_input(input))?;
+            let case_id = on_timer(&mut snapshot, timer, &mut ctx);
+            (snapshot, Vec::new(), case_id)
+        }
+        Input::Event(event) => on_event(snapshot, event, &mut ctx)?,
+    };
+    carry_out(&mut snapshot, &mut ctx)?;
+    snapshot.version += 1;
+    for effect in &mut ctx.effects {
+        // A case timer fires into the function that owns the case's playbook.
+        if let Effect::PlaceTimer(spec) = effect {
+            spec.playbook = spec.timer.case_id.as_deref().and_then(|id| snapshot.case(id)).map(|c| c.playbook());
+        }
+    }
+    // A case's own version counts the decisions that changed it.
+    for case in &mut snapshot.cases {
+        match original.and_then(|o| o.case(&case.case_id)) {
+            Some(old) if old == case => {}
+            Some(old) => case.core.version = old.version + 1,
+            None => case.core.version = 1,
+        }
+    }
+    Ok(Decision { snapshot, effects: ctx.effects, case_id, index })
+}
+
+fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<order::Outcome, Refusal> {
+    match &event.body {
+        EventBody::CallCompleted(call) => {
+            let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(&call.case_id))?;
+            on_call(&mut snapshot, call, ctx)?;
+            Ok((snapshot, Vec::new(), Some(call.case_id.clone())))
+        }
+        EventBody::CaseReopen { case_id } => {
+            let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(case_id))?;
+            let idx = snapshot.case_index(case_id).ok_or_else(|| Refusal::unknown_case(case_id))?;
+            let Snapshot { subject, cases, .. } = &mut snapshot;
+            cases[idx].visit(subject, OnReopen { ctx })?;
+            Ok((snapshot, Vec::new(), Some(case_id.clone())))
+        }
+        EventBody::AppointmentBooked { .. }
+        | EventBody::AppointmentAssigned { .. }
+        | EventBody::AppointmentRescheduleRequested { .. }
+        | EventBody::AppointmentRescheduled { .. }
+        | EventBody::AppointmentCompleted { .. }
+        | EventBody::AppointmentCancelled { .. } => order::on_event(snapshot, event, ctx),
+        EventBody::PackageBooked { .. }
+        | EventBody::PackagePaid { .. }
+        | EventBody::PackageCancelled { .. }
+        | EventBody::PackageVisitCancelled { .. }
+        | EventBody::PackageVisitCompleted { .. }
+        | EventBody::PackageVisitRescheduled { .. } => package::on_event(snapshot, event, ctx),
+    }
+}
+
+/// `call.completed`: recorded on the case, decided by its playbook, summarised (R8.3).
+fn on_call(snapshot: &mut Snapshot, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let idx = snapshot.case_index(&call.case_id).ok_or_else(|| Refusal::unknown_case(&call.case_id))?;
+    let Snapshot { subject, cases, .. } = snapshot;
+    let case = &mut cases[idx];
+    case.core.note(ctx.now, TimelineKind::Call, describe_call(call));
+    case.core.record(call, ctx.now);
+    case.visit(subject, OnCall { call, ctx })?;
+    interactions::summarise(&mut case.core, call, ctx);
+    Ok(())
+}
+
+struct OnCall<'i, 'c, 'p> {
+    call: &'i CallCompleted,
+    ctx: &'c mut Ctx<'p>,
+}
+
+impl Visitor for OnCall<'_, '_, '_> {
+    type Out = Result<(), Refusal>;
+    fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) -> Self::Out {
+        // A resolution kind the playbook has no step for is refused before anything changes.
+        if let Some(message) = self.call.resolution.as_ref().and_then(P::refuses) {
+            return Err(Refusal::conflict(ErrorCode::ResolutionNotApplicable, message, Some("data.resolution.kind")));
+        }
+        P::on_call(case, flow, self.call, subject, self.ctx)
+    }
+}
+
+struct OnReopen<'c, 'p> {
+    ctx: &'c mut Ctx<'p>,
+}
+
+impl Visitor for OnReopen<'_, '_> {
+    type Out = Result<(), Refusal>;
+    fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) -> Self::Out {
+        P::on_reopen(case, flow, subject, self.ctx)
+    }
+}
+
+struct OnTimer<'c, 'p> {
+    kind: TimerKind,
+    ctx: &'c mut Ctx<'p>,
+}
+
+impl Visitor for OnTimer<'_, '_> {
+    type Out = ();
+    fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) {
+        P::on_timer(case, flow, self.kind, subject, self.ctx)
+    }
+}
+
+/// A fired timer: a subject timer goes to its subject, a case timer to the case's playbook. A
+/// timer for a step that has been left is a no-op (R0.3: late stale timers do nothing).
+fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<String> {
+    let Some(case_id) = &timer.case_id else {
+        let pos = snapshot.timers.iter().position(|t| t.timer.kind == timer.kind && t.timer.step == timer.step)?;
+        let fired = snapshot.timers.remove(pos);
+        return match snapshot.key {
+            SubjectKey::Order(_) => order::on_subject_timer(snapshot, &fired, ctx),
+            SubjectKey::Package(_) => package::on_subject_timer(snapshot, &fired, ctx),
+        };
+    };
+    let idx = snapshot.case_index(case_id)?;
+    let Snapshot { subject, cases, .. } = snapshot;
+    let case = &mut cases[idx];
+    let Some(pos) = case.timers.iter().position(|t| t.kind == timer.kind && t.step == timer.step) else {
+        return Some(case_id.clone());
+    };
+    case.core.timers.remove(pos);
+    case.core.note(ctx.now, TimelineKind::Timer, format!("{} fired", timer.kind));
+    case.visit(subject, OnTimer { kind: timer.kind, ctx });
+    Some(case_id.clone())
+}
+
+/// Carries out the intents the playbooks left, each once, its effects at the place it was asked
+/// for; carrying one out may tell cases that leave intents of their own.
+fn carry_out(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Result<(), Refusal> {
+    while !ctx.intents.is_empty() {
+        let intents: Vec<Pending> = std::mem::take(&mut ctx.intents);
+        let mut shift = 0;
+        for Pending { case_id, intent, at_effect } in intents {
+            let tail = ctx.effects.split_off((at_effect + shift).min(ctx.effects.len()));
+            let before = ctx.effects.len();
+            match intent {
+                Intent::CancelAppointment { appointment_id, by, reason, wants_follow_up } => {
+                    let how = Cancellation { by, reason: &reason, wants_follow_up, availability: None };
+                    order::cancel(snapshot, &appointment_id, &how, Some(&case_id), ctx)?;
+                }
+                Intent::MoveAppointment { appointment_id, window_start, window_end, requested_by } => {
+                    order::move_appointment(snapshot, &appointment_id, (window_start, window_end), &requested_by, &case_id, ctx)?;
+                }
+                Intent::CancelPackage { reason } => package::cancel_by_engine(snapshot, &reason, &case_id, ctx),
+            }
+            shift += ctx.effects.len() - before;
+            ctx.effects.extend(tail);
+        }
+    }
+    Ok(())
+}
+
+/// The 404 for an event whose snapshot does not exist.
+pub(crate) fn unknown_subject(event: &Event) -> Refusal {
+    unknown_input(&Input::Event(event.clone()))
+}
+
+fn unknown_input(input: &Input) -> Refusal {
+    match input {
+        Input::Event(Event { body: EventBody::CallCompleted(c), .. }) => Refusal::unknown_case(&c.case_id),
+        Input::Event(Event { body: EventBody::CaseReopen { case_id }, .. }) => Refusal::unknown_case(case_id),
+        _ => match input.target() {
+            Ok(Target::Key(SubjectKey::Package(id))) => {
+                Refusal::not_found(ErrorCode::UnknownPackage, format!("no package {id:?}"), "data.package_id")
+            }
+            Ok(Target::Subject(subject)) => order::unknown_appointment(subject.trim_start_matches("appointment:")),
+            Ok(Target::Key(key)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {key}"), "data"),
+            Err(r) => r,
+        },
+    }
+}
+
+fn describe_call(call: &CallCompleted) -> String {
+    let mut s = format!("call {} by agent {}: {}", call.call_id, call.agent_id, wire_name(&call.outcome));
+    if let Some(r) = &call.resolution {
+        s.push_str(&format!(", resolution {}", wire_name(r)));
+    }
+    if let Some(n) = &call.notes {
+        s.push_str(&format!(" — {n}"));
+    }
+    s
+}

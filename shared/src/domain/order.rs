@@ -1,0 +1,633 @@
+//! The order subject: its appointments, what each appointment event does to them, which cases it
+//! opens or tells, the reschedule policy (R7.1–R7.3, seed 002) with the late change of R3.8, and
+//! the intents of the appointment playbooks, carried out here once.
+//!
+//! Decisions the SPEC leaves open, settled here:
+//! - The 202 names the case the event concerns: the watch case when `appointment.booked` opens
+//!   one at once (inside the last 3 h, R0.1), the watch case an assignment ends, the outreach case
+//!   of a reschedule request (R1.1), the follow-up a cancellation opens (R2.1), and for a
+//!   reschedule an open case of the appointment (watch or outreach) when there is one.
+//!   `appointment.completed` names none: its case opens an hour later (R3.1).
+//! - R7.1 "< 24 h before the original start" is measured from the moment the engine learns of the
+//!   change to the window start before it. The fee applies whoever asked (`requested_by` is
+//!   recorded); it is written on the appointment's `reschedule_log` and on the timeline of every
+//!   open case of the appointment. `fee_amount` 0 records "inform only". No command charges it.
+//! - R7.2 counts every accepted window change of one appointment (events and R1.5 rebookings);
+//!   the change past `max_reschedules` is refused with 422 citing R7.2 and nothing is stored.
+//!   An `appointment.rescheduled` to the window the appointment already has (the dashboard
+//!   echoing an update the engine ordered, R1.5) is recorded and changes nothing: no count, no SMS.
+//! - R7.3 RESCHEDULE_CONFIRMATION carries the new local date (`YYYY-MM-DD`) and time (`HH:MM`) of
+//!   the business calendar, in the customer's language; it is sent on the case that made the
+//!   change, else on the appointment's open watch case, else as a subject SMS (`case_id` null).
+//! - R3.8 applies to any visit (the SPEC says "a visit time change"): a change arriving within
+//!   `late_change_minutes` (inclusive) of the current start emits `cancel_appointment` (by ops,
+//!   reason `late_time_change`) and `create_visit` (with `replaces_appointment_id`) instead of
+//!   moving the record; the old appointment is marked cancelled (the dashboard books the new
+//!   visit, which is watched afresh), every open case of the order is closed with result
+//!   `visit_replaced`, no cancellation follow-up opens, and R7.1–R7.3 still apply.
+//! - Every cancellation of an appointment, from the dashboard or asked by a playbook (R0.2, R1.4,
+//!   R1.6), goes through `cancel`: the appointment's open watch and outreach cases close with
+//!   result `cancelled`, R2.3 decides the coupon and R2.1 whether a follow-up opens.
+//! - Assignment and completion end the appointment's open watch and outreach cases; completion
+//!   with outcome inspection / incomplete / painting places the subject timer that opens
+//!   `second_visit_follow_up` (R3.1).
+
+use super::calendar::Calendar;
+use super::case::{Customer, TicketResult, TimelineKind, TimerKind};
+use super::commands::{CancelAppointment, CommandBody, CreateVisit, Window};
+use super::ctx::Ctx;
+use super::events::{Availability, CancelledBy, CompletionOutcome, Event, EventBody, Painting};
+use super::money::{Money, Percent};
+use super::playbooks::{
+    appointment_watch, cancellation_follow_up, reschedule_outreach, second_visit_follow_up, tell, Case, PlaybookName, SubjectEvent,
+};
+use super::refusal::{ErrorCode, Refusal};
+use super::sms::{SmsVars, TemplateId};
+use super::snapshot::{Snapshot, Subject, SubjectTimer};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+/// An order: its appointments, each as the dashboard booked it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub appointments: Vec<Appointment>,
+}
+
+impl Order {
+    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
+        self.appointments.iter().find(|a| a.appointment_id == id)
+    }
+    pub fn appointment_mut(&mut self, id: &str) -> Option<&mut Appointment> {
+        self.appointments.iter_mut().find(|a| a.appointment_id == id)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStatus {
+    Booked,
+    Cancelled,
+    Completed,
+}
+
+/// An appointment as the dashboard booked it, kept for the playbooks that follow it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Appointment {
+    pub appointment_id: String,
+    pub order_id: String,
+    pub customer: Customer,
+    pub area: String,
+    pub service: String,
+    pub price: Money,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub visit_number: u32,
+    pub technician_id: Option<String>,
+    pub discount_percent: u32,
+    pub status: AppointmentStatus,
+    #[serde(default)]
+    pub reschedules: u32,
+    #[serde(default)]
+    pub booked_at: Option<DateTime<Utc>>,
+    /// R7.1 every reschedule, with the fee that applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reschedule_log: Vec<Reschedule>,
+    /// What `appointment.completed` reported, kept for the case that opens later (R3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Completion>,
+    /// R2.3 the coupon its cancellation earned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<Coupon>,
+}
+
+impl Appointment {
+    /// The appointment day in the business calendar's local date.
+    pub fn day(&self, cal: &Calendar) -> NaiveDate {
+        cal.local_date(self.window_start)
+    }
+    pub fn is_booked(&self) -> bool {
+        self.status == AppointmentStatus::Booked
+    }
+}
+
+/// One accepted change of an appointment's window (R7.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reschedule {
+    pub at: DateTime<Utc>,
+    pub from_start: DateTime<Utc>,
+    pub to_start: DateTime<Utc>,
+    pub requested_by: String,
+    /// `Some` when the change came inside the fee period (amount 0 = inform only).
+    pub fee: Option<Money>,
+}
+
+/// The outcome of a completed visit (R3.1, R3.5, R3.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub at: DateTime<Utc>,
+    pub outcome: CompletionOutcome,
+    pub needs_material: bool,
+    pub material_days: Option<u32>,
+    pub painting: Option<Painting>,
+}
+
+/// R2.3 a discount coupon earned by a cancellation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coupon {
+    pub code: String,
+    pub discount: Percent,
+    pub valid_until: NaiveDate,
+}
+
+/// The subject-index entry under which an appointment's order is found.
+pub fn appointment_subject(appointment_id: &str) -> String {
+    format!("appointment:{appointment_id}")
+}
+
+/// What an event decision produced: the next snapshot, new subject index entries, and the case the 202 names.
+pub type Outcome = (Snapshot, Vec<String>, Option<String>);
+
+/// The order of an order snapshot (`Snapshot::order` creates both together).
+pub(crate) fn order_mut(snapshot: &mut Snapshot) -> &mut Order {
+    match &mut snapshot.subject {
+        Subject::Order(o) => o,
+        Subject::Package(_) => unreachable!("an appointment input always locates an order snapshot"),
+    }
+}
+
+fn order(snapshot: &Snapshot) -> &Order {
+    snapshot.as_order().expect("an appointment input always locates an order snapshot")
+}
+
+pub(crate) fn unknown_appointment(appointment_id: &str) -> Refusal {
+    Refusal::not_found(ErrorCode::UnknownAppointment, format!("no appointment {appointment_id:?}"), "data.appointment_id")
+}
+
+/// The appointment, still booked.
+fn booked_appointment<'s>(snapshot: &'s mut Snapshot, appointment_id: &str) -> Result<&'s mut Appointment, Refusal> {
+    let appointment = order_mut(snapshot).appointment_mut(appointment_id).ok_or_else(|| unknown_appointment(appointment_id))?;
+    if !appointment.is_booked() {
+        return Err(Refusal::conflict(
+            ErrorCode::AppointmentClosed,
+            format!("appointment {appointment_id:?} is already {}", super::ctx::wire_name(&appointment.status)),
+            Some("data.appointment_id"),
+        ));
+    }
+    Ok(appointment)
+}
+
+pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    if let EventBody::AppointmentBooked { .. } = &event.body {
+        return booked(snapshot, event, ctx);
+    }
+    let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
+    let s = &mut snapshot;
+    let case_id = match &event.body {
+        EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability } => {
+            let cancellation = Cancellation { by: *cancelled_by, reason, wants_follow_up: *wants_follow_up, availability: *availability };
+            cancel(s, appointment_id, &cancellation, None, ctx)?
+        }
+        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
+            booked_appointment(s, appointment_id)?.technician_id = Some(technician_id.clone());
+            // R0.3 an assignment in time ends the watch.
+            unwatch(s, appointment_id, ctx);
+            let watch = open_case(s, appointment_id, PlaybookName::AppointmentWatch);
+            tell(s, |c| is_open_about(c, appointment_id), &SubjectEvent::Assigned, ctx);
+            watch
+        }
+        EventBody::AppointmentRescheduleRequested { appointment_id, reason, stf_link } => {
+            booked_appointment(s, appointment_id)?;
+            Some(reschedule_outreach::open(s, appointment_id, reason, stf_link, ctx))
+        }
+        EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, requested_by } => {
+            reschedule(s, appointment_id, (*window_start, *window_end), requested_by, None, ctx)?;
+            s.cases.iter().find(|c| is_open_about(c, appointment_id)).map(|c| c.case_id.clone())
+        }
+        EventBody::AppointmentCompleted { appointment_id, outcome, needs_material, material_days, painting } => {
+            let appointment = booked_appointment(s, appointment_id)?;
+            appointment.status = AppointmentStatus::Completed;
+            appointment.completion = Some(Completion {
+                at: ctx.now,
+                outcome: *outcome,
+                needs_material: *needs_material,
+                material_days: *material_days,
+                painting: painting.clone(),
+            });
+            ended(s, appointment_id, TicketResult::Completed, ctx);
+            // R3.1 operations hand the ticket over one hour after completion.
+            if matches!(outcome, CompletionOutcome::Inspection | CompletionOutcome::Incomplete | CompletionOutcome::Painting) {
+                let due = ctx.now + Duration::minutes(ctx.policy.second_visit.open_after_minutes as i64);
+                ctx.place_subject(s, &appointment_subject(appointment_id), TimerKind::OpenSecondVisit, due);
+            }
+            None
+        }
+        other => unreachable!("{} is not an appointment event", other.kind()),
+    };
+    Ok((snapshot, Vec::new(), case_id))
+}
+
+fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    let EventBody::AppointmentBooked {
+        appointment_id,
+        order_id,
+        customer,
+        area,
+        service,
+        price,
+        window_start,
+        window_end,
+        visit_number,
+        technician_id,
+        discount_percent,
+    } = &event.body
+    else {
+        unreachable!("called for appointment.booked only")
+    };
+    let mut snapshot = snapshot.cloned().unwrap_or_else(|| Snapshot::order(order_id));
+    let order = order_mut(&mut snapshot);
+    if order.appointment(appointment_id).is_some() {
+        return Err(Refusal::conflict(
+            ErrorCode::AlreadyBooked,
+            format!("appointment {appointment_id:?} is already booked; send appointment.rescheduled or appointment.assigned to change it"),
+            Some("data.appointment_id"),
+        ));
+    }
+    order.appointments.push(Appointment {
+        appointment_id: appointment_id.clone(),
+        order_id: order_id.clone(),
+        customer: customer.clone(),
+        area: area.clone(),
+        service: service.clone(),
+        price: price.clone(),
+        window_start: *window_start,
+        window_end: *window_end,
+        visit_number: *visit_number,
+        technician_id: technician_id.clone(),
+        discount_percent: *discount_percent,
+        status: AppointmentStatus::Booked,
+        reschedules: 0,
+        booked_at: Some(ctx.now),
+        reschedule_log: Vec::new(),
+        completion: None,
+        coupon: None,
+    });
+    // R0.1 every booked appointment without a technician is watched.
+    let case_id = watch(&mut snapshot, appointment_id, ctx);
+    Ok((snapshot, vec![appointment_subject(appointment_id)], case_id))
+}
+
+/// A timer placed on an appointment rather than a case.
+pub fn on_subject_timer(snapshot: &mut Snapshot, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
+    let appointment_id = timer.subject_id.strip_prefix("appointment:")?.to_string();
+    match timer.timer.kind {
+        // R0.1 T-3h: the watch case opens if the appointment is still unassigned.
+        TimerKind::StatusUpdate => {
+            let a = order(snapshot).appointment(&appointment_id)?;
+            if !a.is_booked() || a.technician_id.is_some() || open_case(snapshot, &appointment_id, PlaybookName::AppointmentWatch).is_some()
+            {
+                return None;
+            }
+            Some(appointment_watch::open(snapshot, &appointment_id, ctx))
+        }
+        TimerKind::OpenSecondVisit => second_visit_follow_up::open(snapshot, &appointment_id, ctx),
+        _ => None,
+    }
+}
+
+fn is_open_about(case: &Case, appointment_id: &str) -> bool {
+    case.appointment_id.as_deref() == Some(appointment_id) && case.ticket.is_open()
+}
+
+/// The open case of this playbook about the appointment, if any.
+pub(crate) fn open_case(snapshot: &Snapshot, appointment_id: &str, playbook: PlaybookName) -> Option<String> {
+    snapshot.cases.iter().find(|c| c.playbook() == playbook && is_open_about(c, appointment_id)).map(|c| c.case_id.clone())
+}
+
+/// R0.1 watches an unassigned appointment whose window is still ahead: a subject timer at T-3h,
+/// or the case at once when T-3h has passed. Returns the watch case when one is open.
+fn watch(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
+    unwatch(snapshot, appointment_id, ctx);
+    let a = order(snapshot).appointment(appointment_id)?;
+    if !a.is_booked() || a.technician_id.is_some() || a.window_start <= ctx.now {
+        return None;
+    }
+    if let Some(id) = open_case(snapshot, appointment_id, PlaybookName::AppointmentWatch) {
+        return Some(id);
+    }
+    let status_at = appointment_watch::status_moment(a.window_start, ctx.policy);
+    if ctx.now < status_at {
+        ctx.place_subject(snapshot, &appointment_subject(appointment_id), TimerKind::StatusUpdate, status_at);
+        return None;
+    }
+    Some(appointment_watch::open(snapshot, appointment_id, ctx))
+}
+
+/// Stops watching (R0.3): the pending T-3h subject timer is cancelled.
+fn unwatch(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) {
+    ctx.cancel_subject(snapshot, &appointment_subject(appointment_id), &[TimerKind::StatusUpdate]);
+}
+
+/// The appointment was cancelled or completed: its watch stops and its open cases are told.
+fn ended(snapshot: &mut Snapshot, appointment_id: &str, result: TicketResult, ctx: &mut Ctx) {
+    unwatch(snapshot, appointment_id, ctx);
+    tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::AppointmentEnded(result), ctx);
+}
+
+/// How an appointment was cancelled.
+pub struct Cancellation<'a> {
+    pub by: CancelledBy,
+    pub reason: &'a str,
+    pub wants_follow_up: bool,
+    pub availability: Option<Availability>,
+}
+
+/// Cancels a booked appointment, from the dashboard or asked by the case `origin` (which then
+/// carries the `cancel_appointment` command): its open cases close, R2.3 decides the coupon and
+/// R2.1 whether a cancellation follow-up opens. Returns the follow-up when one opens.
+pub(crate) fn cancel(
+    snapshot: &mut Snapshot,
+    appointment_id: &str,
+    how: &Cancellation,
+    origin: Option<&str>,
+    ctx: &mut Ctx,
+) -> Result<Option<String>, Refusal> {
+    let appointment = booked_appointment(snapshot, appointment_id)?;
+    appointment.status = AppointmentStatus::Cancelled;
+    let appointment = appointment.clone();
+    if let Some(case) = origin.and_then(|id| snapshot.cases.iter_mut().find(|c| c.case_id == id)) {
+        let body = CommandBody::CancelAppointment(CancelAppointment {
+            appointment_id: appointment.appointment_id.clone(),
+            order_id: appointment.order_id.clone(),
+            by: how.by,
+            reason: how.reason.to_string(),
+            window_start: None,
+        });
+        ctx.command(&mut case.core, body);
+    }
+    ended(snapshot, appointment_id, TicketResult::Cancelled, ctx);
+
+    let follow_up = cancellation_follow_up::qualifies(&appointment, how.by, how.wants_follow_up);
+    // R2.3 the coupon comes with the follow-up; a customer declining on a call (R1.6) gets it
+    // from the case that took the call.
+    let earns =
+        (follow_up || (origin.is_some() && how.by == CancelledBy::Customer)) && cancellation_follow_up::earns_coupon(&appointment, how.by);
+    let coupon = earns.then(|| cancellation_follow_up::coupon(&appointment, how.availability, ctx));
+    order_mut(snapshot).appointment_mut(appointment_id).expect("cancelled above").coupon = coupon.clone();
+
+    if follow_up {
+        let id = cancellation_follow_up::open(snapshot, &appointment, how, coupon.as_ref(), ctx);
+        if let Some(case) = origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)) {
+            ctx.decided(&mut case.core, format!("R2.1 cancellation follow-up {id} opened"));
+        }
+        return Ok(Some(id));
+    }
+    if let (Some(coupon), Some(case)) = (&coupon, origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o))) {
+        cancellation_follow_up::offer(&mut case.core, coupon, ctx);
+    }
+    Ok(None)
+}
+
+/// How a window change was carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The appointment already had this window: nothing to do.
+    Same,
+    /// The record moved to the new window (R7).
+    Moved,
+    /// R3.8 the visit was cancelled and a new one created.
+    Replaced,
+}
+
+/// R1.5 a case rebooked the appointment: the change goes through the reschedule policy, and the
+/// dashboard is told to update the appointment unless R3.8 replaced the visit.
+pub(crate) fn move_appointment(
+    snapshot: &mut Snapshot,
+    appointment_id: &str,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    requested_by: &str,
+    origin: &str,
+    ctx: &mut Ctx,
+) -> Result<(), Refusal> {
+    let change = reschedule(snapshot, appointment_id, window, requested_by, Some(origin), ctx)?;
+    if change != Change::Replaced {
+        if let Some(case) = snapshot.cases.iter_mut().find(|c| c.case_id == origin) {
+            let cal = ctx.cal();
+            let body = CommandBody::UpdateAppointment(Window {
+                subject: case.subject(),
+                window_start: cal.rfc3339(window.0),
+                window_end: cal.rfc3339(window.1),
+            });
+            ctx.command(&mut case.core, body);
+        }
+    }
+    Ok(())
+}
+
+/// R7.1–R7.3 (and R3.8) for a window change of one appointment: from `appointment.rescheduled`,
+/// or from the rebooking of case `via` (R1.5).
+fn reschedule(
+    snapshot: &mut Snapshot,
+    appointment_id: &str,
+    (window_start, window_end): (DateTime<Utc>, DateTime<Utc>),
+    requested_by: &str,
+    via: Option<&str>,
+    ctx: &mut Ctx,
+) -> Result<Change, Refusal> {
+    let rp = &ctx.policy.reschedule;
+    let (max, fee_within, fee_amount) = (rp.max_reschedules, rp.fee_within_hours, rp.fee_amount);
+    let late_minutes = ctx.policy.second_visit.late_change_minutes;
+    let appointment = booked_appointment(snapshot, appointment_id)?;
+    if appointment.window_start == window_start && appointment.window_end == window_end {
+        let now = ctx.now;
+        for case in snapshot.cases.iter_mut().filter(|c| is_open_about(c, appointment_id)) {
+            case.note(now, TimelineKind::Decision, "appointment.rescheduled to the current window: nothing to change");
+        }
+        return Ok(Change::Same);
+    }
+    // R7.2 at most `max_reschedules` per appointment.
+    if appointment.reschedules >= max {
+        return Err(Refusal::rule(
+            "R7.2",
+            format!(
+                "appointment {appointment_id:?} has already been rescheduled {} times; at most {max} are allowed",
+                appointment.reschedules
+            ),
+            Some("data.appointment_id"),
+        ));
+    }
+    let original = appointment.window_start;
+    let until_start = original - ctx.now;
+    // R7.1 a change inside the fee period is charged (0 = inform only).
+    let fee = (until_start < Duration::hours(fee_within as i64)).then(|| appointment.price.with_amount(fee_amount));
+    let late = until_start <= Duration::minutes(late_minutes as i64);
+    appointment.reschedules += 1;
+    appointment.reschedule_log.push(Reschedule {
+        at: ctx.now,
+        from_start: original,
+        to_start: window_start,
+        requested_by: requested_by.to_string(),
+        fee: fee.clone(),
+    });
+    appointment.window_start = window_start;
+    appointment.window_end = window_end;
+    let count = appointment.reschedules;
+    let appointment = appointment.clone();
+
+    let cal = ctx.cal();
+    let mut text = format!("R7 reschedule {count} of {max} by {requested_by}: {} → {}", cal.rfc3339(original), cal.rfc3339(window_start));
+    match &fee {
+        Some(f) if f.amount > 0 => text.push_str(&format!("; R7.1 within {fee_within} h of the start: fee {} {}", f.amount, f.currency)),
+        Some(_) => text.push_str(&format!("; R7.1 within {fee_within} h of the start: fee applies, inform only")),
+        None => {}
+    }
+    let now = ctx.now;
+    for case in snapshot.cases.iter_mut().filter(|c| is_open_about(c, appointment_id) || Some(c.case_id.as_str()) == via) {
+        case.note(now, TimelineKind::Reschedule, text.clone());
+    }
+
+    let change = if late {
+        replace_visit(snapshot, &appointment, original, via, ctx);
+        Change::Replaced
+    } else {
+        tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::Moved { window_start }, ctx);
+        watch(snapshot, appointment_id, ctx);
+        Change::Moved
+    };
+
+    // R7.3 confirm the new date and time in the customer's language.
+    let local = ctx.cal().local(window_start);
+    let vars =
+        SmsVars { date: Some(local.format("%Y-%m-%d").to_string()), time: Some(local.format("%H:%M").to_string()), ..SmsVars::default() };
+    let on_case = via.map(str::to_string).or_else(|| open_case(snapshot, appointment_id, PlaybookName::AppointmentWatch));
+    match on_case.and_then(|id| snapshot.cases.iter_mut().find(|c| c.case_id == id)) {
+        Some(case) => ctx.sms(&mut case.core, TemplateId::RescheduleConfirmation, &vars),
+        None => {
+            if let Err(e) = ctx.subject_sms(&appointment.customer, TemplateId::RescheduleConfirmation, &vars) {
+                unreachable!("RESCHEDULE_CONFIRMATION always has its variables: {e}")
+            }
+        }
+    }
+    Ok(change)
+}
+
+/// R3.8 a change within `late_change_minutes` of the start: cancel the visit, create a new one,
+/// close the order's pending cases.
+fn replace_visit(snapshot: &mut Snapshot, appointment: &Appointment, original: DateTime<Utc>, via: Option<&str>, ctx: &mut Ctx) {
+    let cal = ctx.cal();
+    let cancel = CommandBody::CancelAppointment(CancelAppointment {
+        appointment_id: appointment.appointment_id.clone(),
+        order_id: appointment.order_id.clone(),
+        by: CancelledBy::Ops,
+        reason: "late_time_change".into(),
+        window_start: Some(cal.rfc3339(original)),
+    });
+    let create = CommandBody::CreateVisit(CreateVisit {
+        subject: super::case::SubjectIds { order_id: Some(appointment.order_id.clone()), ..Default::default() },
+        window_start: cal.rfc3339(appointment.window_start),
+        window_end: cal.rfc3339(appointment.window_end),
+        coupon_code: None,
+        needs_material: None,
+        replaces_appointment_id: Some(appointment.appointment_id.clone()),
+        visit_number: Some(appointment.visit_number),
+    });
+    match via.and_then(|id| snapshot.cases.iter_mut().find(|c| c.case_id == id)) {
+        Some(case) => {
+            ctx.command(&mut case.core, cancel);
+            ctx.command(&mut case.core, create);
+        }
+        None => {
+            ctx.subject_command(cancel);
+            ctx.subject_command(create);
+        }
+    }
+    if let Some(a) = order_mut(snapshot).appointment_mut(&appointment.appointment_id) {
+        a.status = AppointmentStatus::Cancelled;
+    }
+    unwatch(snapshot, &appointment.appointment_id, ctx);
+    let event = SubjectEvent::VisitReplaced { appointment_id: appointment.appointment_id.clone() };
+    tell(snapshot, |c| c.ticket.is_open() && Some(c.case_id.as_str()) != via, &event, ctx);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::testkit::*;
+
+    const MON_10: &str = "2026-03-02T10:00:00+02:00";
+
+    fn world_with(start: &str) -> World {
+        let mut w = World::new();
+        w.when(booked("A1", start, Some("T1")), MON_10).unwrap();
+        w
+    }
+
+    #[test]
+    fn r7_1_a_change_inside_24h_records_the_fee_outside_does_not() {
+        let mut w = world_with("2026-03-03T09:00:00+02:00");
+        w.policy.reschedule.fee_amount = 5_000;
+        w.when(rescheduled("A1", "2026-03-05T10:00:00+02:00"), MON_10).unwrap();
+        let a = w.appointment("A1");
+        assert_eq!(a.reschedule_log[0].fee.as_ref().map(|f| f.amount), Some(5_000), "23 h before the original start");
+        assert_eq!(a.window_start, t("2026-03-05T10:00:00+02:00"));
+        w.when(rescheduled("A1", "2026-03-06T10:00:00+02:00"), MON_10).unwrap();
+        assert_eq!(w.appointment("A1").reschedule_log[1].fee, None, "3 days ahead: free");
+    }
+
+    #[test]
+    fn r7_1_default_fee_is_inform_only_and_written_on_the_open_case() {
+        let mut w = World::new();
+        let watch = w.when(booked("A1", "2026-03-02T12:30:00+02:00", None), MON_10).unwrap().unwrap();
+        assert_eq!(w.when(rescheduled("A1", "2026-03-04T10:00:00+02:00"), MON_10).unwrap(), Some(watch.clone()));
+        assert_eq!(w.due(&watch, TimerKind::StatusUpdate), Some(t("2026-03-04T07:00:00+02:00")), "R0.3 timers move");
+        assert_eq!(w.appointment("A1").reschedule_log[0].fee.as_ref().map(|f| f.amount), Some(0));
+        assert!(w.case(&watch).timeline.iter().any(|e| e.detail.contains("R7.1") && e.detail.contains("inform only")));
+    }
+
+    #[test]
+    fn r7_2_the_fourth_reschedule_is_refused() {
+        let mut w = world_with("2026-03-10T10:00:00+02:00");
+        for day in ["11", "12", "14"] {
+            w.when(rescheduled("A1", &format!("2026-03-{day}T10:00:00+02:00")), MON_10).unwrap();
+        }
+        let before = w.snapshot().clone();
+        let e = w.when(rescheduled("A1", "2026-03-15T10:00:00+02:00"), MON_10).unwrap_err();
+        assert_eq!(e.rule, Some("R7.2"));
+        assert_eq!(w.snapshot(), &before, "nothing stored on a refusal");
+        // The same window again is the dashboard echoing: not a fourth change.
+        w.when(rescheduled("A1", "2026-03-14T10:00:00+02:00"), MON_10).unwrap();
+        assert!(w.effects.is_empty());
+    }
+
+    #[test]
+    fn r7_3_confirmation_in_the_customer_language_with_local_date_and_time() {
+        let mut w = world_with("2026-03-10T10:00:00+02:00");
+        w.when(rescheduled("A1", "2026-03-11T14:30:00+02:00"), MON_10).unwrap();
+        assert_eq!(w.sms(), vec![TemplateId::RescheduleConfirmation]);
+        let body = &w.sms_bodies()[0];
+        assert!(body.contains("2026-03-11") && body.contains("14:30") && body.starts_with("Hello"), "{body}");
+        let Effect::SendSms(s) = w.effects.iter().find(|e| matches!(e, Effect::SendSms(_))).unwrap() else { unreachable!() };
+        assert_eq!(s.case_id, None, "no case involved: a subject SMS");
+    }
+
+    #[test]
+    fn r3_8_a_change_within_90_minutes_replaces_the_visit_and_closes_pending_cases() {
+        let mut w = World::new();
+        let watch = w.when(booked("A1", "2026-03-02T11:30:00+02:00", None), MON_10).unwrap().unwrap();
+        w.when(rescheduled("A1", "2026-03-02T15:00:00+02:00"), MON_10).unwrap();
+        assert_eq!(w.commands(), vec!["cancel_appointment", "create_visit"]);
+        let create = w.command("create_visit").unwrap();
+        assert_eq!(create.data["window_start"], "2026-03-02T15:00:00+02:00");
+        assert_eq!(create.data["replaces_appointment_id"], "A1");
+        assert_eq!(w.command("cancel_appointment").unwrap().data["reason"], "late_time_change");
+        assert_eq!(w.appointment("A1").status, AppointmentStatus::Cancelled);
+        let c = w.case(&watch);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Closed, Some(TicketResult::VisitReplaced)));
+        assert!(c.timers.is_empty());
+        assert_eq!(w.snapshot().cases.len(), 1, "R3.8 is not a cancellation: no follow-up opens");
+        assert_eq!(w.sms(), vec![TemplateId::RescheduleConfirmation]);
+
+        let mut w = world_with("2026-03-02T11:31:00+02:00");
+        w.when(rescheduled("A1", "2026-03-02T15:00:00+02:00"), MON_10).unwrap();
+        assert!(w.commands().is_empty(), "91 minutes before: an ordinary reschedule");
+    }
+}

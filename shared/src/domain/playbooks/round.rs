@@ -1,0 +1,263 @@
+//! The follow-up round both follow-up playbooks run (R2.5–R2.10; R3.4, R3.6 and R3.9 say "as R2.x"):
+//! attempts on working days, not reached, declined, follow up later, the 7-day close and the 30-day re-open.
+//!
+//! Decisions the SPEC leaves open, settled here:
+//! - Attempt n of a round falls at `attempt_time` on the later of the (n − 1 + `first_day`)-th
+//!   working day after the round's first day and the next working day after the last outcome, so
+//!   an early call (agent or customer) still leaves the next attempt on its own day.
+//!   `cancellation_follow_up` starts on the first working day after the cancellation day
+//!   (`first_day` 1), `second_visit_follow_up` calls at opening (`first_day` 0).
+//! - Every reported outcome counts as the current attempt; the first moves the ticket to `pending`.
+//!   An answered call without a resolution, and a decline that asks for a follow-up, get the next
+//!   attempt; they do not count as "not reached".
+//! - After the attempts are used up (R2.6 / R3.4) the ticket waits on the customer and the case is
+//!   still live: a later answer can still rebook or decline, and a follow-up request resumes calls.
+//! - Outcomes reported on a resolved or closed case are written on the timeline and change nothing.
+
+use super::Playbook;
+use crate::domain::case::{CaseCore, Priority, TicketResult, TicketStatus, TimerKind};
+use crate::domain::commands::{CommandBody, Reason};
+use crate::domain::ctx::Ctx;
+use crate::domain::events::{CallCompleted, Resolution};
+use crate::domain::order::Order;
+use crate::domain::policy::Policy;
+use crate::domain::refusal::Refusal;
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use serde::{Deserialize, Serialize};
+
+crate::named_enum! {
+    pub enum State {
+        /// Call attempts under way.
+        Following = "following",
+        /// Every attempt not reached; the ticket waits on the customer (R2.6, R3.4).
+        WaitingOnCustomer = "waiting_on_customer",
+        /// R3.5 a new visit was created; engineering operation has the ticket.
+        Rebooked = "rebooked",
+        /// Rebooked or declined (R2.7, R2.8, R3.6).
+        Resolved = "resolved",
+        /// Closed unresolved (R2.9) or by a change of the subject.
+        Closed = "closed",
+        /// R2.2 superseded by a newer case for the same order.
+        Duplicate = "duplicate",
+    }
+}
+
+/// Where a case stands in its round of attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Round {
+    pub state: State,
+    /// First day of the current round: the opening day, or the re-open day (R2.10).
+    pub start: NaiveDate,
+    /// Number of the next call attempt in the current round.
+    pub next_attempt: u32,
+    /// Not-reached outcomes in the current round.
+    pub not_reached: u32,
+    /// The ticket has been `waiting_on_customer` at some point (R2.10).
+    pub waited_on_customer: bool,
+}
+
+impl Round {
+    pub fn new(start: NaiveDate) -> Round {
+        Round { state: State::Following, start, next_attempt: 1, not_reached: 0, waited_on_customer: false }
+    }
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Resolved | State::Closed | State::Duplicate)
+    }
+}
+
+/// The figures and rule ids one playbook runs its round with.
+pub struct Rules {
+    pub attempts: u32,
+    pub attempt_time: NaiveTime,
+    /// Working days between the round's first day and attempt 1 (see the module header).
+    pub first_day: u32,
+    pub close_after_days: u32,
+    pub reopen_after_days: u32,
+    /// R2.6 raises the priority when the attempts are used up; R3.4 does not.
+    pub exhausted_priority: Option<Priority>,
+    /// The rules this playbook cites: used up (R2.6 / R3.4), declined (R2.8 / R3.6), close (R2.9 / R3.9).
+    pub exhausted_rule: &'static str,
+    pub declined_rule: &'static str,
+    pub close_rule: &'static str,
+}
+
+/// A follow-up playbook: what it adds to the shared round.
+pub trait FollowUp: Playbook<Subject = Order> {
+    fn round(flow: &mut Self::Flow) -> &mut Round;
+    fn rules(policy: &Policy) -> Rules;
+    /// Places the round's first steps (attempt 1, SLAs, the close timer) at opening or re-open.
+    fn start(case: &mut CaseCore, flow: &mut Self::Flow, close_at: DateTime<Utc>, ctx: &mut Ctx);
+    /// The call task of the current attempt.
+    fn call_task(case: &mut CaseCore, flow: &mut Self::Flow, subject: &Order, ctx: &mut Ctx);
+    /// Answered and rebooked (R2.7, R3.5).
+    fn rebooked(case: &mut CaseCore, flow: &mut Self::Flow, window: (DateTime<Utc>, DateTime<Utc>), subject: &Order, ctx: &mut Ctx);
+    /// What ends the order when the customer cannot be reached or declines: `cancel_order`
+    /// (R2.6, R2.8) or `convert_order_to_complete` (R3.4, R3.6).
+    fn give_up(reason: Reason) -> CommandBody;
+}
+
+/// Attempt `round.next_attempt`'s due time (see the module header).
+pub fn attempt_due(round: &Round, rules: &Rules, last_outcome: Option<DateTime<Utc>>, ctx: &Ctx) -> DateTime<Utc> {
+    let cal = ctx.cal();
+    let scheduled = cal.nth_working_day_after(round.start, (round.next_attempt + rules.first_day).saturating_sub(1));
+    let day = match last_outcome {
+        Some(at) => scheduled.max(cal.next_working_day(cal.local_date(at))),
+        None => scheduled,
+    };
+    cal.at(day, rules.attempt_time)
+}
+
+/// A reported call on a live case of the round.
+pub fn on_call<P: FollowUp>(
+    case: &mut CaseCore,
+    flow: &mut P::Flow,
+    call: &CallCompleted,
+    subject: &Order,
+    ctx: &mut Ctx,
+) -> Result<(), Refusal> {
+    let rules = P::rules(ctx.policy);
+    let round = P::round(flow);
+    if round.is_done() || round.state == State::Rebooked {
+        let state = round.state;
+        ctx.decided(case, format!("outcome recorded; the case is already {state}"));
+        return Ok(());
+    }
+    // The outcome counts as the current attempt: its pending task is spent.
+    ctx.cancel(case, &[TimerKind::CallAttempt]);
+    // R2.5 the first reported outcome moves the ticket to pending.
+    if case.ticket.status == TicketStatus::Open {
+        ctx.ticket(case, |t| t.status = TicketStatus::Pending);
+    }
+    round.next_attempt += 1;
+
+    if !call.outcome.reached() {
+        if round.state == State::WaitingOnCustomer {
+            ctx.decided(case, "not reached again; still waiting on the customer");
+            return Ok(());
+        }
+        round.not_reached += 1;
+        if round.not_reached >= rules.attempts {
+            round.state = State::WaitingOnCustomer;
+            round.waited_on_customer = true;
+            ctx.command(case, P::give_up(Reason { subject: case.subject(), reason: "customer_unreached".into() }));
+            ctx.ticket(case, |t| {
+                t.status = TicketStatus::WaitingOnCustomer;
+                if let Some(p) = rules.exhausted_priority {
+                    t.priority = p;
+                }
+            });
+            ctx.decided(case, format!("{} not reached in {} attempts: waiting on the customer", rules.exhausted_rule, rules.attempts));
+        } else {
+            next_attempt::<P>(case, flow, &rules, ctx);
+        }
+        return Ok(());
+    }
+
+    match &call.resolution {
+        Some(Resolution::Rebooked { window_start, window_end }) => P::rebooked(case, flow, (*window_start, *window_end), subject, ctx),
+        Some(Resolution::Declined { reason, complaint, follow_up }) => {
+            // R2.8 a complaint first, then end or keep following as the customer asks.
+            if *complaint {
+                ctx.command(case, CommandBody::OpenComplaint(Reason { subject: case.subject(), reason: reason.clone() }));
+            }
+            if *follow_up {
+                ctx.decided(case, format!("{} declined for now; the customer asked to be followed", rules.declined_rule));
+                next_attempt::<P>(case, flow, &rules, ctx);
+            } else {
+                ctx.command(case, P::give_up(Reason { subject: case.subject(), reason: reason.clone() }));
+                resolve(case, P::round(flow), TicketResult::Declined, None, ctx);
+                ctx.decided(case, format!("{} declined without follow-up: ticket resolved", rules.declined_rule));
+            }
+        }
+        Some(Resolution::FollowUpLater { at }) => {
+            // R2.8 the next attempt at the requested time (within working hours).
+            let due = ctx.cal().working_moment((*at).max(ctx.now));
+            ctx.decided(case, format!("{} follow up later at {}", rules.declined_rule, ctx.cal().rfc3339(due)));
+            P::round(flow).state = State::Following;
+            ctx.place(case, TimerKind::CallAttempt, due);
+        }
+        Some(Resolution::WillPay) | None => {
+            ctx.decided(case, "answered without a resolution; next attempt scheduled");
+            next_attempt::<P>(case, flow, &rules, ctx);
+        }
+    }
+    Ok(())
+}
+
+fn next_attempt<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
+    if case.pending(TimerKind::CallAttempt).is_some() {
+        return;
+    }
+    let round = P::round(flow);
+    let due = attempt_due(round, rules, Some(ctx.now), ctx);
+    round.state = State::Following;
+    ctx.place(case, TimerKind::CallAttempt, due);
+}
+
+/// Resolves the ticket (R2.7, R2.8, R3.6), every timer cancelled.
+pub fn resolve(case: &mut CaseCore, round: &mut Round, result: TicketResult, priority: Option<Priority>, ctx: &mut Ctx) {
+    ctx.cancel(case, &[]);
+    ctx.ticket(case, |t| {
+        t.status = TicketStatus::Resolved;
+        t.result = Some(result);
+        if let Some(p) = priority {
+            t.priority = p;
+        }
+    });
+    round.state = State::Resolved;
+}
+
+/// Closes the ticket with `result` (R2.2, R2.9, R3.8), every timer cancelled.
+pub fn close(case: &mut CaseCore, round: &mut Round, state: State, status: TicketStatus, result: TicketResult, ctx: &mut Ctx) {
+    ctx.finish(case, status, result);
+    round.state = state;
+}
+
+/// The round's timers: the call task of the current attempt, and the close (R2.9).
+pub fn on_timer<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, kind: TimerKind, subject: &Order, ctx: &mut Ctx) {
+    let rules = P::rules(ctx.policy);
+    match kind {
+        TimerKind::CallAttempt if P::round(flow).state == State::Following => P::call_task(case, flow, subject, ctx),
+        // R2.9 a ticket not resolved in time is closed.
+        TimerKind::AutoClose if case.ticket.is_open() && P::round(flow).state != State::Rebooked => {
+            close(case, P::round(flow), State::Closed, TicketStatus::Closed, TicketResult::Unreachable, ctx);
+            ctx.decided(case, format!("{} closed unresolved {} days after it opened", rules.close_rule, rules.close_after_days));
+        }
+        _ => {}
+    }
+}
+
+/// R2.10 re-open from `reopen_after_days` after the appointment day, only for a case that
+/// waited on the customer; the round starts over from today.
+pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
+    let rules = P::rules(ctx.policy);
+    let round = P::round(flow);
+    if !round.waited_on_customer {
+        return Err(Refusal::rule("R2.10", "only a case whose ticket went waiting_on_customer can be re-opened", Some("data.case_id")));
+    }
+    if case.ticket.is_open() && round.state == State::Following {
+        return Err(Refusal::rule("R2.10", "the case is already open", Some("data.case_id")));
+    }
+    let cal = ctx.cal();
+    let today = cal.local_date(ctx.now);
+    let appointment_day = case.appointment_id.as_deref().and_then(|a| subject.appointment(a)).map(|a| a.day(cal));
+    let from = appointment_day.unwrap_or_else(|| cal.local_date(case.opened_at)) + Duration::days(rules.reopen_after_days as i64);
+    if today < from {
+        return Err(Refusal::rule(
+            "R2.10",
+            format!("the case can be re-opened from {from}, {} days after the appointment day", rules.reopen_after_days),
+            Some("data.case_id"),
+        ));
+    }
+    let close_at = ctx.now + Duration::days(rules.close_after_days as i64);
+    ctx.cancel(case, &[]);
+    ctx.ticket(case, |t| {
+        t.status = TicketStatus::Open;
+        t.result = None;
+        t.resolution_due = Some(close_at);
+    });
+    *round = Round { waited_on_customer: true, ..Round::new(today) };
+    ctx.decided(case, "R2.10 re-opened: attempts start over");
+    P::start(case, flow, close_at, ctx);
+    Ok(())
+}
