@@ -131,7 +131,7 @@ where
             info!(route = route.path(), reason = %e.message, "webhook refused: signature");
             return e.into();
         }
-        let event = match wire::parse_event(route, body) {
+        let event = match wire::parse_event(route, body, &self.policy.money.currency) {
             Ok(e) => e,
             Err(e) => {
                 info!(route = route.path(), code = %e.code, field = ?e.field, "webhook refused: invalid");

@@ -1,6 +1,7 @@
 //! The wire contract of SPEC §5: routes, signature, envelope, validation, error bodies and views.
 
 use crate::domain::calendar::Calendar;
+use crate::domain::case::CallOutcome;
 use crate::domain::effects::{Command, Sms};
 use crate::domain::events::{Event, EventBody, Resolution};
 use crate::domain::money::Money;
@@ -146,8 +147,9 @@ pub fn check_size(body: &[u8]) -> Result<(), WireError> {
     Ok(())
 }
 
-/// Parses and validates an envelope posted to `route` (its size already checked).
-pub fn parse_event(route: Route, body: &[u8]) -> Result<Event, WireError> {
+/// Parses and validates an envelope posted to `route` (its size already checked). A money
+/// amount without `currency` is in `currency`, the policy's (SPEC §5 v2).
+pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, WireError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| WireError::new(400, ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))?;
     let Value::Object(mut envelope) = value else {
@@ -179,7 +181,10 @@ pub fn parse_event(route: Route, body: &[u8]) -> Result<Event, WireError> {
         None => return Err(WireError::bad(ErrorCode::MissingField, "occurred_at is required", "occurred_at")),
     };
     let data = match envelope.remove("data") {
-        Some(d @ Value::Object(_)) => d,
+        Some(Value::Object(mut d)) => {
+            default_currency(&mut d, currency);
+            Value::Object(d)
+        }
         Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "data must be an object", "data")),
         None => return Err(WireError::bad(ErrorCode::MissingField, "data is required", "data")),
     };
@@ -188,6 +193,23 @@ pub fn parse_event(route: Route, body: &[u8]) -> Result<Event, WireError> {
     let body: EventBody = serde_path_to_error::deserialize(Value::Object(tagged)).map_err(|e| field_error(e, &kind))?;
     validate(&body)?;
     Ok(Event { id, occurred_at, body })
+}
+
+/// Gives the money amounts of an event's data (`price`, `painting.total_price`,
+/// `painting.material_price`) the default currency when they name none.
+fn default_currency(data: &mut Map<String, Value>, currency: &str) {
+    let fill = |money: Option<&mut Value>| {
+        if let Some(Value::Object(m)) = money {
+            if matches!(m.get("currency"), None | Some(Value::Null)) {
+                m.insert("currency".into(), Value::from(currency));
+            }
+        }
+    };
+    fill(data.get_mut("price"));
+    if let Some(Value::Object(p)) = data.get_mut("painting") {
+        fill(p.get_mut("total_price"));
+        fill(p.get_mut("material_price"));
+    }
 }
 
 fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str) -> WireError {
@@ -286,6 +308,7 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
             v.id("data.case_id", &c.case_id);
             v.id("data.call_id", &c.call_id);
             v.id("data.agent_id", &c.agent_id);
+            v.check(c.outcome != CallOutcome::Unreported, "data.outcome", "outcome is one of answered, no_answer, busy, voicemail");
             if c.resolution.is_some() {
                 v.check(c.outcome.reached(), "data.resolution", "only an answered call carries a resolution");
             }
@@ -346,6 +369,18 @@ impl Checks {
 
 fn leaf(field: &str) -> &str {
     field.rsplit('.').next().unwrap_or(field)
+}
+
+/// R9.6 the answer to a request no route takes, with the error body: 405 for a path the
+/// contract serves with another method, 404 for any other path.
+pub fn unmatched(method: &str, path: &str) -> WireError {
+    let path = path.trim_end_matches('/');
+    let case = path.strip_prefix("/v1/cases/").is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    if Route::ALL.iter().any(|r| r.path() == path) || path == "/v1/cases" || case {
+        WireError::new(405, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
+    } else {
+        WireError::new(404, ErrorCode::NotFound, format!("no route {method} {path}"))
+    }
 }
 
 /// The 202 body.
@@ -419,8 +454,39 @@ mod tests {
     }
 
     #[test]
+    fn v2_a_price_without_currency_is_in_the_policy_currency() {
+        let mut d = booked();
+        d["price"] = json!({"amount": 45000});
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d.clone()), "SAR").unwrap();
+        let EventBody::AppointmentBooked { price, .. } = e.body else { unreachable!() };
+        assert_eq!(price, Money::new(45_000, "SAR"));
+        d["price"] = json!({"amount": 45000, "currency": "egp"});
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d), "SAR").unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("data.price.currency")), "a currency given is still checked");
+    }
+
+    #[test]
+    fn an_unreported_outcome_is_the_engines_to_record_not_a_senders() {
+        let d = json!({"case_id": "o1-O1", "call_id": "K1", "agent_id": "G1", "outcome": "unreported"});
+        let e = parse_event(Route::Calls, &envelope("call.completed", d), "EGP").unwrap_err();
+        assert_eq!((e.status, e.field.as_deref()), (400, Some("data.outcome")));
+    }
+
+    #[test]
+    fn r9_6_unmatched_requests_are_404_or_405_with_a_code() {
+        assert_eq!(
+            (unmatched("GET", "/v1/appointments").status, unmatched("GET", "/v1/appointments").code),
+            (405, ErrorCode::MethodNotAllowed)
+        );
+        assert_eq!(unmatched("DELETE", "/v1/cases/o1-O1").status, 405);
+        assert_eq!(unmatched("POST", "/v1/cases").status, 405);
+        assert_eq!((unmatched("GET", "/v2/nothing").status, unmatched("GET", "/v2/nothing").code), (404, ErrorCode::NotFound));
+        assert_eq!(unmatched("GET", "/v1/cases/a/b").status, 404);
+    }
+
+    #[test]
     fn a_valid_booking_parses() {
-        let e = parse_event(Route::Appointments, &envelope("appointment.booked", booked())).unwrap();
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", booked()), "EGP").unwrap();
         assert_eq!(e.id, "d-1");
         assert!(matches!(e.body, EventBody::AppointmentBooked { visit_number: 1, .. }));
     }
@@ -442,32 +508,32 @@ mod tests {
     fn errors_name_the_field() {
         let mut d = booked();
         d["customer"].as_object_mut().unwrap().remove("phone");
-        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d), "EGP").unwrap_err();
         assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "missing_field", Some("data.customer.phone")));
 
         let mut d = booked();
         d["customer"]["phone"] = json!("01001234567");
-        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d), "EGP").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("data.customer.phone"));
 
         let mut d = booked();
         d["visit_number"] = json!("one");
-        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err();
+        let e = parse_event(Route::Appointments, &envelope("appointment.booked", d), "EGP").unwrap_err();
         assert_eq!((e.code.as_str(), e.field.as_deref()), ("invalid_field", Some("data.visit_number")));
 
         let mut d = booked();
         d["window_end"] = json!("2026-03-03T09:00:00+02:00");
         assert_eq!(
-            parse_event(Route::Appointments, &envelope("appointment.booked", d)).unwrap_err().field.as_deref(),
+            parse_event(Route::Appointments, &envelope("appointment.booked", d), "EGP").unwrap_err().field.as_deref(),
             Some("data.window_end")
         );
     }
 
     #[test]
     fn unknown_types_and_wrong_routes_are_400() {
-        let e = parse_event(Route::Appointments, &envelope("appointment.exploded", json!({}))).unwrap_err();
+        let e = parse_event(Route::Appointments, &envelope("appointment.exploded", json!({})), "EGP").unwrap_err();
         assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "unknown_type", Some("type")));
-        let e = parse_event(Route::Calls, &envelope("appointment.booked", booked())).unwrap_err();
+        let e = parse_event(Route::Calls, &envelope("appointment.booked", booked()), "EGP").unwrap_err();
         assert_eq!(e.code, "unknown_type");
     }
 
@@ -475,7 +541,7 @@ mod tests {
     fn unknown_topics_are_400_naming_the_topic() {
         // R8.1 the topic taxonomy is closed.
         let d = json!({"case_id": "o1-O1", "call_id": "K1", "agent_id": "G1", "outcome": "answered", "topics": ["inquiry.billing", "inquiry.weather"]});
-        let e = parse_event(Route::Calls, &envelope("call.completed", d)).unwrap_err();
+        let e = parse_event(Route::Calls, &envelope("call.completed", d), "EGP").unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("data.topics[1]")));
     }
 
@@ -509,7 +575,7 @@ mod tests {
                 Some("data"),
             ),
         ] {
-            let e = parse_event(Route::Appointments, &body).unwrap_err();
+            let e = parse_event(Route::Appointments, &body, "EGP").unwrap_err();
             assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(&body));
             assert_eq!(e.field.as_deref(), field);
         }
@@ -525,7 +591,7 @@ mod tests {
     #[test]
     fn a_resolution_needs_an_answered_call() {
         let d = json!({"case_id": "o1-O1", "call_id": "K1", "agent_id": "G1", "outcome": "busy", "resolution": {"kind": "will_pay"}});
-        let e = parse_event(Route::Calls, &envelope("call.completed", d)).unwrap_err();
+        let e = parse_event(Route::Calls, &envelope("call.completed", d), "EGP").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("data.resolution"));
     }
 }

@@ -149,16 +149,16 @@ fn r4_6_payment_after_sms1_resolves_and_stops_the_chase() {
 }
 
 #[test]
-fn r4_7_first_visit_tomorrow_goes_straight_to_the_day_before_step() {
+fn r4_7_first_visit_tomorrow_gets_r4_1s_call_and_r4_4s_deadline() {
     let l = Local::virtual_at(MON_10);
     let data = package("P-3", "2026-03-03", &["2026-03-03T10:00:00+02:00", "2026-03-10T10:00:00+02:00"], false, "cash");
     let case_id = l.accept("/v1/packages", "package.booked", data).unwrap();
     let case = l.case(&case_id);
-    assert_eq!(case["ticket"]["group"], "customer_care", "today is the day before: R4.4 at once");
+    assert_eq!(case["ticket"]["group"], "customer_success", "R4.7 (v2) still R4.1's call");
     assert_eq!(timers(&case), vec![timer("payment_deadline", "2026-03-02T21:00:00+02:00")]);
     let tasks = l.commands_of("call_customer");
     assert_eq!(tasks.len(), 1);
-    assert_eq!(tasks[0]["data"]["stage"], "day_before");
+    assert_eq!(tasks[0]["data"]["stage"], "first");
 
     // Answered, will pay cash; still unpaid at 21:00 → cancelled, SMS2 (never SMS1), final call Tuesday.
     l.accept("/v1/calls", "call.completed", call(&case_id, "K1", "answered", Some(json!({"kind": "will_pay"}))));

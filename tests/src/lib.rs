@@ -147,6 +147,14 @@ impl Local {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
+    /// Any method on any path, unsigned, for the error answers of routes that do not exist.
+    pub fn request(&self, method: &str, path: &str) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = self.client.request(method, format!("{}{path}", self.base)).send().expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
     pub fn case(&self, case_id: &str) -> Value {
         let (status, body) = self.get(&format!("/v1/cases/{case_id}"));
         assert_eq!(status, 200, "case {case_id}: {body}");

@@ -260,7 +260,7 @@ where
         }
         (Function::Cases, "GET") => match path.strip_prefix("/v1/cases/") {
             Some(id) if !id.is_empty() && !id.contains('/') => engine.case_reply(&percent_decode(id)).await,
-            _ => not_found(),
+            _ => wire::unmatched(method, path).into(),
         },
         (f, "POST") if f.route().is_some_and(|r| r.path() == path) => {
             let body = match body_bytes(request) {
@@ -270,13 +270,10 @@ where
             let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
             engine.webhook(f.route().expect("checked"), header("x-timestamp"), header("x-signature"), &body, Utc::now().timestamp()).await
         }
-        _ => not_found(),
+        // R9.6 the HTTP API's `$default` route brings every other request here.
+        _ => wire::unmatched(method, path).into(),
     };
     response(reply)
-}
-
-fn not_found() -> Reply {
-    WireError::new(404, ErrorCode::NotFound, "no such route").into()
 }
 
 fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {

@@ -61,13 +61,19 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/local/commands", get(local_commands))
         .route("/local/clock", get(get_clock).post(post_clock))
         .route("/local/expiry-sweep", post(post_sweep))
-        .fallback(|| async { reply(WireError::new(404, ErrorCode::NotFound, "no such route").into()) })
+        // R9.6 every error answer has the error body, an unknown route and a wrong method too.
+        .fallback(unmatched)
+        .method_not_allowed_fallback(unmatched)
         .with_state(app);
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     background.abort();
     info!("followup-local stopped");
     Ok(())
+}
+
+async fn unmatched(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    reply(wire::unmatched(method.as_str(), uri.path()).into())
 }
 
 async fn shutdown() {

@@ -107,6 +107,9 @@ pub enum CallOutcome {
     NoAnswer,
     Busy,
     Voicemail,
+    /// R9.1 never reported by the time the next step fell due: counts as not reached. Only the
+    /// engine records it; a `call.completed` cannot carry it.
+    Unreported,
 }
 
 impl CallOutcome {
@@ -150,6 +153,8 @@ crate::named_enum! {
         ExpiryDay1 = "expiry_day1",
         /// R5.4 end of grace.
         ExpiryDeactivate = "expiry_deactivate",
+        /// R9.1 the last attempt of a sequence waits for its report until the end of its working day.
+        ReportDue = "report_due",
     }
 }
 
@@ -214,6 +219,10 @@ crate::named_enum! {
         Deactivated = "deactivated",
         /// The customer cancelled the package.
         PackageCancelled = "package_cancelled",
+        /// R4.5 (v2) reached on the final call after the package was cancelled for non-payment.
+        ReachedAfterCancellation = "reached_after_cancellation",
+        /// R3.5 (v2) rebooked, but no later visit of the order was booked in time.
+        NotBooked = "not_booked",
     }
 }
 
@@ -287,6 +296,12 @@ impl CaseCore {
 
     pub fn pending(&self, kind: TimerKind) -> Option<&PendingTimer> {
         self.timers.iter().find(|t| t.kind == kind)
+    }
+
+    /// R9.1 records an attempt whose report never came as not reached.
+    pub fn unreported(&mut self, attempt: u32, at: DateTime<Utc>, by: &str) {
+        self.attempts.push(Attempt { at, outcome: CallOutcome::Unreported, call_id: None, agent_id: None });
+        self.note(at, TimelineKind::Decision, format!("R9.1 attempt {attempt} unreported {by}: counts as not reached"));
     }
 
     /// Records a reported call as an attempt.

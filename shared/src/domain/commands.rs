@@ -61,6 +61,8 @@ pub enum CommandBody {
     CreateVisit(CreateVisit),
     /// R2.8, R3.6.
     OpenComplaint(Reason),
+    /// R2.3 (v2) registers a coupon with the dashboard so it can be honoured.
+    IssueCoupon(IssueCoupon),
     /// R3.2, R3.3.
     Escalate(Escalate),
     /// R3.4, R3.6.
@@ -98,6 +100,7 @@ impl CommandBody {
             CommandBody::CancelOrder(_) => "cancel_order",
             CommandBody::CreateVisit(_) => "create_visit",
             CommandBody::OpenComplaint(_) => "open_complaint",
+            CommandBody::IssueCoupon(_) => "issue_coupon",
             CommandBody::Escalate(_) => "escalate",
             CommandBody::ConvertOrderToComplete(_) => "convert_order_to_complete",
             CommandBody::BlockTechnicianDays(_) => "block_technician_days",
@@ -252,6 +255,19 @@ pub struct CreateVisit {
     pub replaces_appointment_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visit_number: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IssueCoupon {
+    /// Unique per appointment.
+    pub code: String,
+    pub percent: Percent,
+    /// The last day it can be used.
+    pub valid_until: NaiveDate,
+    pub order_id: String,
+    pub customer_id: String,
+    /// The cancelled appointment that earned it.
+    pub appointment_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

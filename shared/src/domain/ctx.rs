@@ -40,11 +40,14 @@ pub struct Ctx<'a> {
     pub policy: &'a Policy,
     pub effects: Vec<Effect>,
     pub intents: Vec<Pending>,
+    /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) the snapshot newly
+    /// answers for; the store keeps each for one snapshot only.
+    pub index: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(now: DateTime<Utc>, key: SubjectKey, policy: &'a Policy) -> Self {
-        Ctx { now, key, policy, effects: Vec::new(), intents: Vec::new() }
+        Ctx { now, key, policy, effects: Vec::new(), intents: Vec::new(), index: Vec::new() }
     }
 
     pub fn cal(&self) -> &Calendar {

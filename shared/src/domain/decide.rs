@@ -24,7 +24,7 @@ pub struct Decision {
     pub snapshot: Snapshot,
     pub effects: Vec<Effect>,
     pub case_id: Option<String>,
-    /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`) this snapshot newly answers for.
+    /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) this snapshot newly answers for.
     pub index: Vec<String>,
 }
 
@@ -72,11 +72,11 @@ pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, po
         (None, Target::Subject(_)) => return Err(unknown_input(input)),
     };
     let mut ctx = Ctx::new(now, key, policy);
-    let (mut snapshot, index, case_id) = match input {
+    let (mut snapshot, case_id) = match input {
         Input::Timer(timer) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| unknown_input(input))?;
             let case_id = on_timer(&mut snapshot, timer, &mut ctx);
-            (snapshot, Vec::new(), case_id)
+            (snapshot, case_id)
         }
         Input::Event(event) => on_event(snapshot, event, &mut ctx)?,
     };
@@ -96,7 +96,7 @@ pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, po
             None => case.core.version = 1,
         }
     }
-    Ok(Decision { snapshot, effects: ctx.effects, case_id, index })
+    Ok(Decision { snapshot, effects: ctx.effects, case_id, index: ctx.index })
 }
 
 fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<order::Outcome, Refusal> {
@@ -104,14 +104,14 @@ fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result
         EventBody::CallCompleted(call) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(&call.case_id))?;
             on_call(&mut snapshot, call, ctx)?;
-            Ok((snapshot, Vec::new(), Some(call.case_id.clone())))
+            Ok((snapshot, Some(call.case_id.clone())))
         }
         EventBody::CaseReopen { case_id } => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(case_id))?;
             let idx = snapshot.case_index(case_id).ok_or_else(|| Refusal::unknown_case(case_id))?;
             let Snapshot { subject, cases, .. } = &mut snapshot;
             cases[idx].visit(subject, OnReopen { ctx })?;
-            Ok((snapshot, Vec::new(), Some(case_id.clone())))
+            Ok((snapshot, Some(case_id.clone())))
         }
         EventBody::AppointmentBooked { .. }
         | EventBody::AppointmentAssigned { .. }

@@ -33,7 +33,7 @@
 //!   `second_visit_follow_up` (R3.1).
 
 use super::calendar::Calendar;
-use super::case::{Customer, TicketResult, TimelineKind, TimerKind};
+use super::case::{Customer, TicketResult, TimelineEntry, TimelineKind, TimerKind};
 use super::commands::{CancelAppointment, CommandBody, CreateVisit, Window};
 use super::ctx::Ctx;
 use super::events::{Availability, CancelledBy, CompletionOutcome, Event, EventBody, Painting};
@@ -52,6 +52,9 @@ use serde::{Deserialize, Serialize};
 pub struct Order {
     pub order_id: String,
     pub appointments: Vec<Appointment>,
+    /// What happened to the order itself that no case records (R9.2 echoes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
 }
 
 impl Order {
@@ -145,8 +148,8 @@ pub fn appointment_subject(appointment_id: &str) -> String {
     format!("appointment:{appointment_id}")
 }
 
-/// What an event decision produced: the next snapshot, new subject index entries, and the case the 202 names.
-pub type Outcome = (Snapshot, Vec<String>, Option<String>);
+/// What an event decision produced: the next snapshot and the case the 202 names.
+pub type Outcome = (Snapshot, Option<String>);
 
 /// The order of an order snapshot (`Snapshot::order` creates both together).
 pub(crate) fn order_mut(snapshot: &mut Snapshot) -> &mut Order {
@@ -184,6 +187,11 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
     let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
     let s = &mut snapshot;
     let case_id = match &event.body {
+        EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability }
+            if order(s).appointment(appointment_id).is_some_and(|a| a.status == AppointmentStatus::Cancelled) =>
+        {
+            echo(s, appointment_id, &format!("appointment.cancelled by {cancelled_by} ({reason})"), ctx)
+        }
         EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability } => {
             let cancellation = Cancellation { by: *cancelled_by, reason, wants_follow_up: *wants_follow_up, availability: *availability };
             cancel(s, appointment_id, &cancellation, None, ctx)?
@@ -224,7 +232,7 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
         }
         other => unreachable!("{} is not an appointment event", other.kind()),
     };
-    Ok((snapshot, Vec::new(), case_id))
+    Ok((snapshot, case_id))
 }
 
 fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
@@ -272,9 +280,13 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         completion: None,
         coupon: None,
     });
+    ctx.index.push(appointment_subject(appointment_id));
+    // R3.5 (v2) a rebooked second visit is done once a later visit of the order is booked.
+    let event = SubjectEvent::VisitBooked { appointment_id: appointment_id.clone() };
+    tell(&mut snapshot, |c| c.ticket.is_open(), &event, ctx);
     // R0.1 every booked appointment without a technician is watched.
     let case_id = watch(&mut snapshot, appointment_id, ctx);
-    Ok((snapshot, vec![appointment_subject(appointment_id)], case_id))
+    Ok((snapshot, case_id))
 }
 
 /// A timer placed on an appointment rather than a case.
@@ -334,6 +346,23 @@ fn ended(snapshot: &mut Snapshot, appointment_id: &str, result: TicketResult, ct
     tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::AppointmentEnded(result), ctx);
 }
 
+/// R9.2 an event that reports what already happened (the dashboard's `appointment.cancelled`
+/// after the engine's own `cancel_appointment`, or a second cancellation) is written on the
+/// order's timeline and on the appointment's cases, and opens nothing new. The 202 names the
+/// appointment's cancellation follow-up when there is one.
+fn echo(snapshot: &mut Snapshot, appointment_id: &str, what: &str, ctx: &mut Ctx) -> Option<String> {
+    let (now, text) = (ctx.now, format!("R9.2 {what}: appointment {appointment_id} is already cancelled; nothing new"));
+    order_mut(snapshot).timeline.push(TimelineEntry { at: now, kind: TimelineKind::Event, detail: text.clone() });
+    let mut follow_up = None;
+    for case in snapshot.cases.iter_mut().filter(|c| c.appointment_id.as_deref() == Some(appointment_id)) {
+        case.note(now, TimelineKind::Event, text.clone());
+        if case.playbook() == PlaybookName::CancellationFollowUp {
+            follow_up = Some(case.case_id.clone());
+        }
+    }
+    follow_up
+}
+
 /// How an appointment was cancelled.
 pub struct Cancellation<'a> {
     pub by: CancelledBy,
@@ -367,25 +396,34 @@ pub(crate) fn cancel(
     }
     ended(snapshot, appointment_id, TicketResult::Cancelled, ctx);
 
-    let follow_up = cancellation_follow_up::qualifies(&appointment, how.by, how.wants_follow_up);
-    // R2.3 the coupon comes with the follow-up; a customer declining on a call (R1.6) gets it
-    // from the case that took the call.
-    let earns =
-        (follow_up || (origin.is_some() && how.by == CancelledBy::Customer)) && cancellation_follow_up::earns_coupon(&appointment, how.by);
-    let coupon = earns.then(|| cancellation_follow_up::coupon(&appointment, how.availability, ctx));
-    order_mut(snapshot).appointment_mut(appointment_id).expect("cancelled above").coupon = coupon.clone();
+    // R2.3 (v2) every customer or ops cancellation of an appointment without a discount earns
+    // one coupon, whether or not a follow-up opens; the index keeps its code to this order.
+    let coupon = (cancellation_follow_up::earns_coupon(&appointment, how.by) && appointment.coupon.is_none())
+        .then(|| cancellation_follow_up::coupon(&appointment, how.availability, ctx));
+    if let Some(c) = &coupon {
+        ctx.index.push(coupon_subject(&c.code));
+        order_mut(snapshot).appointment_mut(appointment_id).expect("cancelled above").coupon = Some(c.clone());
+    }
 
-    if follow_up {
+    // R2.1 the follow-up opens and makes the offer on its case.
+    if cancellation_follow_up::qualifies(&appointment, how.by, how.wants_follow_up) {
         let id = cancellation_follow_up::open(snapshot, &appointment, how, coupon.as_ref(), ctx);
         if let Some(case) = origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)) {
             ctx.decided(&mut case.core, format!("R2.1 cancellation follow-up {id} opened"));
         }
         return Ok(Some(id));
     }
-    if let (Some(coupon), Some(case)) = (&coupon, origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o))) {
-        cancellation_follow_up::offer(&mut case.core, coupon, ctx);
+    // Otherwise the offer comes from the case that cancelled it, or from the order itself.
+    if let Some(coupon) = &coupon {
+        let case = origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)).map(|c| &mut c.core);
+        cancellation_follow_up::offer(case, coupon, &appointment, ctx);
     }
     Ok(None)
+}
+
+/// The subject-index entry that keeps a coupon code to one order (R2.3: codes are unique).
+pub fn coupon_subject(code: &str) -> String {
+    format!("coupon:{code}")
 }
 
 /// How a window change was carried out.

@@ -214,7 +214,7 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
         }
         other => unreachable!("{} is not a package event", other.kind()),
     };
-    Ok((snapshot, Vec::new(), case_id))
+    Ok((snapshot, case_id))
 }
 
 fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
@@ -266,8 +266,8 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
     // R5.2 / R5.4 one-shot ticks per package: no scan ever looks for expired packages.
     ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDay1, tick_at);
     ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDeactivate, end_at);
-    let index = vec![expiry_subject(day1, package_id), expiry_subject(end, package_id)];
-    Ok((snapshot, index, case_id))
+    ctx.index.extend([expiry_subject(day1, package_id), expiry_subject(end, package_id)]);
+    Ok((snapshot, case_id))
 }
 
 /// R4.6 payment at any point.

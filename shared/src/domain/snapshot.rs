@@ -105,7 +105,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// An order with nothing booked yet.
     pub fn order(order_id: &str) -> Self {
-        Snapshot::of(SubjectKey::Order(order_id.into()), Subject::Order(Order { order_id: order_id.into(), appointments: Vec::new() }))
+        Snapshot::of(
+            SubjectKey::Order(order_id.into()),
+            Subject::Order(Order { order_id: order_id.into(), appointments: Vec::new(), timeline: Vec::new() }),
+        )
     }
     /// A package as booked.
     pub fn package(package: Package) -> Self {

@@ -240,9 +240,14 @@ impl World {
         v.sort();
         v
     }
-    /// The `type` of every command the last decision emitted, in order.
+    /// The `type` of every command the last decision emitted, in order, but the interaction
+    /// summary every reported call gets (R8.3, R9.5), which `command` still finds.
     pub fn commands(&self) -> Vec<&'static str> {
-        self.effects.iter().filter_map(|e| if let Effect::Emit(c) = e { Some(c.body.kind()) } else { None }).collect()
+        self.effects
+            .iter()
+            .filter_map(|e| if let Effect::Emit(c) = e { Some(c.body.kind()) } else { None })
+            .filter(|kind| *kind != "interaction_summary")
+            .collect()
     }
     /// The first command of this `type` the last decision emitted.
     pub fn command(&self, kind: &str) -> Option<Emitted> {

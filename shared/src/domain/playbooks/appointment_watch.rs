@@ -356,4 +356,18 @@ mod tests {
         assert_eq!(w.due(&id, TimerKind::AutoCancel), Some(t("2026-03-04T15:00:00+02:00")));
         assert_eq!(w.case(&id).state(), "watching");
     }
+
+    #[test]
+    fn r9_2_the_dashboards_echo_of_the_auto_cancel_is_accepted_and_opens_nothing() {
+        let (mut w, id) = watched();
+        let cancel = w.case(&id).pending(TimerKind::AutoCancel).unwrap().clone();
+        w.fire(&id, TimerKind::AutoCancel, cancel.step, "2026-03-03T09:00:00+02:00");
+        let cases = w.snapshot().cases.len();
+        let follow_up = w.when(cancelled("A1", CancelledBy::Ops, false), "2026-03-03T09:01:00+02:00").unwrap();
+        assert_eq!(w.snapshot().cases.len(), cases, "nothing new opens");
+        assert!(w.commands().is_empty() && w.sms().is_empty());
+        assert!(follow_up.is_some(), "the 202 names the follow-up R0.2 opened");
+        assert!(w.order().timeline.iter().any(|e| e.detail.starts_with("R9.2")));
+        assert!(w.case(&id).timeline.iter().any(|e| e.detail.starts_with("R9.2")));
+    }
 }

@@ -11,7 +11,7 @@
 use super::round::{self, FollowUp, Round, Rules, State};
 use super::{CaseFlow, Playbook, PlaybookName, SubjectEvent};
 use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
-use crate::domain::commands::{CallCustomer, CommandBody, CreateAppointmentRequest, CreateVisit, Reason};
+use crate::domain::commands::{CallCustomer, CommandBody, CreateAppointmentRequest, CreateVisit, IssueCoupon, Reason};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{Availability, CallCompleted, CancelledBy};
 use crate::domain::order::{Appointment, Cancellation, Coupon, Order};
@@ -64,16 +64,36 @@ fn request_day(availability: Option<Availability>, day: NaiveDate, policy: &Poli
         .then(|| day + Duration::days(policy.cancellation_follow_up.unsure_request_after_days as i64))
 }
 
-/// R2.3 the DISCOUNT_OFFER that carries the coupon, on the case that makes the offer.
-pub fn offer(case: &mut CaseCore, coupon: &Coupon, ctx: &mut Ctx) {
-    ctx.decided(case, format!("R2.3 coupon {} ({}%) valid until {}", coupon.code, coupon.discount, coupon.valid_until));
+/// R2.3 the coupon registered with the dashboard (`issue_coupon`) and offered to the customer
+/// (DISCOUNT_OFFER), on the case that makes the offer, or on the order when no case does.
+pub fn offer(case: Option<&mut CaseCore>, coupon: &Coupon, appointment: &Appointment, ctx: &mut Ctx) {
+    let issue = CommandBody::IssueCoupon(IssueCoupon {
+        code: coupon.code.clone(),
+        percent: coupon.discount,
+        valid_until: coupon.valid_until,
+        order_id: appointment.order_id.clone(),
+        customer_id: appointment.customer.id.clone(),
+        appointment_id: appointment.appointment_id.clone(),
+    });
     let vars = SmsVars {
         coupon_code: Some(coupon.code.clone()),
         discount: Some(coupon.discount.to_string()),
         valid_until: Some(coupon.valid_until.to_string()),
         ..SmsVars::default()
     };
-    ctx.sms(case, TemplateId::DiscountOffer, &vars);
+    match case {
+        Some(case) => {
+            ctx.decided(case, format!("R2.3 coupon {} ({}%) valid until {}", coupon.code, coupon.discount, coupon.valid_until));
+            ctx.command(case, issue);
+            ctx.sms(case, TemplateId::DiscountOffer, &vars);
+        }
+        None => {
+            ctx.subject_command(issue);
+            if let Err(e) = ctx.subject_sms(&appointment.customer, TemplateId::DiscountOffer, &vars) {
+                unreachable!("DISCOUNT_OFFER always has its variables: {e}")
+            }
+        }
+    }
 }
 
 /// R2.1 opens the case for a qualifying cancellation (the order checked `qualifies`); R2.2 closes
@@ -101,7 +121,7 @@ pub fn open(snapshot: &mut Snapshot, appointment: &Appointment, how: &Cancellati
     case.note(now, crate::domain::case::TimelineKind::Event, format!("appointment.cancelled by {}: {}", how.by, how.reason));
     ctx.decided(&mut case, format!("R2.1 follow-up opened for first visit {}", appointment.appointment_id));
     if let Some(coupon) = coupon {
-        offer(&mut case, coupon, ctx);
+        offer(Some(&mut case), coupon, appointment, ctx);
     }
     // R2.4 an unsure customer gets an appointment request at least four weeks out.
     if let Some(not_before) = request_day(how.availability, day, ctx.policy) {
@@ -113,16 +133,20 @@ pub fn open(snapshot: &mut Snapshot, appointment: &Appointment, how: &Cancellati
         });
         ctx.command(&mut case, body);
     }
-    CancellationFollowUp::start(&mut case, &mut flow, close_at, ctx);
+    let order = snapshot.as_order().expect("a cancellation follow-up is about an order");
+    CancellationFollowUp::start(&mut case, &mut flow, close_at, order, ctx);
     snapshot.cases.push(super::Case { core: case, flow: CaseFlow::CancellationFollowUp(flow) });
     case_id
 }
 
-/// A unique code per appointment, unguessable enough to print on an SMS (pure: no randomness).
+/// The coupon code of an appointment: 12 characters of its SHA-256 in an unambiguous alphabet
+/// (60 bits), so it cannot be guessed from the appointment id. Pure, so a retried decision makes
+/// the same code; the commit indexes it (`coupon:<code>`), so the store refuses to give one code
+/// to two orders even in the improbable case two appointments hash alike.
 pub(crate) fn coupon_code(appointment_id: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let digest = Sha256::digest(format!("coupon:{appointment_id}").as_bytes());
-    let code: String = digest.iter().take(8).map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    let code: String = digest.iter().take(12).map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
     format!("FU-{code}")
 }
 
@@ -174,13 +198,12 @@ impl FollowUp for CancellationFollowUp {
         }
     }
     /// R2.5 the first attempt; R2.9 the close if still unresolved.
-    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, ctx: &mut Ctx) {
+    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, _: &Order, ctx: &mut Ctx) {
         let first = round::attempt_due(&flow.round, &Self::rules(ctx.policy), None, ctx);
         ctx.place(case, TimerKind::CallAttempt, first);
         ctx.place(case, TimerKind::AutoClose, close_at);
     }
-    fn call_task(case: &mut CaseCore, flow: &mut Flow, order: &Order, ctx: &mut Ctx) {
-        let n = flow.round.next_attempt;
+    fn call_task(case: &mut CaseCore, _: &mut Flow, n: u32, order: &Order, ctx: &mut Ctx) {
         let reason = format!("Follow up the cancelled first visit (attempt {n} of {})", ctx.policy.cancellation_follow_up.attempts.max(n));
         let task =
             CallCustomer { attempt: Some(n), coupon_code: coupon_of(case, order).map(|c| c.code.clone()), ..CallCustomer::default() };
@@ -307,7 +330,7 @@ mod tests {
             assert_eq!(w.appointment("A1").coupon.is_some(), coupon);
             if let Some(c) = &w.appointment("A1").coupon {
                 assert_eq!(c.discount, Percent::whole(15));
-                assert!(c.code.starts_with("FU-") && c.code.len() == 11);
+                assert!(c.code.starts_with("FU-") && c.code.len() == 15);
                 assert_eq!(c.valid_until.to_string(), "2026-04-01");
             }
         }
@@ -460,7 +483,7 @@ mod tests {
         let r = Resolution::Declined { reason: "x".into(), complaint: false, follow_up: false };
         w.when(call(&id, CallOutcome::Answered, Some(r)), "2026-03-03T09:10:00+02:00").unwrap();
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T10:10:00+02:00").unwrap();
-        assert!(w.effects.is_empty());
+        assert!(w.commands().is_empty() && w.sms().is_empty());
         assert_eq!(w.case(&id).attempts.len(), 2);
         assert_eq!(w.case(&id).ticket.status, TicketStatus::Resolved);
     }
@@ -470,5 +493,79 @@ mod tests {
         let (mut w, id) = opened(CancelledBy::Customer);
         let e = w.when(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-03-03T09:10:00+02:00").unwrap_err();
         assert_eq!((e.kind, e.field.as_deref()), (RefusalKind::Rule, Some("data.resolution.kind")));
+    }
+
+    #[test]
+    fn r9_1_a_lost_report_does_not_stall_the_attempts_and_r2_6_still_acts() {
+        let (mut w, id) = opened(CancelledBy::Customer);
+        assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, t("2026-03-03T09:00:00+02:00")));
+        assert_eq!(w.command("call_customer").unwrap().data["attempt"], 1);
+        assert_eq!(w.due(&id, TimerKind::CallAttempt), Some(t("2026-03-04T09:00:00+02:00")), "attempt 2 placed on its own day");
+        // The phone system never reports attempt 1: attempt 2 goes out on Wednesday all the same.
+        assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, t("2026-03-04T09:00:00+02:00")));
+        assert_eq!(w.command("call_customer").unwrap().data["attempt"], 2);
+        let c = w.case(&id);
+        assert_eq!(c.attempts.iter().map(|a| a.outcome).collect::<Vec<_>>(), vec![CallOutcome::Unreported]);
+        assert_eq!(c.ticket.status, TicketStatus::Pending);
+        // Attempt 2 unreported by 21:00: not reached twice, R2.6 cancels the order.
+        assert_eq!(w.fire_next(&id), (TimerKind::ReportDue, t("2026-03-04T21:00:00+02:00")));
+        assert_eq!(w.commands(), vec!["cancel_order"]);
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.attempts.len()), (TicketStatus::WaitingOnCustomer, 2));
+        assert!(c.pending(TimerKind::AutoClose).is_some(), "R9.3 still moves on: R2.9 closes it");
+        // R9.1 a late report that resolves the case still acts.
+        let r = Resolution::Rebooked { window_start: t("2026-03-09T10:00:00+02:00"), window_end: t("2026-03-09T12:00:00+02:00") };
+        w.when(call(&id, CallOutcome::Answered, Some(r)), "2026-03-05T10:00:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec!["create_visit"]);
+        assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Rebooked));
+    }
+
+    #[test]
+    fn r9_1_a_report_that_does_come_keeps_the_next_attempt_on_its_day() {
+        let (mut w, id) = opened(CancelledBy::Customer);
+        w.fire_next(&id);
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00").unwrap();
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![t("2026-03-04T09:00:00+02:00")], "one attempt 2, not two");
+        w.fire_next(&id);
+        w.when(call(&id, CallOutcome::Busy, None), "2026-03-04T09:10:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec!["cancel_order"]);
+        assert_eq!(w.case(&id).pending(TimerKind::ReportDue), None, "the report came");
+    }
+
+    #[test]
+    fn r2_3_v2_a_coupon_for_every_customer_or_ops_cancellation_once_and_registered() {
+        // A customer who wants no follow-up still gets the coupon, from the order itself.
+        let mut w = World::given(stream(0, 1));
+        assert_eq!(w.when(cancel(CancelledBy::Customer, false, None), MON).unwrap(), None);
+        assert_eq!(w.sms(), vec![TemplateId::DiscountOffer]);
+        let issued = w.command("issue_coupon").expect("R2.3 issue_coupon");
+        let code = w.appointment("A1").coupon.as_ref().unwrap().code.clone();
+        assert_eq!(issued.case_id, None);
+        assert_eq!(issued.data["code"], code.as_str());
+        assert_eq!(
+            (issued.data["order_id"].clone(), issued.data["customer_id"].clone()),
+            (serde_json::json!("O1"), serde_json::json!("C1"))
+        );
+        assert_eq!(issued.data["valid_until"], "2026-04-01");
+        assert_eq!(w.snapshot().cases.len(), 0);
+        // R9.2 the dashboard cancelling it again is an echo: no second coupon.
+        w.when(cancel(CancelledBy::Customer, false, None), "2026-03-02T11:00:00+02:00").unwrap();
+        assert!(w.commands().is_empty() && w.sms().is_empty());
+        // An ops cancellation of a second visit earns one too; the follow-up does not open (R2.1).
+        let mut w = World::given(stream(0, 2));
+        w.when(cancel(CancelledBy::Ops, false, None), MON).unwrap();
+        assert_eq!(w.commands(), vec!["issue_coupon"]);
+        // With a follow-up the offer is on its case.
+        let (w, id) = opened(CancelledBy::Ops);
+        assert_eq!(w.command("issue_coupon").unwrap().case_id.as_deref(), Some(id.as_str()));
+    }
+
+    #[test]
+    fn r2_3_coupon_codes_are_indexed_so_no_two_orders_hold_one() {
+        let mut w = World::given(stream(0, 1));
+        let d = decide(w.snapshot.as_ref(), &cancel(CancelledBy::Customer, true, None), t(MON), &w.policy).unwrap();
+        let code = d.snapshot.as_order().unwrap().appointment("A1").unwrap().coupon.clone().unwrap().code;
+        assert_eq!(d.index, vec![format!("coupon:{code}")]);
+        w.when(cancel(CancelledBy::Customer, true, None), MON).unwrap();
     }
 }

@@ -6,8 +6,8 @@
 //! - The other topics become `notes` (in the order listed, duplicates of the primary dropped),
 //!   followed by the agent's free-text notes; `requested_follow_up` is kept as sent (false when
 //!   absent).
-//! - A call without topics is not an interaction summary: no command. Every call with topics
-//!   gets one, on whatever playbook's case it was reported, after that playbook decided.
+//! - R9.5 every `call.completed` gets one, on whatever playbook's case it was reported, after that
+//!   playbook decided; without topics `primary_topic` is null and `other_topics` empty.
 
 use crate::domain::case::CaseCore;
 use crate::domain::commands::{CommandBody, InteractionSummary};
@@ -36,9 +36,12 @@ pub fn classify(topics: &[Topic]) -> Option<(Topic, Vec<Topic>)> {
     Some((primary, rest))
 }
 
-/// R8.3 publishes the summary of a classified call.
+/// R8.3 / R9.5 publishes the summary of a reported call.
 pub fn summarise(case: &mut CaseCore, call: &CallCompleted, ctx: &mut Ctx) {
-    let Some((primary, rest)) = classify(&call.topics) else { return };
+    let (primary, rest) = match classify(&call.topics) {
+        Some((primary, rest)) => (Some(primary), rest),
+        None => (None, Vec::new()),
+    };
     let mut notes: Vec<String> = rest.iter().map(|t| t.as_str().to_string()).collect();
     notes.extend(call.notes.clone());
     let body = CommandBody::InteractionSummary(InteractionSummary {
@@ -46,12 +49,14 @@ pub fn summarise(case: &mut CaseCore, call: &CallCompleted, ctx: &mut Ctx) {
         call_id: call.call_id.clone(),
         agent_id: call.agent_id.clone(),
         outcome: call.outcome,
-        primary_topic: Some(primary.as_str().to_string()),
+        primary_topic: primary.map(|p| p.as_str().to_string()),
         other_topics: rest.iter().map(|t| t.as_str().to_string()).collect(),
         notes,
         requested_follow_up: call.requested_follow_up.unwrap_or(false),
     });
-    ctx.decided(case, format!("R8.2 primary topic {primary}"));
+    if let Some(primary) = primary {
+        ctx.decided(case, format!("R8.2 primary topic {primary}"));
+    }
     ctx.command(case, body);
 }
 
@@ -98,6 +103,7 @@ mod tests {
         assert_eq!(s.data["requested_follow_up"], true);
 
         w.when(calls(completed_call(&id, CallOutcome::Answered, None)), "2026-03-02T11:05:00+02:00").unwrap();
-        assert!(w.command("interaction_summary").is_none(), "no topics, no summary");
+        let s = w.command("interaction_summary").expect("R9.5 a call without topics is summarised too");
+        assert_eq!((s.data["primary_topic"].clone(), s.data["other_topics"].clone()), (serde_json::Value::Null, serde_json::json!([])));
     }
 }

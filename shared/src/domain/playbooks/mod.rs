@@ -8,6 +8,7 @@
 //! in `playbooks!` below.
 
 pub mod appointment_watch;
+pub mod attempts;
 pub mod cancellation_follow_up;
 pub mod interactions;
 pub mod package_expiry;
@@ -80,6 +81,8 @@ pub enum SubjectEvent {
     AppointmentEnded(TicketResult),
     /// R7 the appointment moved to a new window by other means than this case.
     Moved { window_start: DateTime<Utc> },
+    /// A visit of the order was booked (R3.5 v2 resolves a rebooked second-visit case).
+    VisitBooked { appointment_id: String },
     /// R3.8 a visit of the order was replaced by a new one: its pending cases close.
     VisitReplaced { appointment_id: String },
     /// R4.6 the package was paid.

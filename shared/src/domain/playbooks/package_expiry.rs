@@ -22,6 +22,7 @@
 //!   `deactivated`), otherwise a subject command (`case_id` null). A package cancelled before then
 //!   is not deactivated.
 
+use super::attempts::Attempts;
 use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
 use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use crate::domain::commands::CallCustomer;
@@ -61,6 +62,7 @@ pub struct Flow {
     /// R5.3 when the second call falls due; outcomes from then on are the second call's.
     pub second_call_at: DateTime<Utc>,
     pub sms3_sent: bool,
+    pub attempts: Attempts,
 }
 
 impl Flow {
@@ -91,7 +93,7 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
     let ticket = Ticket::open("package", "expired", "package_expired", Priority::Low, Group::CustomerSuccess, &pkg.area)
         .due(end)
         .tagged("package_expired");
-    let flow = Flow { state: State::Calling, day1, second_call_at, sms3_sent: false };
+    let mut flow = Flow { state: State::Calling, day1, second_call_at, sms3_sent: false, attempts: Attempts::default() };
     let mut case = CaseCore::open(case_id.clone(), pkg.customer.clone(), ticket, now).about_package(&pkg.package_id);
     ctx.decided(
         &mut case,
@@ -104,7 +106,7 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
     );
     let first = cal.working_moment(now);
     if first <= now {
-        grace_call(&mut case, 1, ctx);
+        grace_call(&mut case, &mut flow, ctx);
     } else {
         ctx.place(&mut case, TimerKind::CallAttempt, first);
     }
@@ -113,7 +115,15 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
     Some(case_id)
 }
 
-fn grace_call(case: &mut CaseCore, n: u32, ctx: &mut Ctx) {
+/// The next grace call; after the last one its report is awaited until the end of its working
+/// day (R9.1).
+fn grace_call(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+    let n = flow.attempts.task();
+    if n >= 2 {
+        let cal = ctx.cal();
+        let end_of_day = cal.at(cal.local_date(ctx.now), cal.work_end()).max(ctx.now);
+        ctx.place(case, TimerKind::ReportDue, end_of_day);
+    }
     let reason = if n == 1 {
         "The package has expired: book the remaining visits within the grace period (R5.2)"
     } else {
@@ -125,6 +135,22 @@ fn grace_call(case: &mut CaseCore, n: u32, ctx: &mut Ctx) {
 fn sms(case: &mut CaseCore, pkg: &Package, template: TemplateId, ctx: &mut Ctx) {
     let vars = SmsVars { remaining_visits: Some(pkg.remaining()), ..SmsVars::default() };
     ctx.sms(case, template, &vars);
+}
+
+/// R5.2 the first call not reached: SMS3 (once), waiting on the customer.
+fn first_not_reached(case: &mut CaseCore, flow: &mut Flow, pkg: &Package, ctx: &mut Ctx) {
+    sms(case, pkg, TemplateId::Sms3, ctx);
+    ctx.ticket(case, |t| t.status = TicketStatus::WaitingOnCustomer);
+    flow.sms3_sent = true;
+    flow.state = State::WaitingOnCustomer;
+    ctx.decided(case, "R5.2 first call not reached: SMS3");
+}
+
+/// R5.3 the second call not reached: SMS4, ticket closed.
+fn second_not_reached(case: &mut CaseCore, flow: &mut Flow, pkg: &Package, ctx: &mut Ctx) {
+    sms(case, pkg, TemplateId::Sms4, ctx);
+    end(case, flow, State::Closed, TicketStatus::Closed, TicketResult::Unreachable, ctx);
+    ctx.decided(case, "R5.3 second call not reached: SMS4, ticket closed");
 }
 
 fn end(case: &mut CaseCore, flow: &mut Flow, state: State, status: TicketStatus, result: TicketResult, ctx: &mut Ctx) {
@@ -141,16 +167,28 @@ impl Playbook for PackageExpiry {
         flow.state.as_str()
     }
 
-    fn on_timer(case: &mut CaseCore, flow: &mut Flow, kind: TimerKind, _: &Package, ctx: &mut Ctx) {
-        if kind != TimerKind::CallAttempt || flow.is_done() {
+    fn on_timer(case: &mut CaseCore, flow: &mut Flow, kind: TimerKind, pkg: &Package, ctx: &mut Ctx) {
+        if flow.is_done() {
             return;
         }
-        if ctx.now >= flow.second_call_at {
-            // R5.3 the Day 6 call overtakes a first-call task still pending.
-            ctx.cancel(case, &[TimerKind::CallAttempt]);
-            grace_call(case, 2, ctx);
-        } else {
-            grace_call(case, 1, ctx);
+        match kind {
+            TimerKind::CallAttempt if ctx.now >= flow.second_call_at => {
+                // R9.1 the first call's report never came: not reached.
+                if flow.attempts.lapse(case, ctx.now, "when the second call fell due").is_some() && !flow.sms3_sent {
+                    first_not_reached(case, flow, pkg, ctx);
+                }
+                // R5.3 the Day 6 call overtakes a first-call task still pending.
+                ctx.cancel(case, &[TimerKind::CallAttempt]);
+                flow.attempts.next = flow.attempts.next.max(2);
+                grace_call(case, flow, ctx);
+            }
+            TimerKind::CallAttempt => grace_call(case, flow, ctx),
+            TimerKind::ReportDue => {
+                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                    second_not_reached(case, flow, pkg, ctx);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -159,6 +197,8 @@ impl Playbook for PackageExpiry {
             ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
             return Ok(());
         }
+        flow.attempts.report();
+        ctx.cancel(case, &[TimerKind::ReportDue]);
         let second = ctx.now >= flow.second_call_at;
         if second {
             ctx.cancel(case, &[TimerKind::CallAttempt]);
@@ -171,18 +211,11 @@ impl Playbook for PackageExpiry {
             case.timers.extend(keep);
         }
         if !call.outcome.reached() {
+            flow.attempts.not_reached += 1;
             if second {
-                // R5.3 not reached twice: SMS4, ticket closed.
-                sms(case, pkg, TemplateId::Sms4, ctx);
-                end(case, flow, State::Closed, TicketStatus::Closed, TicketResult::Unreachable, ctx);
-                ctx.decided(case, "R5.3 second call not reached: SMS4, ticket closed");
+                second_not_reached(case, flow, pkg, ctx);
             } else if !flow.sms3_sent {
-                // R5.2 not reached: SMS3.
-                sms(case, pkg, TemplateId::Sms3, ctx);
-                ctx.ticket(case, |t| t.status = TicketStatus::WaitingOnCustomer);
-                flow.sms3_sent = true;
-                flow.state = State::WaitingOnCustomer;
-                ctx.decided(case, "R5.2 first call not reached: SMS3");
+                first_not_reached(case, flow, pkg, ctx);
             } else {
                 ctx.decided(case, "not reached again before the second call; recorded");
             }
@@ -346,7 +379,7 @@ mod tests {
         assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Resolved, Some("rebooked")));
         assert!(c.timers.is_empty(), "no Day 6 call");
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-04-14T09:30:00+02:00").unwrap();
-        assert!(w.effects.is_empty(), "no later SMS");
+        assert!(w.sms().is_empty(), "no later SMS");
     }
 
     #[test]
@@ -378,5 +411,18 @@ mod tests {
         let (mut w, id) = expired(&[]);
         let e = w.when(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-04-09T09:30:00+02:00").unwrap_err();
         assert_eq!(e.code.as_str(), "resolution_not_applicable");
+    }
+
+    #[test]
+    fn r9_1_unreported_grace_calls_still_send_sms3_and_sms4() {
+        let (mut w, id) = expired(&["V1"]);
+        // Day 1's call is never reported: at Day 6 it counts as not reached (SMS3), then the second call.
+        assert_eq!(w.fire_next(&id).0, TimerKind::CallAttempt);
+        assert_eq!(w.sms(), vec![TemplateId::Sms3]);
+        assert_eq!(w.command("call_customer").unwrap().data["attempt"], 2);
+        assert_eq!(w.fire_next(&id).0, TimerKind::ReportDue);
+        assert_eq!(w.sms(), vec![TemplateId::Sms4]);
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Closed, Some(TicketResult::Unreachable)));
     }
 }

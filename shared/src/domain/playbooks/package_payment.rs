@@ -17,16 +17,23 @@
 //!   recorded only (SMS1 and SMS2 go at most once).
 //! - Declined without follow-up (the customer does not want the package): before the package is
 //!   cancelled, commands `cancel_package` and `cancel_package_visits` without SMS2 (the customer was
-//!   reached); the ticket is closed with result `declined`. Answered without `will_pay` on the final
-//!   call closes the ticket with result `not_paid`. `rebooked` does not apply here (422).
-//! - R4.7: when the first call (now, or the next working-hours start) already falls on or after
-//!   the day before, that call is the R4.4 call: group `customer_care`, deadline 21:00 that day,
-//!   SMS1 is skipped. A late booking thus still gets one call before the package is cancelled, and
-//!   SMS2 (which says we tried to call) is never sent without a call.
+//!   reached); the ticket is closed with result `declined`. `rebooked` does not apply here (422).
+//! - R4.5 (v2) any answer on the final call resolves the ticket (`reached_after_cancellation`):
+//!   the package is already cancelled, so no payment link or collection request goes out.
+//! - R4.7 (v2): when the first call (now, or the next working-hours start) already falls on or
+//!   after the day before, it is still R4.1's call (not reached: SMS1, R4.3), and R4.4's deadline
+//!   is placed at 21:00 of that call's day: unpaid then, the package is cancelled with SMS2. No
+//!   separate day-before call is made.
+//! - R9.1 a call whose report has not come when the next step falls due counts as not reached
+//!   (`unreported`): the first call at the day-before call (SMS1 if not yet sent), the day-before
+//!   call at the deadline, the final call at the end of its working day (`report_due`: closed,
+//!   `unreachable`). An unreported first call at a late booking's deadline sends no SMS1: SMS2 says
+//!   the same at that moment.
 //! - The engine's own cancellation (R4.4) marks the package cancelled and stops its expiry timers.
 //!   `package.paid` after it resolves the case (R4.6) but does not revive the package: the visits
 //!   were cancelled on the dashboard, which books a new package.
 
+use super::attempts::{Attempts, Report};
 use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
 use crate::domain::calendar::Calendar;
 use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
@@ -85,6 +92,9 @@ pub struct Flow {
     /// R4.5 day, once the package is cancelled for non-payment.
     pub final_day: Option<NaiveDate>,
     pub sms1_sent: bool,
+    /// R4.7 booked so late that the first call is the only one before the deadline.
+    pub late: bool,
+    pub attempts: Attempts,
 }
 
 impl Flow {
@@ -122,6 +132,8 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
         day_before,
         final_day: None,
         sms1_sent: false,
+        late,
+        attempts: Attempts::default(),
     };
     let mut case = CaseCore::open(case_id.clone(), pkg.customer.clone(), ticket, ctx.now).about_package(&pkg.package_id);
     case.note(
@@ -136,19 +148,19 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
         ),
     );
     ctx.decided(&mut case, "R4.1 not_paid ticket opened for customer_success");
-    if late {
-        ctx.decided(&mut case, format!("R4.7 the first visit is close: the first call is the day-before call (R4.4) on {day_before}"));
-        if first_call <= ctx.now {
-            day_before_call(&mut case, &mut flow, ctx);
-        } else {
-            ctx.place(&mut case, TimerKind::CallAttempt, first_call);
-        }
+    if first_call <= ctx.now {
+        first_call_task(&mut case, &mut flow, ctx);
     } else {
-        if first_call <= ctx.now {
-            ctx.call_task(&mut case, "Ask the customer to pay the package (R4.1)", task(Stage::First));
-        } else {
-            ctx.place(&mut case, TimerKind::CallAttempt, first_call);
-        }
+        ctx.place(&mut case, TimerKind::CallAttempt, first_call);
+    }
+    if late {
+        let deadline = cal.at(day_before, ctx.policy.package_payment.payment_deadline_time).max(ctx.now);
+        ctx.decided(
+            &mut case,
+            format!("R4.7 the first visit is close: R4.1's call, and unpaid at {} the package is cancelled (R4.4)", cal.rfc3339(deadline)),
+        );
+        ctx.place(&mut case, TimerKind::PaymentDeadline, deadline);
+    } else {
         let at = cal.at(day_before, ctx.policy.package_payment.day_before_call_time);
         ctx.place(&mut case, TimerKind::CallAttempt, at);
     }
@@ -156,20 +168,44 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
     case_id
 }
 
-fn task(stage: Stage) -> CallCustomer {
-    CallCustomer { stage: Some(stage.as_str().into()), ..CallCustomer::default() }
+/// The call task of a stage; its report is awaited (R9.1).
+fn stage_call(case: &mut CaseCore, flow: &mut Flow, reason: &str, ctx: &mut Ctx) {
+    let n = flow.attempts.task();
+    let task = CallCustomer { stage: Some(flow.stage.as_str().into()), attempt: Some(n), ..CallCustomer::default() };
+    ctx.call_task(case, reason, task);
+}
+
+fn first_call_task(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+    stage_call(case, flow, "Ask the customer to pay the package (R4.1)", ctx);
+}
+
+/// R4.3 the first call not reached: SMS1 (once), waiting on the customer until the deadline.
+fn sms1(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+    let due = ctx.cal().at(flow.day_before, ctx.policy.package_payment.payment_deadline_time);
+    ctx.ticket(case, |t| {
+        t.status = TicketStatus::WaitingOnCustomer;
+        t.resolution_due = Some(due);
+    });
+    ctx.sms(case, TemplateId::Sms1, &SmsVars::default());
+    flow.sms1_sent = true;
+    flow.state = State::WaitingOnCustomer;
+    ctx.decided(case, format!("R4.3 not reached: SMS1, waiting on the customer until {}", flow.day_before));
 }
 
 /// R4.4 the call on the day before the first visit, with the 21:00 deadline.
 fn day_before_call(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
     let today = ctx.cal().local_date(ctx.now);
+    // R9.1 the first call's report never came: not reached.
+    if flow.attempts.lapse(case, ctx.now, "when the day-before call fell due").is_some() && !flow.sms1_sent {
+        sms1(case, flow, ctx);
+    }
     // The first-call task, if still pending, is overtaken by this one.
     ctx.cancel(case, &[TimerKind::CallAttempt]);
     flow.stage = Stage::DayBefore;
     flow.state = State::DayBefore;
     flow.day_before = today;
     ctx.ticket(case, |t| t.group = Group::CustomerCare);
-    ctx.call_task(case, "Last day to pay the package before the first visit (R4.4)", task(Stage::DayBefore));
+    stage_call(case, flow, "Last day to pay the package before the first visit (R4.4)", ctx);
     let deadline = ctx.cal().at(today, ctx.policy.package_payment.payment_deadline_time).max(ctx.now);
     ctx.place(case, TimerKind::PaymentDeadline, deadline);
     ctx.decided(case, format!("R4.4 day-before call; unpaid at {} → the package is cancelled", ctx.cal().rfc3339(deadline)));
@@ -250,17 +286,28 @@ impl Playbook for PackagePayment {
                 if let Some(final_day) = flow.final_day {
                     if today >= final_day {
                         flow.state = State::FinalCall;
-                        ctx.call_task(case, "Final call about the cancelled unpaid package (R4.5)", task(Stage::Final));
+                        stage_call(case, flow, "Final call about the cancelled unpaid package (R4.5)", ctx);
+                        // R9.1 the last call waits for its report until the end of its working day.
+                        let end_of_day = ctx.cal().at(today, ctx.cal().work_end()).max(ctx.now);
+                        ctx.place(case, TimerKind::ReportDue, end_of_day);
                     }
-                } else if today >= flow.day_before {
+                } else if today >= flow.day_before && !flow.late {
                     day_before_call(case, flow, ctx);
                 } else {
-                    ctx.call_task(case, "Ask the customer to pay the package (R4.1)", task(Stage::First));
+                    first_call_task(case, flow, ctx);
                 }
             }
-            TimerKind::PaymentDeadline if flow.stage == Stage::DayBefore && !pkg.paid => {
+            TimerKind::PaymentDeadline if flow.stage != Stage::Final && !pkg.paid => {
+                flow.attempts.lapse(case, ctx.now, "by the payment deadline");
                 ctx.decided(case, "R4.4 still unpaid at the deadline");
                 cancel_for_non_payment(case, flow, true, ctx);
+            }
+            // R4.5 the final call's report never came: not reached.
+            TimerKind::ReportDue if flow.stage == Stage::Final => {
+                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                    close(case, flow, TicketResult::Unreachable, ctx);
+                    ctx.decided(case, "R4.5 final call not reached: ticket closed");
+                }
             }
             _ => {}
         }
@@ -271,8 +318,10 @@ impl Playbook for PackagePayment {
             ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
             return Ok(());
         }
-        if flow.stage == Stage::First {
-            // The outcome spends a first-call task still pending, never the day-before one.
+        let early = matches!(flow.attempts.report(), Report::Early(_));
+        ctx.cancel(case, &[TimerKind::ReportDue]);
+        if flow.stage == Stage::First && early {
+            // An early outcome spends a first-call task still pending, never the day-before one.
             let boundary = ctx.cal().at(flow.day_before, NaiveTime::MIN);
             let keep: Vec<_> = case.timers.iter().filter(|t| t.kind == TimerKind::CallAttempt && t.due_at >= boundary).cloned().collect();
             case.timers.retain(|t| !(t.kind == TimerKind::CallAttempt && t.due_at >= boundary));
@@ -281,18 +330,7 @@ impl Playbook for PackagePayment {
         }
         if !call.outcome.reached() {
             match flow.stage {
-                Stage::First if !flow.sms1_sent && flow.state == State::Chasing => {
-                    // R4.3 waiting on the customer until the day before, SMS1.
-                    let due = ctx.cal().at(flow.day_before, ctx.policy.package_payment.payment_deadline_time);
-                    ctx.ticket(case, |t| {
-                        t.status = TicketStatus::WaitingOnCustomer;
-                        t.resolution_due = Some(due);
-                    });
-                    ctx.sms(case, TemplateId::Sms1, &SmsVars::default());
-                    flow.sms1_sent = true;
-                    flow.state = State::WaitingOnCustomer;
-                    ctx.decided(case, format!("R4.3 not reached: SMS1, waiting on the customer until {}", flow.day_before));
-                }
+                Stage::First if !flow.sms1_sent && flow.state == State::Chasing => sms1(case, flow, ctx),
                 Stage::DayBefore if flow.state != State::AwaitingPayment => {
                     ctx.decided(case, "R4.4 day-before call not reached");
                     cancel_for_non_payment(case, flow, true, ctx);
@@ -305,19 +343,18 @@ impl Playbook for PackagePayment {
             }
             return Ok(());
         }
+        if flow.stage == Stage::Final {
+            // R4.5 (v2) reached after the cancellation: no payment link, the package is gone.
+            ctx.finish(case, TicketStatus::Resolved, TicketResult::ReachedAfterCancellation);
+            flow.state = State::Closed;
+            ctx.decided(case, "R4.5 final call reached: resolved; the package stays cancelled (a renewal is a new booking)");
+            return Ok(());
+        }
         match &call.resolution {
             Some(Resolution::WillPay) => payment_command(case, flow, pkg, ctx),
             Some(Resolution::Declined { follow_up: false, reason, .. }) => {
                 ctx.decided(case, format!("declined: {reason}"));
-                if flow.stage == Stage::Final {
-                    close(case, flow, TicketResult::Declined, ctx);
-                } else {
-                    cancel_for_non_payment(case, flow, false, ctx);
-                }
-            }
-            _ if flow.stage == Stage::Final => {
-                close(case, flow, TicketResult::NotPaid, ctx);
-                ctx.decided(case, "R4.5 final call answered without payment: ticket closed");
+                cancel_for_non_payment(case, flow, false, ctx);
             }
             _ => ctx.decided(case, "answered without a payment promise; the chase goes on"),
         }
@@ -518,20 +555,37 @@ mod tests {
     }
 
     #[test]
-    fn r4_7_first_visit_tomorrow_the_first_call_is_the_day_before_call() {
+    fn r4_7_v2_first_visit_tomorrow_still_gets_the_first_call_sms1_and_the_21h_deadline() {
         let mut w = World::new();
         let input =
             package_booked(false, PaymentMethod::Card, "2026-03-03", &["2026-03-03T10:00:00+02:00", "2026-03-10T10:00:00+02:00"], 100_000);
         let id = w.when(input, MON).unwrap().unwrap();
         assert_eq!(w.commands(), vec!["call_customer"]);
-        assert_eq!(w.command("call_customer").unwrap().data["stage"], "day_before");
-        assert_eq!(w.case(&id).ticket.group, Group::CustomerCare);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "first", "R4.1's call");
+        assert_eq!(w.case(&id).ticket.group, Group::CustomerSuccess);
         assert_eq!(w.dues(&id, TimerKind::PaymentDeadline), vec![at("2026-03-02T21:00:00+02:00")]);
         assert!(w.dues(&id, TimerKind::CallAttempt).is_empty());
-        // Not reached: straight to R4.4 (no SMS1), final call on the visit day.
+        // Not reached: R4.3's SMS1, and the customer has until 21:00 to pay.
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:20:00+02:00").unwrap();
-        assert_eq!(w.sent_sms().iter().map(|s| s.template).collect::<Vec<_>>(), vec![TemplateId::Sms2]);
+        assert_eq!(w.sms(), vec![TemplateId::Sms1]);
+        assert!(w.commands().is_empty(), "no cancel_package minutes after one missed call");
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
+        // Still unpaid at 21:00: R4.4 cancels, SMS2, the final call on the next working day.
+        assert_eq!(w.fire_next(&id), (TimerKind::PaymentDeadline, at("2026-03-02T21:00:00+02:00")));
+        assert_eq!(w.commands(), vec!["cancel_package", "cancel_package_visits"]);
+        assert_eq!(w.sms(), vec![TemplateId::Sms2]);
         assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-03T09:00:00+02:00")]);
+    }
+
+    #[test]
+    fn r4_7_v2_paid_before_the_deadline_is_not_cancelled() {
+        let mut w = World::new();
+        let input = package_booked(false, PaymentMethod::Card, "2026-03-03", &["2026-03-03T10:00:00+02:00"], 100_000);
+        let id = w.when(input, MON).unwrap().unwrap();
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:20:00+02:00").unwrap();
+        w.when(event(EventBody::PackagePaid { package_id: "P1".into() }), "2026-03-02T18:00:00+02:00").unwrap();
+        assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Paid));
+        assert!(w.case(&id).timers.is_empty(), "the deadline is gone");
     }
 
     #[test]
@@ -542,9 +596,9 @@ mod tests {
         let id = w.when(input, "2026-03-04T22:00:00+02:00").unwrap().unwrap();
         assert!(w.commands().is_empty());
         assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![at("2026-03-05T09:00:00+02:00")]);
-        w.fire_next(&id);
-        assert_eq!(w.command("call_customer").unwrap().data["stage"], "day_before");
         assert_eq!(w.dues(&id, TimerKind::PaymentDeadline), vec![at("2026-03-05T21:00:00+02:00")]);
+        w.fire_next(&id);
+        assert_eq!(w.command("call_customer").unwrap().data["stage"], "first");
     }
 
     #[test]
@@ -571,5 +625,33 @@ mod tests {
         assert!(w.sent_sms().is_empty());
         let c = w.case(&id);
         assert_eq!((c.ticket.status, c.ticket.result.map(TicketResult::as_str)), (TicketStatus::Closed, Some("declined")));
+    }
+
+    #[test]
+    fn r4_5_v2_reached_on_the_final_call_resolves_without_a_payment_link() {
+        let (mut w, id) = opened();
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:30:00+02:00").unwrap();
+        w.fire_next(&id); // the day-before call, Sunday 09:00
+        w.when(call(&id, CallOutcome::Busy, None), "2026-03-08T09:20:00+02:00").unwrap();
+        assert_eq!(w.fire_next(&id).0, TimerKind::CallAttempt, "the final call");
+        w.when(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-03-09T09:10:00+02:00").unwrap();
+        assert!(w.commands().is_empty(), "no send_payment_link for a cancelled package");
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::ReachedAfterCancellation)));
+        assert!(c.timers.is_empty());
+    }
+
+    #[test]
+    fn r9_1_an_unreported_final_call_closes_the_ticket_at_the_end_of_its_day() {
+        let (mut w, id) = opened();
+        w.fire_next(&id); // the day-before call; the first call (at booking) was never reported
+        assert_eq!(w.sms(), vec![TemplateId::Sms1], "R9.1 the unreported first call is not reached: SMS1");
+        assert_eq!(w.fire_next(&id).0, TimerKind::PaymentDeadline);
+        assert_eq!(w.sms(), vec![TemplateId::Sms2]);
+        assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, at("2026-03-09T09:00:00+02:00")));
+        assert_eq!(w.fire_next(&id), (TimerKind::ReportDue, at("2026-03-09T21:00:00+02:00")));
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Closed, Some(TicketResult::Unreachable)));
+        assert_eq!(c.attempts.iter().filter(|a| a.outcome == CallOutcome::Unreported).count(), 3);
     }
 }

@@ -29,6 +29,7 @@
 //!   used the link) resolves the outreach (result `rescheduled`) and revokes the older links;
 //!   a cancellation or a completion closes it.
 
+use super::attempts::{Attempts, Report};
 use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
 use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
 use crate::domain::commands::{CallCustomer, CommandBody, NotifyTechnician, Reason, RevokeStfLinks};
@@ -65,9 +66,7 @@ pub struct Flow {
     pub state: State,
     pub stf_link: String,
     pub reason: String,
-    /// Number of the next call attempt.
-    pub next_attempt: u32,
-    pub not_reached: u32,
+    pub attempts: Attempts,
 }
 
 fn cancel_moment(window_start: DateTime<Utc>, ctx: &Ctx) -> DateTime<Utc> {
@@ -90,13 +89,14 @@ pub fn open(snapshot: &mut Snapshot, appointment_id: &str, reason: &str, stf_lin
     let priority = if manual { Priority::Urgent } else { Priority::Medium };
     let ticket =
         Ticket::open("appointment", "reschedule", "outreach", priority, Group::CustomerCare, &appointment.area).due(cancel_at.max(ctx.now));
-    let flow = Flow { state: State::Reaching, stf_link: stf_link.to_string(), reason: reason.to_string(), next_attempt: 1, not_reached: 0 };
+    let mut flow =
+        Flow { state: State::Reaching, stf_link: stf_link.to_string(), reason: reason.to_string(), attempts: Attempts::default() };
     let mut case = CaseCore::open(case_id.clone(), appointment.customer.clone(), ticket, ctx.now)
         .about_appointment(&appointment.appointment_id, &appointment.order_id);
     case.note(ctx.now, crate::domain::case::TimelineKind::Event, format!("appointment.reschedule_requested: {reason}"));
     // R1.1 attempt 1 the same day: now, or at the next working-hours start.
     if ctx.cal().in_working_hours(ctx.now) {
-        call_task(&mut case, &flow, ctx);
+        call_task(&mut case, &mut flow, ctx);
     } else {
         let due = ctx.cal().working_moment(ctx.now);
         ctx.place(&mut case, TimerKind::CallAttempt, due);
@@ -115,30 +115,56 @@ pub fn open(snapshot: &mut Snapshot, appointment_id: &str, reason: &str, stf_lin
     case_id
 }
 
-/// The call task of attempt n, with the R1.5 hint to offer the soonest available time first.
-fn call_task(case: &mut CaseCore, flow: &Flow, ctx: &mut Ctx) {
+/// The call task of the next attempt, with the R1.5 hint to offer the soonest available time
+/// first; the step after it goes on its own schedule (R9.1): attempt 2 on the next working day at
+/// `second_attempt_time` (R1.3), or after the last attempt its end-of-day report deadline.
+fn call_task(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+    let n = flow.attempts.task();
     let task = CallCustomer {
-        attempt: Some(flow.next_attempt),
+        attempt: Some(n),
         stf_link: Some(flow.stf_link.clone()),
         offer: Some("soonest_available_first".into()),
         ..CallCustomer::default()
     };
     ctx.call_task(case, format!("Reschedule the appointment ({}); offer the soonest available time first", flow.reason), task);
+    let p = &ctx.policy.reschedule_outreach;
+    let cal = ctx.cal();
+    let today = cal.local_date(ctx.now);
+    if flow.attempts.next <= p.attempts {
+        let due = cal.at(cal.next_working_day(today), p.second_attempt_time);
+        ctx.place(case, TimerKind::CallAttempt, due);
+    } else {
+        let end_of_day = cal.at(today, cal.work_end()).max(ctx.now);
+        ctx.place(case, TimerKind::ReportDue, end_of_day);
+    }
 }
 
-/// R1.3 the next attempt on the next working day at `second_attempt_time`, while attempts remain.
-fn next_attempt(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+/// R1.2 / R1.3 an attempt not reached (reported or lapsed): the self-scheduling link, the
+/// appointment left as it is; after the last attempt the case waits for the link or T-1h.
+fn not_reached(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
+    ctx.sms(case, TemplateId::StfLink, &SmsVars { link: Some(flow.stf_link.clone()), ..SmsVars::default() });
+    ctx.decided(case, "R1.2 not reached: STF link sent, appointment status unchanged");
+    waits_when_used_up(case, flow, ctx);
+}
+
+/// With every attempt made and none pending, the case waits for the customer or the T-1h cancel.
+fn waits_when_used_up(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
     let p = &ctx.policy.reschedule_outreach;
-    flow.next_attempt += 1;
-    if flow.next_attempt > p.attempts {
+    if flow.attempts.next > p.attempts && case.pending(TimerKind::CallAttempt).is_none() {
         flow.state = State::Waiting;
         let before = p.cancel_before_minutes;
         ctx.decided(case, format!("R1.3 attempts used up: waiting for the customer or the cancel {before} minutes before the start"));
-        return;
     }
-    let cal = ctx.cal();
-    let due = cal.at(cal.next_working_day(cal.local_date(ctx.now)), p.second_attempt_time);
-    ctx.place(case, TimerKind::CallAttempt, due);
+}
+
+/// An early call spent the next attempt's task: the one after it is placed (R1.3).
+fn next_attempt(case: &mut CaseCore, flow: &Flow, ctx: &mut Ctx) {
+    let p = &ctx.policy.reschedule_outreach;
+    if flow.attempts.next <= p.attempts && case.pending(TimerKind::CallAttempt).is_none() {
+        let cal = ctx.cal();
+        let due = cal.at(cal.next_working_day(cal.local_date(ctx.now)), p.second_attempt_time);
+        ctx.place(case, TimerKind::CallAttempt, due);
+    }
 }
 
 /// Ends the outreach: timers cancelled, ticket `status` with `result`.
@@ -167,7 +193,18 @@ impl Playbook for RescheduleOutreach {
 
     fn on_timer(case: &mut CaseCore, flow: &mut Flow, kind: TimerKind, order: &Order, ctx: &mut Ctx) {
         match kind {
-            TimerKind::CallAttempt if flow.state == State::Reaching => call_task(case, flow, ctx),
+            TimerKind::CallAttempt if flow.state == State::Reaching => {
+                // R9.1 the previous attempt's report never came: not reached.
+                if flow.attempts.lapse(case, ctx.now, "when the next attempt fell due").is_some() {
+                    not_reached(case, flow, ctx);
+                }
+                call_task(case, flow, ctx);
+            }
+            TimerKind::ReportDue if flow.state == State::Reaching => {
+                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                    not_reached(case, flow, ctx);
+                }
+            }
             // R1.4 still unresolved at T-1h: ops cancels ("within the period it is blinking").
             TimerKind::OutreachCancel if case.ticket.is_open() => {
                 let Some(appointment) = case.appointment_id.as_deref().and_then(|a| order.appointment(a)) else { return };
@@ -195,17 +232,18 @@ impl Playbook for RescheduleOutreach {
             ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
             return Ok(());
         }
-        // The outcome counts as the current attempt: its pending task is spent.
-        ctx.cancel(case, &[TimerKind::CallAttempt]);
+        // The outcome counts as the current attempt; a call before the next task was due spends it.
+        if let Report::Early(_) = flow.attempts.report() {
+            ctx.cancel(case, &[TimerKind::CallAttempt]);
+        }
+        ctx.cancel(case, &[TimerKind::ReportDue]);
         if case.ticket.status == TicketStatus::Open {
             ctx.ticket(case, |t| t.status = TicketStatus::Pending);
         }
         if !call.outcome.reached() {
-            // R1.2 / R1.3 not reached: the self-scheduling link, status left as is.
-            ctx.sms(case, TemplateId::StfLink, &SmsVars { link: Some(flow.stf_link.clone()), ..SmsVars::default() });
-            flow.not_reached += 1;
-            ctx.decided(case, "R1.2 not reached: STF link sent, appointment status unchanged");
+            flow.attempts.not_reached += 1;
             next_attempt(case, flow, ctx);
+            not_reached(case, flow, ctx);
             return Ok(());
         }
         let appointment_id = case.appointment_id.clone().unwrap_or_default();
@@ -248,11 +286,14 @@ impl Playbook for RescheduleOutreach {
             Some(Resolution::FollowUpLater { at }) => {
                 let due = ctx.cal().working_moment((*at).max(ctx.now));
                 ctx.decided(case, format!("follow up later at {}", ctx.cal().rfc3339(due)));
+                ctx.cancel(case, &[TimerKind::CallAttempt]);
+                flow.state = State::Reaching;
                 ctx.place(case, TimerKind::CallAttempt, due);
             }
             _ => {
                 ctx.decided(case, "answered without a resolution");
                 next_attempt(case, flow, ctx);
+                waits_when_used_up(case, flow, ctx);
             }
         }
         Ok(())
@@ -400,5 +441,23 @@ mod tests {
         assert_eq!(w.case(&id).ticket.result.map(TicketResult::as_str), Some("rescheduled"));
         assert!(w.commands().contains(&"revoke_stf_links"));
         assert!(w.case(&id).timers.is_empty());
+    }
+
+    #[test]
+    fn r9_1_lost_reports_still_send_the_link_and_the_second_attempt_and_r1_4_waits_for_t_minus_1h() {
+        // Requested Monday 10:00; attempt 1 goes out at once.
+        let (mut w, id) = requested_at("2026-03-02T10:00:00+02:00");
+        assert_eq!(w.due(&id, TimerKind::CallAttempt), Some(t("2026-03-03T09:00:00+02:00")), "attempt 2 placed with attempt 1");
+        // Attempt 1 is never reported: at attempt 2 it counts as not reached (R1.2's link).
+        w.fire_next(&id);
+        assert_eq!(w.sms(), vec![TemplateId::StfLink]);
+        assert_eq!(w.command("call_customer").unwrap().data["attempt"], 2);
+        assert_eq!(w.case(&id).attempts[0].outcome, CallOutcome::Unreported);
+        // Attempt 2 unreported by 21:00: the link again (R1.3), then the case waits for T-1h.
+        assert_eq!(w.fire_next(&id), (TimerKind::ReportDue, t("2026-03-03T21:00:00+02:00")));
+        assert_eq!(w.sms(), vec![TemplateId::StfLink]);
+        assert_eq!(w.case(&id).state(), "waiting");
+        assert_eq!(w.fire_next(&id).0, TimerKind::OutreachCancel);
+        assert_eq!(w.command("cancel_appointment").unwrap().data["reason"], "customer_unreached");
     }
 }

@@ -7,13 +7,20 @@
 //!   an early call (agent or customer) still leaves the next attempt on its own day.
 //!   `cancellation_follow_up` starts on the first working day after the cancellation day
 //!   (`first_day` 1), `second_visit_follow_up` calls at opening (`first_day` 0).
+//! - R9.1 attempts do not wait on reports (`attempts.rs`): when attempt n's call task goes out,
+//!   attempt n + 1 is placed on its own day, or, after the last attempt, a `report_due` timer at
+//!   the end of that working day. An attempt still unreported when the next one falls due, or at
+//!   that end of day, is recorded `unreported` and counts as not reached.
 //! - Every reported outcome counts as the current attempt; the first moves the ticket to `pending`.
-//!   An answered call without a resolution, and a decline that asks for a follow-up, get the next
-//!   attempt; they do not count as "not reached".
+//!   An answered call without a resolution, and a decline that asks for a follow-up, keep the
+//!   next attempt (placing one when none is pending); they do not count as "not reached".
+//! - Using up the attempts (R2.6 / R3.4) also stops the SLA escalations that guard them (R9.4).
 //! - After the attempts are used up (R2.6 / R3.4) the ticket waits on the customer and the case is
-//!   still live: a later answer can still rebook or decline, and a follow-up request resumes calls.
-//! - Outcomes reported on a resolved or closed case are written on the timeline and change nothing.
+//!   still live: a late report can still rebook or decline (R9.1), and a follow-up request resumes
+//!   calls. Outcomes reported on a resolved or closed case are written on the timeline and change
+//!   nothing.
 
+use super::attempts::{Attempts, Report};
 use super::Playbook;
 use crate::domain::case::{CaseCore, Priority, TicketResult, TicketStatus, TimerKind};
 use crate::domain::commands::{CommandBody, Reason};
@@ -48,17 +55,14 @@ pub struct Round {
     pub state: State,
     /// First day of the current round: the opening day, or the re-open day (R2.10).
     pub start: NaiveDate,
-    /// Number of the next call attempt in the current round.
-    pub next_attempt: u32,
-    /// Not-reached outcomes in the current round.
-    pub not_reached: u32,
+    pub attempts: Attempts,
     /// The ticket has been `waiting_on_customer` at some point (R2.10).
     pub waited_on_customer: bool,
 }
 
 impl Round {
     pub fn new(start: NaiveDate) -> Round {
-        Round { state: State::Following, start, next_attempt: 1, not_reached: 0, waited_on_customer: false }
+        Round { state: State::Following, start, attempts: Attempts::default(), waited_on_customer: false }
     }
     pub fn is_done(&self) -> bool {
         matches!(self.state, State::Resolved | State::Closed | State::Duplicate)
@@ -86,9 +90,9 @@ pub trait FollowUp: Playbook<Subject = Order> {
     fn round(flow: &mut Self::Flow) -> &mut Round;
     fn rules(policy: &Policy) -> Rules;
     /// Places the round's first steps (attempt 1, SLAs, the close timer) at opening or re-open.
-    fn start(case: &mut CaseCore, flow: &mut Self::Flow, close_at: DateTime<Utc>, ctx: &mut Ctx);
-    /// The call task of the current attempt.
-    fn call_task(case: &mut CaseCore, flow: &mut Self::Flow, subject: &Order, ctx: &mut Ctx);
+    fn start(case: &mut CaseCore, flow: &mut Self::Flow, close_at: DateTime<Utc>, subject: &Order, ctx: &mut Ctx);
+    /// The call task of attempt `n`.
+    fn call_task(case: &mut CaseCore, flow: &mut Self::Flow, n: u32, subject: &Order, ctx: &mut Ctx);
     /// Answered and rebooked (R2.7, R3.5).
     fn rebooked(case: &mut CaseCore, flow: &mut Self::Flow, window: (DateTime<Utc>, DateTime<Utc>), subject: &Order, ctx: &mut Ctx);
     /// What ends the order when the customer cannot be reached or declines: `cancel_order`
@@ -96,15 +100,33 @@ pub trait FollowUp: Playbook<Subject = Order> {
     fn give_up(reason: Reason) -> CommandBody;
 }
 
-/// Attempt `round.next_attempt`'s due time (see the module header).
-pub fn attempt_due(round: &Round, rules: &Rules, last_outcome: Option<DateTime<Utc>>, ctx: &Ctx) -> DateTime<Utc> {
+/// The next attempt's due time (see the module header); `after` an outcome or a task, the next
+/// working day at the earliest.
+pub fn attempt_due(round: &Round, rules: &Rules, after: Option<DateTime<Utc>>, ctx: &Ctx) -> DateTime<Utc> {
     let cal = ctx.cal();
-    let scheduled = cal.nth_working_day_after(round.start, (round.next_attempt + rules.first_day).saturating_sub(1));
-    let day = match last_outcome {
+    let scheduled = cal.nth_working_day_after(round.start, (round.attempts.next + rules.first_day).saturating_sub(1));
+    let day = match after {
         Some(at) => scheduled.max(cal.next_working_day(cal.local_date(at))),
         None => scheduled,
     };
     cal.at(day, rules.attempt_time)
+}
+
+/// The call task of the next attempt goes out now (R2.5, R3.4), with the step after it placed
+/// on its own schedule (R9.1): the next attempt, or the last one's end-of-day report deadline.
+pub fn task<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) {
+    let rules = P::rules(ctx.policy);
+    let n = P::round(flow).attempts.task();
+    P::call_task(case, flow, n, subject, ctx);
+    let round = P::round(flow);
+    if round.attempts.next <= rules.attempts {
+        let due = attempt_due(round, &rules, Some(ctx.now), ctx);
+        ctx.place(case, TimerKind::CallAttempt, due);
+    } else {
+        let cal = ctx.cal();
+        let end_of_day = cal.at(cal.local_date(ctx.now), cal.work_end()).max(ctx.now);
+        ctx.place(case, TimerKind::ReportDue, end_of_day);
+    }
 }
 
 /// A reported call on a live case of the round.
@@ -122,33 +144,26 @@ pub fn on_call<P: FollowUp>(
         ctx.decided(case, format!("outcome recorded; the case is already {state}"));
         return Ok(());
     }
-    // The outcome counts as the current attempt: its pending task is spent.
-    ctx.cancel(case, &[TimerKind::CallAttempt]);
+    // The report counts as the current attempt; a call before the next task was due spends it.
+    if let Report::Early(_) = round.attempts.report() {
+        ctx.cancel(case, &[TimerKind::CallAttempt]);
+    }
+    ctx.cancel(case, &[TimerKind::ReportDue]);
     // R2.5 the first reported outcome moves the ticket to pending.
     if case.ticket.status == TicketStatus::Open {
         ctx.ticket(case, |t| t.status = TicketStatus::Pending);
     }
-    round.next_attempt += 1;
 
     if !call.outcome.reached() {
         if round.state == State::WaitingOnCustomer {
             ctx.decided(case, "not reached again; still waiting on the customer");
             return Ok(());
         }
-        round.not_reached += 1;
-        if round.not_reached >= rules.attempts {
-            round.state = State::WaitingOnCustomer;
-            round.waited_on_customer = true;
-            ctx.command(case, P::give_up(Reason { subject: case.subject(), reason: "customer_unreached".into() }));
-            ctx.ticket(case, |t| {
-                t.status = TicketStatus::WaitingOnCustomer;
-                if let Some(p) = rules.exhausted_priority {
-                    t.priority = p;
-                }
-            });
-            ctx.decided(case, format!("{} not reached in {} attempts: waiting on the customer", rules.exhausted_rule, rules.attempts));
+        round.attempts.not_reached += 1;
+        if round.attempts.not_reached >= rules.attempts {
+            exhausted::<P>(case, flow, &rules, ctx);
         } else {
-            next_attempt::<P>(case, flow, &rules, ctx);
+            keep_following::<P>(case, flow, &rules, ctx);
         }
         return Ok(());
     }
@@ -162,7 +177,7 @@ pub fn on_call<P: FollowUp>(
             }
             if *follow_up {
                 ctx.decided(case, format!("{} declined for now; the customer asked to be followed", rules.declined_rule));
-                next_attempt::<P>(case, flow, &rules, ctx);
+                keep_following::<P>(case, flow, &rules, ctx);
             } else {
                 ctx.command(case, P::give_up(Reason { subject: case.subject(), reason: reason.clone() }));
                 resolve(case, P::round(flow), TicketResult::Declined, None, ctx);
@@ -173,25 +188,60 @@ pub fn on_call<P: FollowUp>(
             // R2.8 the next attempt at the requested time (within working hours).
             let due = ctx.cal().working_moment((*at).max(ctx.now));
             ctx.decided(case, format!("{} follow up later at {}", rules.declined_rule, ctx.cal().rfc3339(due)));
+            ctx.cancel(case, &[TimerKind::CallAttempt]);
             P::round(flow).state = State::Following;
             ctx.place(case, TimerKind::CallAttempt, due);
         }
         Some(Resolution::WillPay) | None => {
-            ctx.decided(case, "answered without a resolution; next attempt scheduled");
-            next_attempt::<P>(case, flow, &rules, ctx);
+            ctx.decided(case, "answered without a resolution; the attempts go on");
+            keep_following::<P>(case, flow, &rules, ctx);
         }
     }
     Ok(())
 }
 
-fn next_attempt<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
-    if case.pending(TimerKind::CallAttempt).is_some() {
-        return;
-    }
+/// The round goes on: a next attempt stays pending, or one is placed.
+fn keep_following<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
     let round = P::round(flow);
-    let due = attempt_due(round, rules, Some(ctx.now), ctx);
     round.state = State::Following;
-    ctx.place(case, TimerKind::CallAttempt, due);
+    if case.pending(TimerKind::CallAttempt).is_none() {
+        let due = attempt_due(round, rules, Some(ctx.now), ctx);
+        ctx.place(case, TimerKind::CallAttempt, due);
+    }
+}
+
+/// R2.6 / R3.4 every attempt not reached: the order is given up and the ticket waits on the
+/// customer; the calls and the SLAs that guarded them stop (R9.4).
+fn exhausted<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
+    let round = P::round(flow);
+    round.state = State::WaitingOnCustomer;
+    round.waited_on_customer = true;
+    ctx.cancel(case, &[TimerKind::CallAttempt, TimerKind::ReportDue, TimerKind::FirstCallSla, TimerKind::CostSla]);
+    ctx.command(case, P::give_up(Reason { subject: case.subject(), reason: "customer_unreached".into() }));
+    ctx.ticket(case, |t| {
+        t.status = TicketStatus::WaitingOnCustomer;
+        if let Some(p) = rules.exhausted_priority {
+            t.priority = p;
+        }
+    });
+    ctx.decided(case, format!("{} not reached in {} attempts: waiting on the customer", rules.exhausted_rule, rules.attempts));
+}
+
+/// An attempt whose report did not come before `by` counts as not reached (R9.1); returns
+/// whether that used up the attempts.
+fn lapse<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, by: &str, ctx: &mut Ctx) -> bool {
+    let round = P::round(flow);
+    if round.attempts.lapse(case, ctx.now, by).is_none() {
+        return false;
+    }
+    if case.ticket.status == TicketStatus::Open {
+        ctx.ticket(case, |t| t.status = TicketStatus::Pending);
+    }
+    if round.attempts.not_reached >= rules.attempts {
+        exhausted::<P>(case, flow, rules, ctx);
+        return true;
+    }
+    false
 }
 
 /// Resolves the ticket (R2.7, R2.8, R3.6), every timer cancelled.
@@ -213,17 +263,34 @@ pub fn close(case: &mut CaseCore, round: &mut Round, state: State, status: Ticke
     round.state = state;
 }
 
-/// The round's timers: the call task of the current attempt, and the close (R2.9).
+/// The round's timers: the call task of the next attempt, the last attempt's report deadline
+/// (R9.1), and the close (R2.9).
 pub fn on_timer<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, kind: TimerKind, subject: &Order, ctx: &mut Ctx) {
     let rules = P::rules(ctx.policy);
     match kind {
-        TimerKind::CallAttempt if P::round(flow).state == State::Following => P::call_task(case, flow, subject, ctx),
+        TimerKind::CallAttempt if P::round(flow).state == State::Following => {
+            if !lapse::<P>(case, flow, &rules, "when the next attempt fell due", ctx) {
+                task::<P>(case, flow, subject, ctx);
+            }
+        }
+        TimerKind::ReportDue if P::round(flow).state == State::Following => {
+            lapse::<P>(case, flow, &rules, "by the end of its working day", ctx);
+            keep_if_live::<P>(case, flow, &rules, ctx);
+        }
         // R2.9 a ticket not resolved in time is closed.
         TimerKind::AutoClose if case.ticket.is_open() && P::round(flow).state != State::Rebooked => {
             close(case, P::round(flow), State::Closed, TicketStatus::Closed, TicketResult::Unreachable, ctx);
             ctx.decided(case, format!("{} closed unresolved {} days after it opened", rules.close_rule, rules.close_after_days));
         }
         _ => {}
+    }
+}
+
+/// After a report deadline that did not use up the attempts (an earlier one was answered), the
+/// round goes on with one more attempt, as after an answer without a resolution.
+fn keep_if_live<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
+    if P::round(flow).state == State::Following {
+        keep_following::<P>(case, flow, rules, ctx);
     }
 }
 
@@ -258,6 +325,6 @@ pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: 
     });
     *round = Round { waited_on_customer: true, ..Round::new(today) };
     ctx.decided(case, "R2.10 re-opened: attempts start over");
-    P::start(case, flow, close_at, ctx);
+    P::start(case, flow, close_at, subject, ctx);
     Ok(())
 }

@@ -108,7 +108,8 @@ pub fn open(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> Opt
             ),
         );
     }
-    SecondVisitFollowUp::start(&mut case, &mut flow, close_at, ctx);
+    let order = snapshot.as_order()?;
+    SecondVisitFollowUp::start(&mut case, &mut flow, close_at, order, ctx);
     snapshot.cases.push(Case { core: case, flow: CaseFlow::SecondVisitFollowUp(flow) });
     Some(case_id)
 }
@@ -198,18 +199,24 @@ impl Playbook for SecondVisitFollowUp {
                     CallCustomer { painting: flow.painting.clone(), ..CallCustomer::default() },
                 );
             }
-            // R3.2 no outcome within the first-call SLA.
-            TimerKind::FirstCallSla if case.ticket.is_open() => {
+            // R3.2 no outcome within the first-call SLA (R9.4: only while the calls are under way).
+            TimerKind::FirstCallSla if flow.round.state == State::Following => {
                 let hours = p.first_call_sla_hours;
                 escalate(case, "first_call_sla", format!("no call outcome within {hours} hours of the case opening"), ctx);
                 ctx.ticket(case, |t| t.priority = Priority::High);
                 ctx.decided(case, format!("R3.2 no call outcome within {hours} h: escalated, priority high"));
             }
-            // R3.3 the cost was not told in time.
-            TimerKind::CostSla if flow.cost_confirmed_at.is_none() && case.ticket.is_open() => {
+            // R3.3 the cost was not told in time (R9.4: not once the order is converted, resolved or closed).
+            TimerKind::CostSla if flow.cost_confirmed_at.is_none() && matches!(flow.round.state, State::Following | State::Rebooked) => {
                 let hours = p.cost_sla_hours;
                 escalate(case, "cost_sla", format!("the cost was not told to the customer within {hours} hours"), ctx);
                 ctx.decided(case, format!("R3.3 cost not told within {hours} h: escalated"));
+            }
+            // R3.5 (v2) rebooked but no later visit of the order booked in time.
+            TimerKind::AutoClose if flow.round.state == State::Rebooked => {
+                round::close(case, &mut flow.round, State::Closed, TicketStatus::Closed, TicketResult::NotBooked, ctx);
+                let days = p.close_after_days;
+                ctx.decided(case, format!("R3.5 no later visit of the order was booked within {days} days of opening: closed"));
             }
             _ => round::on_timer::<Self>(case, flow, kind, order, ctx),
         }
@@ -220,9 +227,17 @@ impl Playbook for SecondVisitFollowUp {
     }
 
     fn on_subject(case: &mut CaseCore, flow: &mut Flow, event: &SubjectEvent, _: &Order, ctx: &mut Ctx) {
-        if let SubjectEvent::VisitReplaced { appointment_id } = event {
-            round::close(case, &mut flow.round, State::Closed, TicketStatus::Closed, TicketResult::VisitReplaced, ctx);
-            ctx.decided(case, format!("R3.8 visit {appointment_id} replaced by a new one: pending case closed"));
+        match event {
+            SubjectEvent::VisitReplaced { appointment_id } => {
+                round::close(case, &mut flow.round, State::Closed, TicketStatus::Closed, TicketResult::VisitReplaced, ctx);
+                ctx.decided(case, format!("R3.8 visit {appointment_id} replaced by a new one: pending case closed"));
+            }
+            // R3.5 (v2) the rebooked visit is booked: the follow-up is done.
+            SubjectEvent::VisitBooked { appointment_id } if flow.round.state == State::Rebooked => {
+                round::resolve(case, &mut flow.round, TicketResult::Rebooked, None, ctx);
+                ctx.decided(case, format!("R3.5 visit {appointment_id} of the order booked: resolved"));
+            }
+            _ => {}
         }
     }
 }
@@ -245,26 +260,32 @@ impl FollowUp for SecondVisitFollowUp {
             close_rule: "R3.9",
         }
     }
-    /// Attempt 1 (now, or at the next opening), both SLAs and the close timer (R3.1–R3.3, R3.9).
-    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, ctx: &mut Ctx) {
+    /// Attempt 1 (now, or at the next opening), both SLAs at their exact instants (R9.4) and the
+    /// close timer (R3.1–R3.3, R3.9).
+    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, order: &Order, ctx: &mut Ctx) {
         let p = &ctx.policy.second_visit;
         let (first_sla, cost_sla) = (p.first_call_sla_hours as i64, p.cost_sla_hours as i64);
         if ctx.cal().in_working_hours(ctx.now) {
-            task(case, flow, ctx);
+            round::task::<Self>(case, flow, order, ctx);
         } else {
             let due = ctx.cal().working_moment(ctx.now);
             ctx.place(case, TimerKind::CallAttempt, due);
         }
-        let first_due = ctx.cal().working_moment(ctx.now + Duration::hours(first_sla));
-        ctx.place(case, TimerKind::FirstCallSla, first_due);
+        ctx.place(case, TimerKind::FirstCallSla, ctx.now + Duration::hours(first_sla));
         if flow.cost_confirmed_at.is_none() {
-            let cost_due = ctx.cal().working_moment(ctx.now + Duration::hours(cost_sla));
-            ctx.place(case, TimerKind::CostSla, cost_due);
+            ctx.place(case, TimerKind::CostSla, ctx.now + Duration::hours(cost_sla));
         }
         ctx.place(case, TimerKind::AutoClose, close_at);
     }
-    fn call_task(case: &mut CaseCore, flow: &mut Flow, _: &Order, ctx: &mut Ctx) {
-        task(case, flow, ctx);
+    fn call_task(case: &mut CaseCore, flow: &mut Flow, n: u32, _: &Order, ctx: &mut Ctx) {
+        let task = CallCustomer {
+            attempt: Some(n),
+            completion_outcome: Some(flow.outcome),
+            needs_material: Some(flow.needs_material),
+            painting: flow.painting.clone(),
+            ..CallCustomer::default()
+        };
+        ctx.call_task(case, format!("Book the second visit after {} (attempt {n})", flow.outcome), task);
     }
     /// R3.5 the new visit; R3.7 the technician's days and the follow-up call of a painting job.
     fn rebooked(case: &mut CaseCore, flow: &mut Flow, (start, end): (DateTime<Utc>, DateTime<Utc>), _: &Order, ctx: &mut Ctx) {
@@ -279,13 +300,14 @@ impl FollowUp for SecondVisitFollowUp {
             visit_number: None,
         });
         ctx.command(case, body);
-        ctx.cancel(case, &[TimerKind::CallAttempt, TimerKind::AutoClose]);
+        // R3.5 (v2) the close timer stays: the case resolves when the visit is booked, or closes.
+        ctx.cancel(case, &[TimerKind::CallAttempt, TimerKind::ReportDue]);
         ctx.ticket(case, |t| {
             t.status = TicketStatus::Pending;
             t.group = Group::EngineeringOperation;
         });
         flow.round.state = State::Rebooked;
-        ctx.decided(case, "R3.5 new visit created: ticket pending with engineering operation");
+        ctx.decided(case, "R3.5 new visit created: ticket pending with engineering operation until the visit is booked");
         if let Some(q) = &flow.painting {
             let days = job_days(&cal, cal.local_date(start), q.days);
             let body = CommandBody::BlockTechnicianDays(BlockTechnicianDays {
@@ -306,18 +328,6 @@ impl FollowUp for SecondVisitFollowUp {
     fn give_up(reason: Reason) -> CommandBody {
         CommandBody::ConvertOrderToComplete(reason)
     }
-}
-
-fn task(case: &mut CaseCore, flow: &Flow, ctx: &mut Ctx) {
-    let n = flow.round.next_attempt;
-    let task = CallCustomer {
-        attempt: Some(n),
-        completion_outcome: Some(flow.outcome),
-        needs_material: Some(flow.needs_material),
-        painting: flow.painting.clone(),
-        ..CallCustomer::default()
-    };
-    ctx.call_task(case, format!("Book the second visit after {} (attempt {n})", flow.outcome), task);
 }
 
 #[cfg(test)]
@@ -380,7 +390,7 @@ mod tests {
             opened_with(completion(CompletionOutcome::Incomplete, false, None, None), "2026-03-02T20:30:00+02:00", Policy::default());
         assert!(w.commands().is_empty());
         assert_eq!(w.due(&id, TimerKind::CallAttempt), Some(t("2026-03-03T09:00:00+02:00")));
-        assert_eq!(w.due(&id, TimerKind::FirstCallSla), Some(t("2026-03-03T09:00:00+02:00")), "21:30 + 8 h = 05:30 → opening");
+        assert_eq!(w.due(&id, TimerKind::FirstCallSla), Some(t("2026-03-03T05:30:00+02:00")), "R9.4 21:30 + 8 h = 05:30, exact");
     }
 
     #[test]
@@ -517,7 +527,8 @@ mod tests {
         assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, t("2026-03-07T12:00:00+02:00")));
         assert_eq!(w.commands(), vec!["call_customer"]);
         w.when(calls(completed_call(&id, CallOutcome::Answered, None)), "2026-03-07T12:10:00+02:00").unwrap();
-        assert!(w.case(&id).timers.is_empty(), "one follow-up call only");
+        assert_eq!(w.case(&id).pending(TimerKind::CallAttempt), None, "one follow-up call only");
+        assert!(w.case(&id).pending(TimerKind::AutoClose).is_some(), "R3.5 v2 / R9.3: it closes if the visit is never booked");
     }
 
     #[test]
@@ -537,5 +548,45 @@ mod tests {
         w.when(reopen(), "2026-04-01T10:00:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.status, TicketStatus::Open);
         assert_eq!(w.commands(), vec!["call_customer"]);
+    }
+
+    #[test]
+    fn r9_1_unreported_attempts_convert_the_order_and_r9_4_stops_the_cost_sla() {
+        let (mut w, id) = opened(CompletionOutcome::Incomplete);
+        assert_eq!(w.due(&id, TimerKind::CallAttempt), Some(t("2026-03-03T09:00:00+02:00")), "attempt 2 placed at opening");
+        w.fire(&id, TimerKind::FirstCallSla, w.case(&id).pending(TimerKind::FirstCallSla).unwrap().step, "2026-03-02T19:00:00+02:00");
+        assert_eq!(w.commands(), vec!["escalate"], "R3.2 exact: opened 11:00 + 8 h");
+        let attempt2 = w.case(&id).pending(TimerKind::CallAttempt).unwrap().step;
+        w.fire(&id, TimerKind::CallAttempt, attempt2, "2026-03-03T09:00:00+02:00");
+        assert_eq!(w.case(&id).attempts[0].outcome, CallOutcome::Unreported);
+        assert_eq!(w.fire_next(&id), (TimerKind::ReportDue, t("2026-03-03T21:00:00+02:00")));
+        assert_eq!(w.commands(), vec!["convert_order_to_complete"]);
+        let c = w.case(&id);
+        assert_eq!(c.ticket.status, TicketStatus::WaitingOnCustomer);
+        assert_eq!(c.pending(TimerKind::CostSla), None, "R9.4 no cost escalation once the order is converted");
+        assert!(c.pending(TimerKind::AutoClose).is_some(), "R9.3");
+    }
+
+    #[test]
+    fn r3_5_v2_a_rebooked_case_resolves_when_the_visit_is_booked_or_closes_not_booked() {
+        let (mut w, id) = opened(CompletionOutcome::Incomplete);
+        w.when(calls(completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-05T10:00:00+02:00")))), "2026-03-02T11:10:00+02:00")
+            .unwrap();
+        let c = w.case(&id);
+        assert_eq!((c.state(), c.ticket.status), ("rebooked", TicketStatus::Pending));
+        assert!(c.pending(TimerKind::AutoClose).is_some(), "R9.3 a rebooked case still waits on a timer");
+        let mut booked_later = w.snapshot.clone();
+        // The dashboard books the new visit of the order: resolved, rebooked.
+        w.when(booked("A2", "2026-03-05T10:00:00+02:00", Some("T1")), "2026-03-02T12:00:00+02:00").unwrap();
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::Rebooked)));
+        assert!(c.timers.is_empty());
+        // Never booked: R2.9 closes it 7 days after it opened, not_booked.
+        let mut w2 = World { snapshot: booked_later.take(), ..World::new() };
+        let close = w2.case(&id).pending(TimerKind::AutoClose).unwrap().clone();
+        assert_eq!(close.due_at, t("2026-03-09T11:00:00+02:00"));
+        w2.fire(&id, TimerKind::AutoClose, close.step, "2026-03-09T11:00:00+02:00");
+        let c = w2.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Closed, Some(TicketResult::NotBooked)));
     }
 }
