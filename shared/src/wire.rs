@@ -372,14 +372,21 @@ fn leaf(field: &str) -> &str {
 }
 
 /// R9.6 the answer to a request no route takes, with the error body: 405 for a path the
-/// contract serves with another method, 404 for any other path.
+/// contract serves with another method, 404 for any other (on Lambda also a path another
+/// function serves).
 pub fn unmatched(method: &str, path: &str) -> WireError {
     let path = path.trim_end_matches('/');
     let case = path.strip_prefix("/v1/cases/").is_some_and(|id| !id.is_empty() && !id.contains('/'));
-    if Route::ALL.iter().any(|r| r.path() == path) || path == "/v1/cases" || case {
-        WireError::new(405, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}"))
+    let allowed = if Route::ALL.iter().any(|r| r.path() == path) {
+        Some("POST")
+    } else if path == "/v1/cases" || case {
+        Some("GET")
     } else {
-        WireError::new(404, ErrorCode::NotFound, format!("no route {method} {path}"))
+        None
+    };
+    match allowed {
+        Some(m) if m != method => WireError::new(405, ErrorCode::MethodNotAllowed, format!("{method} is not allowed on {path}; use {m}")),
+        _ => WireError::new(404, ErrorCode::NotFound, format!("no route {method} {path}")),
     }
 }
 

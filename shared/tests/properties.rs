@@ -1,19 +1,24 @@
-//! Properties of `decide` over random interleavings of every event type and timer firing,
-//! across all playbooks: whatever the order, the engine never loses or orphans a timer,
-//! never panics, and finished tickets wait on nothing.
+//! Properties of `decide` over random interleavings of every event type, timer firings, lost and
+//! late call reports, echoes and duplicate deliveries, across all playbooks. Whatever the order:
+//! the engine never loses or orphans a timer and never panics; every case not resolved or closed
+//! waits on a timer that will move it on (R9.3); a repeated timer or an echo sends nothing; nothing
+//! goes out on a finished case but what a rule says; ticket statuses move only forward (a re-open
+//! aside, R2.10); every accepted call is on its case's timeline once; and once every timer has
+//! fired, every case has ended.
 
 use chrono::{DateTime, Duration, Utc};
-use followup::domain::case::{CallOutcome, Customer, Language, TicketStatus};
+use followup::domain::case::{CallOutcome, Customer, Language, TicketStatus, TimelineKind, TimerKind};
 use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
 use followup::domain::events::{
     Availability, CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution, Topic,
 };
 use followup::domain::money::Money;
+use followup::domain::playbooks::PlaybookName;
 use followup::domain::policy::Policy;
 use followup::domain::snapshot::{Snapshot, SubjectKey};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -81,6 +86,19 @@ enum Op {
     Wait {
         hours: u32,
     },
+    /// The phone system reports (or loses) the outcome of a call task that went out, maybe late.
+    Report {
+        task: u8,
+        outcome: u8,
+        resolution: u8,
+        lost: bool,
+    },
+    /// The dashboard reports again what already happened (R9.2).
+    Echo {
+        which: u8,
+    },
+    /// Scheduler delivers the last fired timer a second time.
+    Refire,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -110,6 +128,20 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::FireNext),
         Just(Op::FireNext),
         (1u32..72).prop_map(|hours| Op::Wait { hours }),
+        (0u8..4, 0u8..4, 0u8..6, any::<bool>()).prop_map(|(task, outcome, resolution, lost)| Op::Report {
+            task,
+            outcome,
+            resolution,
+            lost
+        }),
+        (0u8..4, 0u8..4, 0u8..6, any::<bool>()).prop_map(|(task, outcome, resolution, lost)| Op::Report {
+            task,
+            outcome,
+            resolution,
+            lost
+        }),
+        (0u8..3).prop_map(|which| Op::Echo { which }),
+        Just(Op::Refire),
     ]
 }
 
@@ -121,6 +153,10 @@ struct World {
     /// What the timer store holds, by name.
     live: BTreeMap<String, TimerSpec>,
     seq: u64,
+    /// Call tasks sent whose outcome the phone system has not reported (or lost) yet: case ids.
+    tasks: Vec<String>,
+    /// The last timer delivered.
+    fired: Option<TimerSpec>,
 }
 
 impl World {
@@ -138,7 +174,7 @@ impl World {
     }
 
     /// Runs one input through `decide`, applies the decision as the shell would, and checks it.
-    fn apply(&mut self, input: Input) -> Result<(), TestCaseError> {
+    fn apply(&mut self, input: Input, quiet: bool) -> Result<(), TestCaseError> {
         let key = match input.target() {
             Ok(followup::domain::Target::Key(k)) => k,
             Ok(followup::domain::Target::Subject(s)) => {
@@ -155,7 +191,36 @@ impl World {
             return Ok(());
         };
         prop_assert_eq!(decision.snapshot.version, before.as_ref().map_or(0, |s| s.version) + 1);
+        let finished: BTreeSet<&str> =
+            before.iter().flat_map(|s| s.cases.iter()).filter(|c| !c.ticket.is_open()).map(|c| c.case_id.as_str()).collect();
         for effect in &decision.effects {
+            // An echo or a repeated timer sends nothing (R9.2, one-shot timers).
+            if quiet {
+                prop_assert!(!matches!(effect, Effect::SendSms(_) | Effect::Emit(_)), "{:?} sent {:?}", input, effect);
+            }
+            let about = match effect {
+                Effect::SendSms(sms) => sms.case_id.as_deref().map(|c| (c, "sms")),
+                Effect::Emit(cmd) => cmd.case_id.as_deref().map(|c| (c, cmd.body.kind())),
+                _ => None,
+            };
+            // Nothing goes out on a finished case but the summary of a call reported on it (R9.5)
+            // and R5.4's deactivation; a re-open (R2.10) makes it live again.
+            if let Some((case_id, kind)) = about {
+                let reopened = decision.snapshot.case(case_id).is_some_and(|c| c.ticket.is_open());
+                if finished.contains(case_id) && !reopened {
+                    prop_assert!(
+                        ["interaction_summary", "deactivate_package"].contains(&kind),
+                        "{} sent on finished case {}",
+                        kind,
+                        case_id
+                    );
+                }
+            }
+            if let Effect::Emit(cmd) = effect {
+                if cmd.body.kind() == "call_customer" {
+                    self.tasks.push(cmd.case_id.clone().unwrap_or_default());
+                }
+            }
             match effect {
                 Effect::PlaceTimer(spec) => {
                     self.live.insert(spec.timer.name(), spec.clone());
@@ -173,9 +238,23 @@ impl World {
                 }
             }
         }
+        if let Input::Event(Event { body: EventBody::CallCompleted(call), .. }) = &input {
+            // Every accepted call is on its case's timeline once.
+            let case = decision.snapshot.case(&call.case_id).expect("the call's case");
+            let mention = format!("call {} ", call.call_id);
+            let on_timeline = case.timeline.iter().filter(|e| e.kind == TimelineKind::Call && e.detail.starts_with(&mention)).count();
+            prop_assert_eq!(on_timeline, 1, "call {} on the timeline of {}", call.call_id, call.case_id);
+        }
         if let Some(old) = &before {
             for case in &decision.snapshot.cases {
                 if let Some(prev) = old.case(&case.case_id) {
+                    prop_assert!(
+                        allowed(prev.ticket.status, case.ticket.status),
+                        "ticket {} went {:?} → {:?}",
+                        case.case_id,
+                        prev.ticket.status,
+                        case.ticket.status
+                    );
                     prop_assert!(case.version >= prev.version);
                     prop_assert!(case.timeline.len() >= prev.timeline.len(), "the timeline is append-only");
                     prop_assert_eq!(&case.timeline[..prev.timeline.len()], &prev.timeline[..]);
@@ -183,7 +262,8 @@ impl World {
             }
         }
         self.streams.insert(key, decision.snapshot);
-        self.check_timers()
+        self.check_timers()?;
+        self.check_cases()
     }
 
     /// The timer store holds exactly what the streams wait on.
@@ -267,32 +347,46 @@ impl World {
                 if cases.is_empty() {
                     return Ok(());
                 }
-                let outcome = [CallOutcome::Answered, CallOutcome::NoAnswer, CallOutcome::Busy, CallOutcome::Voicemail][outcome as usize];
-                let at = self.now + Duration::hours(hours_ahead as i64);
-                let cost_told = resolution == 5;
-                let resolution = if outcome.reached() {
-                    match resolution {
-                        0 => Some(Resolution::Rebooked { window_start: at, window_end: at + Duration::hours(2) }),
-                        1 => Some(Resolution::Declined { reason: "x".into(), complaint: true, follow_up: false }),
-                        2 => Some(Resolution::Declined { reason: "x".into(), complaint: false, follow_up: true }),
-                        3 => Some(Resolution::FollowUpLater { at }),
-                        4 => Some(Resolution::WillPay),
-                        _ => None,
+                let case_id = cases[case as usize % cases.len()].clone();
+                self.call(case_id, outcome, resolution, hours_ahead)
+            }
+            Op::Report { task, outcome, resolution, lost } => {
+                if self.tasks.is_empty() {
+                    return Ok(());
+                }
+                let case_id = self.tasks.remove(task as usize % self.tasks.len());
+                if lost {
+                    return Ok(());
+                }
+                self.call(case_id, outcome, resolution, 48)
+            }
+            Op::Echo { which } => {
+                // Only what already happened: a cancelled appointment, a cancelled or paid package.
+                let echo = self.streams.values().find_map(|s| match (which, s.as_order(), s.as_package()) {
+                    (0, Some(o), _) => {
+                        o.appointments.iter().find(|a| a.status == followup::domain::order::AppointmentStatus::Cancelled).map(|a| {
+                            EventBody::AppointmentCancelled {
+                                appointment_id: a.appointment_id.clone(),
+                                cancelled_by: CancelledBy::Ops,
+                                reason: "echo".into(),
+                                wants_follow_up: true,
+                                availability: None,
+                            }
+                        })
                     }
-                } else {
-                    None
-                };
-                EventBody::CallCompleted(CallCompleted {
-                    case_id: cases[case as usize % cases.len()].clone(),
-                    call_id: format!("K{}", self.seq),
-                    agent_id: "G".into(),
-                    outcome,
-                    resolution,
-                    topics: vec![Topic::InquiryBilling, Topic::AppointmentReschedule],
-                    requested_follow_up: Some(true),
-                    cost_told: Some(cost_told),
-                    notes: None,
-                })
+                    (1, _, Some(p)) if !p.is_active() => {
+                        Some(EventBody::PackageCancelled { package_id: p.package_id.clone(), reason: "echo".into() })
+                    }
+                    (2, _, Some(p)) if p.paid => Some(EventBody::PackagePaid { package_id: p.package_id.clone() }),
+                    _ => None,
+                });
+                let Some(body) = echo else { return Ok(()) };
+                let input = self.input(body);
+                return self.apply(input, true);
+            }
+            Op::Refire => {
+                let Some(spec) = self.fired.clone() else { return Ok(()) };
+                return self.apply(Input::Timer(spec.timer), true);
             }
             Op::Reopen { case } => {
                 let cases = self.cases();
@@ -332,7 +426,8 @@ impl World {
                 self.now = self.now.max(spec.due_at);
                 // The runner removes a timer once it has been delivered, whatever the decision.
                 self.live.remove(&name);
-                let result = self.apply(Input::Timer(spec.timer.clone()));
+                self.fired = Some(spec.clone());
+                let result = self.apply(Input::Timer(spec.timer.clone()), false);
                 // A delivered timer is no longer pending anywhere: if the decision was refused,
                 // nothing may still wait on it.
                 return result.and_then(|_| self.check_timers());
@@ -343,31 +438,97 @@ impl World {
             }
         };
         let input = self.input(input);
-        self.apply(input)
+        self.apply(input, false)
     }
+
+    /// A `call.completed` on `case_id`.
+    fn call(&mut self, case_id: String, outcome: u8, resolution: u8, hours_ahead: u32) -> EventBody {
+        let outcome = [CallOutcome::Answered, CallOutcome::NoAnswer, CallOutcome::Busy, CallOutcome::Voicemail][outcome as usize];
+        let at = self.now + Duration::hours(hours_ahead as i64);
+        let cost_told = resolution == 5;
+        let resolution = if outcome.reached() {
+            match resolution {
+                0 => Some(Resolution::Rebooked { window_start: at, window_end: at + Duration::hours(2) }),
+                1 => Some(Resolution::Declined { reason: "x".into(), complaint: true, follow_up: false }),
+                2 => Some(Resolution::Declined { reason: "x".into(), complaint: false, follow_up: true }),
+                3 => Some(Resolution::FollowUpLater { at }),
+                4 => Some(Resolution::WillPay),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        EventBody::CallCompleted(CallCompleted {
+            case_id,
+            call_id: format!("K{}", self.seq + 1),
+            agent_id: "G".into(),
+            outcome,
+            resolution,
+            topics: if self.seq.is_multiple_of(2) { vec![Topic::InquiryBilling, Topic::AppointmentReschedule] } else { Vec::new() },
+            requested_follow_up: Some(true),
+            cost_told: Some(cost_told),
+            notes: None,
+        })
+    }
+
+    /// R9.3 every case not resolved or closed waits on a timer that will move it on: its own, or
+    /// (an expiry case) the package's end of grace.
+    fn check_cases(&self) -> Result<(), TestCaseError> {
+        for s in self.streams.values() {
+            let grace_tick = s.timers.iter().any(|t| t.timer.kind == TimerKind::ExpiryDeactivate);
+            for c in s.cases.iter().filter(|c| c.ticket.is_open()) {
+                let moved_on = !c.timers.is_empty() || (c.playbook() == PlaybookName::PackageExpiry && grace_tick);
+                prop_assert!(moved_on, "R9.3 case {} ({} {}) is {:?} with no timer", c.case_id, c.playbook(), c.state(), c.ticket.status);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Ticket statuses only move forward; a re-open (R2.10) takes a ticket waiting on the customer or
+/// closed back to open.
+fn allowed(from: TicketStatus, to: TicketStatus) -> bool {
+    use TicketStatus::*;
+    from == to
+        || match from {
+            Open => true,
+            Pending => to != Open,
+            WaitingOnCustomer => true,
+            Closed => to == Open,
+            Resolved | WaitingOnThirdParty => false,
+        }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1_000, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
 
     #[test]
-    fn timers_are_never_lost_or_orphaned(ops in proptest::collection::vec(op(), 1..60)) {
+    fn cases_keep_moving_whatever_reports_are_lost_echoed_or_late(ops in proptest::collection::vec(op(), 1..60)) {
         let mut w = World {
             policy: Policy::default(),
             now: t("2026-03-02T10:00:00+02:00"),
             streams: BTreeMap::new(),
             live: BTreeMap::new(),
             seq: 0,
+            tasks: Vec::new(),
+            fired: None,
         };
         for op in &ops {
             w.run(op)?;
         }
         // Drain: every timer fires eventually and the world settles with nothing dangling.
-        for _ in 0..200 {
+        for _ in 0..300 {
             if w.live.is_empty() {
                 break;
             }
             w.run(&Op::FireNext)?;
+        }
+        prop_assert!(w.live.is_empty(), "timers still pending after the drain");
+        // With every timer fired, every case has ended (R9.3: none waits forever).
+        for s in w.streams.values() {
+            for c in &s.cases {
+                prop_assert!(!c.ticket.is_open(), "case {} ({} {}) never ended", c.case_id, c.playbook(), c.state());
+            }
         }
         if std::env::var("PROP_STATS").is_ok() {
             let cases: Vec<String> = w.streams.values().flat_map(|s| s.cases.iter().map(|c| format!("{}:{}", c.playbook(), c.state()))).collect();

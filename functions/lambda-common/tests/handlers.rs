@@ -280,7 +280,7 @@ async fn every_timer_sample_is_handled_by_its_function_and_a_hopeless_one_is_ack
         .map(|n| n.trim_end_matches(".json").to_string())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 11, "one sample per timer kind: {names:?}");
+    assert_eq!(names.len(), followup::domain::case::TimerKind::ALL.len(), "one sample per timer kind: {names:?}");
     let mut owners = std::collections::HashSet::new();
     for name in names {
         let input: Value = serde_json::from_str(&sample(&name)).unwrap();
@@ -365,4 +365,41 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     let out = handle(&e, Function::PackageExpiry, json_sample("task.redrive")).await.expect("again");
     assert_eq!(out["performed"], json!(0), "done effects leave the queue");
     assert_eq!(sms_since(sms_before).await.len(), 1);
+}
+
+/// SPEC v2 on Lambda: the first attempt's report is lost and the second attempt still goes out;
+/// both lapse and R2.6 cancels the order (R9.1); the dashboard's echo of a cancellation is
+/// accepted (R9.2); a wrong method gets the error body (R9.6).
+#[tokio::test]
+async fn v2_a_lost_report_an_echo_and_a_wrong_method() {
+    let _one = serial().await;
+    let (f, e, clock) = setup("v2").await;
+    assert_eq!(call(&e, Function::Appointments, post("/v1/appointments", &sample("01_appointment.booked"), false)).await.0, 202);
+    let (status, body) =
+        call(&e, Function::CancellationRequest, post("/v1/cancellations", &sample("05_appointment.cancelled"), false)).await;
+    assert_eq!((status, body["case_id"].as_str()), (202, Some("o1-O-501")), "{body}");
+
+    // No call.completed ever arrives: day 2's task goes out, and at 21:00 R2.6 acts.
+    pump(&f, &e, &clock, at("2026-03-04T21:00:00+02:00")).await;
+    let commands = ops(&f).await;
+    assert_eq!(commands_of(&commands, "call_customer"), 2, "{commands:?}");
+    assert_eq!(commands_of(&commands, "cancel_order"), 1, "{commands:?}");
+    let (_, case) = call(&e, Function::Cases, get("/v1/cases/o1-O-501", "")).await;
+    let outcomes: Vec<&str> = case["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["unreported", "unreported"], "{case}");
+    assert_eq!(case["ticket"]["status"], "waiting_on_customer");
+
+    // The dashboard echoes the cancellation under a new delivery id.
+    let echo = sample("05_appointment.cancelled").replace("evt-05-appointment.cancelled", "evt-echo");
+    let (status, body) = call(&e, Function::CancellationRequest, post("/v1/cancellations", &echo, false)).await;
+    assert_eq!((status, body["duplicate"].as_bool()), (202, Some(false)), "{body}");
+    let (_, list) = call(&e, Function::Cases, get("/v1/cases", "order_id=O-501")).await;
+    assert_eq!(list["cases"].as_array().map(Vec::len), Some(1), "the echo opens nothing");
+    assert!(ops(&f).await.is_empty(), "and sends nothing");
+
+    // The HTTP API's $default route brings a wrong method to the cases function.
+    let mut wrong = get("/v1/appointments", "");
+    wrong["routeKey"] = json!("$default");
+    let (status, body) = call(&e, Function::Cases, wrong).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
 }

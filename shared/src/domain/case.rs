@@ -223,6 +223,8 @@ crate::named_enum! {
         ReachedAfterCancellation = "reached_after_cancellation",
         /// R3.5 (v2) rebooked, but no later visit of the order was booked in time.
         NotBooked = "not_booked",
+        /// R9.3 the appointment's start came while the ticket was left to ops.
+        Expired = "expired",
     }
 }
 

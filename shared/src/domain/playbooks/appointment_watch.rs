@@ -110,6 +110,8 @@ fn plan(case: &mut CaseCore, flow: &mut Flow, window_start: DateTime<Utc>, ctx: 
             case,
             format!("R0.2 inside the last {} before the start: no automatic cancel, left to ops", span(window_start - cancel_at)),
         );
+        // R9.3 the ticket still ends: at the start, assigned or not.
+        ctx.place(case, TimerKind::AutoClose, window_start.max(ctx.now));
         return;
     }
     if ctx.now >= status_at {
@@ -171,6 +173,12 @@ impl Playbook for AppointmentWatch {
                 ctx.decided(case, format!("R0.1 still unassigned {} before the new window: STATUS_UPDATE", span(before)));
                 status_update(case, flow, ctx);
             }
+            // R9.3 the start came with the ticket left to ops.
+            TimerKind::AutoClose => {
+                ctx.finish(case, TicketStatus::Closed, TicketResult::Expired);
+                flow.state = State::Closed;
+                ctx.decided(case, "the appointment started with the ticket left to ops: closed");
+            }
             TimerKind::AutoCancel => {
                 let intent = Intent::CancelAppointment {
                     appointment_id: appointment.appointment_id.clone(),
@@ -194,7 +202,7 @@ impl Playbook for AppointmentWatch {
             SubjectEvent::AppointmentEnded(result) => end(case, flow, TicketStatus::Closed, *result, ctx),
             // R0.3 a reschedule re-plans the watch from the new window.
             SubjectEvent::Moved { window_start } => {
-                ctx.cancel(case, &[TimerKind::StatusUpdate, TimerKind::AutoCancel]);
+                ctx.cancel(case, &[TimerKind::StatusUpdate, TimerKind::AutoCancel, TimerKind::AutoClose]);
                 if flow.state == State::Manual && ctx.now < cancel_moment(*window_start, ctx.policy) {
                     flow.state = State::Watching;
                 }
@@ -338,8 +346,11 @@ mod tests {
         let id = w.when(booked("A1", TUE_10, None), "2026-03-03T09:30:00+02:00").unwrap().unwrap();
         assert!(w.sms().is_empty() && w.commands().is_empty());
         let c = w.case(&id);
-        assert!(c.timers.is_empty());
+        assert_eq!(w.dues(&id, TimerKind::AutoClose), vec![t(TUE_10)], "R9.3 it ends at the start");
+        assert_eq!(c.timers.len(), 1);
         assert_eq!((c.state(), c.ticket.priority), ("manual", Priority::Urgent));
+        w.fire_next(&id);
+        assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Expired));
     }
 
     #[test]

@@ -184,7 +184,8 @@ impl Playbook for PackageExpiry {
             }
             TimerKind::CallAttempt => grace_call(case, flow, ctx),
             TimerKind::ReportDue => {
-                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                let lapsed = flow.attempts.lapse(case, ctx.now, "by the end of its working day");
+                if lapsed.is_some() {
                     second_not_reached(case, flow, pkg, ctx);
                 }
             }

@@ -304,7 +304,8 @@ impl Playbook for PackagePayment {
             }
             // R4.5 the final call's report never came: not reached.
             TimerKind::ReportDue if flow.stage == Stage::Final => {
-                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                let lapsed = flow.attempts.lapse(case, ctx.now, "by the end of its working day");
+                if lapsed.is_some() {
                     close(case, flow, TicketResult::Unreachable, ctx);
                     ctx.decided(case, "R4.5 final call not reached: ticket closed");
                 }

@@ -108,6 +108,8 @@ pub fn open(snapshot: &mut Snapshot, appointment_id: &str, reason: &str, stf_lin
             &mut case,
             format!("R1.4 requested inside the last {before} minutes before the start: no automatic cancel, left to ops"),
         );
+        // R9.3 the ticket still ends: at the start.
+        ctx.place(&mut case, TimerKind::AutoClose, appointment.window_start.max(ctx.now));
     } else {
         ctx.place(&mut case, TimerKind::OutreachCancel, cancel_at);
     }
@@ -200,8 +202,14 @@ impl Playbook for RescheduleOutreach {
                 }
                 call_task(case, flow, ctx);
             }
+            // R9.3 the start came with the ticket left to ops.
+            TimerKind::AutoClose if case.ticket.is_open() => {
+                end(case, flow, State::Closed, TicketStatus::Closed, TicketResult::Expired, ctx);
+                ctx.decided(case, "the appointment started with the ticket left to ops: closed");
+            }
             TimerKind::ReportDue if flow.state == State::Reaching => {
-                if flow.attempts.lapse(case, ctx.now, "by the end of its working day").is_some() {
+                let lapsed = flow.attempts.lapse(case, ctx.now, "by the end of its working day");
+                if lapsed.is_some() {
                     not_reached(case, flow, ctx);
                 }
             }

@@ -269,7 +269,8 @@ pub fn on_timer<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, kind: Time
     let rules = P::rules(ctx.policy);
     match kind {
         TimerKind::CallAttempt if P::round(flow).state == State::Following => {
-            if !lapse::<P>(case, flow, &rules, "when the next attempt fell due", ctx) {
+            let used_up = lapse::<P>(case, flow, &rules, "when the next attempt fell due", ctx);
+            if !used_up {
                 task::<P>(case, flow, subject, ctx);
             }
         }
@@ -304,6 +305,13 @@ pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: 
     }
     if case.ticket.is_open() && round.state == State::Following {
         return Err(Refusal::rule("R2.10", "the case is already open", Some("data.case_id")));
+    }
+    if case.ticket.status == TicketStatus::Resolved {
+        return Err(Refusal::rule(
+            "R2.10",
+            "the case was resolved; only a ticket waiting on the customer or closed re-opens",
+            Some("data.case_id"),
+        ));
     }
     let cal = ctx.cal();
     let today = cal.local_date(ctx.now);
