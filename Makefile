@@ -4,8 +4,10 @@
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
-#   make validate  cfn-lint and sam validate --lint over template.yaml (offline; part of make test)
-#   make deploy sam build --beta-features && sam deploy --guided (needs AWS credentials; never used by tests)
+#   make validate  cfn-lint, sam validate --lint and infra/test_template.py (the template as SAM transforms
+#                  it: least privilege against the code, parameters used, the dashboard body; offline; part of make test)
+#   make deploy sam build --beta-features && sam deploy; ENV=dev|prod takes infra/samconfig.toml's environment,
+#               no ENV is --guided (needs AWS credentials; never used by tests)
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,8 +17,9 @@ VPY := $(VENV)/bin/python
 # The SAM CLI pins its own boto and cfn-lint versions, so it gets a venv of its own.
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
-# Test-only Python tools: the AWS emulator (moto) and the template linter.
-PY_TOOLS := moto[server] cfn-lint
+# Test-only Python tools: the AWS emulator (moto), the template linter, SAM's own transform
+# (aws-sam-translator, for infra/local) and pytest (infra/local's end-to-end test).
+PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 # The Lambda crates: built with followup-shared's aws feature, so kept out of the local build.
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
@@ -43,7 +46,7 @@ test-aws: venv
 # Creates .venv and installs the Python tools only when one is missing.
 venv:
 	@if [ ! -x $(VPY) ]; then $(PYTHON) -m venv $(VENV); fi
-	@if ! $(VPY) -c "import moto.server, cfnlint" 2>/dev/null; then \
+	@if ! $(VPY) -c "import moto.server, cfnlint, samtranslator, pytest" 2>/dev/null; then \
 		echo "installing $(PY_TOOLS) into $(VENV)"; \
 		$(VPY) -m pip install --quiet --disable-pip-version-check $(PY_TOOLS); \
 	fi
@@ -83,12 +86,13 @@ venv-sam:
 validate: venv venv-sam
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
+	$(VPY) -m pytest -q -p no:cacheprovider infra/test_template.py
 
 # Deploys to the AWS account of your current credentials (guided: asks for stack name,
 # region and the webhook secret's Secrets Manager name). Tests never call this.
 deploy: venv-build venv-sam
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM) build --beta-features
-	$(SAM) deploy --guided
+	$(if $(ENV),$(SAM) deploy --config-file infra/samconfig.toml --config-env $(ENV),$(SAM) deploy --guided)
 
 fmt:
 	$(CARGO) fmt --all

@@ -16,6 +16,7 @@ use crate::domain::policy::Policy;
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::domain::ErrorCode;
 use crate::domain::{decide, package, Target};
+use crate::metrics::{self, Metric};
 use crate::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
 };
@@ -129,12 +130,14 @@ where
         }
         if let Err(e) = wire::verify_signature(&self.secret, timestamp, signature, body, wall_unix) {
             info!(route = route.path(), reason = %e.message, "webhook refused: signature");
+            metrics::record(Metric::Refused { code: e.code, timer: false });
             return e.into();
         }
         let event = match wire::parse_event(route, body, &self.policy.money.currency) {
             Ok(e) => e,
             Err(e) => {
                 info!(route = route.path(), code = %e.code, field = ?e.field, "webhook refused: invalid");
+                metrics::record(Metric::Refused { code: e.code, timer: false });
                 return e.into();
             }
         };
@@ -143,10 +146,16 @@ where
         match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body)).await {
             Ok(a) => {
                 info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, "webhook accepted");
+                if a.duplicate {
+                    metrics::record(Metric::Duplicate { timer: false });
+                }
                 Reply { status: 202, body: wire::accepted(a.case_id.as_deref(), a.duplicate) }
             }
             Err(e) => {
                 info!(event_id = %delivery_id, event_type = %kind, error = %e, "webhook refused");
+                if let ProcessError::Refused(w) = &e {
+                    metrics::record(Metric::Refused { code: w.code, timer: false });
+                }
                 e.into()
             }
         }
@@ -158,8 +167,21 @@ where
         let name = timer.timer.name();
         let result = self.process(Input::Timer(timer.timer.clone()), &format!("timer:{name}"), &wire::body_hash(name.as_bytes())).await;
         match &result {
-            Ok(a) => info!(timer = %name, kind = %timer.timer.kind, case_id = ?a.case_id, duplicate = a.duplicate, "timer fired"),
-            Err(e) => warn!(timer = %name, kind = %timer.timer.kind, error = %e, "timer failed"),
+            Ok(a) => {
+                info!(timer = %name, kind = %timer.timer.kind, case_id = ?a.case_id, duplicate = a.duplicate, "timer fired");
+                if a.duplicate {
+                    metrics::record(Metric::Duplicate { timer: true });
+                } else {
+                    let late = (self.clock.now() - timer.due_at).num_milliseconds() as f64 / 1000.0;
+                    metrics::record(Metric::TimerLateness { kind: timer.timer.kind, seconds: late });
+                }
+            }
+            Err(e) => {
+                warn!(timer = %name, kind = %timer.timer.kind, error = %e, "timer failed");
+                if let ProcessError::Refused(w) = e {
+                    metrics::record(Metric::Refused { code: w.code, timer: true });
+                }
+            }
         }
         result
     }
@@ -291,11 +313,19 @@ where
         let result = match &pending.effect {
             Effect::SendSms(sms) => {
                 info!(effect_id = %pending.id, case_id = ?sms.case_id, template = %sms.template, to = %mask_phone(&sms.to), segments = sms.segments, "sms");
-                self.sms.send(&pending.id, sms).await
+                let sent = self.sms.send(&pending.id, sms).await;
+                if sent.is_ok() {
+                    metrics::record(Metric::SmsSent { template: sms.template, segments: sms.segments });
+                }
+                sent
             }
             Effect::Emit(cmd) => {
                 info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = cmd.body.kind(), "command");
-                self.commands.publish(&pending.id, cmd).await
+                let sent = self.commands.publish(&pending.id, cmd).await;
+                if sent.is_ok() {
+                    metrics::record(Metric::CommandSent { kind: cmd.body.kind() });
+                }
+                sent
             }
             Effect::PlaceTimer(t) => self.timers.place(t).await,
             Effect::CancelTimer(t) => self.timers.cancel(t).await,
@@ -314,6 +344,13 @@ where
             }
             Err(EffectError::Transient(e)) => {
                 warn!(effect_id = %pending.id, error = %e, "effect failed; will retry");
+                let effect = match &pending.effect {
+                    Effect::SendSms(_) => "send_sms",
+                    Effect::Emit(_) => "emit",
+                    Effect::PlaceTimer(_) => "place_timer",
+                    Effect::CancelTimer(_) => "cancel_timer",
+                };
+                metrics::record(Metric::EffectRetry { effect });
                 false
             }
         }

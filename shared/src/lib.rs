@@ -6,5 +6,6 @@ mod named;
 pub mod adapters;
 pub mod domain;
 pub mod engine;
+pub mod metrics;
 pub mod ports;
 pub mod wire;

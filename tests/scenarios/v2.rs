@@ -247,3 +247,18 @@ fn a_price_without_currency_is_in_egp() {
     let refund = l.commands_of("refund_package").remove(0);
     assert_eq!(refund["data"]["refund"]["currency"], "EGP");
 }
+
+/// The SMS sender id reaches the local runtime from the policy file, as it reaches the Lambda
+/// functions from the template's `SmsSenderId` parameter.
+#[test]
+fn the_sms_sender_id_comes_from_the_policy_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.toml");
+    std::fs::write(&config, "[sms]\nsender_id = \"AcmeHome\"\n").unwrap();
+    let data = dir.path().join("data");
+    let l = Local::spawn(&data, Some(MON_10), &[("FOLLOWUP_CONFIG", config.to_str().unwrap())]);
+    l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-05T10:00:00+02:00", "2026-03-05T12:00:00+02:00"));
+    l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "customer", false));
+    let sms = l.sms();
+    assert_eq!((sms.len(), sms[0]["sender_id"].as_str()), (1, Some("AcmeHome")));
+}

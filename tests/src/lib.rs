@@ -16,20 +16,21 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The followup-local binary of this build profile, built on first use if missing.
+/// The followup-local binary of this build profile, brought up to date once per test run (a
+/// stale binary would test old code).
 fn binary() -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-    let bin = dir.join("followup-local");
-    if !bin.exists() {
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "followup-local", "--bin", "followup-local"])
+            .args(["build", "-q", "-p", "followup-local", "--bin", "followup-local"])
             .current_dir(root())
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building followup-local failed");
-    }
-    bin
+    });
+    dir.join("followup-local")
 }
 
 /// A running followup-local process.

@@ -7,6 +7,7 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use followup::adapters::aws::grants::Grant;
 use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
 use followup::adapters::aws::{AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::effects::{TimerRef, TimerSpec};
@@ -34,6 +35,15 @@ pub enum Function {
 }
 
 impl Function {
+    pub const ALL: [Function; 6] = [
+        Function::Appointments,
+        Function::CancellationRequest,
+        Function::CallAttempt,
+        Function::PackagePayment,
+        Function::PackageExpiry,
+        Function::Cases,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Function::Appointments => "appointments",
@@ -43,6 +53,26 @@ impl Function {
             Function::PackageExpiry => "package-expiry",
             Function::Cases => "cases",
         }
+    }
+
+    /// Every AWS API action this function's code can call, on which resource: what its role
+    /// must grant, and all it may grant (held to `template.yaml` by a test).
+    pub fn grants(self) -> Vec<Grant> {
+        use followup::adapters::aws::grants::*;
+        let lists: &[&[Grant]] = match self {
+            // A webhook or a timer: load, commit, perform its effects.
+            Function::Appointments | Function::CancellationRequest | Function::CallAttempt | Function::PackagePayment => {
+                &[READS, WRITES, TIMERS, SMS, COMMANDS]
+            }
+            // Also its timers, the daily sweep (subjects GSI) and the re-drive (pending GSI).
+            Function::PackageExpiry => &[READS, WRITES, TIMERS, SMS, COMMANDS, PENDING_QUERY, SWEEP_QUERY],
+            // The case view only reads.
+            Function::Cases => &[READS],
+        };
+        let mut all: Vec<Grant> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     /// The webhook route this function answers, if any.
@@ -116,13 +146,24 @@ pub fn engine<K: Clock>(
     }
 }
 
+/// The policy: the file `FOLLOWUP_CONFIG` names (or the SPEC defaults), with the SMS sender id
+/// the template's `SmsSenderId` parameter sets (`FOLLOWUP_SMS_SENDER_ID`), which wins.
+pub fn policy(config: Option<&str>, sender_id: Option<String>) -> Result<Policy, PolicyError> {
+    let mut policy = match config {
+        Some(path) => Policy::load(path)?,
+        None => Policy::default(),
+    };
+    if let Some(id) = sender_id {
+        policy.sms.sender_id = id;
+    }
+    Ok(policy)
+}
+
 /// Settings, policy and secret from the environment the SAM template sets.
 pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
     let settings = AwsSettings::from_env()?;
-    let policy = match std::env::var("FOLLOWUP_CONFIG") {
-        Ok(path) if !path.is_empty() => Policy::load(&path)?,
-        _ => Policy::default(),
-    };
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let policy = policy(var("FOLLOWUP_CONFIG").as_deref(), var("FOLLOWUP_SMS_SENDER_ID"))?;
     let secret =
         std::env::var("FOLLOWUP_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()).ok_or(MissingSetting("FOLLOWUP_WEBHOOK_SECRET"))?;
     let config = settings.sdk_config().await;
@@ -135,6 +176,7 @@ pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
 /// runtime and reported as that invocation's error (the release profile unwinds).
 pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     init_logging();
+    followup::metrics::enable_emf(function.name());
     let engine = Arc::new(engine_from_env().await?);
     info!(function = function.name(), "engine ready");
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Payload>| {
@@ -337,6 +379,24 @@ pub use wire::sign;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sender_id_parameter_reaches_the_sms_adapter() {
+        assert_eq!(policy(None, None).unwrap().sms.sender_id, Policy::default().sms.sender_id);
+        assert_eq!(policy(None, Some("AcmeHome".into())).unwrap().sms.sender_id, "AcmeHome");
+        let dir = tempfile_dir();
+        let file = dir.join("policy.toml");
+        std::fs::write(&file, "[sms]\nsender_id = \"FromFile\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        assert_eq!(policy(Some(path), None).unwrap().sms.sender_id, "FromFile");
+        assert_eq!(policy(Some(path), Some("AcmeHome".into())).unwrap().sms.sender_id, "AcmeHome", "the template's parameter wins");
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("followup-lambda-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
 
     #[test]
     fn query_strings_decode() {

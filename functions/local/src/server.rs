@@ -123,10 +123,18 @@ async fn list_cases(State(app): State<App>, Query(params): Query<Vec<(String, St
     reply(app.engine.cases_reply(&params).await)
 }
 
+/// The SMS outbox, each with the sender id SNS would show (the policy's `sms.sender_id`).
 async fn local_sms(State(app): State<App>, _h: HeaderMap) -> Response {
-    let cal = &app.engine.policy.calendar;
+    let policy = &app.engine.policy;
     match app.engine.store.sms_outbox().await {
-        Ok(all) => Json(json!({"messages": all.iter().map(|s| wire::sms_view(s, cal)).collect::<Vec<_>>()})).into_response(),
+        Ok(all) => {
+            let view = |s| {
+                let mut v = wire::sms_view(s, &policy.calendar);
+                v["sender_id"] = json!(policy.sms.sender_id);
+                v
+            };
+            Json(json!({"messages": all.iter().map(view).collect::<Vec<_>>()})).into_response()
+        }
         Err(e) => reply(e.into()),
     }
 }

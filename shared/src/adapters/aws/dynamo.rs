@@ -14,6 +14,18 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
+use super::grants::{grant, Grant, Resource};
+
+/// `load` and `locate` (consistent `GetItem` of a stream or an index item), and reading a send-log entry.
+pub const READS: &[Grant] = &[grant("dynamodb:GetItem", Resource::Table)];
+/// `commit` (`TransactWriteItems` of `Put`s: each needs `PutItem`), marking an effect done and the
+/// send log (`PutItem`, `UpdateItem`).
+pub const WRITES: &[Grant] = &[grant("dynamodb:PutItem", Resource::Table), grant("dynamodb:UpdateItem", Resource::Table)];
+/// `pending_effects`: the re-drive reads the `pending` GSI.
+pub const PENDING_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::PendingIndex)];
+/// `subjects_with_prefix`: the daily expiry sweep reads the `subjects` GSI.
+pub const SWEEP_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::SubjectsIndex)];
+
 /// How long a delivery id is remembered: a repeat within this window answers as a duplicate.
 pub const DELIVERY_TTL: Duration = Duration::days(90);
 /// How long a done effect and a send-log entry are kept for audit before DynamoDB's TTL removes them.

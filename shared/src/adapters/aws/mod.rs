@@ -9,6 +9,45 @@ mod error;
 mod scheduler;
 mod sns;
 
+pub mod grants {
+    //! The AWS API actions the adapters call, each on the template resource it acts on. Each list
+    //! sits next to the code that makes the calls; `followup_lambda::Function::grants` composes
+    //! them per function, and a test holds `template.yaml`'s policies to exactly that.
+    pub use super::dynamo::{PENDING_QUERY, READS, SWEEP_QUERY, WRITES};
+    pub use super::scheduler::GRANTS as TIMERS;
+    pub use super::sns::{COMMANDS, SMS};
+
+    /// One action on one resource of the template.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+    pub struct Grant {
+        pub action: &'static str,
+        pub resource: Resource,
+    }
+
+    /// The template resources the functions act on.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Resource {
+        /// The table itself (`Table.Arn`).
+        Table,
+        /// The `pending` GSI.
+        PendingIndex,
+        /// The `subjects` GSI.
+        SubjectsIndex,
+        /// Schedules of the follow-up schedule group.
+        Schedules,
+        /// The role Scheduler assumes (passed on every `CreateSchedule`).
+        SchedulerRole,
+        OpsTopic,
+        /// An SMS to a phone number: SNS has no resource to scope it to.
+        PhoneNumbers,
+    }
+
+    pub const fn grant(action: &'static str, resource: Resource) -> Grant {
+        Grant { action, resource }
+    }
+}
+
 pub use dynamo::{DynamoStore, DELIVERY_TTL, MAX_STREAM_DOC_BYTES, PENDING_INDEX, SEND_LEASE, SUBJECTS_INDEX};
 pub use error::AwsError;
 pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};

@@ -15,6 +15,16 @@ const MAX_RETRY_ATTEMPTS: i32 = 185;
 /// Scheduler invokes with one-minute precision; a due time already past is placed this far ahead.
 const LEAD: Duration = Duration::seconds(60);
 
+/// `place` and `cancel`: one-time schedules in the group, created with the scheduler role.
+pub const GRANTS: &[super::grants::Grant] = {
+    use super::grants::{grant, Resource};
+    &[
+        grant("scheduler:CreateSchedule", Resource::Schedules),
+        grant("scheduler:DeleteSchedule", Resource::Schedules),
+        grant("iam:PassRole", Resource::SchedulerRole),
+    ]
+};
+
 /// The ARN of each function that owns timers (SPEC §5: "the function that owns the case").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimerTargets {

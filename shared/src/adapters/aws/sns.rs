@@ -29,6 +29,11 @@ fn string_attribute(value: &str) -> Result<MessageAttributeValue, AwsError> {
         .map_err(|e| AwsError::invalid("Publish", e.to_string()))
 }
 
+/// `SnsSms::send`: `Publish` to a phone number.
+pub const SMS: &[super::grants::Grant] = &[super::grants::grant("sns:Publish", super::grants::Resource::PhoneNumbers)];
+/// `SnsCommands::publish`: `Publish` to the ops topic.
+pub const COMMANDS: &[super::grants::Grant] = &[super::grants::grant("sns:Publish", super::grants::Resource::OpsTopic)];
+
 /// SMS straight to the customer's E.164 number, transactional, under the policy's sender id.
 #[derive(Debug, Clone)]
 pub struct SnsSms {
