@@ -55,10 +55,9 @@ impl Metric<'_> {
             Metric::Refused { code, timer } => {
                 (("ErrorCode", code.to_string()), vec![count(if *timer { "TimerRefusals" } else { "Refusals" }, 1.0)])
             }
-            Metric::TimerLateness { kind, seconds } => (
-                ("TimerKind", kind.to_string()),
-                vec![Measure { name: "TimerLatenessSeconds", unit: "Seconds", value: seconds.max(0.0) }],
-            ),
+            Metric::TimerLateness { kind, seconds } => {
+                (("TimerKind", kind.to_string()), vec![Measure { name: "TimerLatenessSeconds", unit: "Seconds", value: seconds.max(0.0) }])
+            }
             Metric::EffectRetry { effect } => (("Effect", effect.to_string()), vec![count("EffectRetries", 1.0)]),
             Metric::Duplicate { timer } => (("Input", if *timer { "timer" } else { "webhook" }.into()), vec![count("Duplicates", 1.0)]),
         }

@@ -203,9 +203,11 @@ impl World {
                 Effect::Emit(cmd) => cmd.case_id.as_deref().map(|c| (c, cmd.body.kind())),
                 _ => None,
             };
-            // Nothing goes out on a finished case but the summary of a call reported on it (R9.5)
-            // and R5.4's deactivation; a re-open (R2.10) makes it live again.
-            if let Some((case_id, kind)) = about {
+            // Nothing goes out on a finished case but the summary of a call reported on it (R9.5),
+            // R5.4's deactivation and a promotional SMS released at its hour (SPEC §4); a re-open
+            // (R2.10) makes it live again.
+            let released = matches!(&input, Input::Timer(t) if t.kind == TimerKind::HeldSms);
+            if let (Some((case_id, kind)), false) = (about, released) {
                 let reopened = decision.snapshot.case(case_id).is_some_and(|c| c.ticket.is_open());
                 if finished.contains(case_id) && !reopened {
                     prop_assert!(

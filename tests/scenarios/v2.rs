@@ -262,3 +262,33 @@ fn the_sms_sender_id_comes_from_the_policy_file() {
     let sms = l.sms();
     assert_eq!((sms.len(), sms[0]["sender_id"].as_str()), (1, Some("AcmeHome")));
 }
+
+/// SPEC §4 (v2) customer protection: a promotional SMS waits for its hours (not Friday, not
+/// Saturday, 09:00–21:00), a service SMS does not, and a suppressed number gets nothing.
+#[test]
+fn sms_customer_protection() {
+    let l = Local::virtual_at("2026-03-06T10:00:00+02:00");
+    l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-10T10:00:00+02:00", "2026-03-10T12:00:00+02:00"));
+    l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "customer", true));
+    assert!(l.sms().is_empty(), "no DISCOUNT_OFFER on a Friday");
+    assert_eq!(l.commands_of("issue_coupon").len(), 1, "the coupon is registered at once");
+    l.clock_to("2026-03-07T20:00:00+02:00");
+    assert!(l.sms().is_empty(), "nor on a Saturday");
+    l.clock_to("2026-03-08T09:00:00+02:00");
+    let sms = l.sms();
+    assert_eq!(
+        (sms.len(), sms[0]["template"].as_str(), sms[0]["sent_at"].as_str()),
+        (1, Some("DISCOUNT_OFFER"), Some("2026-03-08T09:00:00+02:00"))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.toml");
+    std::fs::write(&config, "[sms]\nsuppressed = [\"+201001234567\"]\n").unwrap();
+    let l = Local::spawn(&dir.path().join("data"), Some(MON_10), &[("FOLLOWUP_CONFIG", config.to_str().unwrap())]);
+    l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-05T10:00:00+02:00", "2026-03-05T12:00:00+02:00"));
+    let id = l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "customer", true)).unwrap();
+    assert!(l.sms().is_empty());
+    let case = l.case(&id);
+    assert!(case["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "sms_suppressed"), "{case}");
+    assert_eq!(case["ticket"]["status"], "open", "the case goes on");
+}

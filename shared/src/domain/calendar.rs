@@ -106,6 +106,10 @@ impl Calendar {
         !self.days_off.contains(&d.weekday()) && !self.holidays.contains(&d)
     }
 
+    pub fn is_holiday(&self, d: NaiveDate) -> bool {
+        self.holidays.contains(&d)
+    }
+
     /// The first working day strictly after `d` ("next day" in the SOPs).
     pub fn next_working_day(&self, d: NaiveDate) -> NaiveDate {
         self.nth_working_day_after(d, 1)

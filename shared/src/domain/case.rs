@@ -155,6 +155,8 @@ crate::named_enum! {
         ExpiryDeactivate = "expiry_deactivate",
         /// R9.1 the last attempt of a sequence waits for its report until the end of its working day.
         ReportDue = "report_due",
+        /// SPEC §4 (v2) a promotional SMS held outside its allowed hours goes out.
+        HeldSms = "held_sms",
     }
 }
 
@@ -183,6 +185,10 @@ crate::named_enum! {
         Sms = "sms",
         /// A template could not be rendered (a playbook bug, shown rather than failing the webhook).
         SmsFailed = "sms_failed",
+        /// SPEC §4 (v2) an SMS not sent: a suppressed number or the daily cap.
+        SmsSuppressed = "sms_suppressed",
+        /// SPEC §4 (v2) a promotional SMS waiting for the next allowed time.
+        SmsHeld = "sms_held",
         /// What changed on the ticket.
         Ticket = "ticket",
         /// R7 an accepted change of the appointment's window.

@@ -8,10 +8,11 @@ use super::effects::{Effect, Sms, TimerRef, TimerSpec};
 use super::events::CancelledBy;
 use super::policy::Policy;
 use super::sms::{self, SmsVars, TemplateId};
-use super::snapshot::{Snapshot, SubjectKey, SubjectTimer};
-use chrono::{DateTime, Utc};
+use super::snapshot::{SmsDay, Snapshot, SubjectKey, SubjectTimer};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// What a playbook asks of its subject (or, through it, of another playbook); the order or the
 /// package carries it out once, after the playbook's handler.
@@ -43,11 +44,25 @@ pub struct Ctx<'a> {
     /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) the snapshot newly
     /// answers for; the store keeps each for one snapshot only.
     pub index: Vec<String>,
+    /// SPEC §4 (v2) SMS sent per number and local day, the snapshot's, counting this decision's.
+    pub sms_sent: BTreeMap<String, SmsDay>,
+    /// SPEC §4 (v2) promotional SMS to hold until the time given.
+    pub held: Vec<(Sms, DateTime<Utc>)>,
+}
+
+/// What SPEC §4's customer protection lets happen to an SMS now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    Send,
+    /// Not sent, for this reason (a suppressed number, the daily cap).
+    Suppressed(String),
+    /// A promotional template outside its allowed time: held until then.
+    Hold(DateTime<Utc>),
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(now: DateTime<Utc>, key: SubjectKey, policy: &'a Policy) -> Self {
-        Ctx { now, key, policy, effects: Vec::new(), intents: Vec::new(), index: Vec::new() }
+        Ctx { now, key, policy, effects: Vec::new(), intents: Vec::new(), index: Vec::new(), sms_sent: BTreeMap::new(), held: Vec::new() }
     }
 
     pub fn cal(&self) -> &Calendar {
@@ -138,10 +153,7 @@ impl<'a> Ctx<'a> {
     pub fn sms(&mut self, case: &mut CaseCore, template: TemplateId, vars: &SmsVars) {
         let customer = case.customer.clone();
         match self.render(&customer, template, vars, Some(case.case_id.clone())) {
-            Ok(sms) => {
-                case.note(self.now, TimelineKind::Sms, format!("{template} to {} ({} segments)", mask_phone(&sms.to), sms.segments));
-                self.effects.push(Effect::SendSms(sms));
-            }
+            Ok(sms) => self.send(sms, Some(case)),
             // A template missing a variable is a bug in a playbook; it is written on the
             // timeline so the case shows it, rather than failing the customer's webhook.
             Err(e) => case.note(self.now, TimelineKind::SmsFailed, e.to_string()),
@@ -151,8 +163,86 @@ impl<'a> Ctx<'a> {
     /// An SMS about a subject rather than a case (`case_id` null, R6 / R7.3).
     pub fn subject_sms(&mut self, customer: &Customer, template: TemplateId, vars: &SmsVars) -> Result<(), sms::RenderError> {
         let sms = self.render(customer, template, vars, None)?;
-        self.effects.push(Effect::SendSms(sms));
+        self.send(sms, None);
         Ok(())
+    }
+
+    /// SPEC §4 (v2) customer protection, then the send: a suppressed number or a reached daily
+    /// cap stops it (written on the case's timeline; the case goes on), a promotional template
+    /// outside its allowed time waits for it.
+    pub fn send(&mut self, sms: Sms, case: Option<&mut CaseCore>) {
+        let (template, to) = (sms.template, mask_phone(&sms.to));
+        match self.gate(&sms) {
+            Gate::Send => {
+                if let Some(case) = case {
+                    case.note(self.now, TimelineKind::Sms, format!("{template} to {to} ({} segments)", sms.segments));
+                }
+                let today = self.cal().local_date(self.now);
+                let day = self.sms_sent.entry(sms.to.clone()).or_insert(SmsDay { day: today, count: 0 });
+                if day.day != today {
+                    *day = SmsDay { day: today, count: 0 };
+                }
+                day.count += 1;
+                self.effects.push(Effect::SendSms(Sms { at: self.now, ..sms }));
+            }
+            Gate::Suppressed(why) => {
+                if let Some(case) = case {
+                    case.note(self.now, TimelineKind::SmsSuppressed, format!("{template} to {to} not sent: {why}"));
+                }
+            }
+            Gate::Hold(until) => {
+                if let Some(case) = case {
+                    let when = self.cal().rfc3339(until);
+                    case.note(
+                        self.now,
+                        TimelineKind::SmsHeld,
+                        format!("{template} to {to} held until {when}: promotional SMS go out only in their hours"),
+                    );
+                }
+                self.held.push((sms, until));
+            }
+        }
+    }
+
+    /// What SPEC §4's customer protection lets happen to this SMS now.
+    pub fn gate(&self, sms: &Sms) -> Gate {
+        let p = &self.policy.sms;
+        if p.suppressed.iter().any(|n| *n == sms.to) {
+            return Gate::Suppressed("the number is on the suppression list".into());
+        }
+        if p.promotional.contains(&sms.template) {
+            let allowed = self.promo_allowed_from(self.now);
+            if allowed > self.now {
+                return Gate::Hold(allowed);
+            }
+        }
+        let today = self.cal().local_date(self.now);
+        let sent = self.sms_sent.get(&sms.to).filter(|d| d.day == today).map_or(0, |d| d.count);
+        if sent >= p.daily_cap {
+            return Gate::Suppressed(format!("{} SMS already went to this number today (daily cap {})", sent, p.daily_cap));
+        }
+        Gate::Send
+    }
+
+    /// The first instant from `at` when a promotional SMS may go out.
+    fn promo_allowed_from(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let (p, cal) = (&self.policy.sms, self.cal());
+        let mut day = cal.local_date(at);
+        // A week always has an allowed day unless every day is off; then send at once.
+        for _ in 0..370 {
+            let allowed = !p.promo_days_off.contains(&day.weekday()) && !cal.is_holiday(day);
+            if allowed {
+                let (start, end) = (cal.at(day, p.promo_start), cal.at(day, p.promo_end));
+                if at < start {
+                    return start;
+                }
+                if at < end {
+                    return at;
+                }
+            }
+            day = day.succ_opt().expect("date in range");
+        }
+        at
     }
 
     fn render(&self, customer: &Customer, template: TemplateId, vars: &SmsVars, case_id: Option<String>) -> Result<Sms, sms::RenderError> {
@@ -207,5 +297,70 @@ pub fn wire_name<T: Serialize>(value: &T) -> String {
         Ok(Value::String(s)) => s,
         Ok(Value::Object(o)) => o.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! SPEC §4 (v2) customer protection: suppression list, daily cap, promotional hours.
+    use crate::domain::testkit::*;
+
+    fn cancelled_at(now: &str, policy: Policy) -> (World, Option<String>) {
+        let mut w = World { policy, ..World::new() };
+        w.when(booked("A1", "2026-03-10T10:00:00+02:00", Some("T1")), "2026-03-01T10:00:00+02:00").unwrap();
+        let id = w.when(cancelled("A1", CancelledBy::Customer, true), now).unwrap();
+        (w, id)
+    }
+
+    #[test]
+    fn a_suppressed_number_gets_no_sms_and_the_case_goes_on() {
+        let mut policy = Policy::default();
+        policy.sms.suppressed = vec!["+201001234567".into()];
+        let (w, id) = cancelled_at("2026-03-02T10:00:00+02:00", policy);
+        let id = id.unwrap();
+        assert!(w.sms().is_empty());
+        assert_eq!(w.commands(), vec!["issue_coupon"], "the coupon is still registered");
+        let c = w.case(&id);
+        assert!(c
+            .timeline
+            .iter()
+            .any(|e| e.kind == crate::domain::case::TimelineKind::SmsSuppressed && e.detail.contains("suppression list")));
+        assert!(c.pending(TimerKind::CallAttempt).is_some(), "the case goes on");
+    }
+
+    #[test]
+    fn the_daily_cap_holds_per_number() {
+        let mut policy = Policy::default();
+        policy.sms.daily_cap = 1;
+        let (mut w, _) = cancelled_at("2026-03-02T10:00:00+02:00", policy);
+        assert_eq!(w.sms(), vec![TemplateId::DiscountOffer]);
+        // A second appointment of the order, rescheduled the same day: R7.3's confirmation is capped.
+        w.when(booked("A2", "2026-03-12T10:00:00+02:00", Some("T1")), "2026-03-02T11:00:00+02:00").unwrap();
+        w.when(rescheduled("A2", "2026-03-13T10:00:00+02:00"), "2026-03-02T12:00:00+02:00").unwrap();
+        assert!(w.sms().is_empty(), "one SMS a day to this number");
+        w.when(rescheduled("A2", "2026-03-14T10:00:00+02:00"), "2026-03-03T12:00:00+02:00").unwrap();
+        assert_eq!(w.sms(), vec![TemplateId::RescheduleConfirmation], "a new day");
+    }
+
+    #[test]
+    fn a_promotional_sms_waits_for_its_hours_and_a_service_sms_does_not() {
+        // Friday 10:00: no promotional SMS on Friday or Saturday; Sunday 09:00 it goes.
+        let (mut w, id) = cancelled_at("2026-03-06T10:00:00+02:00", Policy::default());
+        let id = id.unwrap();
+        assert!(w.sms().is_empty());
+        assert_eq!(w.subject_due(TimerKind::HeldSms), Some(t("2026-03-08T09:00:00+02:00")));
+        assert!(w.case(&id).timeline.iter().any(|e| e.kind == crate::domain::case::TimelineKind::SmsHeld));
+        assert_eq!(w.fire_subject_at(TimerKind::HeldSms, None), Some(id.clone()));
+        let sent = w.sent_sms();
+        assert_eq!((sent.len(), sent[0].template, sent[0].at), (1, TemplateId::DiscountOffer, t("2026-03-08T09:00:00+02:00")));
+        assert_eq!(sent[0].case_id.as_deref(), Some(id.as_str()));
+        // Monday 22:00: Tuesday 09:00.
+        let (w, _) = cancelled_at("2026-03-02T22:00:00+02:00", Policy::default());
+        assert_eq!(w.subject_due(TimerKind::HeldSms), Some(t("2026-03-03T09:00:00+02:00")));
+        // A service SMS goes at once, Friday included (R4.3's SMS1).
+        let mut w = World::new();
+        let case = w.when(weekly(false), "2026-03-06T10:00:00+02:00").unwrap().unwrap();
+        w.when(call(&case, CallOutcome::NoAnswer, None), "2026-03-06T21:30:00+02:00").unwrap();
+        assert_eq!(w.sms(), vec![TemplateId::Sms1]);
     }
 }

@@ -15,7 +15,7 @@ use super::package;
 use super::playbooks::{interactions, Playbook, Visitor};
 use super::policy::Policy;
 use super::refusal::{ErrorCode, Refusal};
-use super::snapshot::{Snapshot, SubjectKey};
+use super::snapshot::{HeldSms, Snapshot, SubjectKey};
 use chrono::{DateTime, Utc};
 
 /// The outcome of a decision: the next snapshot, the effects, and the case the 202 names.
@@ -72,6 +72,7 @@ pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, po
         (None, Target::Subject(_)) => return Err(unknown_input(input)),
     };
     let mut ctx = Ctx::new(now, key, policy);
+    ctx.sms_sent = snapshot.map(|s| s.sms_sent.clone()).unwrap_or_default();
     let (mut snapshot, case_id) = match input {
         Input::Timer(timer) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| unknown_input(input))?;
@@ -81,6 +82,7 @@ pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, po
         Input::Event(event) => on_event(snapshot, event, &mut ctx)?,
     };
     carry_out(&mut snapshot, &mut ctx)?;
+    hold_sms(&mut snapshot, &mut ctx);
     snapshot.version += 1;
     for effect in &mut ctx.effects {
         // A case timer fires into the function that owns the case's playbook.
@@ -185,6 +187,9 @@ fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<
     let Some(case_id) = &timer.case_id else {
         let pos = snapshot.timers.iter().position(|t| t.timer.kind == timer.kind && t.timer.step == timer.step)?;
         let fired = snapshot.timers.remove(pos);
+        if fired.timer.kind == TimerKind::HeldSms {
+            return release_sms(snapshot, fired.timer.step, ctx);
+        }
         return match snapshot.key {
             SubjectKey::Order(_) => order::on_subject_timer(snapshot, &fired, ctx),
             SubjectKey::Package(_) => package::on_subject_timer(snapshot, &fired, ctx),
@@ -200,6 +205,26 @@ fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<
     case.core.note(ctx.now, TimelineKind::Timer, format!("{} fired", timer.kind));
     case.visit(subject, OnTimer { kind: timer.kind, ctx });
     Some(case_id.clone())
+}
+
+/// SPEC §4 (v2) promotional SMS held for their allowed time wait on the snapshot, each with a
+/// subject timer; this decision's SMS count against the daily cap.
+fn hold_sms(snapshot: &mut Snapshot, ctx: &mut Ctx) {
+    snapshot.sms_sent = std::mem::take(&mut ctx.sms_sent);
+    for (sms, until) in std::mem::take(&mut ctx.held) {
+        ctx.place_subject(snapshot, "sms", TimerKind::HeldSms, until);
+        snapshot.held.push(HeldSms { step: snapshot.timer_seq, sms });
+    }
+}
+
+/// A held SMS's time came: it goes out now, unless the protection stops it after all.
+fn release_sms(snapshot: &mut Snapshot, step: u32, ctx: &mut Ctx) -> Option<String> {
+    let pos = snapshot.held.iter().position(|h| h.step == step)?;
+    let HeldSms { sms, .. } = snapshot.held.remove(pos);
+    let case_id = sms.case_id.clone();
+    let case = case_id.as_deref().and_then(|id| snapshot.cases.iter_mut().find(|c| c.case_id == id)).map(|c| &mut c.core);
+    ctx.send(sms, case);
+    case_id
 }
 
 /// Carries out the intents the playbooks left, each once, its effects at the place it was asked

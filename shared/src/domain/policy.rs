@@ -2,7 +2,8 @@
 
 use super::calendar::Calendar;
 use super::money::Percent;
-use chrono::NaiveTime;
+use super::sms::TemplateId;
+use chrono::{NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 
 /// The whole operating policy. Defaults are the SPEC figures; a TOML file may
@@ -53,10 +54,29 @@ pub struct SmsPolicy {
     pub hotline: String,
     /// SNS sender id on AWS.
     pub sender_id: String,
+    /// SPEC §4 (v2) numbers (E.164) that never get an SMS.
+    pub suppressed: Vec<String>,
+    /// SPEC §4 (v2) at most this many SMS to one number in one local day.
+    pub daily_cap: u32,
+    /// SPEC §4 (v2) promotional templates: sent only inside `promo_start`–`promo_end` local, never
+    /// on `promo_days_off` or a calendar holiday; outside that they wait for the next allowed time.
+    pub promotional: Vec<TemplateId>,
+    pub promo_start: NaiveTime,
+    pub promo_end: NaiveTime,
+    pub promo_days_off: Vec<Weekday>,
 }
 impl Default for SmsPolicy {
     fn default() -> Self {
-        SmsPolicy { hotline: "19125".into(), sender_id: "Filkhedma".into() }
+        SmsPolicy {
+            hotline: "19125".into(),
+            sender_id: "Filkhedma".into(),
+            suppressed: Vec::new(),
+            daily_cap: 5,
+            promotional: vec![TemplateId::DiscountOffer],
+            promo_start: hm(9, 0),
+            promo_end: hm(21, 0),
+            promo_days_off: vec![Weekday::Fri, Weekday::Sat],
+        }
     }
 }
 
