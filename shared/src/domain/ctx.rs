@@ -207,7 +207,7 @@ impl<'a> Ctx<'a> {
     /// What SPEC §4's customer protection lets happen to this SMS now.
     pub fn gate(&self, sms: &Sms) -> Gate {
         let p = &self.policy.sms;
-        if p.suppressed.iter().any(|n| *n == sms.to) {
+        if p.suppressed.contains(&sms.to) {
             return Gate::Suppressed("the number is on the suppression list".into());
         }
         if p.promotional.contains(&sms.template) {
