@@ -69,6 +69,8 @@ def classify(resource, not_resource=False):
         return "pending_index"
     if resource == {"Fn::Sub": "${Table.Arn}/index/subjects"}:
         return "subjects_index"
+    if resource == {"Fn::Sub": "${Table.Arn}/index/due"}:
+        return "due_index"
     if resource == {"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"}:
         return "schedules"
     if resource == {"Fn::GetAtt": ["SchedulerInvokeRole", "Arn"]}:

@@ -226,6 +226,49 @@ where
         Ok(fired)
     }
 
+    /// R9.3 the safety net under the one-shot timers: every snapshot whose earliest pending
+    /// timer is past due by more than the policy's grace (read from the store's due index, never
+    /// a scan) has each such timer re-fired as the same delivery (`timer:<name>`), so one that did
+    /// fire meanwhile is a duplicate, and the original one-shot is dropped. Scheduler stays the
+    /// fast path; this bounds how late a lost timer can be. Returns how many timers ran because of it.
+    pub async fn timer_sweep(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let cutoff = now - chrono::Duration::minutes(self.policy.timers.sweep_grace_minutes as i64);
+        let mut fired = 0;
+        for key in self.store.overdue(cutoff, 500).await? {
+            let Some(snapshot) = self.store.load(&key).await? else { continue };
+            let k = &key;
+            let case_timers = snapshot.cases.iter().flat_map(|c| {
+                c.timers.iter().map(move |t| TimerSpec {
+                    timer: TimerRef { stream: k.clone(), case_id: Some(c.case_id.clone()), kind: t.kind, step: t.step },
+                    due_at: t.due_at,
+                    playbook: Some(c.playbook()),
+                })
+            });
+            let subject_timers = snapshot.timers.iter().map(|t| TimerSpec {
+                timer: TimerRef { stream: k.clone(), case_id: None, kind: t.timer.kind, step: t.timer.step },
+                due_at: t.timer.due_at,
+                playbook: None,
+            });
+            let mut overdue: Vec<TimerSpec> = case_timers.chain(subject_timers).filter(|t| t.due_at <= cutoff).collect();
+            overdue.sort_by_key(|t| t.due_at);
+            for spec in overdue {
+                match self.fire_timer(&spec).await {
+                    Ok(a) if !a.duplicate => {
+                        fired += 1;
+                        warn!(timer = %spec.timer.name(), kind = %spec.timer.kind, due_at = %spec.due_at, "timer sweep re-fired a lost timer");
+                    }
+                    Ok(_) | Err(ProcessError::Refused(_)) | Err(ProcessError::Contended) => {}
+                    Err(ProcessError::Store(e)) => return Err(e),
+                }
+                if let Err(e) = self.timers.cancel(&spec.timer).await {
+                    warn!(timer = %spec.timer.name(), error = %e, "timer sweep: could not drop the original one-shot; its firing will be a duplicate");
+                }
+            }
+        }
+        Ok(fired)
+    }
+
     /// The one path from an input to a durable decision.
     ///
     /// The happy path reads the stream once and writes once: a repeated delivery is

@@ -88,6 +88,10 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Index entries whose subject starts with `prefix` (`expiry:2026-04-09:`), in subject order:
     /// a range read of the subject index, never a scan of the streams (R5 daily safety sweep).
     fn subjects_with_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, SubjectKey)>, StoreError>> + Send;
+    /// Snapshots whose earliest pending timer (`Snapshot::next_due`, indexed by `commit` in the same
+    /// write) is due at or before `cutoff`, earliest first: an index read, never a scan (R9.3's
+    /// safety net for timers lost on the way).
+    fn overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> impl Future<Output = Result<Vec<SubjectKey>, StoreError>> + Send;
 }
 
 pub trait Timers: Send + Sync + 'static {

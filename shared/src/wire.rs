@@ -115,16 +115,33 @@ pub fn verify_signature(
     }
     let hex_sig = sig.trim().strip_prefix("v1=").ok_or_else(|| unauthorized("X-Signature must be v1=<hex>"))?;
     let given = hex::decode(hex_sig).map_err(|_| unauthorized("X-Signature is not hex"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(|_| unauthorized("bad secret"))?;
-    mac.update(ts_text.trim().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given).map_err(|_| unauthorized("signature does not match"))
+    // Rotation: the setting may hold the new and the old secret, comma-separated; either verifies.
+    // `verify_slice` (the hmac crate, through `subtle`) compares in constant time.
+    let matches = |key: &str| {
+        Hmac::<Sha256>::new_from_slice(key.as_bytes()).is_ok_and(|mut mac| {
+            mac.update(ts_text.trim().as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            mac.verify_slice(&given).is_ok()
+        })
+    };
+    if secrets(secret).any(matches) {
+        Ok(())
+    } else {
+        Err(unauthorized("signature does not match"))
+    }
 }
 
-/// The signature header value for a body (for clients, tests and the demo).
+/// The secrets a webhook secret setting holds: one, or two during a rotation (`new,old`).
+pub fn secrets(setting: &str) -> impl Iterator<Item = &str> {
+    setting.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The signature header value for a body (for clients, tests and the demo), with the first
+/// secret of the setting (the new one during a rotation).
 pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let key = secrets(secret).next().unwrap_or(secret);
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -489,6 +506,24 @@ mod tests {
         assert_eq!(unmatched("POST", "/v1/cases").status, 405);
         assert_eq!((unmatched("GET", "/v2/nothing").status, unmatched("GET", "/v2/nothing").code), (404, ErrorCode::NotFound));
         assert_eq!(unmatched("GET", "/v1/cases/a/b").status, 404);
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_verify_and_no_other() {
+        let body = b"{}";
+        let now = 1_772_438_400;
+        for key in ["new-secret", "old-secret"] {
+            let sig = sign(key, now, body);
+            assert_eq!(verify_signature("new-secret,old-secret", Some(&now.to_string()), Some(&sig), body, now), Ok(()), "{key}");
+            assert_eq!(verify_signature(" new-secret , old-secret ", Some(&now.to_string()), Some(&sig), body, now), Ok(()));
+        }
+        let stranger = sign("another", now, body);
+        let e = verify_signature("new-secret,old-secret", Some(&now.to_string()), Some(&stranger), body, now).unwrap_err();
+        assert_eq!((e.status, e.code), (401, ErrorCode::Unauthorized));
+        // After the rotation only the new one is left.
+        let old = sign("old-secret", now, body);
+        assert!(verify_signature("new-secret", Some(&now.to_string()), Some(&old), body, now).is_err());
+        assert_eq!(sign("new-secret,old-secret", now, body), sign("new-secret", now, body), "clients sign with the new one");
     }
 
     #[test]

@@ -62,6 +62,9 @@ impl CaseStore for Aws {
     async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
         self.store.subjects_with_prefix(prefix).await
     }
+    async fn overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<SubjectKey>, StoreError> {
+        self.store.overdue(cutoff, limit).await
+    }
 }
 
 impl Timers for Aws {

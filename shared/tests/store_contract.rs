@@ -169,7 +169,7 @@ async fn sqlite_keeps_done_effects_as_the_audit_trail() {
     let journal: String = raw.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal_mode");
     assert_eq!(journal, "wal");
     let version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).expect("user_version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]
@@ -185,6 +185,19 @@ async fn sqlite_reports_undecodable_rows_as_corrupt() {
 
     assert!(matches!(s.load(&key).await, Err(StoreError::Corrupt(_))));
     assert!(matches!(s.locate("appointment:A1").await, Err(StoreError::Corrupt(_))));
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_data_dir_of_the_earlier_case_format_with_a_clear_message() {
+    let dir = TempDir::new("older");
+    drop(SqliteStore::open(dir.path()).expect("open"));
+    let raw = rusqlite::Connection::open(dir.path().join("followup.db")).expect("raw open");
+    raw.pragma_update(None, "user_version", 1).expect("an earlier build");
+    drop(raw);
+    match SqliteStore::open(dir.path()) {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("FOLLOWUP_DATA_DIR"), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

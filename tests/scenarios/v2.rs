@@ -292,3 +292,32 @@ fn sms_customer_protection() {
     assert!(case["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "sms_suppressed"), "{case}");
     assert_eq!(case["ticket"]["status"], "open", "the case goes on");
 }
+
+/// R9.3 the timer sweep: a timer lost from the timer table is re-fired once it is overdue past
+/// the grace (10 minutes), as the same delivery, so sweeping again fires nothing.
+#[test]
+fn r9_3_the_timer_sweep_re_fires_a_lost_timer() {
+    use followup::adapters::local::SqliteStore;
+    use followup::domain::case::TimerKind;
+    let l = Local::virtual_at(MON_10);
+    l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-05T10:00:00+02:00", "2026-03-05T12:00:00+02:00"));
+    let id = l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "no_show", false)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(&l.data_dir).unwrap();
+        let all = store.timers().await.unwrap();
+        let attempt = all.iter().find(|t| t.timer.kind == TimerKind::CallAttempt).expect("attempt 1 placed");
+        store.remove_timer(&attempt.timer.name()).await.unwrap();
+    });
+    // Tuesday 09:00 passes without the call task; within the grace the sweep leaves it.
+    assert_eq!(l.clock_to("2026-03-03T09:05:00+02:00"), 0);
+    let (_, body) = l.post_raw("/local/timer-sweep", b"", &[]);
+    assert_eq!(body["fired"], 0, "inside the grace");
+    l.clock_to("2026-03-03T09:11:00+02:00");
+    let (status, body) = l.post_raw("/local/timer-sweep", b"", &[]);
+    assert_eq!((status, body["fired"].as_u64()), (200, Some(1)), "{body}");
+    let tasks = l.commands_of("call_customer");
+    assert_eq!((tasks.len(), tasks[0]["case_id"].as_str()), (1, Some(id.as_str())));
+    assert_eq!(l.post_raw("/local/timer-sweep", b"", &[]).1["fired"], 0, "once");
+    assert_eq!(timers(&l.case(&id))[0].0, "call_attempt", "attempt 2 is placed as usual");
+}

@@ -64,8 +64,9 @@ impl Function {
             Function::Appointments | Function::CancellationRequest | Function::CallAttempt | Function::PackagePayment => {
                 &[READS, WRITES, TIMERS, SMS, COMMANDS]
             }
-            // Also its timers, the daily sweep (subjects GSI) and the re-drive (pending GSI).
-            Function::PackageExpiry => &[READS, WRITES, TIMERS, SMS, COMMANDS, PENDING_QUERY, SWEEP_QUERY],
+            // Also its timers, the daily sweep (subjects GSI), the re-drive (pending GSI) and the
+            // timer sweep (due GSI).
+            Function::PackageExpiry => &[READS, WRITES, TIMERS, SMS, COMMANDS, PENDING_QUERY, SWEEP_QUERY, DUE_QUERY],
             // The case view only reads.
             Function::Cases => &[READS],
         };
@@ -226,8 +227,10 @@ where
             }
             Housekeeping::Redrive => {
                 let performed = engine.drive_pending().await?;
-                info!(performed, "pending effects re-driven");
-                Ok(json!({"performed": performed}))
+                // R9.3 the safety net under Scheduler: timers lost on the way are re-fired.
+                let timers = engine.timer_sweep().await?;
+                info!(performed, timers, "pending effects re-driven, lost timers swept");
+                Ok(json!({"performed": performed, "timers": timers}))
             }
         };
     }
@@ -249,7 +252,8 @@ pub enum Housekeeping {
     /// before `at`, the event's `time`; then any effect left pending.
     DailySweep { at: DateTime<Utc> },
     /// `{"task": "redrive"}` every few minutes: effects a crashed or throttled invocation left
-    /// pending are performed (Lambda has no background loop, unlike followup-local's re-driver).
+    /// pending are performed (Lambda has no background loop, unlike followup-local's re-driver),
+    /// and the timer sweep re-fires any timer overdue past the policy's grace (R9.3).
     Redrive,
 }
 

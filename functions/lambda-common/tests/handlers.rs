@@ -403,3 +403,53 @@ async fn v2_a_lost_report_an_echo_and_a_wrong_method() {
     let (status, body) = call(&e, Function::Cases, wrong).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
 }
+
+/// R9.3 on AWS: Scheduler loses a share of the schedules (here every other one, deleted right
+/// after it is placed); the 5-minute re-drive rule's timer sweep still drives every case to its end.
+#[tokio::test]
+async fn lost_schedules_are_swept_and_every_case_ends() {
+    let _one = serial().await;
+    let (f, e, clock) = setup("lost").await;
+    let scheduler = aws_sdk_scheduler::Client::new(&f.config);
+    let booked = json_sample("01_appointment.booked");
+    let cancelled = json_sample("05_appointment.cancelled");
+    let orders = ["O-L1", "O-L2", "O-L3", "O-L4"];
+    let mut lost = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, order) in orders.iter().enumerate() {
+        let mut b = booked.clone();
+        (b["id"], b["data"]["order_id"], b["data"]["appointment_id"]) = (json!(format!("b-{i}")), json!(order), json!(format!("A-L{i}")));
+        b["data"]["technician_id"] = json!("T-1");
+        assert_eq!(call(&e, Function::Appointments, post("/v1/appointments", &b.to_string(), false)).await.0, 202);
+        let mut c = cancelled.clone();
+        (c["id"], c["data"]["appointment_id"], c["data"]["cancelled_by"]) =
+            (json!(format!("c-{i}")), json!(format!("A-L{i}")), json!("no_show"));
+        assert_eq!(call(&e, Function::CancellationRequest, post("/v1/cancellations", &c.to_string(), false)).await.0, 202);
+    }
+    let redrive = || handle(&e, Function::PackageExpiry, json!({"task": "redrive"}));
+    // Eight days in six-hour steps: Scheduler fires what it still has; the sweep the rest.
+    let mut swept = 0;
+    for _ in 0..32 {
+        // Lose every other schedule placed since the last look.
+        for (_, _, input) in f.schedules().await {
+            let timer: TimerSpec = serde_json::from_str(&input).unwrap();
+            if seen.insert(timer.timer.name()) && seen.len() % 2 == 0 {
+                scheduler.delete_schedule().group_name(&f.group).name(timer.timer.name()).send().await.expect("delete");
+                lost += 1;
+            }
+        }
+        let upto = clock.now() + chrono::Duration::hours(6);
+        pump(&f, &e, &clock, upto).await;
+        *clock.0.lock().unwrap() = upto;
+        let out = redrive().await.expect("the re-drive rule");
+        swept += out["timers"].as_u64().unwrap();
+    }
+    assert!(lost >= 4 && swept >= 1, "lost {lost}, swept {swept}");
+    for order in orders {
+        let (_, list) = call(&e, Function::Cases, get("/v1/cases", &format!("order_id={order}"))).await;
+        for case in list["cases"].as_array().unwrap() {
+            let status = case["ticket"]["status"].as_str().unwrap();
+            assert!(["closed", "resolved"].contains(&status), "{} is {status}: {case}", case["case_id"]);
+        }
+    }
+}

@@ -61,6 +61,8 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/local/commands", get(local_commands))
         .route("/local/clock", get(get_clock).post(post_clock))
         .route("/local/expiry-sweep", post(post_sweep))
+        .route("/openapi.json", get(openapi))
+        .route("/local/timer-sweep", post(post_timer_sweep))
         // R9.6 every error answer has the error body, an unknown route and a wrong method too.
         .fallback(unmatched)
         .method_not_allowed_fallback(unmatched)
@@ -70,6 +72,13 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
     background.abort();
     info!("followup-local stopped");
     Ok(())
+}
+
+/// The OpenAPI 3.1 document of the webhook API and the case view, as committed.
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 async fn unmatched(method: axum::http::Method, uri: axum::http::Uri) -> Response {
@@ -229,6 +238,16 @@ async fn sweep(engine: &LocalEngine, midnight: DateTime<Utc>) -> Result<usize, f
 
 /// `POST /local/expiry-sweep {"date": "YYYY-MM-DD"}`: runs the R5 daily safety sweep for that day now
 /// (it also runs by itself at every local midnight, for the day just ended).
+/// `POST /local/timer-sweep`: R9.3's timer sweep now (it also runs every few seconds on the real
+/// clock); answers how many lost timers it re-fired.
+async fn post_timer_sweep(State(app): State<App>) -> Response {
+    let _guard = app.firing.lock().await;
+    match app.engine.timer_sweep().await {
+        Ok(n) => Json(json!({"fired": n})).into_response(),
+        Err(e) => reply(e.into()),
+    }
+}
+
 async fn post_sweep(State(app): State<App>, body: axum::body::Bytes) -> Response {
     let date = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("date").and_then(Value::as_str).map(str::to_owned));
     let Some(date) = date.and_then(|d| d.parse::<chrono::NaiveDate>().ok()) else {
@@ -288,6 +307,14 @@ async fn background(app: App) {
             last_redrive = Utc::now();
             if let Err(e) = app.engine.drive_pending().await {
                 warn!(error = %e, "cannot re-drive pending effects");
+            }
+            // R9.3 the safety net under the timer table: a timer lost from it is re-fired once
+            // overdue past the policy's grace.
+            if !virtual_clock {
+                let _guard = app.firing.lock().await;
+                if let Err(e) = app.engine.timer_sweep().await {
+                    warn!(error = %e, "timer sweep: storage failure; will retry");
+                }
             }
         }
         tokio::time::sleep(wait).await;

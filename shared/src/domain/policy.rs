@@ -22,6 +22,21 @@ pub struct Policy {
     pub package_payment: PackagePaymentPolicy,
     pub package_expiry: PackageExpiryPolicy,
     pub package_visits: PackageVisitPolicy,
+    pub timers: TimerPolicy,
+}
+
+/// R9.3 the safety net under the one-shot timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimerPolicy {
+    /// A pending timer this many minutes past its due time is re-fired by the timer sweep (as the
+    /// same delivery, so one that did fire is a harmless duplicate).
+    pub sweep_grace_minutes: u32,
+}
+impl Default for TimerPolicy {
+    fn default() -> Self {
+        TimerPolicy { sweep_grace_minutes: 10 }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -168,6 +168,13 @@ impl Snapshot {
     pub fn case_index(&self, id: &str) -> Option<usize> {
         self.cases.iter().position(|c| c.core.case_id == id)
     }
+    /// The earliest pending timer of the snapshot (its cases' and its subject's): what the store
+    /// indexes it under, so the timer sweep finds every snapshot with an overdue timer.
+    pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let cases = self.cases.iter().flat_map(|c| c.timers.iter().map(|t| t.due_at));
+        cases.chain(self.timers.iter().map(|t| t.timer.due_at)).min()
+    }
+
     pub fn next_case_id(&mut self) -> String {
         self.seq += 1;
         self.key.case_id(self.seq)

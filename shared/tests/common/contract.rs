@@ -7,14 +7,14 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use followup::domain::case::{Customer, SubjectIds};
+use followup::domain::case::{CaseCore, Customer, Group, PendingTimer, Priority, SubjectIds, Ticket};
 use followup::domain::case::{Language, TimerKind};
 use followup::domain::commands::{CallCustomer, Command, CommandBody};
 use followup::domain::effects::{Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::events::PaymentMethod;
 use followup::domain::money::Money;
 use followup::domain::package::{Package, PackageStatus, Visit, VisitState};
-use followup::domain::playbooks::PlaybookName;
+use followup::domain::playbooks::{appointment_watch, Case, CaseFlow, PlaybookName};
 use followup::domain::sms::TemplateId;
 use followup::domain::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, PendingEffect, SmsSender, Timers};
@@ -280,6 +280,38 @@ pub async fn contract_a_subject_belongs_to_one_stream<S: Contract>(s: &S) {
     s.commit(commit(stream_at(&o1, 2), Some(1), "d3", &["appointment:A1"], vec![])).await.expect("commit");
 }
 
+/// An order snapshot at `version` whose one case waits on a timer due at `due`.
+fn waiting_on(key: &SubjectKey, version: u64, due: Option<DateTime<Utc>>) -> Snapshot {
+    let mut snapshot = stream_at(key, version);
+    if let Some(due_at) = due {
+        let ticket = Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, "Cairo");
+        let mut core = CaseCore::open(key.case_id(1), customer(), ticket, at(9, 0));
+        core.timers.push(PendingTimer { kind: TimerKind::CallAttempt, due_at, step: 1 });
+        let flow = CaseFlow::AppointmentWatch(appointment_watch::Flow { state: appointment_watch::State::Watching });
+        snapshot.cases.push(Case { core, flow });
+    }
+    snapshot
+}
+
+fn customer() -> Customer {
+    Customer { id: "C1".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar }
+}
+
+pub async fn contract_overdue_lists_snapshots_by_their_earliest_timer<S: Contract>(s: &S) {
+    let (o1, o2, o3) = (order("O1"), order("O2"), order("O3"));
+    s.commit(commit(waiting_on(&o1, 1, Some(at(11, 0))), None, "d1", &[], vec![])).await.expect("commit");
+    s.commit(commit(waiting_on(&o2, 1, Some(at(10, 0))), None, "d2", &[], vec![])).await.expect("commit");
+    s.commit(commit(waiting_on(&o3, 1, None), None, "d3", &[], vec![])).await.expect("commit");
+    assert!(s.overdue(at(9, 59), 10).await.expect("overdue").is_empty());
+    assert_eq!(s.overdue(at(10, 0), 10).await.expect("overdue"), vec![o2.clone()], "due at the cutoff counts");
+    let mut both = s.overdue(at(12, 0), 10).await.expect("overdue");
+    both.sort();
+    assert_eq!(both, vec![o1.clone(), o2.clone()], "a snapshot without timers is not indexed");
+    // The next commit of a snapshot moves it: no timers left, out of the index.
+    s.commit(commit(waiting_on(&o2, 2, None), Some(1), "d4", &[], vec![])).await.expect("commit");
+    assert_eq!(s.overdue(at(12, 0), 10).await.expect("overdue"), vec![o1]);
+}
+
 pub async fn contract_subjects_with_prefix_lists_only_that_prefix<S: Contract>(s: &S) {
     let prefix = "expiry:2026-04-09:";
     assert!(s.subjects_with_prefix(prefix).await.expect("prefix").is_empty());
@@ -353,6 +385,7 @@ macro_rules! every_contract {
             contract_locate_follows_the_index,
             contract_a_subject_belongs_to_one_stream,
             contract_subjects_with_prefix_lists_only_that_prefix,
+            contract_overdue_lists_snapshots_by_their_earliest_timer,
             contract_timers_place_once_and_cancel_quietly,
             contract_timers_fire_by_due_time_then_placement,
             contract_outboxes_drop_a_repeated_effect

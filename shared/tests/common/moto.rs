@@ -258,7 +258,7 @@ async fn sqs(action: &str, body: serde_json::Value) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
-/// The table as template.yaml declares it: PK/SK strings, the sparse `pending` and `subjects` GSIs.
+/// The table as template.yaml declares it: PK/SK strings, the sparse `pending`, `subjects` and `due` GSIs.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
     use aws_sdk_dynamodb::types::*;
     let attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().unwrap();
@@ -273,6 +273,8 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
         .attribute_definitions(attr("pending_order"))
         .attribute_definitions(attr("subject_group"))
         .attribute_definitions(attr("subject"))
+        .attribute_definitions(attr("due_bucket"))
+        .attribute_definitions(attr("due_at"))
         .key_schema(key("PK", KeyType::Hash))
         .key_schema(key("SK", KeyType::Range))
         .global_secondary_indexes(
@@ -290,6 +292,15 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) {
                 .key_schema(key("subject_group", KeyType::Hash))
                 .key_schema(key("subject", KeyType::Range))
                 .projection(Projection::builder().projection_type(ProjectionType::Include).non_key_attributes("stream_key").build())
+                .build()
+                .unwrap(),
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("due")
+                .key_schema(key("due_bucket", KeyType::Hash))
+                .key_schema(key("due_at", KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                 .build()
                 .unwrap(),
         )

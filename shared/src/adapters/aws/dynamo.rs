@@ -25,6 +25,8 @@ pub const WRITES: &[Grant] = &[grant("dynamodb:PutItem", Resource::Table), grant
 pub const PENDING_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::PendingIndex)];
 /// `subjects_with_prefix`: the daily expiry sweep reads the `subjects` GSI.
 pub const SWEEP_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::SubjectsIndex)];
+/// `overdue`: the timer sweep reads the `due` GSI.
+pub const DUE_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::DueIndex)];
 
 /// How long a delivery id is remembered: a repeat within this window answers as a duplicate.
 pub const DELIVERY_TTL: Duration = Duration::days(90);
@@ -49,6 +51,14 @@ const PENDING: &str = "P";
 /// The sparse GSI of grouped subjects (`expiry:<day>:<package id>`): partition key the subject
 /// up to its second `:`, sort key the subject. Subjects with one `:` (`appointment:<id>`) stay out.
 pub const SUBJECTS_INDEX: &str = "subjects";
+/// The sparse GSI of snapshots waiting on a timer: partition the UTC day of the earliest one,
+/// sort key its instant (R9.3's timer sweep).
+pub const DUE_INDEX: &str = "due";
+const DUE_BUCKET: &str = "due_bucket";
+const DUE_AT: &str = "due_at";
+/// How many days back the timer sweep reads the `due` index: a timer lost longer than this
+/// before the sweep ran is no longer re-driven (the sweep runs every 5 minutes).
+pub const DUE_LOOKBACK_DAYS: i64 = 2;
 const SUBJECT_GROUP: &str = "subject_group";
 const SUBJECT: &str = "subject";
 
@@ -178,6 +188,10 @@ impl DynamoStore {
             .item("version", n(commit.stream.version))
             .item("doc", s(doc))
             .item("updated_at", s(rfc3339(commit.delivery.accepted_at)));
+        // The snapshot's earliest pending timer, for the sparse `due` GSI (absent: no timer).
+        if let Some(due) = commit.stream.next_due() {
+            put = put.item(DUE_BUCKET, s(due_bucket(due))).item(DUE_AT, s(due_sort(due)));
+        }
         put = match commit.expected_version {
             None => put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK),
             Some(v) => put
@@ -403,6 +417,47 @@ impl CaseStore for DynamoStore {
     /// A `Query` of the `subjects` index: one partition per group, so the prefix must name one
     /// (`expiry:<day>:`). The index is eventually consistent: a package booked a moment ago may be
     /// missing, which the daily sweep tolerates because the package's own timer is already placed.
+    /// One `Query` of the `due` GSI per UTC day from `DUE_LOOKBACK_DAYS` before `cutoff` to it.
+    async fn overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<SubjectKey>, StoreError> {
+        let mut found = Vec::new();
+        for back in (0..=DUE_LOOKBACK_DAYS).rev() {
+            let bucket = due_bucket(cutoff - Duration::days(back));
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(DUE_INDEX)
+                    .key_condition_expression("#b = :b AND #d <= :d")
+                    .expression_attribute_names("#b", DUE_BUCKET)
+                    .expression_attribute_names("#d", DUE_AT)
+                    .expression_attribute_values(":b", s(&bucket))
+                    .expression_attribute_values(":d", s(due_sort(cutoff)))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("Query due", e))?;
+                for item in out.items() {
+                    let pk = string(item, PK)?;
+                    let key = pk
+                        .strip_prefix("S#")
+                        .and_then(SubjectKey::parse)
+                        .ok_or_else(|| StoreError::Corrupt(format!("{pk:?} in the due index")))?;
+                    found.push(key);
+                    if found.len() >= limit {
+                        return Ok(found);
+                    }
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
         let group = subject_group(prefix).ok_or_else(|| {
             StoreError::from(AwsError::invalid("subjects_with_prefix", format!("{prefix:?} names no subject group (`<name>:<key>:`)")))
@@ -437,6 +492,16 @@ impl CaseStore for DynamoStore {
         }
         Ok(found)
     }
+}
+
+/// The partition of the `due` GSI: the UTC day of a snapshot's earliest pending timer.
+fn due_bucket(due: DateTime<Utc>) -> String {
+    due.format("%Y-%m-%d").to_string()
+}
+
+/// The sort key of the `due` GSI: the due instant in milliseconds, zero-padded to sort as text.
+fn due_sort(due: DateTime<Utc>) -> String {
+    format!("{:015}", due.timestamp_millis().max(0))
 }
 
 /// The partition of a subject in the `subjects` index: its text up to the second `:`

@@ -13,7 +13,7 @@ pub mod grants {
     //! The AWS API actions the adapters call, each on the template resource it acts on. Each list
     //! sits next to the code that makes the calls; `followup_lambda::Function::grants` composes
     //! them per function, and a test holds `template.yaml`'s policies to exactly that.
-    pub use super::dynamo::{PENDING_QUERY, READS, SWEEP_QUERY, WRITES};
+    pub use super::dynamo::{DUE_QUERY, PENDING_QUERY, READS, SWEEP_QUERY, WRITES};
     pub use super::scheduler::GRANTS as TIMERS;
     pub use super::sns::{COMMANDS, SMS};
 
@@ -34,6 +34,8 @@ pub mod grants {
         PendingIndex,
         /// The `subjects` GSI.
         SubjectsIndex,
+        /// The `due` GSI.
+        DueIndex,
         /// Schedules of the follow-up schedule group.
         Schedules,
         /// The role Scheduler assumes (passed on every `CreateSchedule`).
@@ -48,7 +50,9 @@ pub mod grants {
     }
 }
 
-pub use dynamo::{DynamoStore, DELIVERY_TTL, MAX_STREAM_DOC_BYTES, PENDING_INDEX, SEND_LEASE, SUBJECTS_INDEX};
+pub use dynamo::{
+    DynamoStore, DELIVERY_TTL, DUE_INDEX, DUE_LOOKBACK_DAYS, MAX_STREAM_DOC_BYTES, PENDING_INDEX, SEND_LEASE, SUBJECTS_INDEX,
+};
 pub use error::AwsError;
 pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};
 pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE};

@@ -15,17 +15,20 @@ use std::time::Duration;
 const DB_FILE: &str = "followup.db";
 
 /// Bumped whenever `SCHEMA` changes shape; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// Another process (a `sqlite3` shell, a second server by mistake) may hold the write lock briefly.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
-    key     TEXT PRIMARY KEY,
-    version INTEGER NOT NULL,
-    doc     TEXT NOT NULL
+    key         TEXT PRIMARY KEY,
+    version     INTEGER NOT NULL,
+    doc         TEXT NOT NULL,
+    -- The earliest pending timer of the snapshot, for the timer sweep (NULL: none).
+    next_due_ms INTEGER
 );
+CREATE INDEX IF NOT EXISTS streams_due ON streams (next_due_ms) WHERE next_due_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS subject_index (
     subject    TEXT PRIMARY KEY,
     stream_key TEXT NOT NULL
@@ -220,6 +223,7 @@ impl CaseStore for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let key = commit.stream.key.to_string();
         let stream_doc = encode(&commit.stream, "stream")?;
+        let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
         let effects =
             commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?))).collect::<Result<Vec<_>, StoreError>>()?;
         self.run(move |conn| {
@@ -236,9 +240,9 @@ impl CaseStore for SqliteStore {
                 return Err(CommitError::Conflict);
             }
             tx.execute(
-                "INSERT INTO streams (key, version, doc) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (key) DO UPDATE SET version = excluded.version, doc = excluded.doc",
-                params![key, commit.stream.version, stream_doc],
+                "INSERT INTO streams (key, version, doc, next_due_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET version = excluded.version, doc = excluded.doc, next_due_ms = excluded.next_due_ms",
+                params![key, commit.stream.version, stream_doc, next_due_ms],
             )
             .map_err(sql(&format!("writing stream {key}")))?;
             let d = &commit.delivery;
@@ -295,6 +299,24 @@ impl CaseStore for SqliteStore {
         let id = id.to_owned();
         self.run(move |conn| {
             conn.execute("UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(&format!("marking effect {id} done")))
+        })
+        .await
+    }
+
+    async fn overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<SubjectKey>, StoreError> {
+        let (cutoff, limit) = (cutoff.timestamp_millis(), i64::try_from(limit).unwrap_or(i64::MAX));
+        self.run(move |conn| {
+            let what = "listing snapshots with an overdue timer";
+            // The partial index holds only snapshots that wait on a timer.
+            let mut stmt = conn
+                .prepare_cached("SELECT key FROM streams WHERE next_due_ms IS NOT NULL AND next_due_ms <= ?1 ORDER BY next_due_ms LIMIT ?2")
+                .map_err(sql(what))?;
+            let keys = stmt.query_map(params![cutoff, limit], |r| r.get::<_, String>(0)).map_err(sql(what))?;
+            keys.map(|k| {
+                let k = k.map_err(sql(what))?;
+                SubjectKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("{k:?} is not a stream key")))
+            })
+            .collect()
         })
         .await
     }
@@ -381,6 +403,12 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql("reading user_version"))?;
     if found > SCHEMA_VERSION {
         return Err(StoreError::Unavailable(format!("the database has schema version {found}; this build knows up to {SCHEMA_VERSION}")));
+    }
+    if found == 1 {
+        return Err(StoreError::Unavailable(
+            "the data dir was written by an earlier version whose case format is gone; start on a new FOLLOWUP_DATA_DIR (or delete this one)"
+                .into(),
+        ));
     }
     let tx = conn.transaction().map_err(sql("beginning the schema migration"))?;
     tx.execute_batch(SCHEMA).map_err(sql("creating the schema"))?;
