@@ -376,7 +376,7 @@ impl Checks {
         self.check(
             (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'),
             &format!("{field}.phone"),
-            "phone must be E.164, e.g. +201001234567",
+            "phone must be E.164: a + and 7 to 15 digits, the first not 0",
         );
     }
     fn result(self) -> Result<(), WireError> {

@@ -51,6 +51,10 @@ fn r9_1_a_lost_report_does_not_stall_the_cancellation_follow_up() {
     l.accept("/v1/calls", "call.completed", call(&id, "K-late", "answered", Some(rebooked)));
     assert_eq!(l.commands_of("create_visit").len(), 1);
     assert_eq!(l.case(&id)["ticket"]["status"], "resolved");
+    // The local runtime measures timer lateness; on the virtual clock each fires on time.
+    let lateness = &l.get("/local/metrics").1["timer_lateness"];
+    assert!(lateness["count"].as_u64().unwrap() >= 3, "{lateness}");
+    assert_eq!(lateness["max_ms"], 0);
 }
 
 /// Item 2 (R9.2): the dashboard echoes the engine's own T-1h cancel, then cancels again.
@@ -320,4 +324,35 @@ fn r9_3_the_timer_sweep_re_fires_a_lost_timer() {
     assert_eq!((tasks.len(), tasks[0]["case_id"].as_str()), (1, Some(id.as_str())));
     assert_eq!(l.post_raw("/local/timer-sweep", b"", &[]).1["fired"], 0, "once");
     assert_eq!(timers(&l.case(&id))[0].0, "call_attempt", "attempt 2 is placed as usual");
+}
+
+/// No phone number or customer name in any log line of a whole story at debug level (numbers
+/// are masked, names never logged), and no customer data in an error answer.
+#[test]
+fn logs_and_errors_carry_no_customer_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("followup.log");
+    let env = [("RUST_LOG", "debug"), ("FOLLOWUP_LOG", "json")];
+    let l = Local::spawn_logging(&dir.path().join("data"), Some(MON_10), &env, std::fs::File::create(&log).unwrap().into());
+    l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00"));
+    let id = l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "customer", true)).unwrap();
+    l.clock_to("2026-03-03T09:00:00+02:00");
+    l.accept("/v1/calls", "call.completed", call(&id, "K1", "no_answer", None));
+    let data = package("P-1", "2026-03-09", &["2026-03-09T10:00:00+02:00"], json!({"amount": 200000}));
+    let case = l.accept("/v1/packages", "package.booked", data).unwrap();
+    l.accept("/v1/calls", "call.completed", call(&case, "K2", "busy", None));
+    // Refusals about the customer's own fields name the field, not the value.
+    let mut bad = booked("A9", "O9", "2026-03-03T10:00:00+02:00", "2026-03-03T12:00:00+02:00");
+    bad["customer"]["phone"] = json!("+20100123456a");
+    let (status, body) = l.send("/v1/appointments", "bad-phone", "appointment.booked", bad);
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("data.customer.phone")));
+    assert!(!body.to_string().contains("20100123456"), "{body}");
+    assert!(l.sms().len() >= 2 && !l.commands().is_empty(), "the story sent things worth logging");
+    drop(l);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.lines().count() > 10, "the story was logged");
+    for secret in ["+201001234567", "201001234567", "Mona Adel", "Mona"] {
+        let hit = text.lines().find(|line| line.contains(secret));
+        assert!(hit.is_none(), "{secret:?} is in the log: {}", hit.unwrap_or_default());
+    }
 }

@@ -55,6 +55,11 @@ impl Local {
 
     /// Starts the binary on `data_dir` (kept by the caller), optionally on a virtual clock.
     pub fn spawn(data_dir: &Path, virtual_clock: Option<&str>, env: &[(&str, &str)]) -> Local {
+        Local::spawn_logging(data_dir, virtual_clock, env, Stdio::inherit())
+    }
+
+    /// `spawn`, with the process's log (stderr) going to `log`.
+    pub fn spawn_logging(data_dir: &Path, virtual_clock: Option<&str>, env: &[(&str, &str)], log: Stdio) -> Local {
         let mut cmd = Command::new(binary());
         cmd.env("FOLLOWUP_ADDR", "127.0.0.1:0")
             .env("FOLLOWUP_DATA_DIR", data_dir)
@@ -63,7 +68,7 @@ impl Local {
             .env_remove("FOLLOWUP_VIRTUAL_CLOCK")
             .env_remove("FOLLOWUP_CONFIG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(log);
         if let Some(t) = virtual_clock {
             cmd.env("FOLLOWUP_VIRTUAL_CLOCK", t);
         }

@@ -39,10 +39,39 @@ struct App {
     engine: Arc<LocalEngine>,
     /// One timer pass at a time: the runner and `/local/clock` never fire the same timer twice at once.
     firing: Arc<Mutex<()>>,
+    /// Timer lateness (fire time minus due time) of the timers this process fired.
+    lateness: Arc<std::sync::Mutex<Lateness>>,
+}
+
+/// The last `LATENESS_SAMPLES` timer latenesses in milliseconds, for `GET /local/metrics`.
+#[derive(Debug, Default)]
+struct Lateness {
+    samples: std::collections::VecDeque<i64>,
+    count: u64,
+}
+
+const LATENESS_SAMPLES: usize = 10_000;
+
+impl Lateness {
+    fn record(&mut self, ms: i64) {
+        if self.samples.len() == LATENESS_SAMPLES {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(ms.max(0));
+        self.count += 1;
+    }
+
+    /// Count, p50, p90, p99 and max of the kept samples, in milliseconds.
+    fn summary(&self) -> Value {
+        let mut v: Vec<i64> = self.samples.iter().copied().collect();
+        v.sort_unstable();
+        let q = |p: f64| v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied();
+        json!({"count": self.count, "p50_ms": q(0.5), "p90_ms": q(0.9), "p99_ms": q(0.99), "max_ms": v.last()})
+    }
 }
 
 pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let app = App { engine: engine.clone(), firing: Arc::new(Mutex::new(())) };
+    let app = App { engine: engine.clone(), firing: Arc::new(Mutex::new(())), lateness: Default::default() };
     // Effects committed before a crash are performed now (adapters drop repeats).
     match engine.drive_pending().await {
         Ok(n) if n > 0 => info!(effects = n, "re-drove pending effects from a previous run"),
@@ -63,6 +92,7 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/local/expiry-sweep", post(post_sweep))
         .route("/openapi.json", get(openapi))
         .route("/local/timer-sweep", post(post_timer_sweep))
+        .route("/local/metrics", get(local_metrics))
         // R9.6 every error answer has the error body, an unknown route and a wrong method too.
         .fallback(unmatched)
         .method_not_allowed_fallback(unmatched)
@@ -211,7 +241,7 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
         if timer.due_at > clock.now() {
             let _ = clock.set(timer.due_at);
         }
-        match fire(&app.engine, &timer).await {
+        match fire(&app, &timer).await {
             Ok(()) => fired += 1,
             Err(e) => return reply(e.into()),
         }
@@ -238,6 +268,13 @@ async fn sweep(engine: &LocalEngine, midnight: DateTime<Utc>) -> Result<usize, f
 
 /// `POST /local/expiry-sweep {"date": "YYYY-MM-DD"}`: runs the R5 daily safety sweep for that day now
 /// (it also runs by itself at every local midnight, for the day just ended).
+/// `GET /local/metrics`: the timer lateness of this process (fire time minus due time) as a
+/// summary of its last 10,000 timers; under the virtual clock each fires at its own due time.
+async fn local_metrics(State(app): State<App>) -> Response {
+    let lateness = app.lateness.lock().unwrap_or_else(std::sync::PoisonError::into_inner).summary();
+    Json(json!({"timer_lateness": lateness})).into_response()
+}
+
 /// `POST /local/timer-sweep`: R9.3's timer sweep now (it also runs every few seconds on the real
 /// clock); answers how many lost timers it re-fired.
 async fn post_timer_sweep(State(app): State<App>) -> Response {
@@ -261,7 +298,10 @@ async fn post_sweep(State(app): State<App>, body: axum::body::Bytes) -> Response
 }
 
 /// Fires one timer and removes it; a timer whose input is refused can never succeed and is dropped.
-async fn fire(engine: &LocalEngine, timer: &TimerSpec) -> Result<(), followup::ports::StoreError> {
+async fn fire(app: &App, timer: &TimerSpec) -> Result<(), followup::ports::StoreError> {
+    let engine = &app.engine;
+    let late = (engine.clock.now() - timer.due_at).num_milliseconds();
+    app.lateness.lock().unwrap_or_else(std::sync::PoisonError::into_inner).record(late);
     match engine.fire_timer(timer).await {
         Ok(_) | Err(ProcessError::Refused(_)) | Err(ProcessError::Contended) => {}
         Err(ProcessError::Store(e)) => return Err(e),
@@ -290,7 +330,7 @@ async fn background(app: App) {
             match app.engine.store.due_timers(now, 100).await {
                 Ok(due) => {
                     for timer in &due {
-                        if let Err(e) = fire(&app.engine, timer).await {
+                        if let Err(e) = fire(&app, timer).await {
                             warn!(error = %e, "timer runner: storage failure");
                             break;
                         }

@@ -89,7 +89,12 @@ impl Doc {
 
     /// The documented status codes of an operation.
     pub fn statuses(&self, method: &str, path: &str) -> BTreeSet<u16> {
-        self.operation(method, path)["responses"].as_object().expect("responses").keys().map(|k| k.parse().expect("numeric status")).collect()
+        self.operation(method, path)["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .map(|k| k.parse().expect("numeric status"))
+            .collect()
     }
 
     /// The schema name of a webhook route's request body (`AppointmentsEnvelope`).
@@ -119,7 +124,9 @@ impl Doc {
     /// The schema name of the 2xx/4xx body an operation documents for `status`, if any.
     pub fn response_schema(&self, method: &str, path: &str, status: u16) -> Option<String> {
         let r = self.resolve(&self.operation(method, path)["responses"][status.to_string()]);
-        r["content"]["application/json"]["schema"].get("$ref").map(|_| Doc::ref_name(&r["content"]["application/json"]["schema"]).to_string())
+        r["content"]["application/json"]["schema"]
+            .get("$ref")
+            .map(|_| Doc::ref_name(&r["content"]["application/json"]["schema"]).to_string())
     }
 }
 
@@ -142,7 +149,8 @@ pub fn server_routes() -> BTreeSet<(String, String)> {
             .join("/");
         // The handlers of this route: up to the next route or the end of the router.
         let tail = &rest[end..];
-        let stop = [tail.find(".route("), tail.find(".fallback("), tail.find(".with_state(")].into_iter().flatten().min().unwrap_or(tail.len());
+        let stop =
+            [tail.find(".route("), tail.find(".fallback("), tail.find(".with_state(")].into_iter().flatten().min().unwrap_or(tail.len());
         let handlers = &tail[..stop];
         for m in METHODS {
             let mut h = handlers;
