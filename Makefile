@@ -1,6 +1,9 @@
 # Follow-up engine — every task a developer or CI runs.
 #   make run    start followup-local on the embedded default (SQLite in ./.followup)
-#   make test   every test (unit, contract, scenarios, AWS adapters on a local moto server)
+#   make test   every test (unit, contract, scenarios, AWS adapters on a local moto server, the deployed topology)
+#   make run-aws  template.yaml's topology on 127.0.0.1: moto, the six functions behind a Lambda Runtime API
+#                 emulator, the HTTP API, Scheduler and the rules (infra/local; prints the URL and the secret)
+#   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
@@ -24,12 +27,12 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run test test-local test-aws venv venv-build venv-sam validate demo bench build build-local deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam validate demo bench build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
 
-test: test-local test-aws
+test: test-local test-aws test-infra
 
 # Without the aws feature: followup-local and its tests never compile the AWS SDK.
 test-local:
@@ -42,6 +45,16 @@ test-aws: venv
 	$(CARGO) test -p followup-lambda --no-fail-fast
 	$(CARGO) build $(addprefix -p ,$(filter-out followup-lambda,$(AWS_CRATES)))
 	$(MAKE) --no-print-directory validate
+
+# template.yaml's topology on one machine (infra/local/README.md); Ctrl-C stops it all.
+run-aws: venv
+	$(CARGO) build $(addprefix -p followup-fn-,$(FUNCTIONS))
+	$(VPY) infra/local/run.py
+
+# The same topology on free ports with the virtual clock, proven end to end through the HTTP API.
+test-infra: venv
+	$(CARGO) build $(addprefix -p followup-fn-,$(FUNCTIONS))
+	$(VPY) -m pytest -q -p no:cacheprovider infra/local/tests
 
 # Creates .venv and installs the Python tools only when one is missing.
 venv:

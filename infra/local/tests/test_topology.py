@@ -1,0 +1,219 @@
+"""template.yaml's topology end to end: signed HTTP API requests to the front, Scheduler firing
+on the virtual clock, the EventBridge rules, SMS and ops commands read back from the emulator.
+
+The functions read the real clock, so every date here is relative to now; the virtual clock only
+decides when the schedules fire.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from conftest import SENDER_ID, Api, poll, sample
+
+# SPEC §4, SMS1 (exact text, hotline 19125).
+SMS1 = (
+    "مرحباً،\nلقد حاولنا الاتصال بك منذ قليل ولكن لم نتمكن من الوصول إليك\nنذكركم بدفع باقة التنظيف.\n"
+    "يرجى العلم بأننا لن نستطيع تفعيل الباقة حتى يتم الدفع.\nللمزيد من المعلومات إتصل بنا على 19125"
+)
+
+
+def uid() -> str:
+    return secrets.token_hex(4).upper()
+
+
+def phone() -> str:
+    return "+2010" + "".join(str(secrets.randbelow(10)) for _ in range(8))
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def booked(tag: str) -> dict[str, Any]:
+    """events/01 for a new order and customer, the visit window three days ahead (midday UTC)."""
+    e = sample("01_appointment.booked")
+    start = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
+    e["id"] = f"evt-booked-{tag}"
+    e["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    e["data"].update(appointment_id=f"A-{tag}", order_id=f"O-{tag}", window_start=rfc3339(start),
+                     window_end=rfc3339(start + timedelta(hours=2)))
+    e["data"]["customer"] = {**e["data"]["customer"], "id": f"C-{tag}", "phone": phone()}
+    return e
+
+
+def commands_for(api: Api, case_id: str, kind: str) -> list[dict[str, Any]]:
+    return [c for c in api.control("GET", "commands")["commands"]
+            if isinstance(c, dict) and c.get("case_id") == case_id and c.get("type") == kind]
+
+
+def schedules_for(api: Api, case_id: str, kind: str) -> list[dict[str, Any]]:
+    out = []
+    for s in api.control("GET", "schedules")["schedules"]:
+        timer = (s.get("input") or {}).get("timer") or s.get("input") or {}
+        if timer.get("case_id") == case_id and timer.get("kind") == kind:
+            out.append(s)
+    return sorted(out, key=lambda s: s["at"])
+
+
+def advance_past(api: Api, at: str) -> dict[str, Any]:
+    """Moves the virtual clock one second past ``at``; every schedule due by then fires."""
+    to = datetime.fromisoformat(at.replace("Z", "+00:00")) + timedelta(seconds=1)
+    now = datetime.fromisoformat(api.control("GET", "clock")["now"].replace("Z", "+00:00"))
+    moved = api.control("POST", "clock", {"to": rfc3339(max(to, now))})
+    assert moved["failed"] == 0, moved
+    return moved
+
+
+def test_a_cancelled_first_visit_reaches_the_day_2_call_task_without_any_report(api: Api):
+    tag = uid()
+    r = api.post("/v1/appointments", booked(tag))
+    assert r.status == 202, r.body
+
+    cancelled = sample("05_appointment.cancelled")
+    cancelled["id"] = f"evt-cancelled-{tag}"
+    cancelled["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    cancelled["data"]["appointment_id"] = f"A-{tag}"
+    r = api.post("/v1/cancellations", cancelled)
+    assert r.status == 202 and r.body["duplicate"] is False, r.body
+    case_id = r.body["case_id"]
+    assert case_id, r.body
+
+    # R2.5: the first attempt's schedule, placed by cancellation-request on moto's Scheduler.
+    first = poll("the first call_attempt schedule", lambda: schedules_for(api, case_id, "call_attempt"))[0]
+    assert first["function"].endswith("-cancellation-request"), first
+    advance_past(api, first["at"])
+    poll("call_customer attempt 1 on the ops topic",
+         lambda: [c for c in commands_for(api, case_id, "call_customer") if c["data"].get("attempt") == 1])
+
+    # No call.completed is ever sent: the second attempt still goes out on its own day (R9.1).
+    second = poll("the second call_attempt schedule", lambda: schedules_for(api, case_id, "call_attempt"))[0]
+    assert second["at"] > first["at"], (first, second)
+    advance_past(api, second["at"])
+    day2 = poll("call_customer attempt 2 on the ops topic",
+                lambda: [c for c in commands_for(api, case_id, "call_customer") if c["data"].get("attempt") == 2])
+    assert day2[0]["type"] == "call_customer"
+
+    r = api.get(f"/v1/cases/{case_id}")
+    assert r.status == 200, r.body
+    assert r.body["playbook"] == "cancellation_follow_up", r.body
+    assert [a["outcome"] for a in r.body["attempts"]][:1] == ["unreported"], r.body["attempts"]
+
+
+def test_an_unpaid_package_gets_sms1_after_an_unanswered_call_sent_base64_encoded(api: Api):
+    tag = uid()
+    to = phone()
+    pkg = sample("09_package.booked")
+    first_visit = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
+    pkg["id"] = f"evt-package-{tag}"
+    pkg["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    pkg["data"].update(
+        package_id=f"P-{tag}",
+        start_date=first_visit.date().isoformat(),
+        visits=[{"visit_id": f"V-{tag}-{i}", "window_start": rfc3339(first_visit + timedelta(days=7 * i))} for i in range(4)],
+        paid=False,
+    )
+    pkg["data"]["customer"] = {**pkg["data"]["customer"], "id": f"C-{tag}", "phone": to}
+    r = api.post("/v1/packages", pkg)
+    assert r.status == 202, r.body
+    case_id = r.body["case_id"]
+    assert case_id, r.body
+
+    call = sample("07_call.completed")
+    call["id"] = f"evt-call-{tag}"
+    call["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    call["data"] = {"case_id": case_id, "call_id": f"K-{tag}", "agent_id": "agent-7", "outcome": "no_answer"}
+    # Through API Gateway's base64 path: the function decodes the body before checking the signature.
+    r = api.post("/v1/calls", call, base64=True)
+    assert r.status == 202, r.body
+    assert r.body["case_id"] == case_id, r.body
+
+    sms = poll("SMS1 to the customer", lambda: [m for m in api.control("GET", "sms")["messages"] if m["to"] == to])
+    assert sms[0]["body"].startswith(SMS1), sms
+
+    r = api.get(f"/v1/cases/{case_id}")
+    assert r.status == 200, r.body
+    assert r.body["package_id"] == f"P-{tag}" and r.body["ticket"]["status"] == "waiting_on_customer", r.body
+
+
+def test_a_repeated_delivery_is_a_duplicate_and_the_case_is_readable(api: Api):
+    tag = uid()
+    event = booked(tag)
+    first = api.post("/v1/appointments", event)
+    assert first.status == 202 and first.body["duplicate"] is False, first.body
+    again = api.post("/v1/appointments", event)
+    assert again.status == 202, again.body
+    assert again.body == {**first.body, "duplicate": True}, again.body
+
+    cancelled = sample("05_appointment.cancelled")
+    cancelled["id"] = f"evt-cancelled-{tag}"
+    cancelled["data"]["appointment_id"] = f"A-{tag}"
+    r = api.post("/v1/cancellations", cancelled)
+    assert r.status == 202, r.body
+    case_id = r.body["case_id"]
+
+    view = api.get(f"/v1/cases/{case_id}")
+    assert view.status == 200, view.body
+    for key in ("case_id", "playbook", "state", "customer", "ticket", "attempts", "timers", "timeline", "version"):
+        assert key in view.body, (key, view.body)
+    assert view.body["case_id"] == case_id and view.body["order_id"] == f"O-{tag}"
+    listed = api.get(f"/v1/cases?order_id=O-{tag}")
+    assert listed.status == 200 and case_id in [c["case_id"] for c in listed.body["cases"]], listed.body
+    missing = api.get("/v1/cases/o1-NO-SUCH-ORDER")
+    assert missing.status == 404 and missing.body["error"]["code"] == "unknown_case", missing.body
+
+
+def test_a_bad_signature_is_401_with_the_error_body(api: Api):
+    r = api.post("/v1/appointments", booked(uid()), secret="not-the-secret")
+    assert r.status == 401, r.body
+    assert r.body["error"]["code"] == "unauthorized" and r.body["error"]["message"], r.body
+    assert r.headers["content-type"] == "application/json"
+    assert "apigw-requestid" in r.headers
+
+
+def test_a_wrong_method_is_405_from_the_default_route(api: Api):
+    r = api.get("/v1/appointments")
+    assert r.status == 405, r.body
+    assert r.body["error"]["code"] == "method_not_allowed", r.body
+    r = api.request("DELETE", "/v1/nowhere")
+    assert r.status == 404 and r.body["error"]["code"] == "not_found", r.body
+
+
+def test_the_daily_sweep_and_the_redrive_rule_are_delivered_and_answered(api: Api):
+    rules = {r["logical_id"]: r for r in api.control("GET", "rules")["rules"]}
+    assert any(r["schedule"].startswith("cron(") for r in rules.values()), rules
+    assert any(r["schedule"].startswith("rate(") for r in rules.values()), rules
+
+    daily = api.control("POST", "rules/DailyTick")
+    assert daily["ok"], daily
+    (delivery,) = daily["deliveries"]
+    assert delivery["event"]["detail-type"] == "Scheduled Event" and delivery["event"]["source"] == "aws.events"
+    assert delivery["function"].endswith("-package-expiry")
+    assert {"date", "fired", "performed"} <= delivery["result"].keys(), delivery
+
+    redrive = api.control("POST", "rules/Redrive")
+    assert redrive["ok"], redrive
+    (delivery,) = redrive["deliveries"]
+    assert delivery["event"] == {"task": "redrive"}, delivery
+    assert "performed" in delivery["result"], delivery
+
+
+def test_no_invocation_failed_and_nothing_was_dead_lettered(api: Api):
+    time.sleep(0.2)
+    functions = api.control("GET", "functions")["functions"]
+    assert len(functions) == 6, functions
+    assert all(f["errors"] == 0 for f in functions), functions
+    queues = api.control("GET", "dead-letters")["queues"]
+    assert all(not messages for messages in queues.values()), queues
+
+
+def test_the_sender_id_parameter_reaches_every_function(api: Api):
+    """The template's SmsSenderId parameter is what the functions' SMS go out under (it overrides
+    the policy's default): each function's environment, as the template gives it, carries it."""
+    environments = api.control("GET", "stack")["environment"]
+    assert len(environments) == 6, environments.keys()
+    for name, env in environments.items():
+        assert env.get("FOLLOWUP_SMS_SENDER_ID") == SENDER_ID, f"{name}: {env}"
