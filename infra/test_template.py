@@ -79,6 +79,8 @@ def classify(resource, not_resource=False):
         return "ops_topic"
     if resource == {"Fn::GetAtt": ["FunctionDeadLetterQueue", "Arn"]}:
         return "function_dlq"
+    if resource == {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${WebhookSecretName}-??????"}:
+        return "webhook_secret"
     return f"unknown {json.dumps(resource)}"
 
 
@@ -171,6 +173,19 @@ def test_the_dashboard_body_is_infra_dashboard_json():
     template = yaml_parse((ROOT / "template.yaml").read_text())
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     assert json.loads(body) == json.loads((ROOT / "infra" / "dashboard.json").read_text())
+
+
+
+
+def test_the_webhook_secret_is_never_in_a_functions_configuration(cfn):
+    """The functions read the secret from Secrets Manager at cold start; the template gives them its name only."""
+    for rid, r in cfn["Resources"].items():
+        if r["Type"] != "AWS::Lambda::Function":
+            continue
+        env = r["Properties"]["Environment"]["Variables"]
+        assert "FOLLOWUP_WEBHOOK_SECRET" not in env, f"{rid}: {env}"
+        assert "resolve:secretsmanager" not in json.dumps(env), f"{rid}: {env}"
+        assert env["FOLLOWUP_WEBHOOK_SECRET_NAME"] == {"Ref": "WebhookSecretName"}, f"{rid}: {env}"
 
 
 if __name__ == "__main__":

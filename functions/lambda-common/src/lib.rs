@@ -60,9 +60,9 @@ impl Function {
     pub fn grants(self) -> Vec<Grant> {
         use followup::adapters::aws::grants::*;
         let lists: &[&[Grant]] = match self {
-            // A webhook or a timer: load, commit, perform its effects.
+            // A webhook or a timer: the webhook secret at cold start; load, commit, perform its effects.
             Function::Appointments | Function::CancellationRequest | Function::CallAttempt | Function::PackagePayment => {
-                &[READS, WRITES, TIMERS, SMS, COMMANDS]
+                &[WEBHOOK_SECRET, READS, WRITES, TIMERS, SMS, COMMANDS]
             }
             // Also its timers, the daily sweep (subjects GSI), the re-drive (pending GSI) and the
             // timer sweep (due GSI).
@@ -117,6 +117,8 @@ pub enum BootError {
     Setting(#[from] MissingSetting),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error("cannot read the webhook secret {name} from Secrets Manager: {message}")]
+    Secret { name: String, message: String },
 }
 
 /// The engine over the AWS adapters; `clock` is the wall clock in production.
@@ -160,15 +162,36 @@ pub fn policy(config: Option<&str>, sender_id: Option<String>) -> Result<Policy,
     Ok(policy)
 }
 
-/// Settings, policy and secret from the environment the SAM template sets.
-pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
+/// Settings, policy and secret from the environment the SAM template sets. The webhook secret is
+/// read from Secrets Manager once per cold start (`FOLLOWUP_WEBHOOK_SECRET_NAME`), so it is never
+/// in the function's configuration; a function that verifies no webhook (cases, package-expiry)
+/// does not read it. `FOLLOWUP_WEBHOOK_SECRET`, when set, is used as it is (a local run).
+pub async fn engine_from_env(function: Function) -> Result<AwsEngine, BootError> {
     let settings = AwsSettings::from_env()?;
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let policy = policy(var("FOLLOWUP_CONFIG").as_deref(), var("FOLLOWUP_SMS_SENDER_ID"))?;
-    let secret =
-        std::env::var("FOLLOWUP_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()).ok_or(MissingSetting("FOLLOWUP_WEBHOOK_SECRET"))?;
     let config = settings.sdk_config().await;
+    let secret = match (var("FOLLOWUP_WEBHOOK_SECRET"), function.route()) {
+        (Some(secret), _) => secret,
+        (None, None) => String::new(),
+        (None, Some(_)) => {
+            let name = var("FOLLOWUP_WEBHOOK_SECRET_NAME").ok_or(MissingSetting("FOLLOWUP_WEBHOOK_SECRET_NAME"))?;
+            webhook_secret(&aws_sdk_secretsmanager::Client::new(&config), &name).await?
+        }
+    };
     Ok(engine(&settings, &config, policy, secret, SystemClock))
+}
+
+/// The webhook secret (one, or `new,old` during a rotation) from Secrets Manager.
+pub async fn webhook_secret(client: &aws_sdk_secretsmanager::Client, name: &str) -> Result<String, BootError> {
+    let failed = |message: String| BootError::Secret { name: name.to_string(), message };
+    let out = client
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .map_err(|e| failed(format!("{}", aws_sdk_secretsmanager::error::DisplayErrorContext(e))))?;
+    out.secret_string.filter(|s| !s.trim().is_empty()).ok_or_else(|| failed("the secret has no string value".into()))
 }
 
 /// The whole life of one function: JSON logs, the clients and the engine built once per cold
@@ -178,7 +201,7 @@ pub async fn engine_from_env() -> Result<AwsEngine, BootError> {
 pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     init_logging();
     followup::metrics::enable_emf(function.name());
-    let engine = Arc::new(engine_from_env().await?);
+    let engine = Arc::new(engine_from_env(function).await?);
     info!(function = function.name(), "engine ready");
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Payload>| {
         let engine = Arc::clone(&engine);

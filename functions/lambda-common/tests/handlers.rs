@@ -453,3 +453,17 @@ async fn lost_schedules_are_swept_and_every_case_ends() {
         }
     }
 }
+
+/// The webhook secret comes from Secrets Manager at cold start (the template holds its name only);
+/// a missing secret is a boot error that names it.
+#[tokio::test]
+async fn the_webhook_secret_is_read_from_secrets_manager() {
+    let _one = serial().await;
+    let f = Fixture::new("secret").await;
+    let client = aws_sdk_secretsmanager::Client::new(&f.config);
+    let name = format!("followup/{}/webhook-secret", f.table);
+    client.create_secret().name(&name).secret_string("new-secret,old-secret").send().await.expect("CreateSecret");
+    assert_eq!(followup_lambda::webhook_secret(&client, &name).await.expect("the secret"), "new-secret,old-secret");
+    let missing = followup_lambda::webhook_secret(&client, "followup/nowhere").await.unwrap_err();
+    assert!(missing.to_string().contains("followup/nowhere"), "{missing}");
+}

@@ -43,7 +43,12 @@ pub mod grants {
         OpsTopic,
         /// An SMS to a phone number: SNS has no resource to scope it to.
         PhoneNumbers,
+        /// The webhook secret in Secrets Manager (`WebhookSecretName`).
+        WebhookSecret,
     }
+
+    /// `engine_from_env` of a webhook function: the secret, once per cold start.
+    pub const WEBHOOK_SECRET: &[Grant] = &[grant("secretsmanager:GetSecretValue", Resource::WebhookSecret)];
 
     pub const fn grant(action: &'static str, resource: Resource) -> Grant {
         Grant { action, resource }
