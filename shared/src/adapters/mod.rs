@@ -2,5 +2,6 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;

@@ -1,0 +1,164 @@
+//! Fault injection: wrappers around each port that fail a share of calls with every kind of error
+//! an adapter can see, to prove the engine loses and doubles nothing when the world misbehaves.
+//!
+//! The kinds: `Transient` (the call did nothing and says so), `Throttled` (the service refused
+//! it for now), `Timeout` (the call *was* carried out, but its answer was lost: the caller sees an
+//! error and will repeat a call that already happened) and `Permanent` (the call did nothing and
+//! says it never will; effects stay pending and are tried again by the re-driver). Used by the
+//! fault tests over the SQLite adapters and over the AWS adapters on the local emulator.
+
+use crate::domain::effects::{Command, Sms, TimerRef, TimerSpec};
+use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One kind of injected failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Transient,
+    Throttled,
+    /// Done, but the answer was lost.
+    Timeout,
+    Permanent,
+}
+
+/// How often to fail, shared by every wrapped port, with what each injected.
+#[derive(Debug)]
+pub struct Faults {
+    /// Failures per 1,000 calls.
+    per_mille: u64,
+    state: AtomicU64,
+    counts: [AtomicU64; 4],
+    calls: AtomicU64,
+}
+
+impl Faults {
+    /// Fails about `percent` % of calls, pseudo-randomly from `seed` (reproducible).
+    pub fn new(percent: u64, seed: u64) -> Arc<Faults> {
+        Arc::new(Faults { per_mille: percent * 10, state: AtomicU64::new(seed | 1), counts: Default::default(), calls: AtomicU64::new(0) })
+    }
+
+    /// No more failures from now on (to let a run settle).
+    pub fn stop(&self) {
+        self.state.store(0, Ordering::SeqCst);
+    }
+
+    /// The fault for this call, if any.
+    fn draw(&self) -> Option<Fault> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        // xorshift64*, one step per call: cheap and good enough to spread the faults.
+        let next = self
+            .state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |x| {
+                (x != 0).then(|| {
+                    let mut x = x;
+                    x ^= x >> 12;
+                    x ^= x << 25;
+                    x ^= x >> 27;
+                    x
+                })
+            })
+            .ok()?;
+        let r = next.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        if r % 1_000 >= self.per_mille {
+            return None;
+        }
+        let fault = [Fault::Transient, Fault::Throttled, Fault::Timeout, Fault::Permanent][((r >> 32) % 4) as usize];
+        self.counts[fault as usize].fetch_add(1, Ordering::Relaxed);
+        Some(fault)
+    }
+
+    /// Faults injected so far, by kind, and calls seen.
+    pub fn injected(&self) -> ([u64; 4], u64) {
+        let c = |i: usize| self.counts[i].load(Ordering::Relaxed);
+        ([c(0), c(1), c(2), c(3)], self.calls.load(Ordering::Relaxed))
+    }
+}
+
+/// A port whose calls fail now and then, as `faults` draws.
+#[derive(Debug, Clone)]
+pub struct Faulty<P> {
+    pub inner: P,
+    pub faults: Arc<Faults>,
+}
+
+impl<P> Faulty<P> {
+    pub fn new(inner: P, faults: &Arc<Faults>) -> Self {
+        Faulty { inner, faults: Arc::clone(faults) }
+    }
+}
+
+fn store_error(fault: Fault, what: &str) -> StoreError {
+    StoreError::Unavailable(format!("injected {fault:?} in {what}"))
+}
+
+fn effect_error(fault: Fault, what: &str) -> EffectError {
+    match fault {
+        Fault::Permanent => EffectError::Permanent(format!("injected {fault:?} in {what}")),
+        _ => EffectError::Transient(format!("injected {fault:?} in {what}")),
+    }
+}
+
+/// Runs `call` unless a fault comes first; a `Timeout` runs it and then reports the failure.
+macro_rules! faulty {
+    ($self:ident, $what:literal, $err:ident, $call:expr) => {{
+        match $self.faults.draw() {
+            None => $call.await,
+            Some(Fault::Timeout) => {
+                let _ = $call.await;
+                Err($err(Fault::Timeout, $what).into())
+            }
+            Some(fault) => Err($err(fault, $what).into()),
+        }
+    }};
+}
+
+impl<S: CaseStore> CaseStore for Faulty<S> {
+    async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
+        faulty!(self, "locate", store_error, self.inner.locate(subject))
+    }
+    async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
+        faulty!(self, "load", store_error, self.inner.load(key))
+    }
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        faulty!(self, "delivery", store_error, self.inner.delivery(id))
+    }
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        faulty!(self, "commit", store_error, self.inner.commit(commit))
+    }
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        faulty!(self, "pending_effects", store_error, self.inner.pending_effects(limit))
+    }
+    async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
+        faulty!(self, "effect_done", store_error, self.inner.effect_done(id))
+    }
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        faulty!(self, "subjects_with_prefix", store_error, self.inner.subjects_with_prefix(prefix))
+    }
+    async fn overdue(&self, cutoff: DateTime<Utc>, limit: usize) -> Result<Vec<SubjectKey>, StoreError> {
+        faulty!(self, "overdue", store_error, self.inner.overdue(cutoff, limit))
+    }
+}
+
+impl<T: Timers> Timers for Faulty<T> {
+    async fn place(&self, timer: &TimerSpec) -> Result<(), EffectError> {
+        faulty!(self, "place", effect_error, self.inner.place(timer))
+    }
+    async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
+        faulty!(self, "cancel", effect_error, self.inner.cancel(timer))
+    }
+}
+
+impl<M: SmsSender> SmsSender for Faulty<M> {
+    async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
+        faulty!(self, "send", effect_error, self.inner.send(effect_id, sms))
+    }
+}
+
+impl<C: CommandBus> CommandBus for Faulty<C> {
+    async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
+        faulty!(self, "publish", effect_error, self.inner.publish(effect_id, command))
+    }
+}

@@ -1,0 +1,261 @@
+//! Fault injection: every port fails 10 % of its calls at once (transient, throttled, timed out
+//! after doing the work, permanent) while a workload across all playbooks runs through the engine
+//! on the SQLite adapters. Senders retry what failed (same delivery id), the timer runner retries,
+//! the re-driver and the timer sweep run as in followup-local. Afterwards every committed effect
+//! was performed exactly once per effect id, no case is stuck, and the run prints the faults it
+//! injected and the retries they cost.
+
+use chrono::{DateTime, Duration, Utc};
+use followup::adapters::faults::{Faults, Faulty};
+use followup::adapters::local::SqliteStore;
+use followup::domain::effects::Effect;
+use followup::domain::policy::Policy;
+use followup::engine::{Engine, ProcessError};
+use followup::ports::{CaseStore, Clock};
+use followup::wire::{self, Route};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+type Faulted = Faulty<SqliteStore>;
+const SECRET: &str = "fault-secret";
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn customer() -> Value {
+    json!({"id": "C-1", "name": "Mona Adel", "phone": "+201001234567", "language": "ar"})
+}
+
+/// The workload: orders with first and second visits cancelled, watched, rescheduled and completed,
+/// and packages paid and unpaid.
+fn workload(start: DateTime<Utc>) -> Vec<(Route, Value)> {
+    let mut out = Vec::new();
+    let at = |h: i64| (start + Duration::hours(h)).to_rfc3339();
+    for i in 0..12 {
+        let (a, o) = (format!("A-{i}"), format!("O-{i}"));
+        out.push((
+            Route::Appointments,
+            json!({"type": "appointment.booked", "data": {
+            "appointment_id": a, "order_id": o, "customer": customer(), "area": "Cairo", "service": "AC",
+            "price": {"amount": 45000}, "window_start": at(30 + i), "window_end": at(32 + i),
+            "visit_number": 1 + i % 2, "technician_id": if i % 3 == 0 { Value::Null } else { json!("T-1") }, "discount_percent": 0}}),
+        ));
+        match i % 4 {
+            0 => {
+                let by = ["customer", "ops", "no_show"][i as usize % 3];
+                out.push((
+                    Route::Cancellations,
+                    json!({"type": "appointment.cancelled", "data": {
+                    "appointment_id": a, "cancelled_by": by, "reason": "r", "wants_follow_up": true}}),
+                ))
+            }
+            1 => out.push((
+                Route::Appointments,
+                json!({"type": "appointment.reschedule_requested", "data": {
+                "appointment_id": a, "reason": "late", "stf_link": "https://stf/x"}}),
+            )),
+            2 => out.push((
+                Route::Appointments,
+                json!({"type": "appointment.completed", "data": {
+                "appointment_id": a, "outcome": "inspection", "needs_material": false}}),
+            )),
+            _ => out.push((
+                Route::Appointments,
+                json!({"type": "appointment.rescheduled", "data": {
+                "appointment_id": a, "window_start": at(80 + i), "window_end": at(82 + i), "requested_by": "customer"}}),
+            )),
+        }
+    }
+    for i in 0..6 {
+        out.push((
+            Route::Packages,
+            json!({"type": "package.booked", "data": {
+            "package_id": format!("P-{i}"), "customer": customer(), "area": "Cairo", "price": {"amount": 200000},
+            "visits": [{"visit_id": "V1", "window_start": at(24 * (3 + i))}, {"visit_id": "V2", "window_start": at(24 * (10 + i))}],
+            "start_date": (start + Duration::days(3 + i as i64)).date_naive().to_string(), "payment_method": "card", "paid": i % 2 == 0}}),
+        ));
+    }
+    out
+}
+
+struct Run {
+    engine: Engine<Faulted, Faulted, Faulted, Faulted, TestClock>,
+    clock: TestClock,
+    retries: u64,
+    seq: u64,
+}
+
+impl Run {
+    /// Posts like a sender that retries until it gets an answer other than 5xx (same delivery id).
+    async fn post(&mut self, route: Route, mut envelope: Value) -> u16 {
+        self.seq += 1;
+        envelope["id"] = json!(format!("d-{}", self.seq));
+        envelope["occurred_at"] = json!(self.clock.now().to_rfc3339());
+        let body = serde_json::to_vec(&envelope).unwrap();
+        for _ in 0..200 {
+            let ts = Utc::now().timestamp();
+            let sig = wire::sign(SECRET, ts, &body);
+            let reply = self.engine.webhook(route, Some(&ts.to_string()), Some(&sig), &body, ts).await;
+            if reply.status < 500 {
+                return reply.status;
+            }
+            self.retries += 1;
+        }
+        panic!("{envelope} never got through")
+    }
+
+    /// Fires every timer due by now, as the runner does: a failed firing is tried again.
+    async fn fire_due(&mut self) {
+        let store = &self.engine.store.inner;
+        let due = store.due_timers(self.clock.now(), 10_000).await.unwrap();
+        for timer in due {
+            loop {
+                match self.engine.fire_timer(&timer).await {
+                    Ok(_) | Err(ProcessError::Refused(_)) => break,
+                    Err(_) => self.retries += 1,
+                }
+            }
+            store.remove_timer(&timer.timer.name()).await.unwrap();
+        }
+    }
+
+    /// The re-driver and the timer sweep, as followup-local runs them every few seconds.
+    async fn housekeeping(&mut self) {
+        if self.engine.drive_pending().await.is_err() {
+            self.retries += 1;
+        }
+        if self.engine.timer_sweep().await.is_err() {
+            self.retries += 1;
+        }
+    }
+
+    /// Calls on every open case, alternately not reached and answered without a resolution.
+    async fn calls(&mut self, n: u64) {
+        let keys: Vec<String> = (0..12).map(|i| format!("o1-O-{i}")).chain((0..6).map(|i| format!("p1-P-{i}"))).collect();
+        for (i, case) in keys.iter().enumerate() {
+            let outcome = if (i as u64 + n) % 2 == 0 { "no_answer" } else { "answered" };
+            let data = json!({"case_id": case, "call_id": format!("K-{n}-{i}"), "agent_id": "G", "outcome": outcome});
+            self.post(Route::Calls, json!({"type": "call.completed", "data": data})).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_ten_percent_faults_on_every_port_every_effect_happens_once_and_no_case_is_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path()).unwrap();
+    let faults = Faults::new(10, 0x5eed);
+    let start = t("2026-03-02T10:00:00+02:00");
+    let clock = TestClock(Arc::new(Mutex::new(start)));
+    let engine = Engine {
+        store: Faulty::new(sqlite.clone(), &faults),
+        timers: Faulty::new(sqlite.clone(), &faults),
+        sms: Faulty::new(sqlite.clone(), &faults),
+        commands: Faulty::new(sqlite.clone(), &faults),
+        clock: clock.clone(),
+        policy: Arc::new(Policy::default()),
+        secret: SECRET.into(),
+        locks: Default::default(),
+    };
+    let mut run = Run { engine, clock: clock.clone(), retries: 0, seq: 0 };
+    let mut accepted = 0;
+    for (route, envelope) in workload(start) {
+        if run.post(route, envelope).await == 202 {
+            accepted += 1;
+        }
+    }
+    // Six weeks in six-hour steps, with calls now and then: timers fire, reports come.
+    for step in 0..(6 * 7 * 4) {
+        *clock.0.lock().unwrap() = start + Duration::hours(6 * step);
+        if step % 8 == 3 {
+            run.calls(step as u64).await;
+        }
+        run.fire_due().await;
+        run.housekeeping().await;
+    }
+    let (by_kind, calls) = faults.injected();
+    faults.stop();
+    // Let it settle: the last retries, with no more faults.
+    for _ in 0..3 {
+        run.fire_due().await;
+        run.housekeeping().await;
+    }
+
+    // Every committed effect was performed, each once.
+    assert!(sqlite.pending_effects(10).await.unwrap().is_empty(), "effects still pending");
+    let raw = rusqlite::Connection::open(dir.path().join("followup.db")).unwrap();
+    let mut stmt = raw.prepare("SELECT id, doc FROM effects").unwrap();
+    let effects: Vec<(String, Effect)> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(|r| {
+            let (id, doc) = r.unwrap();
+            (id, serde_json::from_str(&doc).unwrap())
+        })
+        .collect();
+    let ids = |table: &str| -> Vec<String> {
+        let mut s = raw.prepare(&format!("SELECT effect_id FROM {table}")).unwrap();
+        s.query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect()
+    };
+    let (sms, commands) = (ids("sms_outbox"), ids("command_outbox"));
+    let want = |f: fn(&Effect) -> bool| effects.iter().filter(|(_, e)| f(e)).map(|(id, _)| id.clone()).collect::<BTreeSet<_>>();
+    assert_eq!(sms.len(), sms.iter().collect::<BTreeSet<_>>().len(), "an SMS sent twice");
+    assert_eq!(commands.len(), commands.iter().collect::<BTreeSet<_>>().len(), "a command sent twice");
+    assert_eq!(sms.into_iter().collect::<BTreeSet<_>>(), want(|e| matches!(e, Effect::SendSms(_))), "every SMS once");
+    assert_eq!(commands.into_iter().collect::<BTreeSet<_>>(), want(|e| matches!(e, Effect::Emit(_))), "every command once");
+
+    // No case is stuck: an open case waits on a timer the timer table still holds.
+    let live: BTreeSet<String> = sqlite.timers().await.unwrap().iter().map(|t| t.timer.name()).collect();
+    let mut cases = 0;
+    let keys: Vec<String> =
+        raw.prepare("SELECT key FROM streams").unwrap().query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
+    for key in keys {
+        let snapshot = sqlite.load(&followup::domain::snapshot::SubjectKey::parse(&key).unwrap()).await.unwrap().unwrap();
+        for case in &snapshot.cases {
+            cases += 1;
+            if case.ticket.is_open() {
+                let names: Vec<String> = case
+                    .timers
+                    .iter()
+                    .map(|p| {
+                        followup::domain::effects::TimerRef {
+                            stream: snapshot.key.clone(),
+                            case_id: Some(case.case_id.clone()),
+                            kind: p.kind,
+                            step: p.step,
+                        }
+                        .name()
+                    })
+                    .collect();
+                assert!(
+                    !names.is_empty() && names.iter().all(|n| live.contains(n)),
+                    "{} is open and waits on {:?}",
+                    case.case_id,
+                    case.timers
+                );
+            }
+        }
+    }
+    println!(
+        "faults: {} injected in {calls} port calls (transient {}, throttled {}, timeout {}, permanent {}); {} retries; \
+         {accepted} events accepted, {} effects performed once each, {cases} cases, none stuck",
+        by_kind.iter().sum::<u64>(),
+        by_kind[0],
+        by_kind[1],
+        by_kind[2],
+        by_kind[3],
+        run.retries,
+        effects.len()
+    );
+    assert!(by_kind.iter().all(|&n| n > 0), "every kind of fault was injected: {by_kind:?}");
+}
