@@ -7,7 +7,7 @@
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
-#   make validate  cfn-lint, sam validate --lint and infra/test_template.py (the template as SAM transforms
+#   make validate  cfn-lint, sam validate --lint, checkov (every skip justified in the template) and infra/test_template.py (the template as SAM transforms
 #                  it: least privilege against the code, parameters used, the dashboard body; offline; part of make test)
 #   make deploy sam build --beta-features && sam deploy; ENV=dev|prod takes infra/samconfig.toml's environment,
 #               no ENV is --guided (needs AWS credentials; never used by tests)
@@ -20,6 +20,8 @@ VPY := $(VENV)/bin/python
 # The SAM CLI pins its own boto and cfn-lint versions, so it gets a venv of its own.
 SAM_VENV := .venv-sam
 SAM := SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 # Test-only Python tools: the AWS emulator (moto), the template linter, SAM's own transform
 # (aws-sam-translator, for infra/local) and pytest (infra/local's end-to-end test).
 PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
@@ -27,7 +29,7 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam validate demo bench build build-local deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
@@ -96,10 +98,18 @@ venv-sam:
 	fi
 
 # Both linters run offline; the region only names the partition the template is checked against.
-validate: venv venv-sam
+validate: venv venv-sam venv-checkov
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
+	$(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
 	$(VPY) -m pytest -q -p no:cacheprovider infra/test_template.py
+
+# checkov pins its own boto and cfn-lint versions too: a venv of its own, offline checks only.
+venv-checkov:
+	@if ! $(CHECKOV_VENV)/bin/checkov --version >/dev/null 2>&1; then \
+		echo "installing checkov into $(CHECKOV_VENV)"; \
+		$(PYTHON) -m venv $(CHECKOV_VENV) && $(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov; \
+	fi
 
 # Deploys to the AWS account of your current credentials (guided: asks for stack name,
 # region and the webhook secret's Secrets Manager name). Tests never call this.
