@@ -616,6 +616,16 @@ class Provisioner:
         self.c("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=p["DashboardBody"])
         return Physical(name, {})
 
+    def _log_group(self, logical, props, res) -> Physical:
+        p = self.r.value(props)
+        name = p.get("LogGroupName") or _generated_name(self.stack, logical, 512)
+        logs = self.c("logs")
+        logs.create_log_group(logGroupName=name)
+        if "RetentionInDays" in p:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(p["RetentionInDays"]))
+        arn = f"arn:{PARTITION}:logs:{self.r.region}:{self.r.account}:log-group:{name}:*"
+        return Physical(name, {"Arn": arn})
+
     def _rule(self, logical, props, res) -> Physical:
         p = self.r.value(props)
         name = p.get("Name") or _generated_name(self.stack, logical, 64)
@@ -679,6 +689,7 @@ class Provisioner:
         "AWS::SQS::Queue": _queue,
         "AWS::CloudWatch::Alarm": _alarm,
         "AWS::CloudWatch::Dashboard": _dashboard,
+        "AWS::Logs::LogGroup": _log_group,
         "AWS::Events::Rule": _rule,
         "AWS::Lambda::Function": _function,
         "AWS::Lambda::Permission": _permission,
