@@ -5,7 +5,10 @@
 //! was performed exactly once per effect id, no case is stuck, and the run prints the faults it
 //! injected and the retries they cost.
 
-use chrono::{DateTime, Duration, Utc};
+#[path = "common/workload.rs"]
+mod workload;
+
+use chrono::{DateTime, Utc};
 use followup::adapters::faults::{Faults, Faulty};
 use followup::adapters::local::SqliteStore;
 use followup::domain::effects::Effect;
@@ -30,62 +33,6 @@ const SECRET: &str = "fault-secret";
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
-
-fn customer() -> Value {
-    json!({"id": "C-1", "name": "Mona Adel", "phone": "+201001234567", "language": "ar"})
-}
-
-/// The workload: orders with first and second visits cancelled, watched, rescheduled and completed,
-/// and packages paid and unpaid.
-fn workload(start: DateTime<Utc>) -> Vec<(Route, Value)> {
-    let mut out = Vec::new();
-    let at = |h: i64| (start + Duration::hours(h)).to_rfc3339();
-    for i in 0..12 {
-        let (a, o) = (format!("A-{i}"), format!("O-{i}"));
-        out.push((
-            Route::Appointments,
-            json!({"type": "appointment.booked", "data": {
-            "appointment_id": a, "order_id": o, "customer": customer(), "area": "Cairo", "service": "AC",
-            "price": {"amount": 45000}, "window_start": at(30 + i), "window_end": at(32 + i),
-            "visit_number": 1 + i % 2, "technician_id": if i % 3 == 0 { Value::Null } else { json!("T-1") }, "discount_percent": 0}}),
-        ));
-        match i % 4 {
-            0 => {
-                let by = ["customer", "ops", "no_show"][i as usize % 3];
-                out.push((
-                    Route::Cancellations,
-                    json!({"type": "appointment.cancelled", "data": {
-                    "appointment_id": a, "cancelled_by": by, "reason": "r", "wants_follow_up": true}}),
-                ))
-            }
-            1 => out.push((
-                Route::Appointments,
-                json!({"type": "appointment.reschedule_requested", "data": {
-                "appointment_id": a, "reason": "late", "stf_link": "https://stf/x"}}),
-            )),
-            2 => out.push((
-                Route::Appointments,
-                json!({"type": "appointment.completed", "data": {
-                "appointment_id": a, "outcome": "inspection", "needs_material": false}}),
-            )),
-            _ => out.push((
-                Route::Appointments,
-                json!({"type": "appointment.rescheduled", "data": {
-                "appointment_id": a, "window_start": at(80 + i), "window_end": at(82 + i), "requested_by": "customer"}}),
-            )),
-        }
-    }
-    for i in 0..6 {
-        out.push((
-            Route::Packages,
-            json!({"type": "package.booked", "data": {
-            "package_id": format!("P-{i}"), "customer": customer(), "area": "Cairo", "price": {"amount": 200000},
-            "visits": [{"visit_id": "V1", "window_start": at(24 * (3 + i))}, {"visit_id": "V2", "window_start": at(24 * (10 + i))}],
-            "start_date": (start + Duration::days(3 + i as i64)).date_naive().to_string(), "payment_method": "card", "paid": i % 2 == 0}}),
-        ));
-    }
-    out
 }
 
 struct Run {
@@ -138,16 +85,6 @@ impl Run {
             self.retries += 1;
         }
     }
-
-    /// Calls on every open case, alternately not reached and answered without a resolution.
-    async fn calls(&mut self, n: u64) {
-        let keys: Vec<String> = (0..12).map(|i| format!("o1-O-{i}")).chain((0..6).map(|i| format!("p1-P-{i}"))).collect();
-        for (i, case) in keys.iter().enumerate() {
-            let outcome = if (i as u64 + n) % 2 == 0 { "no_answer" } else { "answered" };
-            let data = json!({"case_id": case, "call_id": format!("K-{n}-{i}"), "agent_id": "G", "outcome": outcome});
-            self.post(Route::Calls, json!({"type": "call.completed", "data": data})).await;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,16 +106,17 @@ async fn under_ten_percent_faults_on_every_port_every_effect_happens_once_and_no
     };
     let mut run = Run { engine, clock: clock.clone(), retries: 0, seq: 0 };
     let mut accepted = 0;
-    for (route, envelope) in workload(start) {
+    for (route, envelope) in workload::workload(start) {
         if run.post(route, envelope).await == 202 {
             accepted += 1;
         }
     }
-    // Six weeks in six-hour steps, with calls now and then: timers fire, reports come.
-    for step in 0..(6 * 7 * 4) {
-        *clock.0.lock().unwrap() = start + Duration::hours(6 * step);
-        if step % 8 == 3 {
-            run.calls(step as u64).await;
+    for step in 0..workload::STEPS {
+        *clock.0.lock().unwrap() = start + workload::STEP * step as i32;
+        if workload::reports_at(step) {
+            for report in workload::call_reports(step) {
+                run.post(Route::Calls, report).await;
+            }
         }
         run.fire_due().await;
         run.housekeeping().await;

@@ -5,7 +5,8 @@
 //! it for now), `Timeout` (the call *was* carried out, but its answer was lost: the caller sees an
 //! error and will repeat a call that already happened) and `Permanent` (the call did nothing and
 //! says it never will; effects stay pending and are tried again by the re-driver). Used by the
-//! fault tests over the SQLite adapters and over the AWS adapters on the local emulator.
+//! fault tests over the SQLite adapters, and one layer down ([`http`]) in the AWS SDK's HTTP
+//! client, so that the SDK's own retry layer is part of what the AWS fault test exercises.
 
 use crate::domain::effects::{Command, Sms, TimerRef, TimerSpec};
 use crate::domain::snapshot::{Snapshot, SubjectKey};
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One kind of injected failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
     Transient,
     Throttled,
@@ -160,5 +161,140 @@ impl<M: SmsSender> SmsSender for Faulty<M> {
 impl<C: CommandBus> CommandBus for Faulty<C> {
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         faulty!(self, "publish", effect_error, self.inner.publish(effect_id, command))
+    }
+}
+
+#[cfg(feature = "aws")]
+pub mod http {
+    //! The same faults inside the AWS SDK's HTTP client, below its retry layer: an SDK client built
+    //! on [`faulty_http_client`] sees dropped connections, throttling and refusals in each service's
+    //! own wire protocol, and answers lost after the service did the work, and retries them as it
+    //! would on AWS. What the SDK gives up on reaches the adapters as their usual errors.
+
+    use super::{Fault, Faults};
+    use aws_smithy_runtime_api::client::http::{http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector};
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// What the faulty client saw: faults injected, by `(service operation, kind)`, and the body of
+    /// every SNS `Publish` that reached the service (form-encoded), in order.
+    #[derive(Debug, Default)]
+    pub struct Tally {
+        pub faults: BTreeMap<(String, Fault), u64>,
+        pub published: Vec<String>,
+    }
+
+    /// `inner` with `faults` injected into its calls, and what it saw.
+    pub fn faulty_http_client(inner: SharedHttpClient, faults: &Arc<Faults>) -> (SharedHttpClient, Arc<Mutex<Tally>>) {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let (faults, seen) = (Arc::clone(faults), Arc::clone(&tally));
+        let client = http_client_fn(move |settings, components| {
+            let inner = aws_smithy_runtime_api::client::http::HttpClient::http_connector(&inner, settings, components);
+            SharedHttpConnector::new(FaultyConnector { inner, faults: Arc::clone(&faults), tally: Arc::clone(&seen) })
+        });
+        (client, tally)
+    }
+
+    #[derive(Debug)]
+    struct FaultyConnector {
+        inner: SharedHttpConnector,
+        faults: Arc<Faults>,
+        tally: Arc<Mutex<Tally>>,
+    }
+
+    impl FaultyConnector {
+        /// Sends `request` on to the service.
+        fn forward(&self, call: &Call, request: HttpRequest) -> HttpConnectorFuture {
+            if call.operation == "SNS.Publish" {
+                let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                self.tally.lock().unwrap_or_else(|p| p.into_inner()).published.push(body);
+            }
+            self.inner.call(request)
+        }
+    }
+
+    impl HttpConnector for FaultyConnector {
+        fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+            let call = Call::of(&request);
+            let Some(fault) = self.faults.draw() else { return self.forward(&call, request) };
+            *self.tally.lock().unwrap_or_else(|p| p.into_inner()).faults.entry((call.operation.clone(), fault)).or_default() += 1;
+            match fault {
+                Fault::Transient => HttpConnectorFuture::ready(Err(ConnectorError::io("connection reset by peer (injected)".into()))),
+                Fault::Timeout => {
+                    // The service does the work; its answer never arrives.
+                    let sent = self.forward(&call, request);
+                    HttpConnectorFuture::new(async move {
+                        let _ = sent.await;
+                        Err(ConnectorError::timeout("read timed out (injected)".into()))
+                    })
+                }
+                Fault::Throttled | Fault::Permanent => HttpConnectorFuture::ready(Ok(call.refusal(fault))),
+            }
+        }
+    }
+
+    /// The wire protocols of the services the adapters call.
+    #[derive(Debug, Clone, Copy)]
+    enum Protocol {
+        /// DynamoDB, Secrets Manager: `X-Amz-Target`, errors as `{"__type"}`.
+        AwsJson,
+        /// Scheduler: REST paths, errors in `X-Amzn-ErrorType`.
+        RestJson,
+        /// SNS: form bodies with `Action=`, errors as XML.
+        AwsQuery,
+    }
+
+    struct Call {
+        protocol: Protocol,
+        operation: String,
+    }
+
+    impl Call {
+        fn of(request: &HttpRequest) -> Call {
+            if let Some(target) = request.headers().get("x-amz-target") {
+                // "DynamoDB_20120810.PutItem" → "DynamoDB.PutItem"
+                let (service, operation) = target.split_once('.').unwrap_or((target, "?"));
+                let service = service.split('_').next().unwrap_or(service);
+                return Call { protocol: Protocol::AwsJson, operation: format!("{service}.{operation}") };
+            }
+            let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+            if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+                return Call { protocol: Protocol::AwsQuery, operation: format!("SNS.{action}") };
+            }
+            let resource = request.uri().split("://").nth(1).and_then(|rest| rest.split('/').nth(1)).unwrap_or("?");
+            Call { protocol: Protocol::RestJson, operation: format!("Scheduler.{} /{resource}", request.method()) }
+        }
+
+        /// The service's answer refusing the call: throttled (the SDK retries it) or invalid (it does not).
+        fn refusal(&self, fault: Fault) -> HttpResponse {
+            let throttled = fault == Fault::Throttled;
+            let (status, content_type, code, body) = match self.protocol {
+                Protocol::AwsJson => {
+                    let code = if throttled { "ThrottlingException" } else { "ValidationException" };
+                    (400, "application/x-amz-json-1.0", code, format!(r#"{{"__type":"{code}","message":"injected"}}"#))
+                }
+                Protocol::RestJson => {
+                    let (status, code) = if throttled { (429, "ThrottlingException") } else { (400, "ValidationException") };
+                    (status, "application/json", code, r#"{"Message":"injected"}"#.to_string())
+                }
+                Protocol::AwsQuery => {
+                    let code = if throttled { "Throttling" } else { "InvalidParameter" };
+                    let body = format!(
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>injected</Message></Error>\
+                         <RequestId>injected</RequestId></ErrorResponse>"
+                    );
+                    (400, "text/xml", code, body)
+                }
+            };
+            let mut response = HttpResponse::new(StatusCode::try_from(status).expect("a valid status"), SdkBody::from(body));
+            response.headers_mut().insert("content-type", content_type);
+            response.headers_mut().insert("x-amzn-errortype", code);
+            response.headers_mut().insert("x-amzn-requestid", "injected");
+            response
+        }
     }
 }

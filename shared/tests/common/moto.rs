@@ -204,13 +204,25 @@ impl Fixture {
 
     /// Every message delivered to the ops queue so far, in order (raw SNS delivery).
     pub async fn ops_messages(&self) -> Vec<String> {
+        self.ops_deliveries().await.into_iter().map(|(body, _)| body).collect()
+    }
+
+    /// Every message delivered to the ops queue so far, in order, with its `effect_id` attribute.
+    pub async fn ops_deliveries(&self) -> Vec<(String, Option<String>)> {
         let mut all = Vec::new();
         loop {
-            let got =
-                sqs("ReceiveMessage", serde_json::json!({"QueueUrl": self.queue_url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 300}))
-                    .await;
+            let got = sqs(
+                "ReceiveMessage",
+                serde_json::json!({"QueueUrl": self.queue_url, "MaxNumberOfMessages": 10, "VisibilityTimeout": 300,
+                                   "MessageAttributeNames": ["All"]}),
+            )
+            .await;
             let Some(messages) = got["Messages"].as_array().filter(|m| !m.is_empty()).cloned() else { break };
-            all.extend(messages.iter().map(|m| m["Body"].as_str().unwrap_or_default().to_string()));
+            all.extend(messages.iter().map(|m| {
+                let effect_id =
+                    m["MessageAttributes"][followup::adapters::aws::EFFECT_ID_ATTRIBUTE]["StringValue"].as_str().map(str::to_owned);
+                (m["Body"].as_str().unwrap_or_default().to_string(), effect_id)
+            }));
         }
         all
     }

@@ -19,6 +19,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailableException",
     "TransactionInProgressException",
     "KMSThrottlingException",
+    "Throttled",
 ];
 
 /// A failed AWS call: which operation, the service error code if any, and whether retrying can help.
@@ -28,6 +29,9 @@ pub struct AwsError {
     pub operation: &'static str,
     pub code: Option<String>,
     pub retryable: bool,
+    /// The call surely did nothing: the service answered with a refusal, or the request never
+    /// left. Otherwise (a timeout, a dropped connection, an unreadable answer) it may have been done.
+    pub surely_not_done: bool,
     message: String,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
@@ -40,21 +44,22 @@ impl AwsError {
         R: std::fmt::Debug + Send + Sync + 'static,
     {
         let message = DisplayErrorContext(&err).to_string();
-        let (code, retryable) = match &err {
-            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (None, true),
+        let (code, retryable, surely_not_done) = match &err {
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => (None, true, false),
             SdkError::ServiceError(e) => {
                 let code = e.err().code().map(str::to_owned);
                 let transient = code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c));
-                (code, transient)
+                (code, transient, true)
             }
-            _ => (err.code().map(str::to_owned), false),
+            SdkError::ConstructionFailure(_) => (err.code().map(str::to_owned), false, true),
+            _ => (err.code().map(str::to_owned), false, false),
         };
-        AwsError { operation, code, retryable, message, source: Some(Box::new(err)) }
+        AwsError { operation, code, retryable, surely_not_done, message, source: Some(Box::new(err)) }
     }
 
     /// A request this adapter could not even build (a programming error, never retried).
     pub fn invalid(operation: &'static str, message: impl Into<String>) -> AwsError {
-        AwsError { operation, code: None, retryable: false, message: message.into(), source: None }
+        AwsError { operation, code: None, retryable: false, surely_not_done: true, message: message.into(), source: None }
     }
 }
 

@@ -60,7 +60,7 @@ pub use dynamo::{
 };
 pub use error::AwsError;
 pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};
-pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE};
+pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE, EFFECT_ID_ATTRIBUTE};
 
 use std::env;
 

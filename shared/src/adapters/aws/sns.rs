@@ -11,13 +11,39 @@ use aws_sdk_sns::Client;
 
 /// The message attribute subscribers filter commands on.
 pub const COMMAND_TYPE_ATTRIBUTE: &str = "command_type";
+/// The message attribute that names the command's effect: the same on every send of one command,
+/// so a subscriber drops the rare repeat of an at-least-once publish (docs/reliability.md).
+pub const EFFECT_ID_ATTRIBUTE: &str = "effect_id";
 
-/// Whether to go on with a send, given the send log's answer.
-async fn claim(log: &DynamoStore, channel: &str, effect_id: &str, doc: &str) -> Result<bool, EffectError> {
-    match log.claim_send(channel, effect_id, doc).await? {
-        Claim::Mine => Ok(true),
-        Claim::Sent => Ok(false),
-        Claim::InFlight => Err(EffectError::Transient(format!("{effect_id} is being sent by another invocation"))),
+/// One send through the send log: claimed, published, marked sent. A publish the service refused
+/// gives the claim back at once; one whose outcome is unknown keeps it for the lease (it may have
+/// gone out, so only a later attempt may send again: at least once). A publish that succeeded is
+/// done, whether or not the log could then be marked.
+async fn send_once<F>(log: &DynamoStore, channel: &str, effect_id: &str, doc: &str, publish: F) -> Result<(), EffectError>
+where
+    F: std::future::Future<Output = Result<Option<String>, AwsError>>,
+{
+    let token = match log.claim_send(channel, effect_id, doc).await? {
+        Claim::Mine(token) => token,
+        Claim::Sent => return Ok(()),
+        Claim::InFlight => return Err(EffectError::Transient(format!("{effect_id} is being sent by another invocation"))),
+    };
+    match publish.await {
+        Ok(message_id) => {
+            // Sent: the effect is done even if the log cannot say so (its claim then lapses unused).
+            if let Err(e) = log.mark_sent(channel, effect_id, message_id.as_deref()).await {
+                tracing::warn!(effect_id, error = %e, "sent, but the send log not marked");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if e.surely_not_done {
+                if let Err(release) = log.release_send(channel, effect_id, &token).await {
+                    tracing::warn!(effect_id, error = %release, "send claim not released; its lease frees it");
+                }
+            }
+            Err(e.into())
+        }
     }
 }
 
@@ -54,23 +80,22 @@ impl SnsSms {
 
 impl SmsSender for SnsSms {
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
-        let doc = encode(sms, "sms").map_err(|e| EffectError::Permanent(e.to_string()))?;
         // SPEC §4: every send is recorded with its template, body, segments, case and time.
-        if !claim(&self.log, "sms", effect_id, &doc).await? {
-            return Ok(());
-        }
-        let out = self
-            .client
-            .publish()
-            .phone_number(&sms.to)
-            .message(&sms.body)
-            .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?)
-            .message_attributes("AWS.SNS.SMS.SenderID", string_attribute(&self.sender_id)?)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("Publish SMS", e))?;
-        self.log.mark_sent("sms", effect_id, out.message_id()).await?;
-        Ok(())
+        let doc = encode(sms, "sms").map_err(|e| EffectError::Permanent(e.to_string()))?;
+        let publish = async {
+            let out = self
+                .client
+                .publish()
+                .phone_number(&sms.to)
+                .message(&sms.body)
+                .message_attributes("AWS.SNS.SMS.SMSType", string_attribute("Transactional")?)
+                .message_attributes("AWS.SNS.SMS.SenderID", string_attribute(&self.sender_id)?)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("Publish SMS", e))?;
+            Ok(out.message_id)
+        };
+        send_once(&self.log, "sms", effect_id, &doc, publish).await
     }
 }
 
@@ -92,19 +117,19 @@ impl SnsCommands {
 impl CommandBus for SnsCommands {
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         let message = wire::command_view(command, &self.calendar).to_string();
-        if !claim(&self.log, "cmd", effect_id, &message).await? {
-            return Ok(());
-        }
-        let out = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(message)
-            .message_attributes(COMMAND_TYPE_ATTRIBUTE, string_attribute(command.body.kind())?)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("Publish command", e))?;
-        self.log.mark_sent("cmd", effect_id, out.message_id()).await?;
-        Ok(())
+        let publish = async {
+            let out = self
+                .client
+                .publish()
+                .topic_arn(&self.topic_arn)
+                .message(&message)
+                .message_attributes(COMMAND_TYPE_ATTRIBUTE, string_attribute(command.body.kind())?)
+                .message_attributes(EFFECT_ID_ATTRIBUTE, string_attribute(effect_id)?)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("Publish command", e))?;
+            Ok(out.message_id)
+        };
+        send_once(&self.log, "cmd", effect_id, &message, publish).await
     }
 }
