@@ -6,6 +6,10 @@
 #   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  benchmarks of the decision core and the commit path
+#   make soak   the crash soak at full size: 10,000 signed events, 24 kill -9 of followup-local, printed figures
+#               (a 1,000-event, 5-kill run of it is in make test)
+#   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json) and
+#               200,000 cases per envelope-parsing and signature property (short runs are in make test)
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
 #   make validate  cfn-lint, sam validate --lint, checkov (every skip justified in the template) and infra/test_template.py (the template as SAM transforms
 #                  it: least privilege against the code, parameters used, the dashboard body; offline; part of make test)
@@ -29,7 +33,7 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench build build-local deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
@@ -71,6 +75,14 @@ demo:
 
 bench:
 	$(CARGO) bench -p followup-shared
+
+soak:
+	FOLLOWUP_SOAK=full $(CARGO) test -p followup-tests --test soak -- --test-threads=1
+
+fuzz:
+	$(CARGO) build -p followup-local --bin followup-local
+	FOLLOWUP_FUZZ_CASES=100000 FOLLOWUP_FUZZ_SECS=900 $(CARGO) test -p followup-tests --test api_fuzz
+	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test wire_fuzz
 
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 

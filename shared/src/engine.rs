@@ -436,7 +436,7 @@ where
     pub async fn case_reply(&self, case_id: &str) -> Reply {
         match self.case(case_id).await {
             Ok(Some(case)) => Reply { status: 200, body: wire::case_view(&case, &self.policy.calendar) },
-            Ok(None) => WireError::new(404, ErrorCode::UnknownCase, format!("no case {case_id:?}")).at("case_id").into(),
+            Ok(None) => WireError::new(404, ErrorCode::UnknownCase, format!("case_id {case_id:?} names no case")).at("case_id").into(),
             Err(e) => e.into(),
         }
     }

@@ -17,6 +17,11 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Accepted distance between `X-Timestamp` and the real wall clock.
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 pub const DEFAULT_LOCAL_SECRET: &str = "local-dev-secret";
+/// The largest money amount taken, in minor units: far above any job, and far enough below
+/// i64::MAX that markups, tax and sums of the money rules never overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// The longest painting job taken, in days (its per-day prices and blocked days are listed).
+pub const MAX_PAINTING_DAYS: u32 = 365;
 
 /// The webhook routes and the event types each accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +115,8 @@ pub fn verify_signature(
     let ts_text = timestamp.ok_or_else(|| unauthorized("missing X-Timestamp header"))?;
     let sig = signature.ok_or_else(|| unauthorized("missing X-Signature header"))?;
     let ts: i64 = ts_text.trim().parse().map_err(|_| unauthorized("X-Timestamp is not unix seconds"))?;
-    if (now_unix - ts).abs() > SIGNATURE_TOLERANCE_SECS {
+    // abs_diff: a timestamp near i64::MIN or MAX would overflow `now - ts`.
+    if now_unix.abs_diff(ts) > SIGNATURE_TOLERANCE_SECS.unsigned_abs() {
         return Err(unauthorized("X-Timestamp is outside the accepted window of 300 seconds"));
     }
     let hex_sig = sig.trim().strip_prefix("v1=").ok_or_else(|| unauthorized("X-Signature must be v1=<hex>"))?;
@@ -167,14 +173,15 @@ pub fn check_size(body: &[u8]) -> Result<(), WireError> {
 /// Parses and validates an envelope posted to `route` (its size already checked). A money
 /// amount without `currency` is in `currency`, the policy's (SPEC §5 v2).
 pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, WireError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| WireError::new(400, ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")))?;
+    let value = parse_json(body)?;
     let Value::Object(mut envelope) = value else {
         return Err(WireError::new(400, ErrorCode::InvalidEnvelope, "the body must be a JSON object"));
     };
     let id = match envelope.get("id") {
-        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 128 => s.clone(),
-        Some(Value::String(_)) => return Err(WireError::bad(ErrorCode::InvalidField, "id must be 1 to 128 characters", "id")),
+        Some(Value::String(s)) if !s.is_empty() && s.chars().count() <= 128 && !s.chars().any(char::is_control) => s.clone(),
+        Some(Value::String(_)) => {
+            return Err(WireError::bad(ErrorCode::InvalidField, "id must be 1 to 128 characters, none of them a control character", "id"))
+        }
         Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "id must be a string", "id")),
         None => return Err(WireError::bad(ErrorCode::MissingField, "id is required", "id")),
     };
@@ -205,11 +212,121 @@ pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, W
         Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "data must be an object", "data")),
         None => return Err(WireError::bad(ErrorCode::MissingField, "data is required", "data")),
     };
-    let mut tagged = Map::new();
-    tagged.insert(kind.clone(), data);
-    let body: EventBody = serde_path_to_error::deserialize(Value::Object(tagged)).map_err(|e| field_error(e, &kind))?;
+    let tagged = Value::Object(Map::from_iter([(kind.clone(), data)]));
+    let body: EventBody = serde_path_to_error::deserialize(&tagged).map_err(|e| field_error(e, &kind, &tagged[&kind]))?;
+    objects_are_objects(&serde_json::to_value(&body).map(|mut v| v[&kind].take()).unwrap_or_default(), &tagged[&kind], "data")?;
     validate(&body)?;
     Ok(Event { id, occurred_at, body })
+}
+
+/// Parses a body as JSON, refusing an object that names a key twice: parsers differ on which one
+/// counts, so such a body does not say one thing.
+fn parse_json(body: &[u8]) -> Result<Value, WireError> {
+    use serde::de::DeserializeSeed;
+    let duplicate = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = Unique { at: &Segment::Root, duplicate: &duplicate }.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| match duplicate.into_inner() {
+        Some(field) => {
+            WireError::bad(ErrorCode::InvalidJson, format!("duplicate key: {field} appears more than once in its object"), field)
+        }
+        None => WireError::new(400, ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// Where a JSON value sits, rendered only for an error (`data.visits[1].visit_id`).
+enum Segment<'a> {
+    Root,
+    Key(&'a Segment<'a>, &'a str),
+    Index(&'a Segment<'a>, usize),
+}
+
+impl std::fmt::Display for Segment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Segment::Root => Ok(()),
+            Segment::Key(Segment::Root, k) => f.write_str(k),
+            Segment::Key(p, k) => write!(f, "{p}.{k}"),
+            Segment::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
+}
+
+/// A JSON value (serde_json's nesting limit applies) whose objects name each key once.
+struct Unique<'a> {
+    at: &'a Segment<'a>,
+    duplicate: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Unique<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Unique<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Unique { at: &Segment::Index(self.at, items.len()), duplicate: self.duplicate })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let at = Segment::Key(self.at, &key);
+            if object.contains_key(&key) {
+                *self.duplicate.borrow_mut() = Some(at.to_string());
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            let v = map.next_value_seed(Unique { at: &at, duplicate: self.duplicate })?;
+            object.insert(key, v);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// serde takes a struct written as the array of its fields in order; on the wire an object is an
+/// object. `canonical` is the parsed event written back, `given` what was sent.
+fn objects_are_objects(canonical: &Value, given: &Value, path: &str) -> Result<(), WireError> {
+    match (canonical, given) {
+        (Value::Object(c), Value::Object(g)) => c
+            .iter()
+            .filter_map(|(k, cv)| g.get(k).map(|gv| (k, cv, gv)))
+            .try_for_each(|(k, cv, gv)| objects_are_objects(cv, gv, &format!("{path}.{k}"))),
+        (Value::Array(c), Value::Array(g)) => {
+            c.iter().zip(g).enumerate().try_for_each(|(i, (cv, gv))| objects_are_objects(cv, gv, &format!("{path}[{i}]")))
+        }
+        (Value::Object(_), _) => Err(WireError::bad(ErrorCode::InvalidField, format!("{path} must be an object"), path)),
+        _ => Ok(()),
+    }
 }
 
 /// Gives the money amounts of an event's data (`price`, `painting.total_price`,
@@ -229,7 +346,7 @@ fn default_currency(data: &mut Map<String, Value>, currency: &str) {
     }
 }
 
-fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str) -> WireError {
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str, data: &Value) -> WireError {
     // The path starts at the event type's key; on the wire that object is `data`.
     let raw = e.path().to_string();
     let path = match raw.strip_prefix(kind) {
@@ -237,13 +354,46 @@ fn field_error(e: serde_path_to_error::Error<serde_json::Error>, kind: &str) -> 
         None => "data".to_string(),
     };
     let message = e.inner().to_string();
-    // serde names a missing field in its message and points at the parent object.
+    // serde names a missing field in its message and points at the parent object (or at an array
+    // it took for one, too short: that is no object at all).
+    let parent = at_path(&mut data.clone(), e.path()).cloned();
+    if message.starts_with("missing field `") && parent.as_ref().is_some_and(|p| !p.is_object()) {
+        return WireError::bad(ErrorCode::InvalidField, format!("{path} must be an object"), path);
+    }
+    // serde reads an internally tagged enum (`resolution`) from a buffer and loses the path inside
+    // it: the member at fault is the one whose absence is then all that is wrong. Its tag `kind`
+    // comes last, as serde reports an absent tag before anything else. A resolution has at most
+    // four members: an object stuffed with more is named as a whole rather than probed at length.
+    if let (Some(Value::Object(members)), false) = (&parent, message.starts_with("missing field `")) {
+        let members = if members.len() <= 16 { members.keys().collect() } else { Vec::new() };
+        for key in members.iter().filter(|k| **k != "kind").chain(members.iter().filter(|k| **k == "kind")) {
+            let mut probe = data.clone();
+            if let Some(Value::Object(o)) = at_path(&mut probe, e.path()) {
+                o.remove(*key);
+            }
+            let probe = Value::Object(Map::from_iter([(kind.to_string(), probe)]));
+            if let Err(e) = serde_path_to_error::deserialize::<_, EventBody>(&probe) {
+                if e.inner().to_string() == format!("missing field `{key}`") {
+                    return WireError::bad(ErrorCode::InvalidField, format!("{path}.{key}: {message}"), format!("{path}.{key}"));
+                }
+            }
+        }
+    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
         let field = format!("{path}.{name}");
         return WireError::bad(ErrorCode::MissingField, format!("{field} is required"), field);
     }
     WireError::bad(ErrorCode::InvalidField, format!("{path}: {message}"), path)
+}
+
+/// The value at a serde path in an event's data (the path's first segment is the event type).
+fn at_path<'a>(data: &'a mut Value, path: &serde_path_to_error::Path) -> Option<&'a mut Value> {
+    path.iter().skip(1).try_fold(data, |v, seg| match seg {
+        serde_path_to_error::Segment::Map { key } => v.get_mut(key.as_str()),
+        serde_path_to_error::Segment::Seq { index } => v.get_mut(*index),
+        _ => None,
+    })
 }
 
 fn validate(body: &EventBody) -> Result<(), WireError> {
@@ -290,7 +440,7 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
         EventBody::AppointmentCompleted { appointment_id, painting, .. } => {
             v.id("data.appointment_id", appointment_id);
             if let Some(p) = painting {
-                v.check(p.days >= 1, "data.painting.days", "a painting job lasts at least one day");
+                v.check((1..=MAX_PAINTING_DAYS).contains(&p.days), "data.painting.days", "a painting job lasts 1 to 365 days");
                 v.money("data.painting.total_price", &p.total_price);
                 v.money("data.painting.material_price", &p.material_price);
             }
@@ -359,7 +509,11 @@ impl Checks {
         );
     }
     fn money(&mut self, field: &str, m: &Money) {
-        self.check(m.amount >= 0, &format!("{field}.amount"), "amount is a non-negative integer in minor units");
+        self.check(
+            (0..=MAX_AMOUNT).contains(&m.amount),
+            &format!("{field}.amount"),
+            "amount is an integer in minor units from 0 to 1000000000000000",
+        );
         self.check(
             m.currency.len() == 3 && m.currency.bytes().all(|b| b.is_ascii_uppercase()),
             &format!("{field}.currency"),

@@ -163,7 +163,9 @@ fn the_schemas_accept_and_refuse_what_the_parser_does() {
         ("appointment.booked", "/data/price/currency", Some(json!("egp")), false),
         ("appointment.booked", "/data/price/currency", Some(json!("EGPT")), false),
         ("appointment.booked", "/data/price/amount", Some(json!(-1)), false),
-        ("appointment.booked", "/data/price/amount", Some(json!(i64::MAX)), true),
+        ("appointment.booked", "/data/price/amount", Some(json!(wire::MAX_AMOUNT)), true),
+        ("appointment.booked", "/data/price/amount", Some(json!(wire::MAX_AMOUNT + 1)), false),
+        ("appointment.booked", "/data/price/amount", Some(json!(i64::MAX)), false),
         ("appointment.booked", "/data/price/amount", Some(json!(u64::MAX)), false),
         ("appointment.booked", "/data/price/amount", None, false),
         ("appointment.booked", "/data/technician_id", None, true),
@@ -185,6 +187,10 @@ fn the_schemas_accept_and_refuse_what_the_parser_does() {
         ("appointment.booked", "/data/appointment_id", Some(json!("\u{3000}")), false),
         ("appointment.booked", "/data/appointment_id", Some(json!("موعد-١")), true),
         ("appointment.booked", "/data/area", Some(json!("")), false),
+        ("appointment.booked", "/data/area", Some(json!("\u{2003}\u{85}\n")), false),
+        // Free text is not blank, whatever else it holds; an id holds no control character.
+        ("appointment.booked", "/data/service", Some(json!("\r\u{87}")), true),
+        ("appointment.booked", "/data/order_id", Some(json!("O\u{87}")), false),
         ("appointment.booked", "/data/window_start", Some(json!("2026-03-05")), false),
         ("appointment.booked", "/data/window_start", Some(json!(1772712000)), false),
         ("appointment.booked", "/data/unknown_extra", Some(json!({"ignored": true})), true),
@@ -197,6 +203,10 @@ fn the_schemas_accept_and_refuse_what_the_parser_does() {
         ("appointment.completed", "/data/painting", None, true),
         ("appointment.completed", "/data/painting", Some(Value::Null), true),
         ("appointment.completed", "/data/painting/days", Some(json!(0)), false),
+        ("appointment.completed", "/data/painting/days", Some(json!(wire::MAX_PAINTING_DAYS)), true),
+        ("appointment.completed", "/data/painting/days", Some(json!(wire::MAX_PAINTING_DAYS + 1)), false),
+        ("appointment.completed", "/data/painting/material_price/amount", Some(json!(i64::MAX)), false),
+        ("appointment.completed", "/data/material_days", Some(json!(u32::MAX)), true),
         ("appointment.completed", "/data/painting/total_price/currency", None, true),
         ("appointment.completed", "/data/material_days", Some(Value::Null), true),
         ("appointment.completed", "/data/material_days", Some(json!(-1)), false),
@@ -325,6 +335,7 @@ fn live_answers_have_the_documented_status_and_body() {
     check("POST", "/local/expiry-sweep", l.post_raw("/local/expiry-sweep", br#"{"date": "2026-04-09"}"#, &[]));
     check("POST", "/local/expiry-sweep", l.post_raw("/local/expiry-sweep", br#"{"date": "April"}"#, &[]));
     check("POST", "/local/timer-sweep", l.post_raw("/local/timer-sweep", b"", &[]));
+    check("GET", "/local/metrics", l.get("/local/metrics"));
     // A /v1/ path of the document with a method it does not list: 405 with the error body; any other
     // request: 404.
     for (path, item) in doc.value["paths"].as_object().unwrap() {

@@ -16,7 +16,7 @@ use followup::ports::Clock;
 use followup::wire::{self, Route, WireError};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 use tracing::{info, warn};
 
 pub type LocalEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, LocalClock>;
@@ -37,10 +37,22 @@ pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: Str
 #[derive(Clone)]
 struct App {
     engine: Arc<LocalEngine>,
-    /// One timer pass at a time: the runner and `/local/clock` never fire the same timer twice at once.
-    firing: Arc<Mutex<()>>,
+    /// One timer pass at a time, held alone: the runner, the sweeps and `/local/clock` never fire
+    /// the same timer twice at once. Under the virtual clock a webhook and the re-driver hold it
+    /// shared, so the clock never moves past a timer a decision is still placing.
+    firing: Arc<RwLock<()>>,
     /// Timer lateness (fire time minus due time) of the timers this process fired.
     lateness: Arc<std::sync::Mutex<Lateness>>,
+}
+
+impl App {
+    /// Under the virtual clock, holds clock moves off while a decision commits and places its timers.
+    async fn placing(&self) -> Option<tokio::sync::RwLockReadGuard<'_, ()>> {
+        match self.engine.clock.virtual_clock() {
+            Some(_) => Some(self.firing.read().await),
+            None => None,
+        }
+    }
 }
 
 /// The last `LATENESS_SAMPLES` timer latenesses in milliseconds, for `GET /local/metrics`.
@@ -71,7 +83,7 @@ impl Lateness {
 }
 
 pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let app = App { engine: engine.clone(), firing: Arc::new(Mutex::new(())), lateness: Default::default() };
+    let app = App { engine: engine.clone(), firing: Arc::new(RwLock::new(())), lateness: Default::default() };
     // Effects committed before a crash are performed now (adapters drop repeats).
     match engine.drive_pending().await {
         Ok(n) if n > 0 => info!(effects = n, "re-drove pending effects from a previous run"),
@@ -151,11 +163,16 @@ async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (ts, sig) = (header("x-timestamp"), header("x-signature"));
+    let _placing = app.placing().await;
     reply(app.engine.webhook(route, ts.as_deref(), sig.as_deref(), &body, Utc::now().timestamp()).await)
 }
 
-async fn get_case(State(app): State<App>, Path(case_id): Path<String>) -> Response {
-    reply(app.engine.case_reply(&case_id).await)
+async fn get_case(State(app): State<App>, case_id: Result<Path<String>, axum::extract::rejection::PathRejection>) -> Response {
+    // R9.6 a case id that is not UTF-8 once percent-decoded is refused with the error body too.
+    match case_id {
+        Ok(Path(case_id)) => reply(app.engine.case_reply(&case_id).await),
+        Err(e) => reply(WireError::new(400, ErrorCode::InvalidField, format!("case_id: {}", e.body_text())).at("case_id").into()),
+    }
 }
 
 async fn list_cases(State(app): State<App>, Query(params): Query<Vec<(String, String)>>) -> Response {
@@ -197,6 +214,10 @@ async fn get_clock(State(app): State<App>) -> Response {
     Json(json!({"now": app.engine.policy.calendar.rfc3339(app.engine.clock.now())})).into_response()
 }
 
+/// The longest one move of the virtual clock: ten years, each local midnight of which runs the
+/// daily sweep (a move to the year 9999 would sweep for hours).
+const MAX_CLOCK_MOVE: Duration = Duration::days(3650);
+
 /// `POST /local/clock {"advance_secs": N}` or `{"to": "<RFC 3339>"}`: moves the virtual clock,
 /// firing every timer due up to then in due order, each at its own due time.
 async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response {
@@ -207,16 +228,18 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
     let Ok(Value::Object(req)) = serde_json::from_slice::<Value>(&body) else {
         return reply(WireError::new(400, ErrorCode::InvalidJson, "the body must be a JSON object").into());
     };
-    let _guard = app.firing.lock().await;
+    let _guard = app.firing.write().await;
     let now = clock.now();
     let target = match (req.get("advance_secs"), req.get("to")) {
         (Some(secs), None) => match secs.as_i64() {
-            Some(s) if s >= 0 => now + Duration::seconds(s),
+            Some(s) if (0..=MAX_CLOCK_MOVE.num_seconds()).contains(&s) => now + Duration::seconds(s),
+            Some(s) if s >= 0 => return bad("advance_secs: the clock moves at most 3650 days at a time", "advance_secs"),
             _ => return bad("advance_secs must be a non-negative whole number", "advance_secs"),
         },
         (None, Some(Value::String(to))) => match DateTime::parse_from_rfc3339(to) {
-            Ok(t) if t.with_timezone(&Utc) >= now => t.with_timezone(&Utc),
-            Ok(_) => return bad("the clock only moves forward", "to"),
+            Ok(t) if t.with_timezone(&Utc) < now => return bad("the clock only moves forward", "to"),
+            Ok(t) if t.with_timezone(&Utc) - now > MAX_CLOCK_MOVE => return bad("to: the clock moves at most 3650 days at a time", "to"),
+            Ok(t) => t.with_timezone(&Utc),
             Err(_) => return bad("to must be an RFC 3339 instant", "to"),
         },
         _ => return bad("give exactly one of advance_secs or to", "advance_secs"),
@@ -266,8 +289,6 @@ async fn sweep(engine: &LocalEngine, midnight: DateTime<Utc>) -> Result<usize, f
     Ok(n)
 }
 
-/// `POST /local/expiry-sweep {"date": "YYYY-MM-DD"}`: runs the R5 daily safety sweep for that day now
-/// (it also runs by itself at every local midnight, for the day just ended).
 /// `GET /local/metrics`: the timer lateness of this process (fire time minus due time) as a
 /// summary of its last 10,000 timers; under the virtual clock each fires at its own due time.
 async fn local_metrics(State(app): State<App>) -> Response {
@@ -278,19 +299,21 @@ async fn local_metrics(State(app): State<App>) -> Response {
 /// `POST /local/timer-sweep`: R9.3's timer sweep now (it also runs every few seconds on the real
 /// clock); answers how many lost timers it re-fired.
 async fn post_timer_sweep(State(app): State<App>) -> Response {
-    let _guard = app.firing.lock().await;
+    let _guard = app.firing.write().await;
     match app.engine.timer_sweep().await {
         Ok(n) => Json(json!({"fired": n})).into_response(),
         Err(e) => reply(e.into()),
     }
 }
 
+/// `POST /local/expiry-sweep {"date": "YYYY-MM-DD"}`: runs the R5 daily safety sweep for that day now
+/// (it also runs by itself at every local midnight, for the day just ended).
 async fn post_sweep(State(app): State<App>, body: axum::body::Bytes) -> Response {
     let date = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("date").and_then(Value::as_str).map(str::to_owned));
     let Some(date) = date.and_then(|d| d.parse::<chrono::NaiveDate>().ok()) else {
         return reply(WireError::new(400, ErrorCode::InvalidField, "date must be a YYYY-MM-DD date").at("date").into());
     };
-    let _guard = app.firing.lock().await;
+    let _guard = app.firing.write().await;
     match app.engine.expiry_sweep(date).await {
         Ok(n) => Json(json!({"date": date.to_string(), "fired": n})).into_response(),
         Err(e) => reply(e.into()),
@@ -317,7 +340,7 @@ async fn background(app: App) {
         let virtual_clock = app.engine.clock.virtual_clock().is_some();
         let mut wait = std::time::Duration::from_millis(500);
         if !virtual_clock {
-            let _guard = app.firing.lock().await;
+            let _guard = app.firing.write().await;
             let now = app.engine.clock.now();
             // R5 daily safety sweep: once a local day (and at start-up), for the day before.
             let today = app.engine.policy.calendar.local_date(now);
@@ -345,13 +368,16 @@ async fn background(app: App) {
         }
         if Utc::now() - last_redrive > Duration::seconds(5) {
             last_redrive = Utc::now();
-            if let Err(e) = app.engine.drive_pending().await {
+            let placing = app.placing().await;
+            let redriven = app.engine.drive_pending().await;
+            drop(placing);
+            if let Err(e) = redriven {
                 warn!(error = %e, "cannot re-drive pending effects");
             }
             // R9.3 the safety net under the timer table: a timer lost from it is re-fired once
             // overdue past the policy's grace.
             if !virtual_clock {
-                let _guard = app.firing.lock().await;
+                let _guard = app.firing.write().await;
                 if let Err(e) = app.engine.timer_sweep().await {
                     warn!(error = %e, "timer sweep: storage failure; will retry");
                 }

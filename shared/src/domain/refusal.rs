@@ -90,7 +90,7 @@ impl Refusal {
         Refusal { kind: RefusalKind::Invalid, code, message: message.into(), field: Some(field.into()), rule: None }
     }
     pub fn unknown_case(case_id: &str) -> Self {
-        Refusal::not_found(ErrorCode::UnknownCase, format!("no case {case_id:?}"), "data.case_id")
+        Refusal::not_found(ErrorCode::UnknownCase, format!("case_id {case_id:?} names no case"), "data.case_id")
     }
 }
 

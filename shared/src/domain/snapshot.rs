@@ -60,7 +60,8 @@ impl SubjectKey {
 
     pub fn of_case(case_id: &str) -> Option<SubjectKey> {
         let (head, id) = case_id.split_once('-')?;
-        let (tag, seq) = head.split_at(1.min(head.len()));
+        // The tag is one character, whatever its width (a hostile id may start with any).
+        let (tag, seq) = head.split_at(head.chars().next().map_or(0, char::len_utf8));
         if id.is_empty() || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -191,7 +192,7 @@ mod tests {
         assert_eq!(k.case_id(3), "o3-ORD-7-x");
         assert_eq!(SubjectKey::of_case("o3-ORD-7-x"), Some(k));
         assert_eq!(SubjectKey::of_case("p12-PK"), Some(SubjectKey::Package("PK".into())));
-        for bad in ["", "o-x", "ox-1", "q1-x", "o1-", "nothing"] {
+        for bad in ["", "o-x", "ox-1", "q1-x", "o1-", "nothing", "¡-x", "é1-O-5", "😀-1"] {
             assert_eq!(SubjectKey::of_case(bad), None, "{bad}");
         }
         assert_eq!(SubjectKey::parse("package:P:1"), Some(SubjectKey::Package("P:1".into())));
