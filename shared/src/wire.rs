@@ -198,9 +198,8 @@ pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, W
         ));
     }
     let occurred_at = match envelope.get("occurred_at") {
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
-            .map_err(|_| WireError::bad(ErrorCode::InvalidField, "occurred_at must be an RFC 3339 time with offset", "occurred_at"))?
-            .with_timezone(&Utc),
+        Some(Value::String(s)) => crate::domain::events::parse_time(s)
+            .ok_or_else(|| WireError::bad(ErrorCode::InvalidField, "occurred_at must be an RFC 3339 time with offset", "occurred_at"))?,
         Some(_) => return Err(WireError::bad(ErrorCode::InvalidField, "occurred_at must be a string", "occurred_at")),
         None => return Err(WireError::bad(ErrorCode::MissingField, "occurred_at is required", "occurred_at")),
     };

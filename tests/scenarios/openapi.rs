@@ -192,6 +192,10 @@ fn the_schemas_accept_and_refuse_what_the_parser_does() {
         ("appointment.booked", "/data/service", Some(json!("\r\u{87}")), true),
         ("appointment.booked", "/data/order_id", Some(json!("O\u{87}")), false),
         ("appointment.booked", "/data/window_start", Some(json!("2026-03-05")), false),
+        // RFC 3339 §5.6 lets a space stand for the T "for readability"; the date-time format does not.
+        ("appointment.booked", "/data/window_start", Some(json!("2026-03-05 14:00:00+02:00")), false),
+        ("appointment.booked", "/occurred_at", Some(json!("2026-03-05 14:00:00+02:00")), false),
+        ("appointment.booked", "/occurred_at", Some(json!("2026-03-05t14:00:00z")), true),
         ("appointment.booked", "/data/window_start", Some(json!(1772712000)), false),
         ("appointment.booked", "/data/unknown_extra", Some(json!({"ignored": true})), true),
         ("appointment.booked", "/id", Some(json!("")), false),

@@ -6,6 +6,19 @@ use super::money::Money;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
+/// An RFC 3339 time as the contract writes it (`2026-03-05T14:00:00+02:00`), or `None`. chrono
+/// also takes a space for the `T` (RFC 3339 §5.6 allows one "for readability"); the `date-time`
+/// of `docs/openapi.json` does not, and the parser takes what the document says.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    let t = s.as_bytes().get(10).is_some_and(|b| matches!(b, b'T' | b't'));
+    t.then(|| DateTime::parse_from_rfc3339(s).ok()).flatten().map(|t| t.with_timezone(&Utc))
+}
+
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_time(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time such as 2026-03-05T14:00:00+02:00")))
+}
+
 crate::named_enum! {
     /// Who cancelled an appointment.
     pub enum CancelledBy {
@@ -72,6 +85,7 @@ pub struct Painting {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PackageVisit {
     pub visit_id: String,
+    #[serde(deserialize_with = "rfc3339")]
     pub window_start: DateTime<Utc>,
 }
 
@@ -79,9 +93,17 @@ pub struct PackageVisit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resolution {
-    Rebooked { window_start: DateTime<Utc>, window_end: DateTime<Utc> },
+    Rebooked {
+        #[serde(deserialize_with = "rfc3339")]
+        window_start: DateTime<Utc>,
+        #[serde(deserialize_with = "rfc3339")]
+        window_end: DateTime<Utc>,
+    },
     Declined { reason: String, complaint: bool, follow_up: bool },
-    FollowUpLater { at: DateTime<Utc> },
+    FollowUpLater {
+        #[serde(deserialize_with = "rfc3339")]
+        at: DateTime<Utc>,
+    },
     WillPay,
 }
 
@@ -97,7 +119,9 @@ pub enum EventBody {
         area: String,
         service: String,
         price: Money,
+        #[serde(deserialize_with = "rfc3339")]
         window_start: DateTime<Utc>,
+        #[serde(deserialize_with = "rfc3339")]
         window_end: DateTime<Utc>,
         visit_number: u32,
         technician_id: Option<String>,
@@ -108,7 +132,14 @@ pub enum EventBody {
     #[serde(rename = "appointment.reschedule_requested")]
     AppointmentRescheduleRequested { appointment_id: String, reason: String, stf_link: String },
     #[serde(rename = "appointment.rescheduled")]
-    AppointmentRescheduled { appointment_id: String, window_start: DateTime<Utc>, window_end: DateTime<Utc>, requested_by: String },
+    AppointmentRescheduled {
+        appointment_id: String,
+        #[serde(deserialize_with = "rfc3339")]
+        window_start: DateTime<Utc>,
+        #[serde(deserialize_with = "rfc3339")]
+        window_end: DateTime<Utc>,
+        requested_by: String,
+    },
     #[serde(rename = "appointment.completed")]
     AppointmentCompleted {
         appointment_id: String,
@@ -147,7 +178,12 @@ pub enum EventBody {
     #[serde(rename = "package_visit.completed")]
     PackageVisitCompleted { package_id: String, visit_id: String },
     #[serde(rename = "package_visit.rescheduled")]
-    PackageVisitRescheduled { package_id: String, visit_id: String, window_start: DateTime<Utc> },
+    PackageVisitRescheduled {
+        package_id: String,
+        visit_id: String,
+        #[serde(deserialize_with = "rfc3339")]
+        window_start: DateTime<Utc>,
+    },
     #[serde(rename = "call.completed")]
     CallCompleted(CallCompleted),
 }
@@ -192,6 +228,7 @@ pub struct CallCompleted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: String,
+    #[serde(deserialize_with = "rfc3339")]
     pub occurred_at: DateTime<Utc>,
     #[serde(flatten)]
     pub body: EventBody,
