@@ -99,7 +99,11 @@ pub enum Resolution {
         #[serde(deserialize_with = "rfc3339")]
         window_end: DateTime<Utc>,
     },
-    Declined { reason: String, complaint: bool, follow_up: bool },
+    Declined {
+        reason: String,
+        complaint: bool,
+        follow_up: bool,
+    },
     FollowUpLater {
         #[serde(deserialize_with = "rfc3339")]
         at: DateTime<Utc>,
