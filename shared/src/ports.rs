@@ -42,7 +42,7 @@ pub struct Commit {
     pub effects: Vec<PendingEffect>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("storage unavailable: {0}")]
     Unavailable(String),

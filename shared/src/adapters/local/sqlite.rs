@@ -4,7 +4,7 @@ use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS timers (
     doc       TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at_ms, seq);
+-- `place` takes MAX(seq) + 1: without this index every placement reads the whole table.
+CREATE INDEX IF NOT EXISTS timers_seq ON timers (seq);
 CREATE TABLE IF NOT EXISTS sms_outbox (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     effect_id TEXT UNIQUE NOT NULL,
@@ -66,13 +68,91 @@ CREATE TABLE IF NOT EXISTS command_outbox (
 );
 ";
 
+/// The most writes one group commit takes.
+const MAX_BATCH: usize = 256;
+
 /// Every port of the local runtime over one SQLite connection.
 ///
-/// Clones share the connection. Each operation runs on tokio's blocking pool,
-/// so a slow fsync never stalls the HTTP workers.
+/// Clones share the connection. Reads run on tokio's blocking pool, so a slow disk never stalls
+/// the HTTP workers. Writes go to one writer thread that **group-commits**: it takes every write
+/// waiting (up to [`MAX_BATCH`]), runs each inside its own savepoint of one `BEGIN IMMEDIATE`
+/// transaction (a write that fails, say on a stale version, is rolled back alone and answered
+/// alone), commits once, with one fsync (`synchronous=FULL`), and only then answers each write.
+/// So a 202 still means the delivery is on disk, and concurrent inputs share the fsync.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<Write>,
+    /// Group commits made and writes they carried, since the store was opened.
+    groups: Arc<GroupStats>,
+}
+
+/// How well writes shared their fsyncs.
+#[derive(Debug, Default)]
+pub struct GroupStats {
+    pub commits: std::sync::atomic::AtomicU64,
+    pub writes: std::sync::atomic::AtomicU64,
+}
+
+/// One write for the writer thread: `run` does it inside its savepoint and says whether it
+/// succeeded; `answer` is called once the batch is durable (`None`) or failed (`Some`).
+struct Write {
+    run: Box<dyn FnOnce(&Connection) -> bool + Send>,
+    answer: Box<dyn FnOnce(Option<StoreError>) + Send>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Write")
+    }
+}
+
+/// The writer thread: one transaction and one fsync per batch of waiting writes.
+fn writer(conn: Arc<Mutex<Connection>>, writes: std::sync::mpsc::Receiver<Write>, stats: Arc<GroupStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    while let Ok(first) = writes.recv() {
+        let mut batch = vec![first];
+        batch.extend(writes.try_iter().take(MAX_BATCH - 1));
+        stats.commits.fetch_add(1, Relaxed);
+        stats.writes.fetch_add(batch.len() as u64, Relaxed);
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let failed = group_commit(&conn, &mut batch);
+        drop(conn);
+        for write in batch {
+            (write.answer)(failed.clone());
+        }
+    }
+}
+
+/// Runs every write of `batch` in its own savepoint of one transaction and commits it. Each `run`
+/// is consumed; the error, if the transaction as a whole failed, is returned for every answer.
+fn group_commit(conn: &Connection, batch: &mut [Write]) -> Option<StoreError> {
+    // IMMEDIATE takes the write lock before any check, so nothing slips in between check and write.
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return Some(sql("beginning a group commit")(e));
+    }
+    for write in batch.iter_mut() {
+        let run = std::mem::replace(&mut write.run, Box::new(|_| false));
+        if let Err(e) = conn.execute_batch("SAVEPOINT one") {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Some(sql("opening a savepoint")(e));
+        }
+        // A panic in one write is that write's failure, not the batch's (its answer is dropped:
+        // the caller sees the store unavailable).
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn))).unwrap_or(false);
+        let end = if done { "RELEASE one" } else { "ROLLBACK TO one; RELEASE one" };
+        if let Err(e) = conn.execute_batch(end) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Some(sql("closing a savepoint")(e));
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => None,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Some(sql("committing a group")(e))
+        }
+    }
 }
 
 impl SqliteStore {
@@ -101,7 +181,55 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql("setting foreign_keys"))?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)) })
+        let conn = Arc::new(Mutex::new(conn));
+        let (writes, queue) = std::sync::mpsc::channel();
+        let (shared, groups) = (Arc::clone(&conn), Arc::new(GroupStats::default()));
+        let counted = Arc::clone(&groups);
+        // Ends when the last clone of the store is dropped (the queue closes).
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer(shared, queue, counted))
+            .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
+        Ok(SqliteStore { conn, writes, groups })
+    }
+
+    /// Group commits made so far and the writes they carried.
+    pub fn group_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.groups.commits.load(Relaxed), self.groups.writes.load(Relaxed))
+    }
+
+    /// Runs `f` in the next group commit and answers once that is durable: with `f`'s result, or
+    /// with the batch's failure. An `Err` from `f` rolls back only what `f` wrote.
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let result = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&result);
+        let write = Write {
+            run: Box::new(move |conn| {
+                let r = f(conn);
+                let ok = r.is_ok();
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
+                ok
+            }),
+            answer: Box::new(move |failed| {
+                let r = match failed {
+                    Some(e) => Some(Err(E::from(e))),
+                    None => result.lock().unwrap_or_else(PoisonError::into_inner).take(),
+                };
+                if let Some(r) = r {
+                    let _ = tx.send(r);
+                }
+            }),
+        };
+        let stopped = || StoreError::Unavailable("the storage writer stopped".into());
+        self.writes.send(write).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// Runs `f` against the connection on the blocking pool.
@@ -157,7 +285,7 @@ impl SqliteStore {
     /// Forgets a timer once it has fired; absent is fine.
     pub async fn remove_timer(&self, name: &str) -> Result<(), StoreError> {
         let name = name.to_owned();
-        self.run(move |conn| delete_timer(conn, &name)).await
+        self.write(move |conn| delete_timer(conn, &name)).await
     }
 
     /// Every pending timer, in firing order.
@@ -178,9 +306,12 @@ impl SqliteStore {
     /// Appends to an outbox unless this effect was already delivered there.
     async fn append_outbox(&self, table: &'static str, effect_id: &str, doc: String) -> Result<(), EffectError> {
         let effect_id = effect_id.to_owned();
-        self.run(move |conn| {
+        self.write(move |conn| {
             let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
-            conn.execute(&query, params![effect_id, doc]).map(drop).map_err(sql(&format!("appending to {table}")))
+            conn.prepare_cached(&query)
+                .and_then(|mut stmt| stmt.execute(params![effect_id, doc]))
+                .map(drop)
+                .map_err(sql(&format!("appending to {table}")))
         })
         .await
         .map_err(effect_error)
@@ -226,10 +357,9 @@ impl CaseStore for SqliteStore {
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
         let effects =
             commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?))).collect::<Result<Vec<_>, StoreError>>()?;
-        self.run(move |conn| {
-            // IMMEDIATE takes the write lock before the checks, so nothing can slip in between check and write.
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql("beginning a commit"))?;
-            if let Some(existing) = read_delivery(&tx, &commit.delivery.id)? {
+        self.write(move |tx| {
+            // Inside the group commit's transaction: its checks see every write before it.
+            if let Some(existing) = read_delivery(tx, &commit.delivery.id)? {
                 return Err(CommitError::DuplicateDelivery(existing));
             }
             let current: Option<u64> = tx
@@ -239,14 +369,16 @@ impl CaseStore for SqliteStore {
             if current != commit.expected_version {
                 return Err(CommitError::Conflict);
             }
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO streams (key, version, doc, next_due_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key) DO UPDATE SET version = excluded.version, doc = excluded.doc, next_due_ms = excluded.next_due_ms",
                 params![key, commit.stream.version, stream_doc, next_due_ms],
             )
             .map_err(sql(&format!("writing stream {key}")))?;
             let d = &commit.delivery;
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO deliveries (id, body_hash, case_id, accepted_at) VALUES (?1, ?2, ?3, ?4)",
                 params![d.id, d.body_hash, d.case_id, d.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)],
             )
@@ -260,16 +392,15 @@ impl CaseStore for SqliteStore {
                     Some(other) if other != key => return Err(CommitError::SubjectTaken(subject.clone())),
                     Some(_) => {}
                     None => {
-                        tx.execute("INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
+                        exec(tx, "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
                             .map_err(sql(&format!("indexing {subject}")))?;
                     }
                 }
             }
             for (id, doc) in &effects {
-                tx.execute("INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
+                exec(tx, "INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
                     .map_err(sql(&format!("recording effect {id}")))?;
             }
-            tx.commit().map_err(sql(&format!("committing {key}")))?;
             Ok(())
         })
         .await
@@ -297,8 +428,8 @@ impl CaseStore for SqliteStore {
 
     async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.run(move |conn| {
-            conn.execute("UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(&format!("marking effect {id} done")))
+        self.write(move |conn| {
+            exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(&format!("marking effect {id} done")))
         })
         .await
     }
@@ -364,9 +495,10 @@ impl Timers for SqliteStore {
         let name = timer.timer.name();
         let due_at_ms = timer.due_at.timestamp_millis();
         let doc = encode(timer, "timer").map_err(effect_error)?;
-        self.run(move |conn| {
+        self.write(move |conn| {
             // MAX(seq) + 1 only has to order the live timers, and a removed maximum leaves none behind it.
-            conn.execute(
+            exec(
+                conn,
                 "INSERT OR IGNORE INTO timers (name, seq, due_at_ms, doc)
                  VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM timers), ?2, ?3)",
                 params![name, due_at_ms, doc],
@@ -380,7 +512,7 @@ impl Timers for SqliteStore {
 
     async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
         let name = timer.name();
-        self.run(move |conn| delete_timer(conn, &name)).await.map_err(effect_error)
+        self.write(move |conn| delete_timer(conn, &name)).await.map_err(effect_error)
     }
 }
 
@@ -433,7 +565,12 @@ fn read_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreE
 }
 
 fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(&format!("removing timer {name}")))
+    exec(conn, "DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(&format!("removing timer {name}")))
+}
+
+/// One statement from the connection's statement cache (the hot path prepares nothing twice).
+fn exec<P: rusqlite::Params>(conn: &Connection, statement: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(statement)?.execute(params)
 }
 
 /// Decodes the single `doc` column of every row `query` returns, in row order.
