@@ -159,30 +159,7 @@ async fn under_ten_percent_faults_on_every_port_every_effect_happens_once_and_no
         raw.prepare("SELECT key FROM streams").unwrap().query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
     for key in keys {
         let snapshot = sqlite.load(&followup::domain::snapshot::SubjectKey::parse(&key).unwrap()).await.unwrap().unwrap();
-        for case in &snapshot.cases {
-            cases += 1;
-            if case.ticket.is_open() {
-                let names: Vec<String> = case
-                    .timers
-                    .iter()
-                    .map(|p| {
-                        followup::domain::effects::TimerRef {
-                            stream: snapshot.key.clone(),
-                            case_id: Some(case.case_id.clone()),
-                            kind: p.kind,
-                            step: p.step,
-                        }
-                        .name()
-                    })
-                    .collect();
-                assert!(
-                    !names.is_empty() && names.iter().all(|n| live.contains(n)),
-                    "{} is open and waits on {:?}",
-                    case.case_id,
-                    case.timers
-                );
-            }
-        }
+        cases += workload::assert_none_stuck(&snapshot, &live);
     }
     println!(
         "faults: {} injected in {calls} port calls (transient {}, throttled {}, timeout {}, permanent {}); {} retries; \

@@ -19,10 +19,10 @@ mod workload;
 use aws_config::retry::RetryConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use followup::adapters::aws::{AwsSettings, SnsCommands, SnsSms};
+use followup::adapters::aws::{SnsCommands, SnsSms};
 use followup::adapters::faults::http::{faulty_http_client, Tally};
 use followup::adapters::faults::{Fault, Faults};
-use followup::domain::effects::{Sms, TimerRef, TimerSpec};
+use followup::domain::effects::{Sms, TimerSpec};
 use followup::domain::policy::Policy;
 use followup::domain::snapshot::SubjectKey;
 use followup::ports::{CaseStore, Clock};
@@ -196,15 +196,7 @@ async fn under_ten_percent_faults_in_every_aws_call_every_effect_happens_and_no_
     // The functions' SDK retry settings (standard, 3 attempts); a short back-off keeps the test quick.
     let retry = RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(5));
     let config = f.config.to_builder().http_client(http).retry_config(retry).build();
-    let settings = AwsSettings {
-        table: f.table.clone(),
-        schedule_group: f.group.clone(),
-        scheduler_role_arn: f.role_arn.clone(),
-        timer_dlq_arn: f.dlq_arn.clone(),
-        ops_topic_arn: f.topic_arn.clone(),
-        targets: moto::targets(),
-        endpoint_url: Some(moto::moto().endpoint.clone()),
-    };
+    let settings = f.settings();
     let start = DateTime::parse_from_rfc3339("2026-03-02T10:00:00+02:00").unwrap().with_timezone(&Utc);
     let clock = TestClock(Arc::new(Mutex::new(start)));
     let mut e = engine(&settings, &config, Policy::default(), SECRET.into(), clock.clone());
@@ -297,23 +289,7 @@ async fn under_ten_percent_faults_in_every_aws_call_every_effect_happens_and_no_
     for item in items(f, "S#").await {
         let key = SubjectKey::parse(text(&item, "PK").trim_start_matches("S#")).expect("a stream key");
         let snapshot = store.load(&key).await.unwrap().expect("the stream");
-        for case in &snapshot.cases {
-            cases += 1;
-            if case.ticket.is_open() {
-                let names: Vec<String> = case
-                    .timers
-                    .iter()
-                    .map(|p| {
-                        TimerRef { stream: snapshot.key.clone(), case_id: Some(case.case_id.clone()), kind: p.kind, step: p.step }.name()
-                    })
-                    .collect();
-                assert!(
-                    !names.is_empty() && names.iter().all(|n| schedules.contains(n)),
-                    "{} is open and waits on {names:?}",
-                    case.case_id
-                );
-            }
-        }
+        cases += workload::assert_none_stuck(&snapshot, &schedules);
     }
 
     let by_operation = tally.lock().unwrap().faults.clone();

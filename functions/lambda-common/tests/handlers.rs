@@ -8,7 +8,6 @@ mod moto;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use followup::adapters::aws::AwsSettings;
 use followup::domain::case::Language;
 use followup::domain::effects::{Effect, TimerSpec};
 use followup::domain::policy::Policy;
@@ -35,15 +34,7 @@ fn start() -> DateTime<Utc> {
 
 async fn setup(name: &str) -> (Fixture, AwsEngine<TestClock>, TestClock) {
     let f = Fixture::new(name).await;
-    let settings = AwsSettings {
-        table: f.table.clone(),
-        schedule_group: f.group.clone(),
-        scheduler_role_arn: f.role_arn.clone(),
-        timer_dlq_arn: f.dlq_arn.clone(),
-        ops_topic_arn: f.topic_arn.clone(),
-        targets: moto::targets(),
-        endpoint_url: Some(moto::moto().endpoint.clone()),
-    };
+    let settings = f.settings();
     let clock = TestClock(Arc::new(Mutex::new(start())));
     let e = engine(&settings, &f.config, Policy::default(), SECRET.into(), clock.clone());
     (f, e, clock)
@@ -423,7 +414,7 @@ async fn lost_schedules_are_swept_and_every_case_ends() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        rng % 2 == 0
+        rng.is_multiple_of(2)
     };
     for (i, order) in orders.iter().enumerate() {
         let mut b = booked.clone();

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use aws_config::SdkConfig;
-use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms, TimerTargets};
+use followup::adapters::aws::{AwsSettings, DynamoStore, SchedulerTimers, SnsCommands, SnsSms, TimerTargets};
 use followup::domain::policy::Policy;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -161,6 +161,19 @@ impl Fixture {
             queue_url,
             role_arn: format!("arn:aws:iam::{ACCOUNT}:role/followup-scheduler"),
             dlq_arn: format!("arn:aws:sqs:{REGION}:{ACCOUNT}:followup-timer-dlq"),
+        }
+    }
+
+    /// The functions' settings, as template.yaml's environment would name these resources.
+    pub fn settings(&self) -> AwsSettings {
+        AwsSettings {
+            table: self.table.clone(),
+            schedule_group: self.group.clone(),
+            scheduler_role_arn: self.role_arn.clone(),
+            timer_dlq_arn: self.dlq_arn.clone(),
+            ops_topic_arn: self.topic_arn.clone(),
+            targets: targets(),
+            endpoint_url: Some(moto().endpoint.clone()),
         }
     }
 

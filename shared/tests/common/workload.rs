@@ -5,8 +5,11 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, Utc};
+use followup::domain::effects::TimerRef;
+use followup::domain::snapshot::Snapshot;
 use followup::wire::Route;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
 /// Six weeks in six-hour steps: timers fire, reports come.
 pub const STEPS: i64 = 6 * 7 * 4;
@@ -84,4 +87,18 @@ pub fn call_reports(n: i64) -> Vec<Value> {
             json!({"type": "call.completed", "data": data})
         })
         .collect()
+}
+
+/// No case is stuck: every open case of `snapshot` waits on at least one timer, and each is in
+/// `live` (the timer table, or the schedules). Returns how many cases the snapshot holds.
+pub fn assert_none_stuck(snapshot: &Snapshot, live: &BTreeSet<String>) -> usize {
+    for case in snapshot.cases.iter().filter(|c| c.ticket.is_open()) {
+        let names: Vec<String> = case
+            .timers
+            .iter()
+            .map(|p| TimerRef { stream: snapshot.key.clone(), case_id: Some(case.case_id.clone()), kind: p.kind, step: p.step }.name())
+            .collect();
+        assert!(!names.is_empty() && names.iter().all(|n| live.contains(n)), "{} is open and waits on {names:?}", case.case_id);
+    }
+    snapshot.cases.len()
 }
