@@ -353,6 +353,11 @@ where
 
     /// Performs one committed effect and marks it done; a failure leaves it pending for `drive_pending`.
     async fn perform(&self, pending: &PendingEffect) -> bool {
+        let marked = match &pending.effect {
+            Effect::SendSms(_) => M::MARKS_DONE,
+            Effect::Emit(_) => C::MARKS_DONE,
+            Effect::PlaceTimer(_) | Effect::CancelTimer(_) => false,
+        };
         let result = match &pending.effect {
             Effect::SendSms(sms) => {
                 info!(effect_id = %pending.id, case_id = ?sms.case_id, template = %sms.template, to = %mask_phone(&sms.to), segments = sms.segments, "sms");
@@ -374,6 +379,7 @@ where
             Effect::CancelTimer(t) => self.timers.cancel(t).await,
         };
         match result {
+            Ok(()) if marked => true,
             Ok(()) => match self.store.effect_done(&pending.id).await {
                 Ok(()) => true,
                 Err(e) => {

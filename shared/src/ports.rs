@@ -102,11 +102,16 @@ pub trait Timers: Send + Sync + 'static {
 }
 
 pub trait SmsSender: Send + Sync + 'static {
+    /// The adapter marks the effect done (`CaseStore::effect_done`) in the same write as the
+    /// send, so the engine need not: true where the outbox and the store are one database.
+    const MARKS_DONE: bool = false;
     /// `effect_id` lets an adapter drop a repeat of the same send.
     fn send(&self, effect_id: &str, sms: &Sms) -> impl Future<Output = Result<(), EffectError>> + Send;
 }
 
 pub trait CommandBus: Send + Sync + 'static {
+    /// As [`SmsSender::MARKS_DONE`].
+    const MARKS_DONE: bool = false;
     fn publish(&self, effect_id: &str, command: &Command) -> impl Future<Output = Result<(), EffectError>> + Send;
 }
 

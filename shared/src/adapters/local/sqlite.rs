@@ -303,15 +303,16 @@ impl SqliteStore {
         self.run(|conn| query_docs(conn, "SELECT doc FROM command_outbox ORDER BY seq", "listing command_outbox")).await
     }
 
-    /// Appends to an outbox unless this effect was already delivered there.
+    /// Appends to an outbox unless this effect was already delivered there, and marks the effect
+    /// done in the same write: sent and done are one fact here.
     async fn append_outbox(&self, table: &'static str, effect_id: &str, doc: String) -> Result<(), EffectError> {
         let effect_id = effect_id.to_owned();
         self.write(move |conn| {
             let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
-            conn.prepare_cached(&query)
-                .and_then(|mut stmt| stmt.execute(params![effect_id, doc]))
+            exec(conn, &query, params![effect_id, doc]).map_err(sql(&format!("appending to {table}")))?;
+            exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&effect_id])
                 .map(drop)
-                .map_err(sql(&format!("appending to {table}")))
+                .map_err(sql(&format!("marking effect {effect_id} done")))
         })
         .await
         .map_err(effect_error)
@@ -517,6 +518,7 @@ impl Timers for SqliteStore {
 }
 
 impl SmsSender for SqliteStore {
+    const MARKS_DONE: bool = true;
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         let doc = encode(sms, "sms").map_err(effect_error)?;
         self.append_outbox("sms_outbox", effect_id, doc).await
@@ -524,6 +526,7 @@ impl SmsSender for SqliteStore {
 }
 
 impl CommandBus for SqliteStore {
+    const MARKS_DONE: bool = true;
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         let doc = encode(command, "command").map_err(effect_error)?;
         self.append_outbox("command_outbox", effect_id, doc).await
