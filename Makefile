@@ -8,6 +8,8 @@
 #   make bench  benchmarks of the decision core and the commit path
 #   make soak   the crash soak at full size: 10,000 signed events, 24 kill -9 of followup-local, printed figures
 #               (a 1,000-event, 5-kill run of it is in make test)
+#   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill
+#               (followup-local simulate --help for the rates and prices; a small run of it is in make test)
 #   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json) and
 #               200,000 cases per envelope-parsing and signature property (short runs are in make test)
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
@@ -33,7 +35,7 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz build build-local deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
@@ -78,6 +80,9 @@ bench:
 
 soak:
 	FOLLOWUP_SOAK=full $(CARGO) test -p followup-tests --test soak -- --test-threads=1
+
+simulate:
+	$(CARGO) run -q --release -p followup-local -- simulate --appointments 100000 --packages 20000
 
 fuzz:
 	$(CARGO) build -p followup-local --bin followup-local

@@ -18,7 +18,7 @@ pub fn root() -> PathBuf {
 
 /// The followup-local binary of this build profile, brought up to date once per test run (a
 /// stale binary would test old code).
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");

@@ -4,8 +4,10 @@
 //! (default ./.followup), `FOLLOWUP_WEBHOOK_SECRET` (default local-dev-secret),
 //! `FOLLOWUP_CONFIG` (policy TOML, optional), `FOLLOWUP_VIRTUAL_CLOCK` (RFC 3339 start
 //! of a clock that moves only through `POST /local/clock`), `FOLLOWUP_LOG=json` for JSON logs.
+//! `followup-local simulate --help`: a month of generated traffic through the engine, priced (simulate.rs).
 
 mod server;
+mod simulate;
 
 use anyhow::Context;
 use followup::adapters::local::{LocalClock, SqliteStore, VirtualClock};
@@ -15,6 +17,13 @@ use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("simulate") {
+        // The engine logs every input at info; a month of them would drown the report.
+        let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+        return simulate::run(&args[1..]).await;
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if std::env::var("FOLLOWUP_LOG").as_deref() == Ok("json") {
         tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();

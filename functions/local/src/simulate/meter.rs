@@ -1,0 +1,477 @@
+//! The engine's ports over SQLite, counting what each call would cost on AWS as it happens.
+//!
+//! `Metered` wraps the real `SqliteStore` and passes every call through; on the way it
+//! counts the DynamoDB, Scheduler and SNS calls that `docs/dynamodb.md` says the AWS
+//! adapters make for the same port call, sized from the real documents. Nothing is
+//! estimated from averages: a stream read costs what that stream's last committed doc
+//! weighs, a transaction what its items weigh.
+
+use followup::adapters::local::SqliteStore;
+use followup::domain::commands::CommandBody;
+use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
+use followup::domain::snapshot::{Snapshot, SubjectKey};
+use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// A DynamoDB strongly consistent read unit covers 4 KB of item.
+const READ_UNIT_BYTES: usize = 4096;
+/// A write unit covers 1 KB; a transactional write costs two of them per KB.
+const WRITE_UNIT_BYTES: usize = 1024;
+/// Attributes every item carries besides its payload: `PK`, `SK` names and the fixed `SK` value.
+const KEY_OVERHEAD: usize = "PK".len() + "SK".len() + "DELIVERY".len();
+/// A DynamoDB number attribute of an epoch or a version: at most ~21 bytes, usually 8.
+const NUMBER_BYTES: usize = 8;
+
+/// DynamoDB, Scheduler and SNS calls of the deployment, by kind.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AwsCalls {
+    pub dynamodb_get_item: u64,
+    pub dynamodb_query: u64,
+    pub dynamodb_transact_write: u64,
+    pub dynamodb_transact_items: u64,
+    pub dynamodb_put_item: u64,
+    pub dynamodb_update_item: u64,
+    /// Strongly consistent read request units (1 per 4 KB per item read).
+    pub read_units: u64,
+    /// Write request units on the table: 2 per KB per transactional item, 1 per KB otherwise.
+    pub write_units: u64,
+    /// Write units the three sparse GSIs take when an item enters, moves in or leaves them.
+    pub gsi_write_units: u64,
+    pub scheduler_create: u64,
+    pub scheduler_delete: u64,
+    /// SNS `Publish` to the ops topic (commands); SMS are counted on their own.
+    pub sns_publish: u64,
+    /// Bytes of the stream documents read and written, for the size figures of the report.
+    pub stream_doc_bytes_written: u64,
+    pub largest_stream_doc: u64,
+}
+
+/// What one case looks like after the last commit that touched it.
+#[derive(Debug, Clone)]
+pub struct CaseSummary {
+    pub playbook: &'static str,
+    pub status: &'static str,
+    pub result: Option<&'static str>,
+    /// Timeline length: a commit that lengthens it touched the case.
+    entries: usize,
+}
+
+/// A `call_customer` as it was published, for the simulated agent to answer.
+#[derive(Debug, Clone)]
+pub struct CallTask {
+    pub case_id: String,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub due: String,
+}
+
+/// Everything counted during the run.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub aws: AwsCalls,
+    /// Template → (messages, segments), counted as the SMS port performed them.
+    pub sms: BTreeMap<&'static str, (u64, u64)>,
+    /// Command type → count, as the command port published them.
+    pub commands: BTreeMap<&'static str, u64>,
+    pub cases: HashMap<String, CaseSummary>,
+    /// Step Functions Standard state transitions the same work would take (see `Meter::commit`).
+    pub sfn_transitions: u64,
+    /// Lambda durable functions operations the same work would take (see `Meter::commit`).
+    pub durable_ops: u64,
+    pub commits: u64,
+    pub timers_placed: u64,
+    pub timers_cancelled: u64,
+    /// Published call tasks not yet handed to the simulated agent.
+    pub call_tasks: Vec<CallTask>,
+    /// Stream key → (doc size, earliest timer): what the next read of it costs and whether the
+    /// next write moves it in the `due` GSI.
+    streams: HashMap<String, (usize, Option<i64>)>,
+    /// Effect id → effect item size, until the effect is marked done.
+    effects: HashMap<String, usize>,
+}
+
+/// The ports of the simulated engine: SQLite underneath, a tally beside it.
+#[derive(Debug, Clone)]
+pub struct Metered {
+    pub inner: SqliteStore,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl Metered {
+    pub fn new(inner: SqliteStore) -> Metered {
+        Metered { inner, tally: Arc::default() }
+    }
+
+    pub fn tally(&self) -> MutexGuard<'_, Tally> {
+        // Counters hold no invariant a panicking holder could have broken half-way.
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Bytes of a value as JSON, without keeping the text.
+fn json_len<T: Serialize>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    // Serialising a snapshot or an effect cannot fail: the store serialises the same value.
+    let _ = serde_json::to_writer(&mut c, value);
+    c.0
+}
+
+fn read_units(bytes: usize) -> u64 {
+    bytes.div_ceil(READ_UNIT_BYTES).max(1) as u64
+}
+
+fn write_units(bytes: usize) -> u64 {
+    bytes.div_ceil(WRITE_UNIT_BYTES).max(1) as u64
+}
+
+/// The stream item: `PK`, `SK`, `version`, `doc`, `updated_at`, and `due_bucket` / `due_at` while it waits on a timer.
+fn stream_item(key: &str, doc: usize, due: bool) -> usize {
+    let due_attrs = if due { "due_bucket".len() + 10 + "due_at".len() + 15 } else { 0 };
+    KEY_OVERHEAD + 2 + key.len() + "version".len() + NUMBER_BYTES + "doc".len() + doc + "updated_at".len() + NUMBER_BYTES + due_attrs
+}
+
+/// The effect item while pending: `doc`, `stream_key`, `committed_at`, `pending`, `pending_order`.
+fn effect_item(id: &str, doc: usize, stream_key: &str) -> usize {
+    let pending_order = 15 + 1 + stream_key.len() + 1 + 20 + 1 + 6;
+    KEY_OVERHEAD
+        + 2
+        + id.len()
+        + "doc".len()
+        + doc
+        + "stream_key".len()
+        + stream_key.len()
+        + "committed_at".len()
+        + NUMBER_BYTES
+        + "pending".len()
+        + 1
+        + "pending_order".len()
+        + pending_order
+}
+
+/// The send-log item: `status`, `doc`, `claim_id`, `message_id`, the claim and send times, `expires_at`.
+fn send_log_item(id: &str, doc: usize) -> usize {
+    KEY_OVERHEAD
+        + 6
+        + id.len()
+        + "status".len()
+        + 7
+        + "doc".len()
+        + doc
+        + "claim_id".len()
+        + 36
+        + "message_id".len()
+        + 36
+        + 4 * (12 + NUMBER_BYTES)
+}
+
+fn status_name(s: followup::domain::case::TicketStatus) -> &'static str {
+    use followup::domain::case::TicketStatus::*;
+    match s {
+        Open => "open",
+        Pending => "pending",
+        WaitingOnCustomer => "waiting_on_customer",
+        WaitingOnThirdParty => "waiting_on_third_party",
+        Resolved => "resolved",
+        Closed => "closed",
+    }
+}
+
+/// What a commit weighs and which cases it leaves how, measured before the store takes it.
+struct Counted {
+    key: String,
+    doc: usize,
+    due: Option<i64>,
+    /// Sizes of the delivery, index and effect items (the stream item is sized from `doc`).
+    items: Vec<usize>,
+    /// Index items that enter the `subjects` GSI.
+    grouped: u64,
+    /// Effect id → item size, for the effect-done update.
+    effects: Vec<(String, usize)>,
+    cases: Vec<(String, CaseSummary)>,
+    /// Effects about a case (not a subject): states / operations on the orchestrators.
+    case_effects: u64,
+}
+
+impl Counted {
+    fn of(commit: &Commit) -> Counted {
+        let key = commit.stream.key.to_string();
+        let d = &commit.delivery;
+        let mut items = vec![
+            KEY_OVERHEAD
+                + 2
+                + d.id.len()
+                + "body_hash".len()
+                + d.body_hash.len()
+                + "case_id".len()
+                + d.case_id.as_ref().map_or(0, String::len)
+                + "accepted_at".len()
+                + 32
+                + "status".len()
+                + "COMPLETED".len()
+                + "expires_at".len()
+                + NUMBER_BYTES,
+        ];
+        let mut grouped = 0;
+        for subject in &commit.index {
+            let g = subject.matches(':').count() >= 2;
+            let group = if g { "subject_group".len() + subject.len() + "subject".len() + subject.len() } else { 0 };
+            items.push(KEY_OVERHEAD + 2 + subject.len() + "stream_key".len() + key.len() + group);
+            grouped += u64::from(g);
+        }
+        let effects: Vec<(String, usize)> =
+            commit.effects.iter().map(|e| (e.id.clone(), effect_item(&e.id, json_len(&e.effect), &key))).collect();
+        items.extend(effects.iter().map(|(_, size)| *size));
+        let cases = commit
+            .stream
+            .cases
+            .iter()
+            .map(|case| {
+                let summary = CaseSummary {
+                    playbook: case.playbook().as_str(),
+                    status: status_name(case.core.ticket.status),
+                    result: case.core.ticket.result.map(|r| r.as_str()),
+                    entries: case.core.timeline.len(),
+                };
+                (case.core.case_id.clone(), summary)
+            })
+            .collect();
+        let case_effects = commit
+            .effects
+            .iter()
+            .filter(|e| match &e.effect {
+                Effect::SendSms(s) => s.case_id.is_some(),
+                Effect::Emit(c) => c.case_id.is_some(),
+                Effect::PlaceTimer(t) => t.timer.case_id.is_some(),
+                Effect::CancelTimer(_) => false,
+            })
+            .count() as u64;
+        Counted {
+            doc: json_len(&commit.stream),
+            due: commit.stream.next_due().map(|d| d.timestamp_millis()),
+            key,
+            items,
+            grouped,
+            effects,
+            cases,
+            case_effects,
+        }
+    }
+}
+
+impl Tally {
+    /// Counts one `TransactWriteItems` and what the same decision would take on the two
+    /// orchestrators it is compared with.
+    ///
+    /// Step Functions Standard: one execution per case. Every input that reaches a case is a
+    /// Wait state ending (a timer) or a `.waitForTaskToken` task resuming (a webhook), then a
+    /// Choice state routing it to its rule: 2 transitions. Every effect of the case is one
+    /// state (a Task that sends the SMS or publishes the command, or a Wait that holds the
+    /// timer): 1 each; a cancelled timer is a branch abandoned, 0. Opening a case starts an
+    /// execution and it ends in a Succeed state: 2. Inputs that touch no case (a booking with
+    /// a technician, a package visit) start no execution and cost no transition, as the
+    /// webhook handler would do them itself.
+    ///
+    /// Durable functions: every checkpointed operation is billed. An input reaching a case
+    /// completes a wait or a callback: 1; each effect is a step (SMS, command) or a wait
+    /// (timer): 1; a cancelled timer is not an operation; opening a case is the execution's start: 1.
+    fn commit(&mut self, c: Counted) {
+        self.commits += 1;
+        let stream = stream_item(&c.key, c.doc, c.due.is_some());
+        self.aws.dynamodb_transact_write += 1;
+        self.aws.dynamodb_transact_items += 1 + c.items.len() as u64;
+        self.aws.write_units += 2 * write_units(stream) + c.items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
+        // Expiry index items enter the `subjects` GSI; effects the `pending` GSI (projection ALL).
+        self.aws.gsi_write_units += c.grouped + c.effects.iter().map(|(_, size)| write_units(*size)).sum::<u64>();
+        self.effects.extend(c.effects);
+        self.aws.stream_doc_bytes_written += c.doc as u64;
+        self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.doc as u64);
+        // The `due` GSI (KEYS_ONLY): an entry written, moved (delete + put) or removed.
+        let before = self.streams.insert(c.key, (c.doc, c.due)).and_then(|(_, d)| d);
+        self.aws.gsi_write_units += match (before, c.due) {
+            (None, None) => 0,
+            (Some(a), Some(b)) if a == b => 0,
+            (Some(_), Some(_)) => 2,
+            _ => 1,
+        };
+        let (mut touched, mut opened) = (0u64, 0u64);
+        for (case_id, summary) in c.cases {
+            match self.cases.get_mut(&case_id) {
+                Some(s) => {
+                    touched += u64::from(s.entries != summary.entries);
+                    *s = summary;
+                }
+                None => {
+                    touched += 1;
+                    opened += 1;
+                    self.cases.insert(case_id, summary);
+                }
+            }
+        }
+        self.sfn_transitions += 2 * touched + c.case_effects + 2 * opened;
+        self.durable_ops += touched + c.case_effects + opened;
+    }
+}
+
+impl Tally {
+    /// The effect item's `UpdateItem` to done, which also takes it out of the `pending` GSI.
+    fn effect_done(&mut self, id: &str) {
+        let item = self.effects.remove(id).unwrap_or(WRITE_UNIT_BYTES);
+        self.aws.dynamodb_update_item += 1;
+        self.aws.write_units += write_units(item);
+        self.aws.gsi_write_units += write_units(item);
+    }
+}
+
+impl CaseStore for Metered {
+    async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
+        {
+            let mut t = self.tally();
+            t.aws.dynamodb_get_item += 1;
+            t.aws.read_units += 1;
+        }
+        self.inner.locate(subject).await
+    }
+
+    async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
+        {
+            let mut t = self.tally();
+            let size = t.streams.get(&key.to_string()).map_or(0, |(doc, due)| stream_item(&key.to_string(), *doc, due.is_some()));
+            t.aws.dynamodb_get_item += 1;
+            t.aws.read_units += read_units(size);
+        }
+        self.inner.load(key).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        {
+            let mut t = self.tally();
+            t.aws.dynamodb_get_item += 1;
+            t.aws.read_units += 1;
+        }
+        self.inner.delivery(id).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let counted = Counted::of(&commit);
+        let result = self.inner.commit(commit).await;
+        let mut t = self.tally();
+        match &result {
+            Ok(()) => t.commit(counted),
+            Err(_) => {
+                // A cancelled transaction is charged the units it attempted.
+                t.aws.dynamodb_transact_write += 1;
+                t.aws.write_units += 2 * (counted.items.len() as u64 + write_units(stream_item(&counted.key, counted.doc, false)));
+            }
+        }
+        result
+    }
+
+    async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
+        {
+            let mut t = self.tally();
+            t.aws.dynamodb_query += 1;
+            t.aws.read_units += 1;
+        }
+        self.inner.pending_effects(limit).await
+    }
+
+    async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
+        self.tally().effect_done(id);
+        self.inner.effect_done(id).await
+    }
+
+    async fn subjects_with_prefix(&self, prefix: &str) -> Result<Vec<(String, SubjectKey)>, StoreError> {
+        let found = self.inner.subjects_with_prefix(prefix).await?;
+        let mut t = self.tally();
+        let bytes: usize = found.iter().map(|(s, k)| s.len() * 2 + k.to_string().len() + 40).sum();
+        t.aws.dynamodb_query += 1 + (bytes / (1 << 20)) as u64;
+        t.aws.read_units += read_units(bytes);
+        Ok(found)
+    }
+
+    async fn overdue(&self, cutoff: chrono::DateTime<chrono::Utc>, limit: usize) -> Result<Vec<SubjectKey>, StoreError> {
+        {
+            // Today's bucket and the two before.
+            let mut t = self.tally();
+            t.aws.dynamodb_query += 3;
+            t.aws.read_units += 3;
+        }
+        self.inner.overdue(cutoff, limit).await
+    }
+}
+
+impl Timers for Metered {
+    async fn place(&self, timer: &TimerSpec) -> Result<(), EffectError> {
+        {
+            let mut t = self.tally();
+            t.aws.scheduler_create += 1;
+            t.timers_placed += 1;
+        }
+        self.inner.place(timer).await
+    }
+
+    async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
+        {
+            let mut t = self.tally();
+            t.aws.scheduler_delete += 1;
+            t.timers_cancelled += 1;
+        }
+        self.inner.cancel(timer).await
+    }
+}
+
+impl SmsSender for Metered {
+    /// As the SQLite outbox does; the DynamoDB adapter marks done in a write of its own, which
+    /// is counted here either way.
+    const MARKS_DONE: bool = <SqliteStore as SmsSender>::MARKS_DONE;
+
+    async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
+        self.inner.send(effect_id, sms).await?;
+        let mut t = self.tally();
+        if <Self as SmsSender>::MARKS_DONE {
+            t.effect_done(effect_id);
+        }
+        // The send log: a conditional claim, then the update to SENT (SNS bills the SMS itself).
+        let item = send_log_item(effect_id, json_len(sms));
+        t.aws.dynamodb_put_item += 1;
+        t.aws.dynamodb_update_item += 1;
+        t.aws.write_units += 2 * write_units(item);
+        let e = t.sms.entry(sms.template.as_str()).or_default();
+        e.0 += 1;
+        e.1 += u64::from(sms.segments);
+        Ok(())
+    }
+}
+
+impl CommandBus for Metered {
+    const MARKS_DONE: bool = <SqliteStore as CommandBus>::MARKS_DONE;
+
+    async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
+        self.inner.publish(effect_id, command).await?;
+        let mut t = self.tally();
+        if <Self as CommandBus>::MARKS_DONE {
+            t.effect_done(effect_id);
+        }
+        let item = send_log_item(effect_id, json_len(command));
+        t.aws.dynamodb_put_item += 1;
+        t.aws.dynamodb_update_item += 1;
+        t.aws.write_units += 2 * write_units(item);
+        t.aws.sns_publish += 1;
+        *t.commands.entry(command.body.kind()).or_default() += 1;
+        if let (CommandBody::CallCustomer(c), Some(case_id)) = (&command.body, &command.case_id) {
+            t.call_tasks.push(CallTask { case_id: case_id.clone(), at: command.at, due: c.due.clone() });
+        }
+        Ok(())
+    }
+}

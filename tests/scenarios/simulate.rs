@@ -1,0 +1,131 @@
+//! `followup-local simulate`: a tiny month whose every rate is 0 or 1, checked against counts
+//! worked out by hand from the SOP rules, and the same month replayed.
+//!
+//! The month: two appointments, both cancelled as no-shows (no technician missing, no
+//! reschedule), and one paid package of one visit that is never done, so it expires with a visit
+//! left. No call is ever answered (`--no-answer 1`). Seed 3 books the package on Sunday
+//! 2026-03-01 with its first visit on Tuesday 2026-03-03, so its Day 1 (R5.1) is Friday
+//! 2026-04-03, a day off.
+
+use serde_json::Value;
+use std::process::Command;
+
+const MONTH: [&str; 32] = [
+    "--appointments",
+    "2",
+    "--packages",
+    "1",
+    "--days",
+    "1",
+    "--seed",
+    "3",
+    "--start",
+    "2026-03-01",
+    // Every appointment is cancelled as a no-show (R2.1 opens a follow-up, R2.3 gives no coupon).
+    "--cancel",
+    "1",
+    "--cancel-by-customer",
+    "0",
+    "--cancel-by-ops",
+    "0",
+    "--reschedule",
+    "0",
+    "--reschedule-request",
+    "0",
+    "--unassigned",
+    "0",
+    "--unsure",
+    "0",
+    // Nobody answers; the package is paid, has one visit, and that visit is left at expiry.
+    "--no-answer",
+    "1",
+    "--unpaid",
+    "0",
+    "--visits",
+    "1",
+    "--visits-left",
+    "1",
+];
+
+fn simulate(extra: &[&str]) -> Value {
+    let out = Command::new(followup_tests::binary())
+        .arg("simulate")
+        .args(MONTH)
+        .args(extra)
+        .arg("--json")
+        .env_remove("FOLLOWUP_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run followup-local simulate");
+    assert!(out.status.success(), "simulate failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("--json prints one JSON document")
+}
+
+fn count(v: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or_else(|| panic!("{path:?} is not a count in {v}"))
+}
+
+#[test]
+fn a_month_of_unanswered_no_shows_and_one_expiring_package_counts_as_the_rules_say() {
+    let month = simulate(&[]);
+
+    // Cases: one cancellation follow-up per no-show (R2.1), one expiry case for the package
+    // with a visit left (R5.2). Both follow-ups wait on the customer after two unreached
+    // attempts (R2.6) and R2.9 closes them at 7 days; the expiry case closes after SMS4 (R5.3).
+    assert_eq!(month["cases"]["by_playbook"], serde_json::json!({"cancellation_follow_up": 2, "package_expiry": 1}));
+    assert_eq!(count(&month, &["cases", "by_status_and_result", "cancellation_follow_up", "closed / unreachable"]), 2);
+    assert_eq!(count(&month, &["cases", "by_status_and_result", "package_expiry", "closed / unreachable"]), 1);
+
+    // SMS: no coupon for a no-show (R2.3), so no DISCOUNT_OFFER; the expiry case sends SMS3
+    // after its first unreached call and SMS4 after its second, each the fixed Arabic text of
+    // SPEC §4 in UCS-2: 5 segments of 67 characters.
+    assert_eq!(
+        month["sms"]["by_template"],
+        serde_json::json!({"SMS3": {"messages": 1, "segments": 5}, "SMS4": {"messages": 1, "segments": 5}})
+    );
+
+    // Commands: 2 call tasks per case (R2.5, R5.2 + R5.3) = 6, each reported, so 6
+    // interaction summaries (R9.5); cancel_order for each follow-up (R2.6); the package is
+    // deactivated at the end of its grace (R5.4).
+    assert_eq!(
+        month["commands"],
+        serde_json::json!({"call_customer": 6, "interaction_summary": 6, "cancel_order": 2, "deactivate_package": 1})
+    );
+
+    // Schedules. A follow-up: attempt 1 and the R2.9 close at opening, attempt 2 when attempt 1
+    // goes out (R9.1), and the last attempt's report_due (21:00) when attempt 2 goes out = 4, × 2.
+    // The package: its Day 1 and end-of-grace ticks at booking; on Day 1 (a Friday) the two
+    // calls (moved to Saturday, and Day 6), and the last one's report_due = 5. Total 13.
+    // Invoked: per follow-up the two attempts and the close (report_due is cancelled by the
+    // report) = 3 × 2; the package's two ticks and two calls = 4. Total 10.
+    let scheduler = &month["aws"]["scheduler"];
+    assert_eq!(count(scheduler, &["schedules_created"]), 13);
+    assert_eq!(count(scheduler, &["invocations"]), 10);
+    assert_eq!(count(scheduler, &["schedules_deleted"]), 3);
+
+    // Webhooks: per appointment booked, cancelled and two call reports = 4 × 2; the package's
+    // booking and two call reports = 3. Nothing refused, nothing left waiting.
+    assert_eq!(count(&month, &["run", "webhooks"]), 11);
+    assert_eq!(count(&month, &["run", "timers_fired"]), 10);
+    assert_eq!(month["run"]["refusals"], serde_json::json!({}));
+    assert_eq!(count(&month, &["run", "left_over_timers"]), 0);
+    // The outboxes hold what the ports counted.
+    assert_eq!(count(&month, &["run", "outbox_sms"]), 2);
+    assert_eq!(count(&month, &["run", "outbox_commands"]), 15);
+
+    // The SMS bill is the segments at the per-segment price.
+    assert_eq!(count(&month, &["bills", "sms", "segments"]), 10);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_month_whatever_the_concurrency() {
+    let args = ["--appointments", "300", "--packages", "60", "--seed", "11"];
+    let one = simulate(&[&args[..], &["--concurrency", "1"]].concat());
+    let many = simulate(&[&args[..], &["--concurrency", "16"]].concat());
+    for part in ["cases", "sms", "commands"] {
+        assert_eq!(one[part], many[part], "{part} differ between --concurrency 1 and 16");
+    }
+    assert_eq!(one["aws"]["scheduler"], many["aws"]["scheduler"]);
+    assert_eq!(one["run"]["webhooks"], many["run"]["webhooks"]);
+    assert!(count(&one, &["cases", "total"]) > 0, "a default-rate month opens cases: {}", one["cases"]);
+}
