@@ -5,7 +5,8 @@
 #                 emulator, the HTTP API, Scheduler and the rules (infra/local; prints the URL and the secret)
 #   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
-#   make bench  benchmarks of the decision core and the commit path
+#   make bench  benchmarks of the decision core and the commit path (with the fsync bound), and the HTTP load test
+#               (1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, peak RSS)
 #   make soak   the crash soak at full size: 10,000 signed events, 24 kill -9 of followup-local, printed figures
 #               (a 1,000-event, 5-kill run of it is in make test)
 #   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill
@@ -77,6 +78,7 @@ demo:
 
 bench:
 	$(CARGO) bench -p followup-shared
+	$(CARGO) run -q --release -p followup-tests --example load
 
 soak:
 	FOLLOWUP_SOAK=full $(CARGO) test -p followup-tests --test soak -- --test-threads=1

@@ -22,9 +22,12 @@ pub fn binary() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    // A release test or example (the load test) drives a release server.
+    let profile: &[&str] = if dir.ends_with("release") { &["--release"] } else { &[] };
     BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "followup-local", "--bin", "followup-local"])
+            .args(profile)
             .current_dir(root())
             .status()
             .expect("run cargo build");
@@ -108,6 +111,11 @@ impl Local {
             std::thread::sleep(Duration::from_millis(50));
         }
         false
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Ends the process the hard way (SIGKILL): no shutdown, no flush.
