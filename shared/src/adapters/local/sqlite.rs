@@ -227,7 +227,7 @@ impl SqliteStore {
                 }
             }),
         };
-        let stopped = || StoreError::Unavailable("the storage writer stopped".into());
+        let stopped = || StoreError::Unavailable("the storage write did not complete (the writer stopped or the write panicked)".into());
         self.writes.send(write).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
