@@ -103,7 +103,7 @@ venv-build: venv
 build: venv-build
 	@rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET) || \
 		{ echo "error: cannot install the Rust target $(LAMBDA_TARGET) (rustup target add failed); the Lambda build needs it" >&2; exit 1; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --release --arm64 --output-format zip \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --profile lambda --arm64 --output-format zip \
 		$(addprefix -p followup-fn-,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-22s %8.1f KiB\n", f, $$5/1024}'; done
 
