@@ -213,7 +213,11 @@ pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, W
     };
     let tagged = Value::Object(Map::from_iter([(kind.clone(), data)]));
     let body: EventBody = serde_path_to_error::deserialize(&tagged).map_err(|e| field_error(e, &kind, &tagged[&kind]))?;
-    objects_are_objects(&serde_json::to_value(&body).map(|mut v| v[&kind].take()).unwrap_or_default(), &tagged[&kind], "data")?;
+    // serde reads a struct from an array only if that array holds something other than objects
+    // (every struct's first field is a scalar): most events have none, and skip the re-encoding.
+    if has_loose_array(&tagged[&kind]) {
+        objects_are_objects(&serde_json::to_value(&body).map(|mut v| v[&kind].take()).unwrap_or_default(), &tagged[&kind], "data")?;
+    }
     validate(&body)?;
     Ok(Event { id, occurred_at, body })
 }
@@ -309,6 +313,15 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
             object.insert(key, v);
         }
         Ok(Value::Object(object))
+    }
+}
+
+/// Whether `v` holds an array that is empty or has an element other than an object.
+fn has_loose_array(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.is_empty() || items.iter().any(|i| !i.is_object() || has_loose_array(i)),
+        Value::Object(members) => members.values().any(has_loose_array),
+        _ => false,
     }
 }
 
