@@ -101,12 +101,6 @@ struct Write {
     answer: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
-impl std::fmt::Debug for Write {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Write")
-    }
-}
-
 /// The writer thread: one transaction and one fsync per batch of waiting writes.
 fn writer(conn: Arc<Mutex<Connection>>, writes: std::sync::mpsc::Receiver<Write>, stats: Arc<GroupStats>) {
     use std::sync::atomic::Ordering::Relaxed;
