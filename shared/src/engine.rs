@@ -316,6 +316,10 @@ where
                 effects: effects.clone(),
             };
             match self.store.commit(commit).await {
+                Ok(()) if self.store.performs_effects() => {
+                    effects.iter().for_each(performed);
+                    return Ok(Accepted { case_id: decision.case_id, duplicate: false });
+                }
                 Ok(()) => {
                     for effect in &effects {
                         self.perform(effect).await;
@@ -359,25 +363,14 @@ where
             Effect::PlaceTimer(_) | Effect::CancelTimer(_) => false,
         };
         let result = match &pending.effect {
-            Effect::SendSms(sms) => {
-                info!(effect_id = %pending.id, case_id = ?sms.case_id, template = %sms.template, to = %mask_phone(&sms.to), segments = sms.segments, "sms");
-                let sent = self.sms.send(&pending.id, sms).await;
-                if sent.is_ok() {
-                    metrics::record(Metric::SmsSent { template: sms.template, segments: sms.segments });
-                }
-                sent
-            }
-            Effect::Emit(cmd) => {
-                info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = cmd.body.kind(), "command");
-                let sent = self.commands.publish(&pending.id, cmd).await;
-                if sent.is_ok() {
-                    metrics::record(Metric::CommandSent { kind: cmd.body.kind() });
-                }
-                sent
-            }
+            Effect::SendSms(sms) => self.sms.send(&pending.id, sms).await,
+            Effect::Emit(cmd) => self.commands.publish(&pending.id, cmd).await,
             Effect::PlaceTimer(t) => self.timers.place(t).await,
             Effect::CancelTimer(t) => self.timers.cancel(t).await,
         };
+        if result.is_ok() {
+            performed(pending);
+        }
         match result {
             Ok(()) if marked => true,
             Ok(()) => match self.store.effect_done(&pending.id).await {
@@ -467,6 +460,21 @@ where
             },
             Err(e) => e.into(),
         }
+    }
+}
+
+/// Logs and counts an effect once it is performed.
+fn performed(pending: &PendingEffect) {
+    match &pending.effect {
+        Effect::SendSms(sms) => {
+            info!(effect_id = %pending.id, case_id = ?sms.case_id, template = %sms.template, to = %mask_phone(&sms.to), segments = sms.segments, "sms");
+            metrics::record(Metric::SmsSent { template: sms.template, segments: sms.segments });
+        }
+        Effect::Emit(cmd) => {
+            info!(effect_id = %pending.id, case_id = ?cmd.case_id, command = cmd.body.kind(), "command");
+            metrics::record(Metric::CommandSent { kind: cmd.body.kind() });
+        }
+        Effect::PlaceTimer(_) | Effect::CancelTimer(_) => {}
     }
 }
 

@@ -82,6 +82,12 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Snapshot (conditional on its version), delivery record (conditional on its absence), index
     /// (conditional on no other stream holding the subject) and pending effects, in one transaction.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
+    /// True when `commit` also performs the commit's effects in the same transaction and records
+    /// them done, so the engine must not perform them again: only a store whose own tables are the
+    /// engine's timers and outboxes (the local runtime's SQLite file) may say so.
+    fn performs_effects(&self) -> bool {
+        false
+    }
     /// Effects committed but not yet marked done, oldest first.
     fn pending_effects(&self, limit: usize) -> impl Future<Output = Result<Vec<PendingEffect>, StoreError>> + Send;
     fn effect_done(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;

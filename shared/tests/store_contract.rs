@@ -215,6 +215,36 @@ async fn sqlite_keeps_done_effects_as_the_audit_trail() {
 }
 
 #[tokio::test]
+async fn sqlite_performing_effects_does_them_in_the_commit_itself() {
+    let dir = TempDir::new("in-commit");
+    let s = SqliteStore::open(dir.path()).expect("open").performing_effects();
+    assert!(s.performs_effects());
+    let key = order("O1");
+    let first = timer("O1", "o1-O1", TimerKind::CallAttempt, 1, at(11, 0));
+    let second = timer("O1", "o1-O1", TimerKind::AutoClose, 1, at(12, 0));
+    let effects = vec![Effect::PlaceTimer(first.clone()), Effect::PlaceTimer(second.clone()), Effect::SendSms(sms("hello"))];
+    s.commit(commit(stream_at(&key, 1), None, "d1", &[], effects)).await.expect("commit");
+    assert_eq!(s.timers().await.expect("timers"), [first.clone(), second.clone()]);
+    assert_eq!(s.sms_outbox().await.expect("outbox").len(), 1);
+    assert!(s.pending_effects(10).await.expect("pending").is_empty(), "done in the same write");
+
+    // A refused commit performs nothing: the cancel stays undone and no command goes out.
+    let cancel = vec![Effect::CancelTimer(first.timer.clone()), Effect::Emit(call_customer("o1-O1"))];
+    let stale = s.commit(commit(stream_at(&key, 2), None, "d2", &[], cancel.clone())).await;
+    assert!(matches!(stale, Err(followup::ports::CommitError::Conflict)), "{stale:?}");
+    assert_eq!(s.timers().await.expect("timers"), [first.clone(), second.clone()]);
+    assert!(s.commands().await.expect("commands").is_empty());
+
+    s.commit(commit(stream_at(&key, 2), Some(1), "d2", &[], cancel)).await.expect("commit");
+    assert_eq!(s.timers().await.expect("timers"), [second]);
+    assert_eq!(s.commands().await.expect("commands").len(), 1);
+
+    // A plain store leaves them to the engine.
+    drop(s);
+    assert!(!SqliteStore::open(dir.path()).expect("reopen").performs_effects());
+}
+
+#[tokio::test]
 async fn sqlite_reports_undecodable_rows_as_corrupt() {
     let dir = TempDir::new("corrupt");
     let s = SqliteStore::open(dir.path()).expect("open");

@@ -21,7 +21,9 @@ use tracing::{info, warn};
 
 pub type LocalEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, LocalClock>;
 
+/// Every port is the one SQLite file, so each commit also performs its effects (timers, outboxes).
 pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: String) -> LocalEngine {
+    let store = store.performing_effects();
     Engine {
         timers: store.clone(),
         sms: store.clone(),

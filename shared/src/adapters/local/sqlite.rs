@@ -79,13 +79,27 @@ const MAX_BATCH: usize = 256;
 /// transaction (a write that fails, say on a stale version, is rolled back alone and answered
 /// alone), commits once, with one fsync (`synchronous=FULL`), and only then answers each write.
 /// So a 202 still means the delivery is on disk, and concurrent inputs share the fsync.
+///
+/// Reads go to connections of their own ([`READERS`] of them, on tokio's blocking pool): under
+/// WAL they read the last commit while the writer is in its next one, so a read never waits on
+/// an fsync.
+///
+/// [`SqliteStore::performing_effects`] makes `commit` also perform the commit's effects (place
+/// and cancel timers, append to the outboxes) in the same transaction: one durable write per
+/// input instead of one per effect, and no effect can be left pending by a crash. Only for an
+/// engine whose timers and outboxes are this same store (the local runtime).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    readers: Arc<[Arc<Mutex<Connection>>]>,
+    next_reader: Arc<std::sync::atomic::AtomicUsize>,
     writes: std::sync::mpsc::Sender<Write>,
     /// Group commits made and writes they carried, since the store was opened.
     groups: Arc<GroupStats>,
+    performs_effects: bool,
 }
+
+/// Read connections of a file store: one per core of the machine this runs on.
+const READERS: usize = 2;
 
 /// How well writes shared their fsyncs.
 #[derive(Debug, Default)]
@@ -122,30 +136,31 @@ fn writer(conn: Arc<Mutex<Connection>>, writes: std::sync::mpsc::Receiver<Write>
 /// is consumed; the error, if the transaction as a whole failed, is returned for every answer.
 fn group_commit(conn: &Connection, batch: &mut [Write]) -> Option<StoreError> {
     // IMMEDIATE takes the write lock before any check, so nothing slips in between check and write.
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    // Statements from the cache: a batch parses no SQL of its own.
+    let control = |statement: &str| exec(conn, statement, []).map(drop);
+    let abort = |e: rusqlite::Error, what: &str| {
+        let _ = conn.execute_batch("ROLLBACK");
+        Some(sql(what)(e))
+    };
+    if let Err(e) = control("BEGIN IMMEDIATE") {
         return Some(sql("beginning a group commit")(e));
     }
     for write in batch.iter_mut() {
         let run = std::mem::replace(&mut write.run, Box::new(|_| false));
-        if let Err(e) = conn.execute_batch("SAVEPOINT one") {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Some(sql("opening a savepoint")(e));
+        if let Err(e) = control("SAVEPOINT one") {
+            return abort(e, "opening a savepoint");
         }
         // A panic in one write is that write's failure, not the batch's (its answer is dropped:
         // the caller sees the store unavailable).
         let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(conn))).unwrap_or(false);
-        let end = if done { "RELEASE one" } else { "ROLLBACK TO one; RELEASE one" };
-        if let Err(e) = conn.execute_batch(end) {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Some(sql("closing a savepoint")(e));
+        let undone = if done { Ok(()) } else { control("ROLLBACK TO one") };
+        if let Err(e) = undone.and_then(|()| control("RELEASE one")) {
+            return abort(e, "closing a savepoint");
         }
     }
-    match conn.execute_batch("COMMIT") {
+    match control("COMMIT") {
         Ok(()) => None,
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Some(sql("committing a group")(e))
-        }
+        Err(e) => abort(e, "committing a group"),
     }
 }
 
@@ -154,14 +169,31 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("creating data dir {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path).map_err(sql(&format!("opening {}", path.display())))?;
-        Self::init(conn)
+        let opening = format!("opening {}", path.display());
+        let conn = Connection::open(&path).map_err(sql(&opening))?;
+        let mut store = Self::init(conn)?;
+        // Opened once the writer has created the schema and the WAL.
+        let readers = (0..READERS)
+            .map(|_| {
+                let reader = Connection::open(&path).map_err(sql(&opening))?;
+                reader.busy_timeout(BUSY_TIMEOUT).map_err(sql("setting busy_timeout"))?;
+                reader.pragma_update(None, "query_only", true).map_err(sql("setting query_only"))?;
+                Ok(Arc::new(Mutex::new(reader)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        store.readers = readers.into();
+        Ok(store)
     }
 
-    /// A store that lives as long as this value and its clones.
+    /// A store that lives as long as this value and its clones (its reads share the writer's connection).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
         Self::init(conn)
+    }
+
+    /// This store's `commit` also performs the commit's effects, in the same transaction (see the type).
+    pub fn performing_effects(self) -> Self {
+        SqliteStore { performs_effects: true, ..self }
     }
 
     fn init(mut conn: Connection) -> Result<Self, StoreError> {
@@ -184,7 +216,8 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer(shared, queue, counted))
             .map_err(|e| StoreError::Unavailable(format!("starting the writer thread: {e}")))?;
-        Ok(SqliteStore { conn, writes, groups })
+        let readers = Arc::new([conn]);
+        Ok(SqliteStore { readers, next_reader: Arc::default(), writes, groups, performs_effects: false })
     }
 
     /// Group commits made so far and the writes they carried.
@@ -226,14 +259,15 @@ impl SqliteStore {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// Runs `f` against the connection on the blocking pool.
+    /// Runs the read `f` against the next read connection on the blocking pool.
     async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let next = self.next_reader.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let conn = Arc::clone(&self.readers[next % self.readers.len()]);
         tokio::task::spawn_blocking(move || {
             // A panic inside `f` drops its open transaction, which rolls back: the connection is still sound.
             let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -302,8 +336,7 @@ impl SqliteStore {
     async fn append_outbox(&self, table: &'static str, effect_id: &str, doc: String) -> Result<(), EffectError> {
         let effect_id = effect_id.to_owned();
         self.write(move |conn| {
-            let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
-            exec(conn, &query, params![effect_id, doc]).map_err(sql(&format!("appending to {table}")))?;
+            append(conn, table, &effect_id, &doc)?;
             exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&effect_id])
                 .map(drop)
                 .map_err(sql(&format!("marking effect {effect_id} done")))
@@ -352,6 +385,12 @@ impl CaseStore for SqliteStore {
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
         let effects =
             commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?))).collect::<Result<Vec<_>, StoreError>>()?;
+        let performed = if self.performs_effects {
+            commit.effects.iter().map(|e| Performed::of(&e.id, &e.effect)).collect::<Result<Vec<_>, StoreError>>()?
+        } else {
+            Vec::new()
+        };
+        let done = self.performs_effects;
         self.write(move |tx| {
             // Inside the group commit's transaction: its checks see every write before it.
             if let Some(existing) = read_delivery(tx, &commit.delivery.id)? {
@@ -393,12 +432,19 @@ impl CaseStore for SqliteStore {
                 }
             }
             for (id, doc) in &effects {
-                exec(tx, "INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
+                exec(tx, "INSERT INTO effects (id, doc, done) VALUES (?1, ?2, ?3)", params![id, doc, done])
                     .map_err(sql(&format!("recording effect {id}")))?;
+            }
+            for effect in &performed {
+                effect.perform(tx)?;
             }
             Ok(())
         })
         .await
+    }
+
+    fn performs_effects(&self) -> bool {
+        self.performs_effects
     }
 
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
@@ -487,22 +533,8 @@ fn prefix_end(prefix: &str) -> String {
 
 impl Timers for SqliteStore {
     async fn place(&self, timer: &TimerSpec) -> Result<(), EffectError> {
-        let name = timer.timer.name();
-        let due_at_ms = timer.due_at.timestamp_millis();
-        let doc = encode(timer, "timer").map_err(effect_error)?;
-        self.write(move |conn| {
-            // MAX(seq) + 1 only has to order the live timers, and a removed maximum leaves none behind it.
-            exec(
-                conn,
-                "INSERT OR IGNORE INTO timers (name, seq, due_at_ms, doc)
-                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM timers), ?2, ?3)",
-                params![name, due_at_ms, doc],
-            )
-            .map(drop)
-            .map_err(sql(&format!("placing timer {name}")))
-        })
-        .await
-        .map_err(effect_error)
+        let placed = Performed::of("", &Effect::PlaceTimer(timer.clone())).map_err(effect_error)?;
+        self.write(move |conn| placed.perform(conn)).await.map_err(effect_error)
     }
 
     async fn cancel(&self, timer: &TimerRef) -> Result<(), EffectError> {
@@ -525,6 +557,50 @@ impl CommandBus for SqliteStore {
         let doc = encode(command, "command").map_err(effect_error)?;
         self.append_outbox("command_outbox", effect_id, doc).await
     }
+}
+
+/// An effect as the local runtime performs it: a row of the timer table or an outbox, ready to write.
+enum Performed {
+    PlaceTimer { name: String, due_at_ms: i64, doc: String },
+    CancelTimer { name: String },
+    Append { table: &'static str, effect_id: String, doc: String },
+}
+
+impl Performed {
+    fn of(effect_id: &str, effect: &Effect) -> Result<Performed, StoreError> {
+        Ok(match effect {
+            Effect::PlaceTimer(t) => {
+                Performed::PlaceTimer { name: t.timer.name(), due_at_ms: t.due_at.timestamp_millis(), doc: encode(t, "timer")? }
+            }
+            Effect::CancelTimer(t) => Performed::CancelTimer { name: t.name() },
+            Effect::SendSms(sms) => Performed::Append { table: "sms_outbox", effect_id: effect_id.to_owned(), doc: encode(sms, "sms")? },
+            Effect::Emit(cmd) => {
+                Performed::Append { table: "command_outbox", effect_id: effect_id.to_owned(), doc: encode(cmd, "command")? }
+            }
+        })
+    }
+
+    fn perform(&self, conn: &Connection) -> Result<(), StoreError> {
+        match self {
+            // MAX(seq) + 1 only has to order the live timers, and a removed maximum leaves none behind it.
+            Performed::PlaceTimer { name, due_at_ms, doc } => exec(
+                conn,
+                "INSERT OR IGNORE INTO timers (name, seq, due_at_ms, doc)
+                 VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM timers), ?2, ?3)",
+                params![name, due_at_ms, doc],
+            )
+            .map(drop)
+            .map_err(sql(&format!("placing timer {name}"))),
+            Performed::CancelTimer { name } => delete_timer(conn, name),
+            Performed::Append { table, effect_id, doc } => append(conn, table, effect_id, doc),
+        }
+    }
+}
+
+/// Appends to an outbox unless this effect was already delivered there.
+fn append(conn: &Connection, table: &str, effect_id: &str, doc: &str) -> Result<(), StoreError> {
+    let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
+    exec(conn, &query, params![effect_id, doc]).map(drop).map_err(sql(&format!("appending to {table}")))
 }
 
 /// Creates what is missing; refuses a database written by a newer build rather than guess at it.
