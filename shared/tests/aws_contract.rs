@@ -147,6 +147,36 @@ async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
 }
 
 #[tokio::test]
+async fn the_stream_doc_is_stored_packed_and_an_unpacked_one_still_reads() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let _one_at_a_time = serial().await;
+    let f = Fixture::new("packed").await;
+    let store = f.store();
+    let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
+    s1.version = 1;
+    let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
+    store.commit(Commit { stream: s1.clone(), expected_version: None, delivery: d, index: vec![], effects: vec![] }).await.expect("commit");
+    let key = |k: &str| AttributeValue::S(k.into());
+    let item = store.client().get_item().table_name(store.table()).key("PK", key("S#order:O1")).key("SK", key("STREAM")).send().await;
+    let item = item.expect("get").item.expect("the stream item");
+    let Some(AttributeValue::B(packed)) = item.get("docz") else { panic!("no packed doc: {item:?}") };
+    let json = serde_json::to_string(&s1).unwrap();
+    assert_eq!(followup::adapters::packed::unpack(packed.as_ref()).unwrap(), json);
+    assert!(!item.contains_key("doc"));
+    assert_eq!(store.load(&s1.key).await.expect("load"), Some(s1.clone()));
+
+    // An item written before packing holds the JSON as text.
+    let mut s2 = s1.clone();
+    s2.version = 2;
+    let mut legacy = item.clone();
+    legacy.remove("docz");
+    legacy.insert("doc".into(), AttributeValue::S(serde_json::to_string(&s2).unwrap()));
+    legacy.insert("version".into(), AttributeValue::N("2".into()));
+    store.client().put_item().table_name(store.table()).set_item(Some(legacy)).send().await.expect("put legacy");
+    assert_eq!(store.load(&s1.key).await.expect("load"), Some(s2));
+}
+
+#[tokio::test]
 async fn a_schedule_targets_the_owning_function_with_the_timer_as_input() {
     let _one_at_a_time = serial().await;
     let f = Fixture::new("targets").await;

@@ -820,9 +820,11 @@ impl Report {
             a["dynamodb_rule_read_units_per_month"].as_f64().unwrap_or(0.0),
         ));
         out.push_str(&format!(
-            "  largest stream doc {} bytes; mean doc written {} bytes\n",
+            "  stream doc: largest {} bytes ({} packed); mean written {} bytes ({} packed)\n",
             n(&d["largest_stream_doc"]),
-            n(&d["stream_doc_bytes_written"]) / n(&d["dynamodb_transact_write"]).max(1)
+            n(&d["largest_stream_docz"]),
+            n(&d["stream_doc_bytes_written"]) / n(&d["dynamodb_transact_write"]).max(1),
+            n(&d["stream_docz_bytes_written"]) / n(&d["dynamodb_transact_write"]).max(1)
         ));
         let s = &a["scheduler"];
         out.push_str(&format!(

@@ -5,3 +5,4 @@ pub mod aws;
 pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;
+pub mod packed;

@@ -7,6 +7,7 @@
 //! weighs, a transaction what its items weigh.
 
 use followup::adapters::local::SqliteStore;
+use followup::adapters::packed;
 use followup::domain::commands::CommandBody;
 use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::snapshot::{Snapshot, SubjectKey};
@@ -43,9 +44,11 @@ pub struct AwsCalls {
     pub scheduler_delete: u64,
     /// SNS `Publish` to the ops topic (commands); SMS are counted on their own.
     pub sns_publish: u64,
-    /// Bytes of the stream documents read and written, for the size figures of the report.
+    /// Bytes of the stream documents written, as JSON and packed, for the size figures of the report.
     pub stream_doc_bytes_written: u64,
+    pub stream_docz_bytes_written: u64,
     pub largest_stream_doc: u64,
+    pub largest_stream_docz: u64,
 }
 
 /// What one case looks like after the last commit that touched it.
@@ -135,10 +138,11 @@ fn write_units(bytes: usize) -> u64 {
     bytes.div_ceil(WRITE_UNIT_BYTES).max(1) as u64
 }
 
-/// The stream item: `PK`, `SK`, `version`, `doc`, `updated_at`, and `due_bucket` / `due_at` while it waits on a timer.
+/// The stream item: `PK`, `SK`, `version`, `docz` (the packed doc, `doc` bytes), `updated_at`, and
+/// `due_bucket` / `due_at` while it waits on a timer.
 fn stream_item(key: &str, doc: usize, due: bool) -> usize {
     let due_attrs = if due { "due_bucket".len() + 10 + "due_at".len() + 15 } else { 0 };
-    KEY_OVERHEAD + 2 + key.len() + "version".len() + NUMBER_BYTES + "doc".len() + doc + "updated_at".len() + NUMBER_BYTES + due_attrs
+    KEY_OVERHEAD + 2 + key.len() + "version".len() + NUMBER_BYTES + "docz".len() + doc + "updated_at".len() + NUMBER_BYTES + due_attrs
 }
 
 /// The effect item while pending: `doc`, `stream_key`, `committed_at`, `pending`, `pending_order`.
@@ -190,6 +194,8 @@ fn status_name(s: followup::domain::case::TicketStatus) -> &'static str {
 /// What a commit weighs and which cases it leaves how, measured before the store takes it.
 struct Counted {
     key: String,
+    /// The snapshot as JSON, and packed as the stream item stores it.
+    json: usize,
     doc: usize,
     due: Option<i64>,
     /// Sizes of the delivery, index and effect items (the stream item is sized from `doc`).
@@ -206,6 +212,8 @@ struct Counted {
 impl Counted {
     fn of(commit: &Commit) -> Counted {
         let key = commit.stream.key.to_string();
+        // Serialising a snapshot cannot fail: the store serialises the same value.
+        let json = serde_json::to_string(&commit.stream).unwrap_or_default();
         let d = &commit.delivery;
         let mut items = vec![
             KEY_OVERHEAD
@@ -257,7 +265,8 @@ impl Counted {
             })
             .count() as u64;
         Counted {
-            doc: json_len(&commit.stream),
+            json: json.len(),
+            doc: packed::pack(&json).len(),
             due: commit.stream.next_due().map(|d| d.timestamp_millis()),
             key,
             items,
@@ -294,8 +303,10 @@ impl Tally {
         // Expiry index items enter the `subjects` GSI; effects the `pending` GSI (projection ALL).
         self.aws.gsi_write_units += c.grouped + c.effects.iter().map(|(_, size)| write_units(*size)).sum::<u64>();
         self.effects.extend(c.effects);
-        self.aws.stream_doc_bytes_written += c.doc as u64;
-        self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.doc as u64);
+        self.aws.stream_doc_bytes_written += c.json as u64;
+        self.aws.stream_docz_bytes_written += c.doc as u64;
+        self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.json as u64);
+        self.aws.largest_stream_docz = self.aws.largest_stream_docz.max(c.doc as u64);
         // The `due` GSI (KEYS_ONLY): an entry written, moved (delete + put) or removed.
         let before = self.streams.insert(c.key, (c.doc, c.due)).and_then(|(_, d)| d);
         self.aws.gsi_write_units += match (before, c.due) {

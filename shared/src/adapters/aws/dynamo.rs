@@ -2,10 +2,12 @@
 //! pending effects and the SMS / command send log. Layout and access patterns: docs/dynamodb.md.
 
 use super::error::AwsError;
+use crate::adapters::packed;
 use crate::domain::effects::Effect;
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
@@ -37,6 +39,8 @@ const EFFECT_RETENTION: Duration = Duration::days(90);
 pub const SEND_LEASE: Duration = Duration::minutes(6);
 /// A DynamoDB item is at most 400 KB; the stream doc must leave room for its keys and version.
 pub const MAX_STREAM_DOC_BYTES: usize = 380 * 1024;
+/// The stream item's packed snapshot (binary); items written before packing hold `doc` (JSON text).
+const STREAM_DOC: &str = "docz";
 /// TransactWriteItems takes at most 100 actions.
 const MAX_TRANSACTION_ITEMS: usize = 100;
 
@@ -246,14 +250,15 @@ impl DynamoStore {
         update.send().await.map(drop).map_err(|e| AwsError::from_sdk("UpdateItem send-log", e))
     }
 
-    fn stream_put(&self, commit: &Commit, doc: String) -> Result<TransactWriteItem, StoreError> {
+    /// The stream item; `doc` is the snapshot's JSON, deflated ([`packed`]).
+    fn stream_put(&self, commit: &Commit, doc: Vec<u8>) -> Result<TransactWriteItem, StoreError> {
         let key = commit.stream.key.to_string();
         let mut put = Put::builder()
             .table_name(&self.table)
             .item(PK, s(format!("S#{key}")))
             .item(SK, s(STREAM_SK))
             .item("version", n(commit.stream.version))
-            .item("doc", s(doc))
+            .item(STREAM_DOC, AttributeValue::B(Blob::new(doc)))
             .item("updated_at", s(rfc3339(commit.delivery.accepted_at)));
         // The snapshot's earliest pending timer, for the sparse `due` GSI (absent: no timer).
         if let Some(due) = commit.stream.next_due() {
@@ -344,7 +349,13 @@ impl CaseStore for DynamoStore {
         let Some(item) = self.get(format!("S#{key}"), STREAM_SK, "GetItem stream").await? else {
             return Ok(None);
         };
-        decode(&string(&item, "doc")?, &format!("stream {key}")).map(Some)
+        let what = format!("stream {key}");
+        let doc = match item.get(STREAM_DOC) {
+            Some(AttributeValue::B(bytes)) => packed::unpack(bytes.as_ref()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?,
+            // Written before stream documents were packed.
+            _ => string(&item, "doc")?,
+        };
+        decode(&doc, &what).map(Some)
     }
 
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -358,14 +369,15 @@ impl CaseStore for DynamoStore {
         let now = Utc::now();
         let key = commit.stream.key.to_string();
         let doc = encode(&commit.stream, "stream")?;
+        let token = request_token(&key, &commit, &doc);
+        let doc = packed::pack(&doc);
         if doc.len() > MAX_STREAM_DOC_BYTES {
             return Err(StoreError::Corrupt(format!(
-                "stream {key} encodes to {} bytes; a DynamoDB item holds at most {MAX_STREAM_DOC_BYTES}",
+                "stream {key} packs to {} bytes; a DynamoDB item holds at most {MAX_STREAM_DOC_BYTES}",
                 doc.len()
             ))
             .into());
         }
-        let token = request_token(&key, &commit, &doc);
         let mut subjects: Vec<&str> = Vec::new();
         for subject in &commit.index {
             if !subjects.contains(&subject.as_str()) {

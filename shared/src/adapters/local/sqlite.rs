@@ -132,6 +132,19 @@ fn writer(conn: Arc<Mutex<Connection>>, writes: std::sync::mpsc::Receiver<Write>
     }
 }
 
+/// How often the checkpoint thread copies what the WAL holds back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The checkpoint thread: a passive checkpoint every [`CHECKPOINT_EVERY`] until the store is gone.
+fn checkpoints(conn: &Connection, alive: &std::sync::Weak<GroupStats>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+        }
+    }
+}
+
 /// Runs every write of `batch` in its own savepoint of one transaction and commits it. Each `run`
 /// is consumed; the error, if the transaction as a whole failed, is returned for every answer.
 fn group_commit(conn: &Connection, batch: &mut [Write]) -> Option<StoreError> {
@@ -171,6 +184,7 @@ impl SqliteStore {
         let path = dir.join(DB_FILE);
         let opening = format!("opening {}", path.display());
         let conn = Connection::open(&path).map_err(sql(&opening))?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql("setting wal_autocheckpoint"))?;
         let mut store = Self::init(conn)?;
         // Opened once the writer has created the schema and the WAL.
         let readers = (0..READERS)
@@ -182,6 +196,14 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         store.readers = readers.into();
+        // The writer never stops to copy the WAL back into the database: a thread of its own does,
+        // beside it (a passive checkpoint never blocks the writer, nor is it needed for durability).
+        let checkpointer = Connection::open(&path).map_err(sql(&opening))?;
+        let alive = Arc::downgrade(&store.groups);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoints(&checkpointer, &alive))
+            .map_err(|e| StoreError::Unavailable(format!("starting the checkpoint thread: {e}")))?;
         Ok(store)
     }
 
