@@ -193,6 +193,26 @@ async fn sqlite_file_survives_a_restart() {
 }
 
 #[tokio::test]
+async fn sqlite_copies_the_wal_back_beside_the_writer() {
+    let dir = TempDir::new("checkpoint");
+    let s = SqliteStore::open(dir.path()).expect("open");
+    let db = dir.path().join("followup.db");
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = size(&db);
+    for i in 0..300 {
+        s.commit(commit(stream_at(&order(&format!("O{i}")), 1), None, &format!("d{i}"), &[], vec![])).await.expect("commit");
+    }
+    // The writer never checkpoints (wal_autocheckpoint = 0): only the checkpoint thread moves
+    // pages from followup.db-wal into followup.db.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size(&db) <= before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(size(&db) > before, "followup.db still {} bytes after 300 commits", size(&db));
+    assert!(size(&dir.path().join("followup.db-wal")) > 0);
+}
+
+#[tokio::test]
 async fn sqlite_keeps_done_effects_as_the_audit_trail() {
     let dir = TempDir::new("audit");
     let s = SqliteStore::open(dir.path()).expect("open");
