@@ -5,8 +5,9 @@
 #                 emulator, the HTTP API, Scheduler and the rules (infra/local; prints the URL and the secret)
 #   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
-#   make bench  benchmarks of the decision core and the commit path (with the fsync bound), and the HTTP load test
-#               (1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, peak RSS)
+#   make bench  criterion benches (decide per playbook, SMS rendering, one durable commit), then the HTTP load test
+#               (fsync bound; 1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, peak RSS),
+#               ending with one table of all of it
 #   make soak   the crash soak at full size: 10,000 signed events, 24 kill -9 of followup-local, printed figures
 #               (a 1,000-event, 5-kill run of it is in make test)
 #   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill
@@ -76,8 +77,10 @@ venv:
 demo:
 	$(CARGO) run -q -p followup-tests --example demo
 
+# The load example prints the summary last, with the criterion means the first step leaves in target/criterion.
+# The in-process group-commit bench (writes per commit) runs on its own: cargo bench -p followup-shared --bench throughput
 bench:
-	$(CARGO) bench -p followup-shared
+	$(CARGO) bench -p followup-shared --bench decide
 	$(CARGO) run -q --release -p followup-tests --example load
 
 soak:

@@ -16,9 +16,10 @@ pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("RFC 3339").with_timezone(&Utc)
 }
 
-/// The engine as followup-local runs it (WAL, synchronous=FULL), on the real clock.
+/// The engine as followup-local runs it (WAL, synchronous=FULL, each commit performing its
+/// effects in the same transaction), on the real clock.
 pub fn engine(dir: &std::path::Path) -> BenchEngine {
-    let store = SqliteStore::open(dir).expect("open store");
+    let store = SqliteStore::open(dir).expect("open store").performing_effects();
     Engine {
         timers: store.clone(),
         sms: store.clone(),

@@ -3,9 +3,13 @@
 //! before: one small row per transaction, same pragmas, same directory.
 //!
 //! Each event is a booking or a cancellation that opens a case with an SMS and two timers: one
-//! commit, then its effects (timers placed, SMS appended, each marked done), every write durable
-//! before it is answered. Writes in flight share group commits; the table says how many per fsync. `BENCH_ORDERS` (1,000) orders per run, `BENCH_CONCURRENCY` (1,8,32,128)
-//! the events in flight.
+//! commit that also places the timers and appends the SMS (as followup-local runs it), durable
+//! before it is answered. Writes in flight share group commits; the table says how many per fsync.
+//! `BENCH_ORDERS` (1,000) orders per run, `BENCH_CONCURRENCY` (1,8,32,128) the events in flight.
+//!
+//! `make bench` measures the same levels end to end over HTTP (`tests/examples/load.rs`) and
+//! prints them in its summary; this bench runs on its own (`cargo bench -p followup-shared
+//! --bench throughput`) for the engine without HTTP and for the writes each group commit carries.
 
 mod support;
 

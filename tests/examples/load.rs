@@ -1,18 +1,33 @@
-//! The HTTP load test of `make bench`: signed `appointment.booked` webhooks against a release
-//! `followup-local` on the real clock and a fresh data dir (WAL, `synchronous=FULL`), from 1, 8,
-//! 32 and 128 concurrent clients, each client one thread with a keep-alive connection. Prints one
-//! row per level: events/s (every answer a 202) and as a multiple of this disk's fsync bound
-//! (measured just before, in the same kind of temp dir: single-row transactions with the store's
-//! pragmas), p50/p99 latency, and the server's peak RSS (`VmHWM`). The load runs on the same two
-//! cores as the server.
+//! The HTTP load test of `make bench`, and the summary table that ends it.
+//!
+//! Load: signed `appointment.booked` webhooks against a release `followup-local` on the real
+//! clock and a fresh data dir (WAL, `synchronous=FULL`), from 1, 8, 32 and 128 concurrent
+//! clients. Each client is one thread with one keep-alive HTTP/1.1 connection (`TcpStream`,
+//! `TCP_NODELAY`) that sends a request and reads its whole answer before the next, so the load
+//! generator costs little of the two cores it shares with the server. A request is built and
+//! signed before its clock starts; its latency runs from the first byte sent to the last byte of
+//! the answer. Every answer must be a 202: any other status, a malformed answer or a dropped
+//! connection stops the run with what came back. Per level: events/s, that as a multiple of
+//! this disk's fsync bound (measured just before, in the same kind of temp dir: single-row
+//! transactions with the store's pragmas), p50/p99 latency, and the server's peak RSS (`VmHWM`).
+//!
+//! Summary: the table printed last puts beside these the criterion means of `decide` per
+//! playbook, SMS rendering and one durable commit (`shared/benches/decide.rs`, which `make bench`
+//! runs first), read from `target/criterion/<group>/<bench>/new/estimates.json` (or
+//! `$CRITERION_HOME`); a row criterion has not measured is shown as missing and named below.
 //!
 //! `LOAD_EVENTS` (10,000 per level) and `LOAD_CLIENTS` (`1,8,32,128`) change the run.
 
-use followup_tests::{booked, Local};
+use chrono::Utc;
+use followup::domain::playbooks::PlaybookName;
+use followup::domain::sms::TemplateId;
+use followup_tests::{booked, Local, SECRET};
 use serde_json::json;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 fn peak_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -34,48 +49,267 @@ fn fsync_bound() -> f64 {
     f64::from(n) / start.elapsed().as_secs_f64()
 }
 
-fn main() {
-    let events: usize = std::env::var("LOAD_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let levels: Vec<usize> = std::env::var("LOAD_CLIENTS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 8, 32, 128]);
-    println!("HTTP load: {events} signed appointment.booked per level against a release followup-local (real clock, fresh data dir)");
-    let bound = fsync_bound();
-    println!("fsync bound: {bound:.0} single-row transactions/s on this disk");
-    println!("{:>8} {:>10} {:>8} {:>8} {:>8} {:>12}", "clients", "events/s", "x bound", "p50 ms", "p99 ms", "peak RSS MB");
-    for clients in levels {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let local = Local::spawn_logging(dir.path(), None, &[], std::process::Stdio::null());
-        let next = AtomicUsize::new(0);
-        let latencies = Mutex::new(Vec::with_capacity(events));
-        let start = Instant::now();
-        std::thread::scope(|s| {
-            for _ in 0..clients {
+/// One keep-alive HTTP/1.1 connection: a request, then its whole answer, then the next.
+struct Connection {
+    stream: BufReader<TcpStream>,
+}
+
+impl Connection {
+    fn open(addr: &str) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Connection { stream: BufReader::new(stream) })
+    }
+
+    /// Sends `request` and reads the answer: its status and exactly `Content-Length` bytes of body.
+    fn exchange(&mut self, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        self.stream.get_mut().write_all(request).map_err(|e| format!("send: {e}"))?;
+        let status_line = self.line()?;
+        let status = match status_line.split(' ').collect::<Vec<_>>().as_slice() {
+            [version, code, ..] if version.starts_with("HTTP/1.") => code.parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("not an HTTP/1.x status line: {status_line:?}"))?;
+        let mut length = None;
+        loop {
+            let header = self.line()?;
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').ok_or_else(|| format!("malformed header {header:?}"))?;
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>().map_err(|_| format!("bad content-length {value:?}"))?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(format!("expected a content-length body, got transfer-encoding {}", value.trim()));
+            }
+        }
+        let mut body = vec![0; length.ok_or("answer without content-length")?];
+        self.stream.read_exact(&mut body).map_err(|e| format!("body: {e}"))?;
+        Ok((status, body))
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        let mut line = String::new();
+        match self.stream.read_line(&mut line) {
+            Ok(0) => Err("the server closed the connection".into()),
+            Ok(_) => Ok(line.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+}
+
+/// Delivery `i` as bytes on the wire, signed now.
+fn request(host: &str, i: usize) -> Vec<u8> {
+    let data = booked(&format!("A-{i}"), &format!("O-{i}"), "2027-01-10T10:00:00+02:00", "2027-01-10T12:00:00+02:00");
+    let body = json!({"id": format!("load-{i}"), "type": "appointment.booked", "occurred_at": "2026-12-01T10:00:00+02:00", "data": data})
+        .to_string();
+    let ts = Utc::now().timestamp();
+    let signature = followup::wire::sign(SECRET, ts, body.as_bytes());
+    format!(
+        "POST /v1/appointments HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         x-timestamp: {ts}\r\nx-signature: {signature}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One level of the load: throughput, sorted latencies and the server's peak RSS.
+struct Level {
+    clients: usize,
+    rate: f64,
+    latencies: Vec<Duration>,
+    rss_mb: f64,
+}
+
+impl Level {
+    fn quantile_ms(&self, p: f64) -> f64 {
+        let l = &self.latencies;
+        l[((l.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0
+    }
+}
+
+/// `events` deliveries from `clients` connections against a fresh server; panics with the
+/// first answer that is not a 202 (dropping the server on the way out).
+fn run(events: usize, clients: usize) -> Level {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local = Local::spawn_logging(dir.path(), None, &[], std::process::Stdio::null());
+    let host = local.base.strip_prefix("http://").expect("an http:// base").to_owned();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let start = Instant::now();
+    let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
                 s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
+                    let mut conn = Connection::open(&host).map_err(|e| format!("connect to {host}: {e}"))?;
+                    let mut mine = Vec::with_capacity(events / clients + 1);
+                    while !failed.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if i >= events {
                             break;
                         }
-                        let data = booked(&format!("A-{i}"), &format!("O-{i}"), "2027-01-10T10:00:00+02:00", "2027-01-10T12:00:00+02:00");
-                        let body = json!({"id": format!("load-{i}"), "type": "appointment.booked",
-                                          "occurred_at": "2026-12-01T10:00:00+02:00", "data": data});
+                        let request = request(&host, i);
                         let at = Instant::now();
-                        let (status, answer) = local.post_signed("/v1/appointments", body.to_string().as_bytes());
-                        assert_eq!(status, 202, "{answer}");
-                        mine.push(at.elapsed());
+                        let answer = conn.exchange(&request);
+                        let took = at.elapsed();
+                        match answer {
+                            Ok((202, _)) => mine.push(took),
+                            Ok((status, body)) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(format!("delivery load-{i} answered {status}: {}", String::from_utf8_lossy(&body)));
+                            }
+                            Err(e) => {
+                                failed.store(true, Ordering::Relaxed);
+                                return Err(format!("delivery load-{i}: {e}"));
+                            }
+                        }
                     }
-                    latencies.lock().unwrap().extend(mine);
-                });
-            }
-        });
-        let secs = start.elapsed().as_secs_f64();
-        let mut l: Vec<Duration> = latencies.into_inner().unwrap();
-        l.sort_unstable();
-        let q = |p: f64| l[((l.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
-        let rate = events as f64 / secs;
-        println!("{clients:>8} {rate:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>12.1}", rate / bound, q(0.5), q(0.99), peak_rss_mb(local.pid()));
+                    Ok(mine)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a client thread panicked".into()))).collect()
+    });
+    let secs = start.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(events);
+    for r in results {
+        match r {
+            Ok(l) => latencies.extend(l),
+            Err(e) => panic!("load test failed at {clients} clients: {e}"),
+        }
     }
+    assert_eq!(latencies.len(), events, "every delivery answered 202");
+    latencies.sort_unstable();
+    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()) }
+}
+
+/// Where criterion keeps its results: `$CRITERION_HOME`, else `criterion/` in this build's
+/// target dir (this example runs from `<target>/release/examples/`).
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    let exe = std::env::current_exe().expect("example path");
+    exe.ancestors().nth(3).expect("<target>/<profile>/examples/load").join("criterion")
+}
+
+/// A criterion mean in µs and when it was measured, or `None` when that bench has no result.
+fn criterion_mean_us(dir: &Path, id: &str) -> Option<(f64, SystemTime)> {
+    let path = id.split('/').fold(dir.to_path_buf(), |p, part| p.join(part)).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let ns = estimates["mean"]["point_estimate"].as_f64()?;
+    let at = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    Some((ns / 1000.0, at))
+}
+
+/// Every criterion row the summary expects, named as `shared/benches/decide.rs` names them.
+fn criterion_ids() -> Vec<String> {
+    let decide = PlaybookName::ALL.iter().map(|p| format!("decide/{p}"));
+    let sms = TemplateId::ALL.iter().map(|t| format!("sms/render {t}"));
+    decide.chain(sms).chain(["engine/durable commit".to_owned()]).collect()
+}
+
+fn clients(n: usize) -> String {
+    if n == 1 {
+        "1 client".into()
+    } else {
+        format!("{n} clients")
+    }
+}
+
+/// The one table `make bench` ends with.
+fn summary(bound: f64, levels: &[Level]) {
+    let dir = criterion_dir();
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    let row = |label: String, value: String, unit: &str| [label, value, unit.to_owned(), String::new(), String::new(), String::new()];
+    let (mut missing, mut oldest) = (Vec::new(), None::<SystemTime>);
+    for id in criterion_ids() {
+        match criterion_mean_us(&dir, &id) {
+            Some((us, at)) => {
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+                rows.push(row(id, format!("{us:.2}"), "µs (mean)"));
+            }
+            None => {
+                rows.push(row(id.clone(), "missing".into(), "µs (mean)"));
+                missing.push(id);
+            }
+        }
+    }
+    rows.push(row("fsync bound".into(), format!("{bound:.0}"), "tx/s"));
+    for l in levels {
+        rows.push([
+            format!("throughput, {}", clients(l.clients)),
+            format!("{:.0}", l.rate),
+            "events/s".into(),
+            format!("{:.2}", l.rate / bound),
+            format!("{:.2}", l.quantile_ms(0.5)),
+            format!("{:.2}", l.quantile_ms(0.99)),
+        ]);
+    }
+    if let Some(peak) = levels.iter().max_by(|a, b| a.rss_mb.total_cmp(&b.rss_mb)) {
+        rows.push(row(format!("peak RSS of followup-local under load ({})", clients(peak.clients)), format!("{:.1}", peak.rss_mb), "MB"));
+    }
+
+    let header = ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms"].map(String::from);
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let line = |r: &[String; 6]| {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (v, w))| {
+                let pad = " ".repeat(w - v.chars().count());
+                // Text left, figures right.
+                if c == 0 || c == 2 {
+                    format!("{v}{pad}")
+                } else {
+                    format!("{pad}{v}")
+                }
+            })
+            .collect();
+        println!("| {} |", cells.join(" | "));
+    };
+    println!();
+    line(&header);
+    let rule: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(c, w)| if c == 0 || c == 2 { "-".repeat(w + 2) } else { format!("{}:", "-".repeat(w + 1)) })
+        .collect();
+    println!("|{}|", rule.join("|"));
+    for r in &rows {
+        line(r);
+    }
+    match oldest.and_then(|o| o.elapsed().ok()) {
+        Some(age) => println!("criterion means from {}, the oldest measured {:.0} min ago", dir.display(), age.as_secs_f64() / 60.0),
+        None => println!("no criterion means in {}", dir.display()),
+    }
+    if !missing.is_empty() {
+        println!(
+            "missing {} criterion rows ({}): run `cargo bench -p followup-shared --bench decide` first (make bench does)",
+            missing.len(),
+            missing.join(", ")
+        );
+    }
+}
+
+fn main() {
+    let events: usize = std::env::var("LOAD_EVENTS").ok().and_then(|v| v.parse().ok()).filter(|&e| e > 0).unwrap_or(10_000);
+    let levels: Vec<usize> = std::env::var("LOAD_CLIENTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).filter(|&c| c > 0).collect())
+        .unwrap_or_else(|| vec![1, 8, 32, 128]);
+    println!("HTTP load: {events} signed appointment.booked per level against a release followup-local (real clock, fresh data dir)");
+    let bound = fsync_bound();
+    println!("fsync bound measured: {bound:.0} single-row transactions/s on this disk");
+    let mut done = Vec::new();
+    for n in levels {
+        let level = run(events, n);
+        println!("{}: {events} × 202 at {:.0} events/s", clients(level.clients), level.rate);
+        done.push(level);
+    }
+    summary(bound, &done);
 }
