@@ -48,6 +48,9 @@ test: test-local test-aws test-infra
 test-local:
 	$(CARGO) build -p followup-local --bin followup-local
 	$(CARGO) test --workspace --no-fail-fast $(addprefix --exclude ,$(AWS_CRATES))
+	@# make bench in short: each criterion bench once, the in-process group commit, the HTTP load (every answer a 202)
+	BENCH_ORDERS=200 $(CARGO) test -q -p followup-shared --benches
+	LOAD_EVENTS=300 LOAD_CLIENTS=1,8,32 $(CARGO) run -q -p followup-tests --example load
 
 # The AWS adapters and the Lambda handlers against moto on 127.0.0.1 (dummy credentials, no AWS).
 test-aws: venv
