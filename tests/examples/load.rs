@@ -36,6 +36,16 @@ fn peak_rss_mb(pid: u32) -> f64 {
 }
 
 /// Single-row `INSERT` transactions per second, WAL and `synchronous=FULL`: one fsync each.
+/// CPU time (user + system, every thread) the process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `state`; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
+    // USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
+}
+
 fn fsync_bound() -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let conn = rusqlite::Connection::open(dir.path().join("fsync.db")).expect("open");
@@ -120,6 +130,8 @@ struct Level {
     rate: f64,
     latencies: Vec<Duration>,
     rss_mb: f64,
+    /// Server CPU (all threads, user + system) per event.
+    cpu_us: f64,
 }
 
 impl Level {
@@ -137,6 +149,7 @@ fn run(events: usize, clients: usize) -> Level {
     let host = local.base.strip_prefix("http://").expect("an http:// base").to_owned();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
+    let cpu_before = cpu_time(local.pid());
     let start = Instant::now();
     let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..clients)
@@ -172,6 +185,7 @@ fn run(events: usize, clients: usize) -> Level {
         workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a client thread panicked".into()))).collect()
     });
     let secs = start.elapsed().as_secs_f64();
+    let cpu_us = (cpu_time(local.pid()) - cpu_before).as_secs_f64() * 1e6 / events as f64;
     let mut latencies = Vec::with_capacity(events);
     for r in results {
         match r {
@@ -181,7 +195,7 @@ fn run(events: usize, clients: usize) -> Level {
     }
     assert_eq!(latencies.len(), events, "every delivery answered 202");
     latencies.sort_unstable();
-    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()) }
+    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us }
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `criterion/` in this build's
@@ -222,8 +236,10 @@ fn clients(n: usize) -> String {
 /// The one table `make bench` ends with.
 fn summary(bound: f64, levels: &[Level]) {
     let dir = criterion_dir();
-    let mut rows: Vec<[String; 6]> = Vec::new();
-    let row = |label: String, value: String, unit: &str| [label, value, unit.to_owned(), String::new(), String::new(), String::new()];
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    let row = |label: String, value: String, unit: &str| {
+        [label, value, unit.to_owned(), String::new(), String::new(), String::new(), String::new()]
+    };
     let (mut missing, mut oldest) = (Vec::new(), None::<SystemTime>);
     for id in criterion_ids() {
         match criterion_mean_us(&dir, &id) {
@@ -246,16 +262,17 @@ fn summary(bound: f64, levels: &[Level]) {
             format!("{:.2}", l.rate / bound),
             format!("{:.2}", l.quantile_ms(0.5)),
             format!("{:.2}", l.quantile_ms(0.99)),
+            format!("{:.0}", l.cpu_us),
         ]);
     }
     if let Some(peak) = levels.iter().max_by(|a, b| a.rss_mb.total_cmp(&b.rss_mb)) {
         rows.push(row(format!("peak RSS of followup-local under load ({})", clients(peak.clients)), format!("{:.1}", peak.rss_mb), "MB"));
     }
 
-    let header = ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms"].map(String::from);
+    let header = ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms", "server CPU µs/event"].map(String::from);
     let widths: Vec<usize> =
         (0..header.len()).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let line = |r: &[String; 6]| {
+    let line = |r: &[String; 7]| {
         let cells: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -308,7 +325,7 @@ fn main() {
     let mut done = Vec::new();
     for n in levels {
         let level = run(events, n);
-        println!("{}: {events} × 202 at {:.0} events/s", clients(level.clients), level.rate);
+        println!("{}: {events} × 202 at {:.0} events/s, server CPU {:.0} µs per event", clients(level.clients), level.rate, level.cpu_us);
         done.push(level);
     }
     summary(bound, &done);
