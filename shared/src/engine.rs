@@ -295,13 +295,11 @@ where
                 Ok(d) => d,
                 Err(refusal) => return self.refuse(delivery_id, body_hash, refusal.into()).await,
             };
-            let key = decision.snapshot.key.clone();
-            let version = decision.snapshot.version;
             let effects: Vec<PendingEffect> = decision
                 .effects
                 .into_iter()
                 .enumerate()
-                .map(|(i, effect)| PendingEffect { id: format!("{key}@{version}#{i}"), effect })
+                .map(|(i, effect)| PendingEffect { id: format!("{delivery_id}#{i}"), effect })
                 .collect();
             let commit = Commit {
                 stream: decision.snapshot,
@@ -321,9 +319,7 @@ where
                     return Ok(Accepted { case_id: decision.case_id, duplicate: false });
                 }
                 Ok(()) => {
-                    for effect in &effects {
-                        self.perform(effect).await;
-                    }
+                    self.perform_all(&effects).await;
                     return Ok(Accepted { case_id: decision.case_id, duplicate: false });
                 }
                 Err(CommitError::Conflict) => continue,
@@ -355,8 +351,33 @@ where
         }
     }
 
-    /// Performs one committed effect and marks it done; a failure leaves it pending for `drive_pending`.
-    async fn perform(&self, pending: &PendingEffect) -> bool {
+    /// Performs committed effects in order, then marks done, in one store call, those whose
+    /// adapter did not (on DynamoDB one write for a whole commit's effects). A failure leaves its
+    /// effect pending for `drive_pending`. Returns how many are now done.
+    async fn perform_all(&self, effects: &[PendingEffect]) -> usize {
+        let (mut done, mut unmarked) = (0, Vec::new());
+        for pending in effects {
+            match self.perform(pending).await {
+                Some(true) => done += 1,
+                Some(false) => unmarked.push(pending.id.as_str()),
+                None => {}
+            }
+        }
+        if unmarked.is_empty() {
+            return done;
+        }
+        match self.store.effects_done(&unmarked).await {
+            Ok(()) => done + unmarked.len(),
+            Err(e) => {
+                warn!(effect_ids = ?unmarked, error = %e, "effects performed but not marked done; they will be repeated and deduplicated");
+                done
+            }
+        }
+    }
+
+    /// Performs one committed effect: `Some(true)` if its adapter also marked it done,
+    /// `Some(false)` if it is left to mark, `None` if it failed (it stays pending).
+    async fn perform(&self, pending: &PendingEffect) -> Option<bool> {
         let marked = match &pending.effect {
             Effect::SendSms(_) => M::MARKS_DONE,
             Effect::Emit(_) => C::MARKS_DONE,
@@ -372,17 +393,10 @@ where
             performed(pending);
         }
         match result {
-            Ok(()) if marked => true,
-            Ok(()) => match self.store.effect_done(&pending.id).await {
-                Ok(()) => true,
-                Err(e) => {
-                    warn!(effect_id = %pending.id, error = %e, "effect performed but not marked done; it will be repeated and deduplicated");
-                    false
-                }
-            },
+            Ok(()) => Some(marked),
             Err(EffectError::Permanent(e)) => {
                 warn!(effect_id = %pending.id, error = %e, "effect failed permanently; left pending for an operator");
-                false
+                None
             }
             Err(EffectError::Transient(e)) => {
                 warn!(effect_id = %pending.id, error = %e, "effect failed; will retry");
@@ -393,20 +407,15 @@ where
                     Effect::CancelTimer(_) => "cancel_timer",
                 };
                 metrics::record(Metric::EffectRetry { effect });
-                false
+                None
             }
         }
     }
 
     /// Performs every effect still pending (after a crash or an outage). Returns how many were done.
     pub async fn drive_pending(&self) -> Result<usize, StoreError> {
-        let mut done = 0;
-        for pending in self.store.pending_effects(1_000).await? {
-            if self.perform(&pending).await {
-                done += 1;
-            }
-        }
-        Ok(done)
+        let pending = self.store.pending_effects(1_000).await?;
+        Ok(self.perform_all(&pending).await)
     }
 
     pub async fn case(&self, case_id: &str) -> Result<Option<Case>, StoreError> {

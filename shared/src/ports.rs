@@ -24,7 +24,8 @@ pub struct Delivery {
 /// An effect committed with its decision, performed afterwards and then marked done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingEffect {
-    /// `<stream>@<version>#<n>`: stable across retries, so performing twice is detectable.
+    /// `<delivery id>#<n>`: the commit's delivery and the effect's place in it. Stable across
+    /// retries, so performing twice is detectable, and it names the commit the effect came from.
     pub id: String,
     pub effect: Effect,
 }
@@ -91,6 +92,16 @@ pub trait CaseStore: Send + Sync + 'static {
     /// Effects committed but not yet marked done, oldest first.
     fn pending_effects(&self, limit: usize) -> impl Future<Output = Result<Vec<PendingEffect>, StoreError>> + Send;
     fn effect_done(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Marks several effects done; a store that keeps a commit's effects together marks them in
+    /// one write. Marking an effect done twice, or one this store does not hold, is harmless.
+    fn effects_done(&self, ids: &[&str]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for id in ids {
+                self.effect_done(id).await?;
+            }
+            Ok(())
+        }
+    }
     /// Index entries whose subject starts with `prefix` (`expiry:2026-04-09:`), in subject order:
     /// a range read of the subject index, never a scan of the streams (R5 daily safety sweep).
     fn subjects_with_prefix(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, SubjectKey)>, StoreError>> + Send;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use contract::*;
 use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::case::TimerKind;
-use followup::domain::effects::{Command, Sms, TimerRef, TimerSpec};
+use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::policy::Policy;
 use followup::domain::snapshot::SubjectKey;
 use followup::engine::Engine;
@@ -174,6 +174,44 @@ async fn the_stream_doc_is_stored_packed_and_an_unpacked_one_still_reads() {
     legacy.insert("version".into(), AttributeValue::N("2".into()));
     store.client().put_item().table_name(store.table()).set_item(Some(legacy)).send().await.expect("put legacy");
     assert_eq!(store.load(&s1.key).await.expect("load"), Some(s2));
+}
+
+#[tokio::test]
+async fn a_commits_effects_ride_on_its_delivery_record_which_never_expires_while_they_are_pending() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let _one_at_a_time = serial().await;
+    let f = Fixture::new("ride").await;
+    let store = f.store();
+    let key = order("O1");
+    let fx = vec![Effect::SendSms(sms("one")), Effect::Emit(call_customer("o1-O1"))];
+    store.commit(commit(stream_at(&key, 1), None, "d1", &[], fx)).await.expect("commit");
+    let get = |pk: &str| {
+        let k = |v: &str| AttributeValue::S(v.into());
+        store.client().get_item().table_name(store.table()).key("PK", k(pk)).key("SK", k("DELIVERY")).send()
+    };
+    let item = get("D#d1").await.expect("get").item.expect("the delivery record");
+    assert!(item.contains_key("pending") && item.contains_key("effects"), "{item:?}");
+    assert!(!item.contains_key("expires_at"), "TTL must not take pending effects");
+    // The earlier layout's per-effect items are still re-driven and marked done.
+    let legacy = Effect::SendSms(sms("from before"));
+    let legacy_item = [
+        ("PK", AttributeValue::S("E#order:O0@1#0".into())),
+        ("SK", AttributeValue::S("EFFECT".into())),
+        ("doc", AttributeValue::S(serde_json::to_string(&legacy).unwrap())),
+        ("pending", AttributeValue::S("P".into())),
+        ("pending_order", AttributeValue::S("000000000000000#order:O0".into())),
+    ];
+    let mut put = store.client().put_item().table_name(store.table());
+    for (name, value) in legacy_item {
+        put = put.item(name, value);
+    }
+    put.send().await.expect("put a legacy effect");
+    assert_eq!(ids(&store.pending_effects(10).await.expect("pending")), ["order:O0@1#0", "d1#0", "d1#1"]);
+
+    store.effects_done(&["d1#0", "d1#1", "order:O0@1#0"]).await.expect("done");
+    assert!(store.pending_effects(10).await.expect("pending").is_empty());
+    let item = get("D#d1").await.expect("get").item.expect("the delivery record");
+    assert!(item.contains_key("expires_at") && !item.contains_key("pending"), "{item:?}");
 }
 
 #[tokio::test]

@@ -168,7 +168,7 @@ async fn sqlite_file_survives_a_restart() {
         s.commit(commit(stream.clone(), None, "d1", &["appointment:A1"], fx.clone())).await.expect("commit");
         s.place(&t).await.expect("place");
         // Sent and marked done in one write; the crash comes before the command is published.
-        s.send("order:O1@1#0", &sms("before the crash")).await.expect("send");
+        s.send("d1#0", &sms("before the crash")).await.expect("send");
     }
     assert!(dir.path().join("followup.db").is_file());
 
@@ -177,12 +177,12 @@ async fn sqlite_file_survives_a_restart() {
     assert_eq!(s.delivery("d1").await.expect("delivery"), Some(delivery("d1")));
     assert_eq!(s.locate("appointment:A1").await.expect("locate"), Some(key.clone()));
     let pending = s.pending_effects(100).await.expect("pending");
-    assert_eq!(ids(&pending), ["order:O1@1#1"]);
+    assert_eq!(ids(&pending), ["d1#1"]);
     assert_eq!(pending[0].effect, fx[1]);
     assert_eq!(s.timers().await.expect("timers"), std::slice::from_ref(&t));
     assert_eq!(s.sms_outbox().await.expect("sms"), [sms("before the crash")]);
     assert_eq!(s.commands().await.expect("commands"), []);
-    s.publish("order:O1@1#1", &call_customer("o1-O1")).await.expect("publish");
+    s.publish("d1#1", &call_customer("o1-O1")).await.expect("publish");
     assert!(s.pending_effects(100).await.expect("pending").is_empty(), "publishing marked it done");
 
     // The reopened store carries on from where it was, sequences included.
@@ -217,7 +217,7 @@ async fn sqlite_keeps_done_effects_as_the_audit_trail() {
     let dir = TempDir::new("audit");
     let s = SqliteStore::open(dir.path()).expect("open");
     s.commit(commit(stream_at(&order("O1"), 1), None, "d1", &[], vec![Effect::SendSms(sms("x"))])).await.expect("commit");
-    s.effect_done("order:O1@1#0").await.expect("done");
+    s.effect_done("d1#0").await.expect("done");
 
     let raw = rusqlite::Connection::open(dir.path().join("followup.db")).expect("raw open");
     let rows: Vec<(String, i64)> = raw
@@ -227,7 +227,7 @@ async fn sqlite_keeps_done_effects_as_the_audit_trail() {
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
-    assert_eq!(rows, [("order:O1@1#0".to_string(), 1)]);
+    assert_eq!(rows, [("d1#0".to_string(), 1)]);
     let journal: String = raw.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal_mode");
     assert_eq!(journal, "wal");
     let version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).expect("user_version");

@@ -103,17 +103,14 @@ pub fn sms(body: &str) -> Sms {
     }
 }
 
-pub fn effects(stream: &Snapshot, effects: Vec<Effect>) -> Vec<PendingEffect> {
-    effects
-        .into_iter()
-        .enumerate()
-        .map(|(n, effect)| PendingEffect { id: format!("{}@{}#{n}", stream.key, stream.version), effect })
-        .collect()
+/// A commit's effects, named as the engine names them: `<delivery id>#<n>`.
+pub fn effects(delivery_id: &str, effects: Vec<Effect>) -> Vec<PendingEffect> {
+    effects.into_iter().enumerate().map(|(n, effect)| PendingEffect { id: format!("{delivery_id}#{n}"), effect }).collect()
 }
 
 /// A commit of `stream` (already at its new version) on top of `expected`.
 pub fn commit(stream: Snapshot, expected: Option<u64>, delivery_id: &str, index: &[&str], fx: Vec<Effect>) -> Commit {
-    let effects = effects(&stream, fx);
+    let effects = effects(delivery_id, fx);
     Commit {
         stream,
         expected_version: expected,
@@ -241,16 +238,37 @@ pub async fn contract_pending_effects_come_in_commit_order_until_done<S: Contrac
     s.commit(commit(stream_at(&key, 2), Some(1), "d2", &[], vec![place.clone()])).await.expect("commit 2");
 
     let pending = s.pending_effects(100).await.expect("pending");
-    assert_eq!(ids(&pending), ["order:O1@1#0", "order:O1@1#1", "order:O1@2#0"]);
+    assert_eq!(ids(&pending), ["d1#0", "d1#1", "d2#0"]);
     assert_eq!(pending.iter().map(|p| p.effect.clone()).collect::<Vec<_>>(), [first, vec![place]].concat());
-    assert_eq!(ids(&s.pending_effects(2).await.expect("pending")), ["order:O1@1#0", "order:O1@1#1"]);
+    assert_eq!(ids(&s.pending_effects(2).await.expect("pending")), ["d1#0", "d1#1"]);
 
-    s.effect_done("order:O1@1#1").await.expect("done");
-    assert_eq!(ids(&s.pending_effects(100).await.expect("pending")), ["order:O1@1#0", "order:O1@2#0"]);
-    s.effect_done("order:O1@1#0").await.expect("done");
-    s.effect_done("order:O1@2#0").await.expect("done");
-    s.effect_done("order:O1@2#0").await.expect("marking done twice is harmless");
+    s.effect_done("d1#1").await.expect("done");
+    assert_eq!(ids(&s.pending_effects(100).await.expect("pending")), ["d1#0", "d2#0"]);
+    s.effect_done("d1#0").await.expect("done");
+    s.effect_done("d2#0").await.expect("done");
+    s.effect_done("d2#0").await.expect("marking done twice is harmless");
     assert!(s.pending_effects(100).await.expect("pending").is_empty());
+}
+
+pub async fn contract_effects_are_marked_done_together_or_one_by_one<S: Contract>(s: &S) {
+    let key = order("O1");
+    let three = vec![
+        Effect::SendSms(sms("one")),
+        Effect::Emit(call_customer("o1-O1")),
+        Effect::PlaceTimer(timer("O1", "o1-O1", TimerKind::CallAttempt, 1, at(11, 0))),
+    ];
+    s.commit(commit(stream_at(&key, 1), None, "d1", &[], three)).await.expect("commit 1");
+    s.commit(commit(stream_at(&key, 2), Some(1), "d2", &[], vec![Effect::SendSms(sms("two"))])).await.expect("commit 2");
+
+    // Part of a commit, then the rest: the record leaves the queue with its last effect.
+    s.effects_done(&["d1#0", "d1#2"]).await.expect("done");
+    assert_eq!(ids(&s.pending_effects(100).await.expect("pending")), ["d1#1", "d2#0"]);
+    s.effects_done(&["d1#1", "d1#1"]).await.expect("done, named twice");
+    assert_eq!(ids(&s.pending_effects(100).await.expect("pending")), ["d2#0"]);
+    // A whole commit at once, with ids this store never held beside it.
+    s.effects_done(&["d2#0", "d9#0", "no-hash"]).await.expect("done");
+    assert!(s.pending_effects(100).await.expect("pending").is_empty());
+    assert_eq!(s.delivery("d1").await.expect("delivery"), Some(delivery("d1")), "the delivery record outlives its effects");
 }
 
 pub async fn contract_locate_follows_the_index<S: Contract>(s: &S) {
@@ -359,15 +377,15 @@ pub async fn contract_timers_fire_by_due_time_then_placement<S: Contract>(s: &S)
 }
 
 pub async fn contract_outboxes_drop_a_repeated_effect<S: Contract>(s: &S) {
-    s.send("order:O1@1#0", &sms("first")).await.expect("send");
-    s.send("order:O1@1#0", &sms("first, re-driven")).await.expect("re-send");
-    s.send("order:O1@2#0", &sms("second")).await.expect("send");
+    s.send("d1#0", &sms("first")).await.expect("send");
+    s.send("d1#0", &sms("first, re-driven")).await.expect("re-send");
+    s.send("d2#0", &sms("second")).await.expect("send");
     assert_eq!(s.sent_sms().await, [delivered(&sms("first")), delivered(&sms("second"))]);
 
     let (c1, c2) = (call_customer("o1-O1"), call_customer("o2-O1"));
-    s.publish("order:O1@1#1", &c1).await.expect("publish");
-    s.publish("order:O1@1#1", &c1).await.expect("re-publish");
-    s.publish("order:O1@3#0", &c2).await.expect("publish");
+    s.publish("d1#1", &c1).await.expect("publish");
+    s.publish("d1#1", &c1).await.expect("re-publish");
+    s.publish("d3#0", &c2).await.expect("publish");
     assert_eq!(s.published().await, [c1, c2]);
 }
 
@@ -382,6 +400,7 @@ macro_rules! every_contract {
             contract_concurrent_commits_on_one_version_let_exactly_one_win,
             contract_duplicate_delivery_returns_the_first_record_and_writes_nothing,
             contract_pending_effects_come_in_commit_order_until_done,
+            contract_effects_are_marked_done_together_or_one_by_one,
             contract_locate_follows_the_index,
             contract_a_subject_belongs_to_one_stream,
             contract_subjects_with_prefix_lists_only_that_prefix,

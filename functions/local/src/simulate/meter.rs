@@ -90,8 +90,6 @@ pub struct Tally {
     /// Stream key → (doc size, earliest timer): what the next read of it costs and whether the
     /// next write moves it in the `due` GSI.
     streams: HashMap<String, (usize, Option<i64>)>,
-    /// Effect id → effect item size, until the effect is marked done.
-    effects: HashMap<String, usize>,
 }
 
 /// The ports of the simulated engine: SQLite underneath, a tally beside it.
@@ -145,22 +143,13 @@ fn stream_item(key: &str, doc: usize, due: bool) -> usize {
     KEY_OVERHEAD + 2 + key.len() + "version".len() + NUMBER_BYTES + "docz".len() + doc + "updated_at".len() + NUMBER_BYTES + due_attrs
 }
 
-/// The effect item while pending: `doc`, `stream_key`, `committed_at`, `pending`, `pending_order`.
-fn effect_item(id: &str, doc: usize, stream_key: &str) -> usize {
-    let pending_order = 15 + 1 + stream_key.len() + 1 + 20 + 1 + 6;
-    KEY_OVERHEAD
-        + 2
-        + id.len()
-        + "doc".len()
-        + doc
-        + "stream_key".len()
-        + stream_key.len()
-        + "committed_at".len()
-        + NUMBER_BYTES
-        + "pending".len()
-        + 1
-        + "pending_order".len()
-        + pending_order
+/// What a commit's effects add to its delivery record while pending: `effects` (their JSON, packed),
+/// `effect_count`, `pending`, `pending_order`; the record then has no `expires_at`.
+fn delivery_effects(json: usize, stream_key: &str) -> usize {
+    let pending_order = 15 + 1 + stream_key.len() + 1 + 20;
+    "effects".len() + json + "effect_count".len() + NUMBER_BYTES + "pending".len() + 1 + "pending_order".len() + pending_order
+        - "expires_at".len()
+        - NUMBER_BYTES
 }
 
 /// The send-log item: `status`, `doc`, `claim_id`, `message_id`, the claim and send times, `expires_at`.
@@ -198,12 +187,12 @@ struct Counted {
     json: usize,
     doc: usize,
     due: Option<i64>,
-    /// Sizes of the delivery, index and effect items (the stream item is sized from `doc`).
+    /// Sizes of the delivery (with the commit's effects) and index items (the stream item is sized from `doc`).
     items: Vec<usize>,
     /// Index items that enter the `subjects` GSI.
     grouped: u64,
-    /// Effect id → item size, for the effect-done update.
-    effects: Vec<(String, usize)>,
+    /// The delivery record's size when it carries effects (it enters the `pending` GSI).
+    pending_record: Option<usize>,
     cases: Vec<(String, CaseSummary)>,
     /// Effects about a case (not a subject): states / operations on the orchestrators.
     case_effects: u64,
@@ -237,9 +226,11 @@ impl Counted {
             items.push(KEY_OVERHEAD + 2 + subject.len() + "stream_key".len() + key.len() + group);
             grouped += u64::from(g);
         }
-        let effects: Vec<(String, usize)> =
-            commit.effects.iter().map(|e| (e.id.clone(), effect_item(&e.id, json_len(&e.effect), &key))).collect();
-        items.extend(effects.iter().map(|(_, size)| *size));
+        let pending_record = (!commit.effects.is_empty()).then(|| {
+            let json = serde_json::to_string(&commit.effects).unwrap_or_default();
+            items[0] += delivery_effects(packed::pack(&json).len(), &key);
+            items[0]
+        });
         let cases = commit
             .stream
             .cases
@@ -271,7 +262,7 @@ impl Counted {
             key,
             items,
             grouped,
-            effects,
+            pending_record,
             cases,
             case_effects,
         }
@@ -300,9 +291,16 @@ impl Tally {
         self.aws.dynamodb_transact_write += 1;
         self.aws.dynamodb_transact_items += 1 + c.items.len() as u64;
         self.aws.write_units += 2 * write_units(stream) + c.items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
-        // Expiry index items enter the `subjects` GSI; effects the `pending` GSI (projection ALL).
-        self.aws.gsi_write_units += c.grouped + c.effects.iter().map(|(_, size)| write_units(*size)).sum::<u64>();
-        self.effects.extend(c.effects);
+        // Expiry index items enter the `subjects` GSI.
+        self.aws.gsi_write_units += c.grouped;
+        if let Some(record) = c.pending_record {
+            // The delivery record enters the `pending` GSI (projection ALL); once its effects are
+            // performed the engine marks them all done in one `UpdateItem`, which takes it out.
+            // Every effect succeeds in the simulation, so that is the path every commit takes.
+            self.aws.gsi_write_units += 2 * write_units(record);
+            self.aws.dynamodb_update_item += 1;
+            self.aws.write_units += write_units(record);
+        }
         self.aws.stream_doc_bytes_written += c.json as u64;
         self.aws.stream_docz_bytes_written += c.doc as u64;
         self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.json as u64);
@@ -331,16 +329,6 @@ impl Tally {
         }
         self.sfn_transitions += 2 * touched + c.case_effects + 2 * opened;
         self.durable_ops += touched + c.case_effects + opened;
-    }
-}
-
-impl Tally {
-    /// The effect item's `UpdateItem` to done, which also takes it out of the `pending` GSI.
-    fn effect_done(&mut self, id: &str) {
-        let item = self.effects.remove(id).unwrap_or(WRITE_UNIT_BYTES);
-        self.aws.dynamodb_update_item += 1;
-        self.aws.write_units += write_units(item);
-        self.aws.gsi_write_units += write_units(item);
     }
 }
 
@@ -397,8 +385,8 @@ impl CaseStore for Metered {
         self.inner.pending_effects(limit).await
     }
 
+    /// Counted with the commit: the AWS engine marks a commit's effects done in one write.
     async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
-        self.tally().effect_done(id);
         self.inner.effect_done(id).await
     }
 
@@ -443,16 +431,13 @@ impl Timers for Metered {
 }
 
 impl SmsSender for Metered {
-    /// As the SQLite outbox does; the DynamoDB adapter marks done in a write of its own, which
-    /// is counted here either way.
+    /// As the SQLite outbox does; on DynamoDB the effect is marked done with the rest of its
+    /// commit, counted with the commit.
     const MARKS_DONE: bool = <SqliteStore as SmsSender>::MARKS_DONE;
 
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         self.inner.send(effect_id, sms).await?;
         let mut t = self.tally();
-        if <Self as SmsSender>::MARKS_DONE {
-            t.effect_done(effect_id);
-        }
         // The send log: a conditional claim, then the update to SENT (SNS bills the SMS itself).
         let item = send_log_item(effect_id, json_len(sms));
         t.aws.dynamodb_put_item += 1;
@@ -471,9 +456,6 @@ impl CommandBus for Metered {
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         self.inner.publish(effect_id, command).await?;
         let mut t = self.tally();
-        if <Self as CommandBus>::MARKS_DONE {
-            t.effect_done(effect_id);
-        }
         let item = send_log_item(effect_id, json_len(command));
         t.aws.dynamodb_put_item += 1;
         t.aws.dynamodb_update_item += 1;

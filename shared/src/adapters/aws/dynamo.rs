@@ -71,7 +71,13 @@ const SUBJECT: &str = "subject";
 const STREAM_SK: &str = "STREAM";
 const DELIVERY_SK: &str = "DELIVERY";
 const INDEX_SK: &str = "INDEX";
+/// Effect items of the layout before a commit's effects rode on its delivery record.
 const EFFECT_SK: &str = "EFFECT";
+/// On a delivery record: the commit's effects (JSON, deflated as the stream doc is), how many,
+/// and those marked done so far.
+const EFFECTS: &str = "effects";
+const EFFECT_COUNT: &str = "effect_count";
+const DONE_IDS: &str = "done_ids";
 const SENT_SK: &str = "SENT";
 
 /// Positions of the fixed items inside the commit transaction.
@@ -250,6 +256,60 @@ impl DynamoStore {
         update.send().await.map(drop).map_err(|e| AwsError::from_sdk("UpdateItem send-log", e))
     }
 
+    /// An update that takes delivery `delivery` out of the `pending` GSI with its expiry set;
+    /// with `Some(n)`, only if the record carries exactly `n` effects (the caller names them all).
+    fn finish_delivery(
+        &self,
+        delivery: &str,
+        all_of: Option<usize>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let now = Utc::now();
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("D#{delivery}")))
+            .key(SK, s(DELIVERY_SK))
+            .expression_attribute_names("#p", PENDING_PK)
+            .expression_attribute_names("#o", PENDING_SK)
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .expression_attribute_values(":exp", n((now + self.delivery_ttl).timestamp()));
+        match all_of {
+            Some(count) => update
+                .condition_expression("#count = :n")
+                .expression_attribute_names("#count", EFFECT_COUNT)
+                .expression_attribute_values(":n", n(count)),
+            None => update.condition_expression("attribute_exists(#p)"),
+        }
+    }
+
+    /// An effect item of the layout before effects rode on their delivery record (`E#<id>`):
+    /// one may still be pending in a table written by an earlier version.
+    async fn legacy_effect_done(&self, id: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(format!("E#{id}")))
+            .key(SK, s(EFFECT_SK))
+            .update_expression("REMOVE #p, #o SET done_at = :at, expires_at = :exp")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#p", PENDING_PK)
+            .expression_attribute_names("#o", PENDING_SK)
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":at", s(rfc3339(now)))
+            .expression_attribute_values(":exp", n((now + EFFECT_RETENTION).timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Not an effect of this store: nothing is pending under that id.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(AwsError::from_sdk("UpdateItem effect done", e).into()),
+        }
+    }
+
     /// The stream item; `doc` is the snapshot's JSON, deflated ([`packed`]).
     fn stream_put(&self, commit: &Commit, doc: Vec<u8>) -> Result<TransactWriteItem, StoreError> {
         let key = commit.stream.key.to_string();
@@ -274,7 +334,10 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
     }
 
-    fn delivery_put(&self, d: &Delivery, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+    /// The delivery record, carrying the commit's effects while any is pending (docs/dynamodb.md):
+    /// then it is in the `pending` GSI and has no `expires_at`, so TTL never takes a pending effect.
+    fn delivery_put(&self, commit: &Commit, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+        let d = &commit.delivery;
         let mut put = Put::builder()
             .table_name(&self.table)
             .item(PK, s(format!("D#{}", d.id)))
@@ -282,8 +345,6 @@ impl DynamoStore {
             .item("body_hash", s(&d.body_hash))
             .item("accepted_at", s(rfc3339(d.accepted_at)))
             .item("status", s("COMPLETED"))
-            // From the wall clock, not `accepted_at`: a virtual or skewed clock must not expire a record at once.
-            .item("expires_at", n((now + self.delivery_ttl).timestamp()))
             // An expired record TTL has not removed yet counts as absent, as `delivery` reads it.
             .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
             .expression_attribute_names("#pk", PK)
@@ -291,6 +352,21 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now.timestamp()));
         if let Some(case_id) = &d.case_id {
             put = put.item("case_id", s(case_id));
+        }
+        if commit.effects.is_empty() {
+            // From the wall clock, not `accepted_at`: a virtual or skewed clock must not expire a record at once.
+            put = put.item("expires_at", n((now + self.delivery_ttl).timestamp()));
+        } else {
+            if let Some(stray) = commit.effects.iter().find(|e| delivery_of(&e.id) != Some(d.id.as_str())) {
+                return Err(StoreError::Corrupt(format!("effect {} is not named after its delivery {}", stray.id, d.id)));
+            }
+            // Oldest first: commit time, then the stream's own order for commits within one millisecond.
+            let order = format!("{:015}#{}#{:020}", d.accepted_at.timestamp_millis().max(0), commit.stream.key, commit.stream.version);
+            put = put
+                .item(EFFECTS, AttributeValue::B(Blob::new(packed::pack(&encode(&commit.effects, "effects")?))))
+                .item(EFFECT_COUNT, n(commit.effects.len()))
+                .item(PENDING_PK, s(PENDING))
+                .item(PENDING_SK, s(order));
         }
         Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
     }
@@ -308,28 +384,6 @@ impl DynamoStore {
         if let Some(group) = subject_group(subject) {
             put = put.item(SUBJECT_GROUP, s(group)).item(SUBJECT, s(subject));
         }
-        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
-    }
-
-    fn effect_put(&self, commit: &Commit, n_in_commit: usize, pending: &PendingEffect) -> Result<TransactWriteItem, StoreError> {
-        let key = commit.stream.key.to_string();
-        // Oldest first: commit time, then the stream's own order (version, position) for commits within one millisecond.
-        let order = format!(
-            "{:015}#{}#{:020}#{:06}",
-            commit.delivery.accepted_at.timestamp_millis().max(0),
-            key,
-            commit.stream.version,
-            n_in_commit
-        );
-        let put = Put::builder()
-            .table_name(&self.table)
-            .item(PK, s(format!("E#{}", pending.id)))
-            .item(SK, s(EFFECT_SK))
-            .item("doc", s(encode(&pending.effect, "effect")?))
-            .item("stream_key", s(&key))
-            .item("committed_at", s(rfc3339(commit.delivery.accepted_at)))
-            .item(PENDING_PK, s(PENDING))
-            .item(PENDING_SK, s(order));
         Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
     }
 }
@@ -384,14 +438,11 @@ impl CaseStore for DynamoStore {
                 subjects.push(subject);
             }
         }
-        let mut items = Vec::with_capacity(2 + subjects.len() + commit.effects.len());
+        let mut items = Vec::with_capacity(2 + subjects.len());
         items.push(self.stream_put(&commit, doc)?);
-        items.push(self.delivery_put(&commit.delivery, now)?);
+        items.push(self.delivery_put(&commit, now)?);
         for subject in &subjects {
             items.push(self.index_put(subject, &key)?);
-        }
-        for (i, effect) in commit.effects.iter().enumerate() {
-            items.push(self.effect_put(&commit, i, effect)?);
         }
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Corrupt(format!(
@@ -453,10 +504,7 @@ impl CaseStore for DynamoStore {
                 .await
                 .map_err(|e| AwsError::from_sdk("Query pending", e))?;
             for item in out.items() {
-                let pk = string(item, PK)?;
-                let id = pk.strip_prefix("E#").ok_or_else(|| StoreError::Corrupt(format!("{pk:?} in the pending index")))?.to_string();
-                let effect: Effect = decode(&string(item, "doc")?, &format!("effect {id}"))?;
-                found.push(PendingEffect { id, effect });
+                found.extend(pending_of(item)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -468,29 +516,79 @@ impl CaseStore for DynamoStore {
     }
 
     async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
-        let now = Utc::now();
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, s(format!("E#{id}")))
-            .key(SK, s(EFFECT_SK))
-            // Leaving the sparse index is what "done" means; the item stays as the audit trail until its TTL.
-            .update_expression("REMOVE #p, #o SET done_at = :at, expires_at = :exp")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#p", PENDING_PK)
-            .expression_attribute_names("#o", PENDING_SK)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":at", s(rfc3339(now)))
-            .expression_attribute_values(":exp", n((now + EFFECT_RETENTION).timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Not an effect of this store: nothing is pending under that id.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(AwsError::from_sdk("UpdateItem effect done", e).into()),
+        self.effects_done(&[id]).await
+    }
+
+    /// One `UpdateItem` per delivery when the ids are all of its effects (the engine's happy
+    /// path): the record leaves the `pending` GSI and gets its expiry. Otherwise the ids are
+    /// added to its `done_ids`, and the record leaves the GSI once they cover every effect.
+    async fn effects_done(&self, ids: &[&str]) -> Result<(), StoreError> {
+        let mut by_delivery: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> = Default::default();
+        for id in ids {
+            match delivery_of(id) {
+                Some(delivery) => by_delivery.entry(delivery).or_default().insert(id),
+                // Not an effect id of this store: nothing is pending under it.
+                None => continue,
+            };
         }
+        for (delivery, ids) in by_delivery {
+            let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+            let all = self
+                .finish_delivery(delivery, Some(ids.len()))
+                .expression_attribute_names("#done", DONE_IDS)
+                .update_expression("REMOVE #p, #o SET done_at = :at, expires_at = :exp ADD #done :ids")
+                .expression_attribute_values(":ids", AttributeValue::Ss(ids.clone()))
+                .send()
+                .await;
+            match all {
+                Ok(_) => continue,
+                Err(e) if !e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    return Err(AwsError::from_sdk("UpdateItem effects done", e).into());
+                }
+                Err(_) => {}
+            }
+            // Some of the delivery's effects: record these; the last ones take it out of the index.
+            let some = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, s(format!("D#{delivery}")))
+                .key(SK, s(DELIVERY_SK))
+                .update_expression("ADD #done :ids")
+                .condition_expression("attribute_exists(#count)")
+                .expression_attribute_names("#done", DONE_IDS)
+                .expression_attribute_names("#count", EFFECT_COUNT)
+                .expression_attribute_values(":ids", AttributeValue::Ss(ids.clone()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+                .send()
+                .await;
+            let item = match some {
+                Ok(out) => out.attributes.unwrap_or_default(),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    // No record carries them: effects of the earlier layout, one item each.
+                    for id in &ids {
+                        self.legacy_effect_done(id).await?;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(AwsError::from_sdk("UpdateItem effects done", e).into()),
+            };
+            let done = item.get(DONE_IDS).and_then(|v| v.as_ss().ok()).map_or(0, Vec::len);
+            let count = item.get(EFFECT_COUNT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<usize>().ok());
+            if count.is_some_and(|c| done >= c) && item.contains_key(PENDING_PK) {
+                let last = self
+                    .finish_delivery(delivery, None)
+                    .update_expression("REMOVE #p, #o SET done_at = :at, expires_at = :exp")
+                    .send()
+                    .await;
+                match last {
+                    Ok(_) => {}
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(e) => return Err(AwsError::from_sdk("UpdateItem effects done", e).into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A `Query` of the `subjects` index: one partition per group, so the prefix must name one
@@ -603,6 +701,30 @@ fn request_token(key: &str, commit: &Commit, doc: &str) -> String {
         h.update([0]);
     }
     hex::encode(h.finalize())[..36].to_string()
+}
+
+/// The delivery an effect id names (`<delivery id>#<n>`).
+fn delivery_of(effect_id: &str) -> Option<&str> {
+    effect_id.rsplit_once('#').map(|(delivery, _)| delivery).filter(|d| !d.is_empty())
+}
+
+/// The effects still pending on an item of the `pending` GSI: a delivery record's effects less
+/// its `done_ids`, or an effect item of the earlier layout.
+fn pending_of(item: &Item) -> Result<Vec<PendingEffect>, StoreError> {
+    let pk = string(item, PK)?;
+    if let Some(id) = pk.strip_prefix("E#") {
+        let effect: Effect = decode(&string(item, "doc")?, &format!("effect {id}"))?;
+        return Ok(vec![PendingEffect { id: id.to_string(), effect }]);
+    }
+    let delivery = pk.strip_prefix("D#").ok_or_else(|| StoreError::Corrupt(format!("{pk:?} in the pending index")))?;
+    let what = format!("effects of delivery {delivery}");
+    let Some(AttributeValue::B(bytes)) = item.get(EFFECTS) else {
+        return Err(StoreError::Corrupt(format!("{what}: missing")));
+    };
+    let effects: Vec<PendingEffect> =
+        decode(&packed::unpack(bytes.as_ref()).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))?, &what)?;
+    let done: Vec<&String> = item.get(DONE_IDS).and_then(|v| v.as_ss().ok()).map(|v| v.iter().collect()).unwrap_or_default();
+    Ok(effects.into_iter().filter(|e| !done.contains(&&e.id)).collect())
 }
 
 fn delivery_from(id: &str, item: &Item, now: DateTime<Utc>) -> Result<Option<Delivery>, StoreError> {
