@@ -372,9 +372,7 @@ impl CaseStore for SqliteStore {
     async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         let subject = subject.to_owned();
         self.run(move |conn| {
-            let key: Option<String> = conn
-                .query_row("SELECT stream_key FROM subject_index WHERE subject = ?1", [&subject], |r| r.get(0))
-                .optional()
+            let key: Option<String> = one(conn, "SELECT stream_key FROM subject_index WHERE subject = ?1", [&subject], |r| r.get(0))
                 .map_err(sql("reading subject_index"))?;
             key.map(|k| {
                 SubjectKey::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("subject {subject:?} points at {k:?}, not a stream key")))
@@ -387,9 +385,7 @@ impl CaseStore for SqliteStore {
     async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
         let key = key.to_string();
         self.run(move |conn| {
-            let doc: Option<String> = conn
-                .query_row("SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
-                .optional()
+            let doc: Option<String> = one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
                 .map_err(sql(&format!("loading stream {key}")))?;
             doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
         })
@@ -418,9 +414,7 @@ impl CaseStore for SqliteStore {
             if let Some(existing) = read_delivery(tx, &commit.delivery.id)? {
                 return Err(CommitError::DuplicateDelivery(existing));
             }
-            let current: Option<u64> = tx
-                .query_row("SELECT version FROM streams WHERE key = ?1", [&key], |r| r.get(0))
-                .optional()
+            let current: Option<u64> = one(tx, "SELECT version FROM streams WHERE key = ?1", [&key], |r| r.get(0))
                 .map_err(sql(&format!("reading the version of {key}")))?;
             if current != commit.expected_version {
                 return Err(CommitError::Conflict);
@@ -440,9 +434,7 @@ impl CaseStore for SqliteStore {
             )
             .map_err(sql(&format!("recording delivery {}", d.id)))?;
             for subject in &commit.index {
-                let holder: Option<String> = tx
-                    .query_row("SELECT stream_key FROM subject_index WHERE subject = ?1", [subject], |r| r.get(0))
-                    .optional()
+                let holder: Option<String> = one(tx, "SELECT stream_key FROM subject_index WHERE subject = ?1", [subject], |r| r.get(0))
                     .map_err(sql(&format!("reading the index of {subject}")))?;
                 match holder {
                     Some(other) if other != key => return Err(CommitError::SubjectTaken(subject.clone())),
@@ -644,11 +636,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 fn read_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreError> {
-    let row: Option<(String, String, Option<String>, String)> = conn
-        .query_row("SELECT id, body_hash, case_id, accepted_at FROM deliveries WHERE id = ?1", [id], |r| {
+    let row: Option<(String, String, Option<String>, String)> =
+        one(conn, "SELECT id, body_hash, case_id, accepted_at FROM deliveries WHERE id = ?1", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
-        .optional()
         .map_err(sql(&format!("reading delivery {id}")))?;
     row.map(|(id, body_hash, case_id, accepted_at)| {
         let accepted_at = DateTime::parse_from_rfc3339(&accepted_at)
@@ -666,6 +657,16 @@ fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {
 /// One statement from the connection's statement cache (the hot path prepares nothing twice).
 fn exec<P: rusqlite::Params>(conn: &Connection, statement: &str, params: P) -> rusqlite::Result<usize> {
     conn.prepare_cached(statement)?.execute(params)
+}
+
+/// The one row a cached `query` finds, if any.
+fn one<T, P: rusqlite::Params>(
+    conn: &Connection,
+    query: &str,
+    params: P,
+    row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(query)?.query_row(params, row).optional()
 }
 
 /// Decodes the single `doc` column of every row `query` returns, in row order.
