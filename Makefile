@@ -14,7 +14,10 @@
 #               (followup-local simulate --help for the rates and prices; a small run of it is in make test)
 #   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json) and
 #               200,000 cases per envelope-parsing and signature property (short runs are in make test)
-#   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes
+#   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes (each at most 3 MB)
+#   make footprint  cold start of a real function next to a hello-world lambda_runtime binary (same lambda profile,
+#               this machine) against a Runtime API stub and moto on 127.0.0.1, and its first request with and
+#               without the DynamoDB connection opened during init (FOOTPRINT_RUNS=20)
 #   make validate  cfn-lint, sam validate --lint, checkov (every skip justified in the template) and infra/test_template.py (the template as SAM transforms
 #                  it: least privilege against the code, parameters used, the dashboard body; offline; part of make test)
 #   make deploy sam build --beta-features && sam deploy; ENV=dev|prod takes infra/samconfig.toml's environment,
@@ -37,7 +40,7 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local footprint deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
@@ -57,6 +60,9 @@ test-aws: venv
 	$(CARGO) test -p followup-shared --features aws --no-fail-fast --lib --test aws_contract
 	$(CARGO) test -p followup-lambda --no-fail-fast
 	$(CARGO) build $(addprefix -p ,$(filter-out followup-lambda,$(AWS_CRATES)))
+	@# make footprint in short: the same measurement on debug builds, 3 runs per variant
+	$(CARGO) build -q -p followup-lambda --example hello
+	$(CARGO) run -q -p followup-lambda --example footprint -- target/debug/appointments target/debug/examples/hello 3
 	$(MAKE) --no-print-directory validate
 
 # template.yaml's topology on one machine (infra/local/README.md); Ctrl-C stops it all.
@@ -85,6 +91,7 @@ demo:
 bench:
 	$(CARGO) bench -p followup-shared --bench decide
 	$(CARGO) run -q --release -p followup-tests --example load
+	$(MAKE) --no-print-directory footprint
 
 soak:
 	FOLLOWUP_SOAK=full $(CARGO) test -p followup-tests --test soak -- --test-threads=1
@@ -98,6 +105,8 @@ fuzz:
 	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test wire_fuzz
 
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
+# Each function's zip is at most 3 MB; make build fails above it.
+LAMBDA_ZIP_MAX_KIB := 3072
 
 # Build tools only: cargo-lambda cross-compiles with zig; both come from PyPI.
 venv-build: venv
@@ -111,7 +120,20 @@ build: venv-build
 		{ echo "error: cannot install the Rust target $(LAMBDA_TARGET) (rustup target add failed); the Lambda build needs it" >&2; exit 1; }
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo-lambda lambda build --profile lambda --arm64 --output-format zip \
 		$(addprefix -p followup-fn-,$(FUNCTIONS))
-	@for f in $(FUNCTIONS); do ls -l target/lambda/$$f/bootstrap.zip | awk -v f=$$f '{printf "%-22s %8.1f KiB\n", f, $$5/1024}'; done
+	@for f in $(FUNCTIONS); do stat -c "$$f %s" target/lambda/$$f/bootstrap.zip; done | awk -v max=$(LAMBDA_ZIP_MAX_KIB) \
+		'{printf "%-22s %8.1f KiB\n", $$1, $$2/1024} $$2 > max * 1024 {over = 1} \
+		 END {if (over) {printf "error: a zip is over %d KiB\n", max > "/dev/stderr"; exit 1}}'
+
+# Cold start, measured on this machine: the lambda profile built for the host, with an explicit
+# --target so the binaries land in target/<host>/lambda, not in target/lambda beside make build's zips.
+HOST_TARGET = $(shell rustc -vV | sed -n 's/^host: //p')
+FOOTPRINT_RUNS ?= 20
+
+footprint: venv
+	$(CARGO) build --profile lambda --target $(HOST_TARGET) -p followup-fn-appointments
+	$(CARGO) build --profile lambda --target $(HOST_TARGET) -p followup-lambda --example hello
+	$(CARGO) run -q -p followup-lambda --example footprint -- \
+		target/$(HOST_TARGET)/lambda/appointments target/$(HOST_TARGET)/lambda/examples/hello $(FOOTPRINT_RUNS)
 
 build-local:
 	$(CARGO) build --release -p followup-local

@@ -189,10 +189,7 @@ async fn under_ten_percent_faults_in_every_aws_call_every_effect_happens_and_no_
     let _one = serial().await;
     let f = Fixture::new("faults").await;
     let faults = Faults::new(10, 0xfa17);
-    let inner = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc))
-        .build_https();
-    let (http, tally) = faulty_http_client(inner, &faults);
+    let (http, tally) = faulty_http_client(followup::adapters::aws::https_client(), &faults);
     // The functions' SDK retry settings (standard, 3 attempts); a short back-off keeps the test quick.
     let retry = RetryConfig::standard().with_max_attempts(3).with_initial_backoff(Duration::from_millis(5));
     let config = f.config.to_builder().http_client(http).retry_config(retry).build();

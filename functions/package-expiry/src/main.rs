@@ -5,7 +5,8 @@
 
 use followup_lambda::Function;
 
-#[tokio::main]
+// Lambda hands an instance one event at a time: one thread, and no worker threads to start during init.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     followup_lambda::run(Function::PackageExpiry).await
 }

@@ -48,7 +48,7 @@ impl Default for Calendar {
 impl TryFrom<CalendarConfig> for Calendar {
     type Error = String;
     fn try_from(c: CalendarConfig) -> Result<Self, String> {
-        let tz: Tz = c.timezone.parse().map_err(|_| format!("unknown time zone {:?}", c.timezone))?;
+        let tz: Tz = c.timezone.parse().map_err(|_| unsupported_zone(&c.timezone))?;
         let hm = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| format!("{s:?} is not a time of day HH:MM"));
         let (work_start, work_end) = (hm(&c.work_start)?, hm(&c.work_end)?);
         if work_start >= work_end {
@@ -63,6 +63,18 @@ impl TryFrom<CalendarConfig> for Calendar {
             return Err("at least one day of the week must be a working day".into());
         }
         Ok(Calendar { tz, work_start, work_end, days_off, holidays: c.holidays.into_iter().collect() })
+    }
+}
+
+/// The IANA zones the binaries carry, as the regular expression the build filtered tzdata by
+/// (`CHRONO_TZ_TIMEZONE_FILTER` in `.cargo/config.toml`): Africa (Egypt is `Africa/Cairo`), the
+/// Gulf and the Levant, and UTC. A build without it carries every zone.
+pub const SUPPORTED_ZONES: Option<&str> = option_env!("CHRONO_TZ_TIMEZONE_FILTER");
+
+fn unsupported_zone(name: &str) -> String {
+    match SUPPORTED_ZONES {
+        Some(zones) => format!("time zone {name:?} is not one this build carries: the calendar takes an IANA zone matching {zones}"),
+        None => format!("unknown time zone {name:?}"),
     }
 }
 
@@ -250,6 +262,17 @@ mod tests {
     #[test]
     fn times_leave_with_the_business_offset() {
         assert_eq!(cal().rfc3339(t("2026-03-05T07:00:00Z")), "2026-03-05T09:00:00+02:00");
+    }
+
+    #[test]
+    fn only_the_zones_the_build_carries_are_taken() {
+        let zone = |name: &str| Calendar::try_from(CalendarConfig { timezone: name.into(), ..CalendarConfig::default() });
+        for name in ["Africa/Cairo", "Egypt", "Africa/Casablanca", "Asia/Riyadh", "Asia/Dubai", "UTC"] {
+            assert_eq!(zone(name).unwrap().tz().name(), name);
+        }
+        assert!(SUPPORTED_ZONES.is_some(), "built without CHRONO_TZ_TIMEZONE_FILTER (.cargo/config.toml)");
+        let refused = zone("Europe/Paris").unwrap_err();
+        assert!(refused.contains("\"Europe/Paris\" is not one this build carries"), "{refused}");
     }
 
     #[test]

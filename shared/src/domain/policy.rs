@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Policy {
+    /// Its time zone must be one the build carries (`calendar::SUPPORTED_ZONES`).
     pub calendar: Calendar,
     pub sms: SmsPolicy,
     pub money: MoneyPolicy,
@@ -329,5 +330,8 @@ mod tests {
     fn typos_and_bad_values_are_refused() {
         assert!(Policy::from_toml("[sms]\nhotlin = \"1\"").is_err());
         assert!(Policy::from_toml("[calendar]\ntimezone = \"Nowhere\"").is_err());
+        // The binaries carry only the zones of .cargo/config.toml's CHRONO_TZ_TIMEZONE_FILTER.
+        let refused = Policy::from_toml("[calendar]\ntimezone = \"America/New_York\"").unwrap_err();
+        assert!(refused.contains("is not one this build carries"), "{refused}");
     }
 }

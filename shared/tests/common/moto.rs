@@ -94,6 +94,7 @@ pub async fn sdk_config() -> SdkConfig {
         .endpoint_url(&moto().endpoint)
         .region(aws_sdk_dynamodb::config::Region::new(REGION))
         .credentials_provider(creds)
+        .http_client(followup::adapters::aws::https_client())
         .load()
         .await
 }

@@ -385,8 +385,8 @@ impl CaseStore for SqliteStore {
     async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
         let key = key.to_string();
         self.run(move |conn| {
-            let doc: Option<String> = one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
-                .map_err(sql(&format!("loading stream {key}")))?;
+            let doc: Option<String> =
+                one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0)).map_err(sql(&format!("loading stream {key}")))?;
             doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
         })
         .await
