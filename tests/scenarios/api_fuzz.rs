@@ -13,7 +13,7 @@ mod doc;
 
 use doc::{check_answer, Doc};
 use followup::wire::{self, Route};
-use followup_tests::{sample, Local, SECRET};
+use followup_tests::{Local, SECRET};
 use proptest::prelude::*;
 use proptest::strategy::{BoxedStrategy, Union};
 use proptest::test_runner::{Config, TestRunner};
@@ -430,14 +430,7 @@ fn the_api_holds_to_its_document_under_generated_input() {
     let doc = Doc::load();
     let l = Local::virtual_at(START);
     // The story of events/ first, so generated events meet existing subjects and cases.
-    let mut names: Vec<String> = std::fs::read_dir(followup_tests::root().join("events"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.ends_with(".json") && n.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    names.sort();
-    for name in &names {
-        let v = sample(name);
+    for (_, v) in followup_tests::samples() {
         let route = Route::ALL.into_iter().find(|r| r.event_types().contains(&v["type"].as_str().unwrap())).unwrap();
         l.post_signed(route.path(), &serde_json::to_vec(&v).unwrap());
     }

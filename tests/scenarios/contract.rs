@@ -1,6 +1,6 @@
 //! The wire contract of SPEC §5 from outside: signature, envelope, status codes, idempotency, samples.
 
-use followup_tests::{booked, sample, Local, SECRET};
+use followup_tests::{booked, Local, SECRET};
 use serde_json::{json, Value};
 
 const START: &str = "2026-03-02T10:00:00+02:00";
@@ -196,17 +196,10 @@ fn local_endpoints_need_the_virtual_clock_for_time() {
 #[test]
 fn every_sample_payload_is_accepted_by_the_contract() {
     let l = Local::virtual_at(START);
-    let mut names: Vec<String> = std::fs::read_dir(followup_tests::root().join("events"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        // The numbered envelopes; timer.* and the Lambda housekeeping inputs are not webhooks.
-        .filter(|n| n.ends_with(".json") && n.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    names.sort();
-    assert!(names.len() >= 14, "one sample per event type: {names:?}");
+    let samples = followup_tests::samples();
+    assert!(samples.len() >= 14, "one sample per event type: {:?}", samples.iter().map(|(n, _)| n).collect::<Vec<_>>());
     let mut types = std::collections::BTreeSet::new();
-    for name in &names {
-        let v = sample(name);
+    for (name, v) in &samples {
         let kind = v["type"].as_str().unwrap().to_owned();
         types.insert(kind.clone());
         let route = followup::wire::Route::ALL.into_iter().find(|r| r.event_types().contains(&kind.as_str())).unwrap();

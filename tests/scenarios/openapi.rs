@@ -10,22 +10,11 @@ mod doc;
 use doc::{check_answer, server_routes, Doc, METHODS};
 use followup::domain::ErrorCode;
 use followup::wire::{self, Route};
-use followup_tests::{root, sample, Local};
+use followup_tests::{samples, Local};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 const START: &str = "2026-03-02T10:00:00+02:00";
-
-/// The numbered envelopes of `events/` (file name, envelope), in file order.
-fn samples() -> Vec<(String, Value)> {
-    let mut names: Vec<String> = std::fs::read_dir(root().join("events"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .filter(|n| n.ends_with(".json") && n.starts_with(|c: char| c.is_ascii_digit()))
-        .collect();
-    names.sort();
-    names.into_iter().map(|n| (n.clone(), sample(&n))).collect()
-}
 
 fn route_of(kind: &str) -> Route {
     Route::ALL.into_iter().find(|r| r.event_types().contains(&kind)).unwrap_or_else(|| panic!("no route takes {kind}"))

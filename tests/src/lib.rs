@@ -255,6 +255,18 @@ pub fn timers(case: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The numbered envelopes of `events/` (file name, envelope), in file order: one webhook of each
+/// type telling one story (`timer.*` and the Lambda housekeeping inputs are not webhooks).
+pub fn samples() -> Vec<(String, Value)> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("events"))
+        .expect("events/")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(".json") && n.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| (n.clone(), sample(&n))).collect()
+}
+
 /// Reads a sample payload from `events/`.
 pub fn sample(name: &str) -> Value {
     let path = root().join("events").join(name);

@@ -332,6 +332,17 @@ impl Tally {
     }
 }
 
+impl Tally {
+    /// The send log of an SMS or a command: a conditional claim, then the update to SENT (SNS
+    /// bills the SMS itself).
+    fn send_log(&mut self, effect_id: &str, doc: usize) {
+        let item = send_log_item(effect_id, doc);
+        self.aws.dynamodb_put_item += 1;
+        self.aws.dynamodb_update_item += 1;
+        self.aws.write_units += 2 * write_units(item);
+    }
+}
+
 impl CaseStore for Metered {
     async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         {
@@ -438,11 +449,7 @@ impl SmsSender for Metered {
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         self.inner.send(effect_id, sms).await?;
         let mut t = self.tally();
-        // The send log: a conditional claim, then the update to SENT (SNS bills the SMS itself).
-        let item = send_log_item(effect_id, json_len(sms));
-        t.aws.dynamodb_put_item += 1;
-        t.aws.dynamodb_update_item += 1;
-        t.aws.write_units += 2 * write_units(item);
+        t.send_log(effect_id, json_len(sms));
         let e = t.sms.entry(sms.template.as_str()).or_default();
         e.0 += 1;
         e.1 += u64::from(sms.segments);
@@ -456,10 +463,7 @@ impl CommandBus for Metered {
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         self.inner.publish(effect_id, command).await?;
         let mut t = self.tally();
-        let item = send_log_item(effect_id, json_len(command));
-        t.aws.dynamodb_put_item += 1;
-        t.aws.dynamodb_update_item += 1;
-        t.aws.write_units += 2 * write_units(item);
+        t.send_log(effect_id, json_len(command));
         t.aws.sns_publish += 1;
         *t.commands.entry(command.body.kind()).or_default() += 1;
         if let (CommandBody::CallCustomer(c), Some(case_id)) = (&command.body, &command.case_id) {

@@ -305,7 +305,7 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Not an effect of this store: nothing is pending under that id.
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) if refused(&e) => Ok(()),
             Err(e) => Err(AwsError::from_sdk("UpdateItem effect done", e).into()),
         }
     }
@@ -542,7 +542,7 @@ impl CaseStore for DynamoStore {
                 .await;
             match all {
                 Ok(_) => continue,
-                Err(e) if !e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(e) if !refused(&e) => {
                     return Err(AwsError::from_sdk("UpdateItem effects done", e).into());
                 }
                 Err(_) => {}
@@ -564,7 +564,7 @@ impl CaseStore for DynamoStore {
                 .await;
             let item = match some {
                 Ok(out) => out.attributes.unwrap_or_default(),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(e) if refused(&e) => {
                     // No record carries them: effects of the earlier layout, one item each.
                     for id in &ids {
                         self.legacy_effect_done(id).await?;
@@ -583,7 +583,7 @@ impl CaseStore for DynamoStore {
                     .await;
                 match last {
                     Ok(_) => {}
-                    Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(e) if refused(&e) => {}
                     Err(e) => return Err(AwsError::from_sdk("UpdateItem effects done", e).into()),
                 }
             }
@@ -701,6 +701,11 @@ fn request_token(key: &str, commit: &Commit, doc: &str) -> String {
         h.update([0]);
     }
     hex::encode(h.finalize())[..36].to_string()
+}
+
+/// An `UpdateItem` its condition refused (the item absent, or not in the state asked for).
+fn refused<R>(e: &aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>) -> bool {
+    e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
 /// The delivery an effect id names (`<delivery id>#<n>`).
