@@ -4,8 +4,9 @@
 //! clock and a fresh data dir (WAL, `synchronous=FULL`), from 1, 8, 32 and 128 concurrent
 //! clients. Each client is one thread with one keep-alive HTTP/1.1 connection (`TcpStream`,
 //! `TCP_NODELAY`) that sends a request and reads its whole answer before the next, so the load
-//! generator costs little of the two cores it shares with the server. A request is built and
-//! signed before its clock starts; its latency runs from the first byte sent to the last byte of
+//! generator costs little of the two cores it shares with the server. Every request of a level is
+//! built and signed before its clock starts (their timestamps stay well inside the signature's
+//! window); its latency runs from the first byte sent to the last byte of
 //! the answer. Every answer must be a 202: any other status, a malformed answer or a dropped
 //! connection stops the run with what came back. Per level: events/s, that as a multiple of
 //! this disk's fsync bound (measured just before, in the same kind of temp dir: single-row
@@ -35,10 +36,14 @@ fn peak_rss_mb(pid: u32) -> f64 {
     kb.unwrap_or(f64::NAN) / 1024.0
 }
 
-/// Single-row `INSERT` transactions per second, WAL and `synchronous=FULL`: one fsync each.
 /// CPU time (user + system, every thread) the process has used so far, from `/proc/<pid>/stat`.
 fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_time(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// utime + stime of a `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat` file.
+fn stat_cpu_time(path: &Path) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at `state`; utime and stime are the 12th and 13th.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
     let ticks: u64 = [11, 12].iter().filter_map(|&i| fields.get(i)?.parse::<u64>().ok()).sum();
@@ -46,6 +51,16 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// CPU time of the server's group-commit thread (`sqlite-writer`): the one part that runs serially.
+fn writer_cpu_time(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    tasks
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "sqlite-writer"))
+        .map(|t| stat_cpu_time(&t.path().join("stat")))
+        .sum()
+}
+
+/// Single-row `INSERT` transactions per second, WAL and `synchronous=FULL`: one fsync each.
 fn fsync_bound() -> f64 {
     let dir = tempfile::tempdir().expect("temp dir");
     let conn = rusqlite::Connection::open(dir.path().join("fsync.db")).expect("open");
@@ -132,6 +147,10 @@ struct Level {
     rss_mb: f64,
     /// Server CPU (all threads, user + system) per event.
     cpu_us: f64,
+    /// Of that, the group-commit thread's: the serial part, so 1 s / this bounds events/s.
+    writer_cpu_us: f64,
+    /// The load generator's own CPU per event, on the same two cores.
+    client_cpu_us: f64,
 }
 
 impl Level {
@@ -147,9 +166,12 @@ fn run(events: usize, clients: usize) -> Level {
     let dir = tempfile::tempdir().expect("temp dir");
     let local = Local::spawn_logging(dir.path(), None, &[], std::process::Stdio::null());
     let host = local.base.strip_prefix("http://").expect("an http:// base").to_owned();
+    // Every request is built and signed before the clock starts, as a load generator replays a
+    // capture: the two cores go to the server, not to JSON and HMAC on the client side.
+    let requests: Vec<Vec<u8>> = (0..events).map(|i| request(&host, i)).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let cpu_before = cpu_time(local.pid());
+    let cpu_before = (cpu_time(local.pid()), cpu_time(std::process::id()), writer_cpu_time(local.pid()));
     let start = Instant::now();
     let results: Vec<Result<Vec<Duration>, String>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..clients)
@@ -162,9 +184,8 @@ fn run(events: usize, clients: usize) -> Level {
                         if i >= events {
                             break;
                         }
-                        let request = request(&host, i);
                         let at = Instant::now();
-                        let answer = conn.exchange(&request);
+                        let answer = conn.exchange(&requests[i]);
                         let took = at.elapsed();
                         match answer {
                             Ok((202, _)) => mine.push(took),
@@ -185,7 +206,9 @@ fn run(events: usize, clients: usize) -> Level {
         workers.into_iter().map(|w| w.join().unwrap_or_else(|_| Err("a client thread panicked".into()))).collect()
     });
     let secs = start.elapsed().as_secs_f64();
-    let cpu_us = (cpu_time(local.pid()) - cpu_before).as_secs_f64() * 1e6 / events as f64;
+    let per_event = |pid: u32, before: Duration| (cpu_time(pid) - before).as_secs_f64() * 1e6 / events as f64;
+    let (cpu_us, client_cpu_us) = (per_event(local.pid(), cpu_before.0), per_event(std::process::id(), cpu_before.1));
+    let writer_cpu_us = (writer_cpu_time(local.pid()) - cpu_before.2).as_secs_f64() * 1e6 / events as f64;
     let mut latencies = Vec::with_capacity(events);
     for r in results {
         match r {
@@ -195,7 +218,7 @@ fn run(events: usize, clients: usize) -> Level {
     }
     assert_eq!(latencies.len(), events, "every delivery answered 202");
     latencies.sort_unstable();
-    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us }
+    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us, writer_cpu_us, client_cpu_us }
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `criterion/` in this build's
@@ -236,9 +259,9 @@ fn clients(n: usize) -> String {
 /// The one table `make bench` ends with.
 fn summary(bound: f64, levels: &[Level]) {
     let dir = criterion_dir();
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<[String; 9]> = Vec::new();
     let row = |label: String, value: String, unit: &str| {
-        [label, value, unit.to_owned(), String::new(), String::new(), String::new(), String::new()]
+        [label, value, unit.to_owned(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new()]
     };
     let (mut missing, mut oldest) = (Vec::new(), None::<SystemTime>);
     for id in criterion_ids() {
@@ -263,16 +286,19 @@ fn summary(bound: f64, levels: &[Level]) {
             format!("{:.2}", l.quantile_ms(0.5)),
             format!("{:.2}", l.quantile_ms(0.99)),
             format!("{:.0}", l.cpu_us),
+            format!("{:.0}", l.writer_cpu_us),
+            format!("{:.0}", l.client_cpu_us),
         ]);
     }
     if let Some(peak) = levels.iter().max_by(|a, b| a.rss_mb.total_cmp(&b.rss_mb)) {
         rows.push(row(format!("peak RSS of followup-local under load ({})", clients(peak.clients)), format!("{:.1}", peak.rss_mb), "MB"));
     }
 
-    let header = ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms", "server CPU µs/event"].map(String::from);
+    let header =
+        ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms", "server CPU µs/event", "of it writer thread", "client CPU µs/event"].map(String::from);
     let widths: Vec<usize> =
         (0..header.len()).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
-    let line = |r: &[String; 7]| {
+    let line = |r: &[String; 9]| {
         let cells: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -325,7 +351,14 @@ fn main() {
     let mut done = Vec::new();
     for n in levels {
         let level = run(events, n);
-        println!("{}: {events} × 202 at {:.0} events/s, server CPU {:.0} µs per event", clients(level.clients), level.rate, level.cpu_us);
+        println!(
+            "{}: {events} × 202 at {:.0} events/s, CPU per event: server {:.0} µs (writer thread {:.0} µs), load generator {:.0} µs",
+            clients(level.clients),
+            level.rate,
+            level.cpu_us,
+            level.writer_cpu_us,
+            level.client_cpu_us
+        );
         done.push(level);
     }
     summary(bound, &done);

@@ -86,7 +86,8 @@ const MAX_BATCH: usize = 256;
 ///
 /// [`SqliteStore::performing_effects`] makes `commit` also perform the commit's effects (place
 /// and cancel timers, append to the outboxes) in the same transaction: one durable write per
-/// input instead of one per effect, and no effect can be left pending by a crash. Only for an
+/// input instead of one per effect, no effect can be left pending by a crash, and none needs a
+/// row in `effects`. Only for an
 /// engine whose timers and outboxes are this same store (the local runtime).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -228,6 +229,9 @@ impl SqliteStore {
         // A 202 promises the delivery is stored: WAL's usual NORMAL may lose the last commits on power loss.
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql("setting synchronous"))?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql("setting foreign_keys"))?;
+        // Each write of a group commit runs in its own savepoint, whose journal of pages to roll
+        // back to stays in memory rather than spilling to a temp file.
+        conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql("setting temp_store"))?;
         migrate(&mut conn)?;
         let conn = Arc::new(Mutex::new(conn));
         let (writes, queue) = std::sync::mpsc::channel();
@@ -355,13 +359,13 @@ impl SqliteStore {
 
     /// Appends to an outbox unless this effect was already delivered there, and marks the effect
     /// done in the same write: sent and done are one fact here.
-    async fn append_outbox(&self, table: &'static str, effect_id: &str, doc: String) -> Result<(), EffectError> {
+    async fn append_outbox(&self, outbox: Outbox, effect_id: &str, doc: String) -> Result<(), EffectError> {
         let effect_id = effect_id.to_owned();
         self.write(move |conn| {
-            append(conn, table, &effect_id, &doc)?;
+            append(conn, outbox, &effect_id, &doc)?;
             exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&effect_id])
                 .map(drop)
-                .map_err(sql(&format!("marking effect {effect_id} done")))
+                .map_err(sql(format_args!("marking effect {effect_id} done")))
         })
         .await
         .map_err(effect_error)
@@ -386,7 +390,7 @@ impl CaseStore for SqliteStore {
         let key = key.to_string();
         self.run(move |conn| {
             let doc: Option<String> =
-                one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0)).map_err(sql(&format!("loading stream {key}")))?;
+                one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0)).map_err(sql(format_args!("loading stream {key}")))?;
             doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
         })
         .await
@@ -401,21 +405,22 @@ impl CaseStore for SqliteStore {
         let key = commit.stream.key.to_string();
         let stream_doc = encode(&commit.stream, "stream")?;
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
-        let effects =
-            commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?))).collect::<Result<Vec<_>, StoreError>>()?;
-        let performed = if self.performs_effects {
-            commit.effects.iter().map(|e| Performed::of(&e.id, &e.effect)).collect::<Result<Vec<_>, StoreError>>()?
+        // Effects performed here need no pending row: the timer table and the outboxes hold what
+        // they did, and the case timeline records each. Otherwise each waits in `effects` for
+        // the engine to perform it, and stays there, done, as the audit trail.
+        let (effects, performed) = if self.performs_effects {
+            (Vec::new(), commit.effects.iter().map(|e| Performed::of(&e.id, &e.effect)).collect::<Result<Vec<_>, StoreError>>()?)
         } else {
-            Vec::new()
+            let pending = commit.effects.iter().map(|e| Ok((e.id.clone(), encode(&e.effect, "effect")?)));
+            (pending.collect::<Result<Vec<_>, StoreError>>()?, Vec::new())
         };
-        let done = self.performs_effects;
         self.write(move |tx| {
             // Inside the group commit's transaction: its checks see every write before it.
             if let Some(existing) = read_delivery(tx, &commit.delivery.id)? {
                 return Err(CommitError::DuplicateDelivery(existing));
             }
             let current: Option<u64> = one(tx, "SELECT version FROM streams WHERE key = ?1", [&key], |r| r.get(0))
-                .map_err(sql(&format!("reading the version of {key}")))?;
+                .map_err(sql(format_args!("reading the version of {key}")))?;
             if current != commit.expected_version {
                 return Err(CommitError::Conflict);
             }
@@ -425,29 +430,29 @@ impl CaseStore for SqliteStore {
                  ON CONFLICT (key) DO UPDATE SET version = excluded.version, doc = excluded.doc, next_due_ms = excluded.next_due_ms",
                 params![key, commit.stream.version, stream_doc, next_due_ms],
             )
-            .map_err(sql(&format!("writing stream {key}")))?;
+            .map_err(sql(format_args!("writing stream {key}")))?;
             let d = &commit.delivery;
             exec(
                 tx,
                 "INSERT INTO deliveries (id, body_hash, case_id, accepted_at) VALUES (?1, ?2, ?3, ?4)",
                 params![d.id, d.body_hash, d.case_id, d.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)],
             )
-            .map_err(sql(&format!("recording delivery {}", d.id)))?;
+            .map_err(sql(format_args!("recording delivery {}", d.id)))?;
             for subject in &commit.index {
                 let holder: Option<String> = one(tx, "SELECT stream_key FROM subject_index WHERE subject = ?1", [subject], |r| r.get(0))
-                    .map_err(sql(&format!("reading the index of {subject}")))?;
+                    .map_err(sql(format_args!("reading the index of {subject}")))?;
                 match holder {
                     Some(other) if other != key => return Err(CommitError::SubjectTaken(subject.clone())),
                     Some(_) => {}
                     None => {
                         exec(tx, "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
-                            .map_err(sql(&format!("indexing {subject}")))?;
+                            .map_err(sql(format_args!("indexing {subject}")))?;
                     }
                 }
             }
             for (id, doc) in &effects {
-                exec(tx, "INSERT INTO effects (id, doc, done) VALUES (?1, ?2, ?3)", params![id, doc, done])
-                    .map_err(sql(&format!("recording effect {id}")))?;
+                exec(tx, "INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
+                    .map_err(sql(format_args!("recording effect {id}")))?;
             }
             for effect in &performed {
                 effect.perform(tx)?;
@@ -484,7 +489,7 @@ impl CaseStore for SqliteStore {
     async fn effect_done(&self, id: &str) -> Result<(), StoreError> {
         let id = id.to_owned();
         self.write(move |conn| {
-            exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(&format!("marking effect {id} done")))
+            exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&id]).map(drop).map_err(sql(format_args!("marking effect {id} done")))
         })
         .await
     }
@@ -561,7 +566,7 @@ impl SmsSender for SqliteStore {
     const MARKS_DONE: bool = true;
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         let doc = encode(sms, "sms").map_err(effect_error)?;
-        self.append_outbox("sms_outbox", effect_id, doc).await
+        self.append_outbox(Outbox::Sms, effect_id, doc).await
     }
 }
 
@@ -569,7 +574,7 @@ impl CommandBus for SqliteStore {
     const MARKS_DONE: bool = true;
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         let doc = encode(command, "command").map_err(effect_error)?;
-        self.append_outbox("command_outbox", effect_id, doc).await
+        self.append_outbox(Outbox::Commands, effect_id, doc).await
     }
 }
 
@@ -577,7 +582,30 @@ impl CommandBus for SqliteStore {
 enum Performed {
     PlaceTimer { name: String, due_at_ms: i64, doc: String },
     CancelTimer { name: String },
-    Append { table: &'static str, effect_id: String, doc: String },
+    Append { outbox: Outbox, effect_id: String, doc: String },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outbox {
+    Sms,
+    Commands,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Sms => "sms_outbox",
+            Outbox::Commands => "command_outbox",
+        }
+    }
+
+    /// Appends unless this effect was already delivered there.
+    fn insert(self) -> &'static str {
+        match self {
+            Outbox::Sms => "INSERT OR IGNORE INTO sms_outbox (effect_id, doc) VALUES (?1, ?2)",
+            Outbox::Commands => "INSERT OR IGNORE INTO command_outbox (effect_id, doc) VALUES (?1, ?2)",
+        }
+    }
 }
 
 impl Performed {
@@ -587,9 +615,9 @@ impl Performed {
                 Performed::PlaceTimer { name: t.timer.name(), due_at_ms: t.due_at.timestamp_millis(), doc: encode(t, "timer")? }
             }
             Effect::CancelTimer(t) => Performed::CancelTimer { name: t.name() },
-            Effect::SendSms(sms) => Performed::Append { table: "sms_outbox", effect_id: effect_id.to_owned(), doc: encode(sms, "sms")? },
+            Effect::SendSms(sms) => Performed::Append { outbox: Outbox::Sms, effect_id: effect_id.to_owned(), doc: encode(sms, "sms")? },
             Effect::Emit(cmd) => {
-                Performed::Append { table: "command_outbox", effect_id: effect_id.to_owned(), doc: encode(cmd, "command")? }
+                Performed::Append { outbox: Outbox::Commands, effect_id: effect_id.to_owned(), doc: encode(cmd, "command")? }
             }
         })
     }
@@ -604,17 +632,16 @@ impl Performed {
                 params![name, due_at_ms, doc],
             )
             .map(drop)
-            .map_err(sql(&format!("placing timer {name}"))),
+            .map_err(sql(format_args!("placing timer {name}"))),
             Performed::CancelTimer { name } => delete_timer(conn, name),
-            Performed::Append { table, effect_id, doc } => append(conn, table, effect_id, doc),
+            Performed::Append { outbox, effect_id, doc } => append(conn, *outbox, effect_id, doc),
         }
     }
 }
 
 /// Appends to an outbox unless this effect was already delivered there.
-fn append(conn: &Connection, table: &str, effect_id: &str, doc: &str) -> Result<(), StoreError> {
-    let query = format!("INSERT OR IGNORE INTO {table} (effect_id, doc) VALUES (?1, ?2)");
-    exec(conn, &query, params![effect_id, doc]).map(drop).map_err(sql(&format!("appending to {table}")))
+fn append(conn: &Connection, outbox: Outbox, effect_id: &str, doc: &str) -> Result<(), StoreError> {
+    exec(conn, outbox.insert(), params![effect_id, doc]).map(drop).map_err(sql(format_args!("appending to {}", outbox.table())))
 }
 
 /// Creates what is missing; refuses a database written by a newer build rather than guess at it.
@@ -640,7 +667,7 @@ fn read_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreE
         one(conn, "SELECT id, body_hash, case_id, accepted_at FROM deliveries WHERE id = ?1", [id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
-        .map_err(sql(&format!("reading delivery {id}")))?;
+        .map_err(sql(format_args!("reading delivery {id}")))?;
     row.map(|(id, body_hash, case_id, accepted_at)| {
         let accepted_at = DateTime::parse_from_rfc3339(&accepted_at)
             .map_err(|e| StoreError::Corrupt(format!("delivery {id}: accepted_at {accepted_at:?}: {e}")))?
@@ -651,7 +678,7 @@ fn read_delivery(conn: &Connection, id: &str) -> Result<Option<Delivery>, StoreE
 }
 
 fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {
-    exec(conn, "DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(&format!("removing timer {name}")))
+    exec(conn, "DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(format_args!("removing timer {name}")))
 }
 
 /// One statement from the connection's statement cache (the hot path prepares nothing twice).
@@ -676,8 +703,9 @@ fn query_docs<T: DeserializeOwned>(conn: &Connection, query: &str, what: &str) -
     docs.iter().map(|d| decode(d, what)).collect()
 }
 
-/// Maps a SQLite failure to `Unavailable`, saying what was being done.
-fn sql(context: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+/// Maps a SQLite failure to `Unavailable`, saying what was being done. The context is only
+/// formatted on failure: pass `format_args!` rather than a `format!`ed string.
+fn sql<'a>(context: impl std::fmt::Display + 'a) -> impl FnOnce(rusqlite::Error) -> StoreError + 'a {
     move |e| StoreError::Unavailable(format!("{context}: {e}"))
 }
 
