@@ -124,16 +124,43 @@ impl Connection {
     }
 }
 
+/// What a level sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Traffic {
+    /// Signed `appointment.booked` deliveries, each answered 202 once durable.
+    Webhooks,
+    /// The same requests to a route that does not exist, answered 404 by the router: no signature
+    /// check, parsing, decision or storage. What HTTP alone costs on this machine, its ceiling.
+    HttpOnly,
+}
+
+impl Traffic {
+    fn path(self) -> &'static str {
+        match self {
+            Traffic::Webhooks => "/v1/appointments",
+            Traffic::HttpOnly => "/v1/nowhere",
+        }
+    }
+
+    fn status(self) -> u16 {
+        match self {
+            Traffic::Webhooks => 202,
+            Traffic::HttpOnly => 404,
+        }
+    }
+}
+
 /// Delivery `i` as bytes on the wire, signed now.
-fn request(host: &str, i: usize) -> Vec<u8> {
+fn request(host: &str, i: usize, traffic: Traffic) -> Vec<u8> {
     let data = booked(&format!("A-{i}"), &format!("O-{i}"), "2027-01-10T10:00:00+02:00", "2027-01-10T12:00:00+02:00");
     let body = json!({"id": format!("load-{i}"), "type": "appointment.booked", "occurred_at": "2026-12-01T10:00:00+02:00", "data": data})
         .to_string();
     let ts = Utc::now().timestamp();
     let signature = followup::wire::sign(SECRET, ts, body.as_bytes());
     format!(
-        "POST /v1/appointments HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+        "POST {} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          x-timestamp: {ts}\r\nx-signature: {signature}\r\n\r\n{body}",
+        traffic.path(),
         body.len()
     )
     .into_bytes()
@@ -141,6 +168,7 @@ fn request(host: &str, i: usize) -> Vec<u8> {
 
 /// One level of the load: throughput, sorted latencies and the server's peak RSS.
 struct Level {
+    traffic: Traffic,
     clients: usize,
     rate: f64,
     latencies: Vec<Duration>,
@@ -160,15 +188,15 @@ impl Level {
     }
 }
 
-/// `events` deliveries from `clients` connections against a fresh server; panics with the
-/// first answer that is not a 202 (dropping the server on the way out).
-fn run(events: usize, clients: usize) -> Level {
+/// `events` requests from `clients` connections against a fresh server; panics with the first
+/// answer that is not the traffic's status (dropping the server on the way out).
+fn run(events: usize, clients: usize, traffic: Traffic) -> Level {
     let dir = tempfile::tempdir().expect("temp dir");
     let local = Local::spawn_logging(dir.path(), None, &[], std::process::Stdio::null());
     let host = local.base.strip_prefix("http://").expect("an http:// base").to_owned();
     // Every request is built and signed before the clock starts, as a load generator replays a
     // capture: the two cores go to the server, not to JSON and HMAC on the client side.
-    let requests: Vec<Vec<u8>> = (0..events).map(|i| request(&host, i)).collect();
+    let requests: Vec<Vec<u8>> = (0..events).map(|i| request(&host, i, traffic)).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let cpu_before = (cpu_time(local.pid()), cpu_time(std::process::id()), writer_cpu_time(local.pid()));
@@ -188,7 +216,7 @@ fn run(events: usize, clients: usize) -> Level {
                         let answer = conn.exchange(&requests[i]);
                         let took = at.elapsed();
                         match answer {
-                            Ok((202, _)) => mine.push(took),
+                            Ok((status, _)) if status == traffic.status() => mine.push(took),
                             Ok((status, body)) => {
                                 failed.store(true, Ordering::Relaxed);
                                 return Err(format!("delivery load-{i} answered {status}: {}", String::from_utf8_lossy(&body)));
@@ -216,9 +244,9 @@ fn run(events: usize, clients: usize) -> Level {
             Err(e) => panic!("load test failed at {clients} clients: {e}"),
         }
     }
-    assert_eq!(latencies.len(), events, "every delivery answered 202");
+    assert_eq!(latencies.len(), events, "every request answered {}", traffic.status());
     latencies.sort_unstable();
-    Level { clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us, writer_cpu_us, client_cpu_us }
+    Level { traffic, clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us, writer_cpu_us, client_cpu_us }
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `criterion/` in this build's
@@ -278,10 +306,18 @@ fn summary(bound: f64, levels: &[Level]) {
     }
     rows.push(row("fsync bound".into(), format!("{bound:.0}"), "tx/s"));
     for l in levels {
+        let label = match l.traffic {
+            Traffic::Webhooks => format!("throughput, {}", clients(l.clients)),
+            Traffic::HttpOnly => format!("HTTP alone (a 404 route), {}", clients(l.clients)),
+        };
         rows.push([
-            format!("throughput, {}", clients(l.clients)),
+            label,
             format!("{:.0}", l.rate),
-            "events/s".into(),
+            match l.traffic {
+                Traffic::Webhooks => "events/s",
+                Traffic::HttpOnly => "requests/s",
+            }
+            .into(),
             format!("{:.2}", l.rate / bound),
             format!("{:.2}", l.quantile_ms(0.5)),
             format!("{:.2}", l.quantile_ms(0.99)),
@@ -290,7 +326,7 @@ fn summary(bound: f64, levels: &[Level]) {
             format!("{:.0}", l.client_cpu_us),
         ]);
     }
-    if let Some(peak) = levels.iter().max_by(|a, b| a.rss_mb.total_cmp(&b.rss_mb)) {
+    if let Some(peak) = levels.iter().filter(|l| l.traffic == Traffic::Webhooks).max_by(|a, b| a.rss_mb.total_cmp(&b.rss_mb)) {
         rows.push(row(format!("peak RSS of followup-local under load ({})", clients(peak.clients)), format!("{:.1}", peak.rss_mb), "MB"));
     }
 
@@ -348,12 +384,17 @@ fn main() {
     println!("HTTP load: {events} signed appointment.booked per level against a release followup-local (real clock, fresh data dir)");
     let bound = fsync_bound();
     println!("fsync bound measured: {bound:.0} single-row transactions/s on this disk");
+    // The ceiling beside the busiest level up to 32 clients: what the same connections get from
+    // a server that only routes.
+    let ceiling = levels.iter().copied().filter(|&n| n <= 32).max();
+    let runs = levels.iter().map(|&n| (n, Traffic::Webhooks)).chain(ceiling.map(|n| (n, Traffic::HttpOnly)));
     let mut done = Vec::new();
-    for n in levels {
-        let level = run(events, n);
+    for (n, traffic) in runs {
+        let level = run(events, n, traffic);
         println!(
-            "{}: {events} × 202 at {:.0} events/s, CPU per event: server {:.0} µs (writer thread {:.0} µs), load generator {:.0} µs",
+            "{} {traffic:?}: {events} × {} at {:.0}/s, CPU per request: server {:.0} µs (writer thread {:.0} µs), load generator {:.0} µs",
             clients(level.clients),
+            traffic.status(),
             level.rate,
             level.cpu_us,
             level.writer_cpu_us,
