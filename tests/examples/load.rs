@@ -246,7 +246,16 @@ fn run(events: usize, clients: usize, traffic: Traffic) -> Level {
     }
     assert_eq!(latencies.len(), events, "every request answered {}", traffic.status());
     latencies.sort_unstable();
-    Level { traffic, clients, rate: events as f64 / secs, latencies, rss_mb: peak_rss_mb(local.pid()), cpu_us, writer_cpu_us, client_cpu_us }
+    Level {
+        traffic,
+        clients,
+        rate: events as f64 / secs,
+        latencies,
+        rss_mb: peak_rss_mb(local.pid()),
+        cpu_us,
+        writer_cpu_us,
+        client_cpu_us,
+    }
 }
 
 /// Where criterion keeps its results: `$CRITERION_HOME`, else `criterion/` in this build's
@@ -330,8 +339,18 @@ fn summary(bound: f64, levels: &[Level]) {
         rows.push(row(format!("peak RSS of followup-local under load ({})", clients(peak.clients)), format!("{:.1}", peak.rss_mb), "MB"));
     }
 
-    let header =
-        ["measurement", "value", "unit", "x fsync bound", "p50 ms", "p99 ms", "server CPU µs/event", "of it writer thread", "client CPU µs/event"].map(String::from);
+    let header = [
+        "measurement",
+        "value",
+        "unit",
+        "x fsync bound",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs/event",
+        "of it writer thread",
+        "client CPU µs/event",
+    ]
+    .map(String::from);
     let widths: Vec<usize> =
         (0..header.len()).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let line = |r: &[String; 9]| {

@@ -452,8 +452,8 @@ impl CaseStore for SqliteStore {
     async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
         let key = key.to_string();
         self.point(move |conn| {
-            let doc: Option<String> =
-                one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0)).map_err(sql(format_args!("loading stream {key}")))?;
+            let doc: Option<String> = one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
+                .map_err(sql(format_args!("loading stream {key}")))?;
             doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
         })
         .await
@@ -837,7 +837,8 @@ mod tests {
         assert!(groups < writes, "the writes shared batches: {groups} for {writes}");
         let stored: Vec<String> = store
             .run(|conn| {
-                let mut stmt = conn.prepare("SELECT subject FROM subject_index ORDER BY CAST(substr(subject, 2) AS INTEGER)").map_err(sql("list"))?;
+                let mut stmt =
+                    conn.prepare("SELECT subject FROM subject_index ORDER BY CAST(substr(subject, 2) AS INTEGER)").map_err(sql("list"))?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(sql("list"))?;
                 rows.collect::<Result<Vec<String>, _>>().map_err(sql("list"))
             })
