@@ -82,7 +82,7 @@ const MAX_BATCH: usize = 256;
 /// one that fails after writing (a disk error, a panic) has the transaction rolled back and the
 /// batch run again without it (see [`group_commit`]).
 ///
-/// Reads go to connections of their own ([`READERS`] of them, each mapping the file): under WAL
+/// Reads go to connections of their own ([`READERS`] of them): under WAL
 /// they read the last commit while the writer is in its next one, so a read never waits on an
 /// fsync. A point read runs on the calling task when a reader is free (see `point`); every other
 /// read, and a point read that would wait, runs on tokio's blocking pool, so a long read never
@@ -105,10 +105,6 @@ pub struct SqliteStore {
 
 /// Read connections of a file store: one per core of the machine this runs on.
 const READERS: usize = 2;
-
-/// How much of the database file each reader maps. Every read transaction that follows a commit
-/// starts with an empty page cache; mapped, its pages are memory reads, not a `pread` each.
-const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// The WAL's size, in pages, past which a commit checkpoints (SQLite's own default).
 const WAL_CHECKPOINT_PAGES: i64 = 1000;
@@ -233,7 +229,6 @@ impl SqliteStore {
                 let reader = Connection::open(&path).map_err(sql(&opening))?;
                 reader.busy_timeout(BUSY_TIMEOUT).map_err(sql("setting busy_timeout"))?;
                 reader.pragma_update(None, "query_only", true).map_err(sql("setting query_only"))?;
-                reader.pragma_update(None, "mmap_size", READER_MMAP_BYTES).map_err(sql("setting mmap_size"))?;
                 Ok(Arc::new(Mutex::new(reader)))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -331,7 +326,7 @@ impl SqliteStore {
         rx.await.map_err(|_| stopped())?
     }
 
-    /// A point read (one row by its key): a few µs from the mapped file, less than handing it to
+    /// A point read (one row by its key): a few µs from the page cache, less than handing it to
     /// the blocking pool costs. So it runs right here, on the calling task, when a read connection
     /// is free at once; otherwise it goes to the blocking pool like any other read.
     async fn point<T, E, F>(&self, f: F) -> Result<T, E>
