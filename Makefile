@@ -6,8 +6,9 @@
 #   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  criterion benches (decide per playbook, SMS rendering, one durable commit), then the HTTP load test
-#               (fsync bound; 1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, peak RSS),
-#               ending with one table of all of it
+#               (fsync bound; 1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, CPU per
+#               event of the server, its writer thread and the load generator, peak RSS; and HTTP alone, a 404
+#               route on the same connections), ending with one table of all of it
 #   make soak   the crash soak at full size: 10,000 signed events, 24 kill -9 of followup-local, printed figures
 #               (a 1,000-event, 5-kill run of it is in make test)
 #   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill

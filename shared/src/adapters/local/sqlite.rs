@@ -263,8 +263,8 @@ impl SqliteStore {
         // bound (578 MB in 60,000 events), and each commit paid for new file blocks.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES).map_err(sql("setting wal_autocheckpoint"))?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql("setting foreign_keys"))?;
-        // Each write of a group commit runs in its own savepoint, whose journal of pages to roll
-        // back to stays in memory rather than spilling to a temp file.
+        // Statement journals and temporary tables stay in memory, never a temp file (when each
+        // write of a group commit had a savepoint of its own, its journal spilled to one).
         conn.pragma_update(None, "temp_store", "MEMORY").map_err(sql("setting temp_store"))?;
         migrate(&mut conn)?;
         let conn = Arc::new(Mutex::new(conn));
