@@ -151,7 +151,8 @@ def topology(tmp_path_factory) -> Running:
         [sys.executable, str(LOCAL / "run.py"), "--addr", "127.0.0.1:0", "--moto-port", "0", "--virtual-clock", "now",
          "--secret", secret, "--log-dir", str(log_dir), "--exit-with-parent",
          # A sender id other than the default, so the test sees the parameter reach the functions.
-         "--parameter", f"SmsSenderId={SENDER_ID}"],
+         "--parameter", f"SmsSenderId={SENDER_ID}",
+         "--policy", str(Path(__file__).with_name("policy.toml"))],
         stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=REPO,
     )
 

@@ -32,6 +32,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the webhook secret stored under WebhookSecretName (env FOLLOWUP_WEBHOOK_SECRET)")
     p.add_argument("--virtual-clock", default=os.environ.get("FOLLOWUP_VIRTUAL_CLOCK") or None, metavar="RFC3339|now",
                    help="schedules fire on a clock that moves only through POST /_local/clock (env FOLLOWUP_VIRTUAL_CLOCK)")
+    p.add_argument("--policy", type=Path, default=os.environ.get("FOLLOWUP_CONFIG") or None, metavar="TOML",
+                   help="the policy file every function reads, as a deployment would package one (env FOLLOWUP_CONFIG; "
+                        "default: the SPEC's policy)")
     p.add_argument("--template", type=Path, default=REPO / "template.yaml")
     p.add_argument("--bin-dir", type=Path, default=REPO / "target" / "debug", help="where the function binaries are")
     p.add_argument("--stack-name", default="followup-local")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         template=args.template, bin_dir=args.bin_dir, host=args.addr[0], port=args.addr[1], moto_port=args.moto_port,
         stack_name=args.stack_name, secret=args.secret, virtual_start=virtual, log_dir=args.log_dir,
-        parameters=dict(kv.split("=", 1) for kv in args.parameter), moto_access_log=args.verbose,
+        parameters=dict(kv.split("=", 1) for kv in args.parameter), moto_access_log=args.verbose, policy=args.policy,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

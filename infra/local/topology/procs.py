@@ -55,20 +55,8 @@ class LineSink:
 
 
 # moto exits with the process that started it, however that one ends.
-_MOTO_LAUNCHER = """\
-import os, sys, threading, time
-parent = os.getppid()
-def watch():
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-threading.Thread(target=watch, daemon=True).start()
-if sys.argv[2] == "quiet":
-    import logging
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
-from moto.server import main
-main(['-H', '127.0.0.1', '-p', sys.argv[1]])
-"""
+# moto, serving DynamoDB requests one at a time (its backend is not safe under concurrent requests).
+_MOTO_SERVER = Path(__file__).resolve().parent.parent / "moto_server.py"
 
 
 class MotoServer:
@@ -79,7 +67,7 @@ class MotoServer:
         # AWS managed policies (AWSLambdaBasicExecutionRole, which SAM attaches) exist on moto only with this.
         env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         self.proc = subprocess.Popen(
-            [python, "-c", _MOTO_LAUNCHER, str(self.port), "access-log" if access_log else "quiet"],
+            [python, str(_MOTO_SERVER), str(self.port), "access-log" if access_log else "quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # stopped by the topology, not by the terminal's Ctrl-C
         )

@@ -40,6 +40,7 @@ class Options:
     python: str = sys.executable
     parameters: dict[str, str] | None = None
     moto_access_log: bool = False
+    policy: Path | None = None  # the policy file every function reads (FOLLOWUP_CONFIG); None: the SPEC's
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, Any]:
@@ -72,6 +73,8 @@ class Topology:
 
         functions = {}
         for name, spec in self.stack.functions.items():
+            if o.policy:
+                spec.environment["FOLLOWUP_CONFIG"] = str(o.policy.resolve())
             functions[name] = LocalFunction(spec, binary_path(o.bin_dir, spec), endpoint, self.stack.region, self.sink,
                                             self._dead_letter)
         self.lambdas = LambdaService(functions)

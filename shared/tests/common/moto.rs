@@ -11,7 +11,7 @@ use aws_config::SdkConfig;
 use followup::adapters::aws::{AwsSettings, DynamoStore, SchedulerTimers, SnsCommands, SnsSms, TimerTargets};
 use followup::domain::policy::Policy;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -31,39 +31,29 @@ fn python() -> PathBuf {
     if let Ok(p) = std::env::var("FOLLOWUP_MOTO_PYTHON") {
         return PathBuf::from(p);
     }
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    loop {
-        let candidate = dir.join(".venv/bin/python");
-        if candidate.is_file() {
-            return candidate;
-        }
-        if !dir.pop() {
-            panic!("no .venv with moto found above {}; run `make test`, which creates it", env!("CARGO_MANIFEST_DIR"));
-        }
-    }
+    above(".venv/bin/python")
+        .unwrap_or_else(|| panic!("no .venv with moto found above {}; run `make test`, which creates it", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `relative` in the nearest directory above this crate that has it (the repository's root).
+fn above(relative: &str) -> Option<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().map(|dir| dir.join(relative)).find(|candidate| candidate.is_file())
 }
 
 /// Starts moto once for this test binary and waits until it answers.
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        // The server exits when the test binary does, however that ends.
-        let launcher = format!(
-            "import os, threading, time\n\
-             parent = os.getppid()\n\
-             def watch():\n\
-             \x20   while os.getppid() == parent: time.sleep(0.5)\n\
-             \x20   os._exit(0)\n\
-             threading.Thread(target=watch, daemon=True).start()\n\
-             from moto.server import main\n\
-             main(['-H', '127.0.0.1', '-p', '{port}'])\n"
-        );
+        // moto serving DynamoDB requests one at a time (its backend is not safe under concurrent
+        // requests); it exits when the test binary does, however that ends.
+        let server = above("infra/local/moto_server.py").expect("infra/local/moto_server.py above this crate");
         let child = Command::new(python())
-            .args(["-c", &launcher])
+            .arg(&server)
+            .arg(port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("starting moto_server (python -m moto.server)");
+            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {

@@ -73,20 +73,20 @@ const MAX_BATCH: usize = 256;
 
 /// Every port of the local runtime over one SQLite connection.
 ///
-/// Clones share the connections. Writes go to one writer thread that **group-commits**: it takes every write
-/// waiting (up to [`MAX_BATCH`]), runs them one after the other in one `BEGIN IMMEDIATE`
-/// transaction, commits once, with one fsync (`synchronous=FULL`), and only then answers each
-/// write. So a 202 still means the delivery is on disk, and concurrent inputs share the fsync.
-/// Each write is answered on its own: one refused on its condition (a stale version, a delivery
-/// already recorded) checks before it writes, so it leaves nothing behind and its batch goes on;
-/// one that fails after writing (a disk error, a panic) has the transaction rolled back and the
-/// batch run again without it (see [`group_commit`]).
+/// Clones share the connections. Writes go to one writer thread that **group-commits**: it takes
+/// every write waiting (up to [`MAX_BATCH`]), runs them one after the other in one `BEGIN
+/// IMMEDIATE` transaction, commits once, with one fsync (`synchronous=FULL`), and only then
+/// answers each write. So a 202 still means the delivery is on disk, and concurrent inputs share
+/// the fsync. Each write is answered on its own: one refused on its condition (a stale version,
+/// a delivery already recorded) checks before it writes, so it leaves nothing behind and its
+/// batch goes on; one that fails after writing (a disk error, a panic) has the transaction rolled
+/// back and the batch run again without it (see [`group_commit`]).
 ///
-/// Reads go to connections of their own ([`READERS`] of them): under WAL
-/// they read the last commit while the writer is in its next one, so a read never waits on an
-/// fsync. A point read runs on the calling task when a reader is free (see `point`); every other
-/// read, and a point read that would wait, runs on tokio's blocking pool, so a long read never
-/// stalls the HTTP workers.
+/// Reads go to connections of their own ([`READERS`] of them): under WAL they read the last
+/// commit while the writer is in its next one, so a read never waits on an fsync. A point read
+/// runs on the calling task when a reader is free (see `point`); every other read, and a point
+/// read that would wait, runs on tokio's blocking pool, so a long read never stalls the HTTP
+/// workers.
 ///
 /// [`SqliteStore::performing_effects`] makes `commit` also perform the commit's effects (place
 /// and cancel timers, append to the outboxes) in the same transaction: one durable write per
