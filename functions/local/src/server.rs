@@ -158,9 +158,14 @@ async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
     let body = match to_bytes(request.into_body(), wire::MAX_BODY_BYTES + 1).await {
         Ok(b) => b,
         Err(_) => {
-            return reply(
-                WireError::new(413, ErrorCode::PayloadTooLarge, format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into(),
-            )
+            let mut response =
+                reply(WireError::new(413, ErrorCode::PayloadTooLarge, format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into());
+            // The rest of the body stays unread, so the connection cannot carry another request:
+            // the server closes it after this answer, and says so, or a client that pools
+            // connections would send its next request down one that is closing.
+            let close = axum::http::HeaderValue::from_static("close");
+            response.headers_mut().insert(axum::http::header::CONNECTION, close);
+            return response;
         }
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
