@@ -160,9 +160,9 @@ async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
         Err(_) => {
             let mut response =
                 reply(WireError::new(413, ErrorCode::PayloadTooLarge, format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into());
-            // The rest of the body stays unread, so the connection cannot carry another request:
-            // the server closes it after this answer, and says so, or a client that pools
-            // connections would send its next request down one that is closing.
+            // SPEC §5's body limit. The rest of the body stays unread, so the connection cannot
+            // carry another request: the server closes it after this answer, and says so, or a
+            // client that pools connections would send its next request down one that is closing.
             let close = axum::http::HeaderValue::from_static("close");
             response.headers_mut().insert(axum::http::header::CONNECTION, close);
             return response;

@@ -136,17 +136,17 @@ enum Ran {
 
 /// Whether an error of a write means it left nothing behind: every write checks its conditions
 /// before its first statement that writes, so a refusal on a condition never has.
-trait Refusal {
+trait WroteNothing {
     fn wrote_nothing(&self) -> bool;
 }
 
-impl Refusal for StoreError {
+impl WroteNothing for StoreError {
     fn wrote_nothing(&self) -> bool {
         false
     }
 }
 
-impl Refusal for CommitError {
+impl WroteNothing for CommitError {
     fn wrote_nothing(&self) -> bool {
         !matches!(self, CommitError::Store(_))
     }
@@ -295,7 +295,7 @@ impl SqliteStore {
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
-        E: From<StoreError> + Refusal + Send + 'static,
+        E: From<StoreError> + WroteNothing + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let result = Arc::new(Mutex::new(None));
@@ -449,7 +449,7 @@ impl CaseStore for SqliteStore {
         self.point(move |conn| {
             let doc: Option<String> = one(conn, "SELECT doc FROM streams WHERE key = ?1", [&key], |r| r.get(0))
                 .map_err(sql(format_args!("loading stream {key}")))?;
-            doc.map(|d| decode(&d, &format!("stream {key}"))).transpose()
+            doc.map(|d| decode(&d, format_args!("stream {key}"))).transpose()
         })
         .await
     }
@@ -463,6 +463,7 @@ impl CaseStore for SqliteStore {
         let key = commit.stream.key.to_string();
         let stream_doc = encode(&commit.stream, "stream")?;
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
+        let accepted_at = commit.delivery.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         // Effects performed here need no pending row: the timer table and the outboxes hold what
         // they did, and the case timeline records each. Otherwise each waits in `effects` for
         // the engine to perform it, and stays there, done, as the audit trail.
@@ -504,7 +505,7 @@ impl CaseStore for SqliteStore {
             exec(
                 tx,
                 "INSERT INTO deliveries (id, body_hash, case_id, accepted_at) VALUES (?1, ?2, ?3, ?4)",
-                params![d.id, d.body_hash, d.case_id, d.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)],
+                params![d.id, d.body_hash, d.case_id, accepted_at],
             )
             .map_err(sql(format_args!("recording delivery {}", d.id)))?;
             for subject in unindexed {
@@ -539,7 +540,7 @@ impl CaseStore for SqliteStore {
                 .map_err(sql(what))?;
             rows.into_iter()
                 .map(|(id, doc)| {
-                    let effect: Effect = decode(&doc, &format!("effect {id}"))?;
+                    let effect: Effect = decode(&doc, format_args!("effect {id}"))?;
                     Ok(PendingEffect { id, effect })
                 })
                 .collect()
@@ -774,7 +775,8 @@ fn encode<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("cannot encode {what}: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(doc: &str, what: &str) -> Result<T, StoreError> {
+/// The context is only formatted on failure, as for [`sql`].
+fn decode<T: DeserializeOwned>(doc: &str, what: impl std::fmt::Display) -> Result<T, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
