@@ -14,7 +14,8 @@
 #   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill
 #               (followup-local simulate --help for the rates and prices; a small run of it is in make test)
 #   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json) and
-#               200,000 cases per envelope-parsing and signature property (short runs are in make test)
+#               200,000 cases per envelope-parsing and signature property and of the playbook model
+#               (shared/tests/properties.rs; short runs are in make test)
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes (each at most 3 MB)
 #   make footprint  cold start of a real function next to a hello-world lambda_runtime binary (same lambda profile,
 #               this machine) against a Runtime API stub and moto on 127.0.0.1, and its first request with and
@@ -104,6 +105,7 @@ fuzz:
 	$(CARGO) build -p followup-local --bin followup-local
 	FOLLOWUP_FUZZ_CASES=100000 FOLLOWUP_FUZZ_SECS=900 $(CARGO) test -p followup-tests --test api_fuzz
 	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test wire_fuzz
+	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test properties
 
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 # Each function's zip is at most 3 MB; make build fails above it.

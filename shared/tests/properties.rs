@@ -501,8 +501,14 @@ fn allowed(from: TicketStatus, to: TicketStatus) -> bool {
         }
 }
 
+/// 1,000 interleavings in `make test`; `make fuzz` sets `PROPTEST_CASES` for the long run.
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(1_000);
+    ProptestConfig { cases, max_shrink_iters: 2_000, ..ProptestConfig::default() }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1_000, max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     #[test]
     fn cases_keep_moving_whatever_reports_are_lost_echoed_or_late(ops in proptest::collection::vec(op(), 1..60)) {

@@ -478,6 +478,33 @@ mod tests {
     }
 
     #[test]
+    fn r2_10_a_case_closed_as_a_duplicate_is_not_reopened() {
+        let (mut w, id) = opened(CancelledBy::Customer);
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00").unwrap();
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-04T09:10:00+02:00").unwrap();
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
+        let mut second_appt = w.order().appointments[0].clone();
+        second_appt.appointment_id = "A2".into();
+        second_appt.status = AppointmentStatus::Booked;
+        w.order_mut().appointments.push(second_appt);
+        let cancel_a2 = event(EventBody::AppointmentCancelled {
+            appointment_id: "A2".into(),
+            cancelled_by: CancelledBy::Customer,
+            reason: "travelling".into(),
+            wants_follow_up: true,
+            availability: None,
+        });
+        let newer = w.when(cancel_a2, "2026-03-05T12:00:00+02:00").unwrap().unwrap();
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnThirdParty);
+        let before = w.case(&id).clone();
+        let e = w.when(event(EventBody::CaseReopen { case_id: id.clone() }), "2026-04-10T10:00:00+02:00").unwrap_err();
+        assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
+        assert!(e.message.contains("duplicate"), "{}", e.message);
+        assert_eq!(w.case(&id), &before, "nothing changed");
+        assert!(w.case(&newer).ticket.is_open(), "the newer case still follows up");
+    }
+
+    #[test]
     fn outcomes_on_a_resolved_case_are_recorded_only() {
         let (mut w, id) = opened(CancelledBy::Customer);
         let r = Resolution::Declined { reason: "x".into(), complaint: false, follow_up: false };

@@ -296,12 +296,21 @@ fn keep_if_live<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Ru
 }
 
 /// R2.10 re-open from `reopen_after_days` after the appointment day, only for a case that
-/// waited on the customer; the round starts over from today.
+/// waited on the customer; the round starts over from today. A case that R2.2 closed as a
+/// duplicate stays closed: the order's newer case is the one that follows up, and re-opening the
+/// old one would put two live follow-ups on one order.
 pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
     let rules = P::rules(ctx.policy);
     let round = P::round(flow);
     if !round.waited_on_customer {
         return Err(Refusal::rule("R2.10", "only a case whose ticket went waiting_on_customer can be re-opened", Some("data.case_id")));
+    }
+    if round.state == State::Duplicate {
+        return Err(Refusal::rule(
+            "R2.10",
+            "the case was closed as a duplicate (R2.2); the order's newer case carries the follow-up",
+            Some("data.case_id"),
+        ));
     }
     if case.ticket.is_open() && round.state == State::Following {
         return Err(Refusal::rule("R2.10", "the case is already open", Some("data.case_id")));
