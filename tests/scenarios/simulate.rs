@@ -3,14 +3,17 @@
 //!
 //! The month: two appointments, both cancelled as no-shows (no technician missing, no
 //! reschedule), and one paid package of one visit that is never done, so it expires with a visit
-//! left. No call is ever answered (`--no-answer 1`). Seed 3 books the package on Sunday
-//! 2026-03-01 with its first visit on Tuesday 2026-03-03, so its Day 1 (R5.1) is Friday
-//! 2026-04-03, a day off.
+//! left. No call is ever answered (`--no-answer 1`), no case is re-opened, and the agent opens
+//! each case once before each call. Seed 3 books the package on Sunday 2026-03-01 with its first
+//! visit on Tuesday 2026-03-03, so its Day 1 (R5.1) is Friday 2026-04-03, a day off.
+//!
+//! A second month covers the inputs the first has none of: a painting job (R3.7) nobody answers,
+//! re-opened (R3.9 as R2.10), package visits moved (R6.1, R6.2) and two case views per call.
 
 use serde_json::Value;
 use std::process::Command;
 
-const MONTH: [&str; 32] = [
+const MONTH: &[&str] = &[
     "--appointments",
     "2",
     "--packages",
@@ -45,12 +48,20 @@ const MONTH: [&str; 32] = [
     "1",
     "--visits-left",
     "1",
+    "--reopen",
+    "0",
+    "--case-views",
+    "1",
 ];
 
 fn simulate(extra: &[&str]) -> Value {
+    simulate_month(MONTH, extra)
+}
+
+fn simulate_month(month: &[&str], extra: &[&str]) -> Value {
     let out = Command::new(followup_tests::binary())
         .arg("simulate")
-        .args(MONTH)
+        .args(month)
         .args(extra)
         .arg("--json")
         .env_remove("FOLLOWUP_CONFIG")
@@ -112,9 +123,106 @@ fn a_month_of_unanswered_no_shows_and_one_expiring_package_counts_as_the_rules_s
     // The outboxes hold what the ports counted.
     assert_eq!(count(&month, &["run", "outbox_sms"]), 2);
     assert_eq!(count(&month, &["run", "outbox_commands"]), 15);
+    // One case view per call task, served by the `cases` function; the HTTP API takes the
+    // webhooks and the views.
+    assert_eq!(count(&month, &["run", "case_views"]), 6);
+    assert_eq!(count(&month, &["aws", "lambda", "cases", "count"]), 6);
+    assert_eq!(count(&month, &["aws", "http_api_requests"]), 11 + 6);
 
     // The SMS bill is the segments at the per-segment price.
     assert_eq!(count(&month, &["bills", "sms", "segments"]), 10);
+}
+
+/// One painting job and one package of two visits, both moved. Seed 3 books appointment A1 for
+/// Monday 2026-03-02 17:00–19:00 and the package's visits for Tuesdays 03-03 and 03-10.
+const PAINTING_MONTH: &[&str] = &[
+    "--appointments",
+    "1",
+    "--packages",
+    "1",
+    "--days",
+    "1",
+    "--seed",
+    "3",
+    "--start",
+    "2026-03-01",
+    "--cancel",
+    "0",
+    "--reschedule",
+    "0",
+    "--reschedule-request",
+    "0",
+    "--unassigned",
+    "0",
+    "--second-visit",
+    "0",
+    "--painting",
+    "1",
+    "--no-answer",
+    "1",
+    "--reopen",
+    "1",
+    "--case-views",
+    "2",
+    "--unpaid",
+    "0",
+    "--visits",
+    "2",
+    "--visits-left",
+    "0",
+    "--visit-cancel",
+    "0",
+    "--visit-reschedule",
+    "1",
+];
+
+#[test]
+fn a_painting_job_nobody_answers_is_re_opened_and_moved_package_visits_are_counted_as_r6_says() {
+    let month = simulate_month(PAINTING_MONTH, &[]);
+
+    // R3.1 the painting completion opens one second-visit case an hour later (20:00, still
+    // working hours: attempt 1 at once). Both attempts unreached → R3.4 converts the order and
+    // the ticket waits on the customer; R3.9 (R2.9) closes it 7 days after opening. The agent
+    // re-opens it from 30 days after the visit day (R2.10); the round starts over, is again
+    // unreached, converted, and closed 7 days after the re-open.
+    assert_eq!(month["cases"]["by_playbook"], serde_json::json!({"second_visit_follow_up": 1}));
+    assert_eq!(count(&month, &["cases", "by_status_and_result", "second_visit_follow_up", "closed / unreachable"]), 1);
+    assert_eq!(count(&month, &["run", "reopens"]), 1);
+    // Never rebooked, so no create_visit and no block_technician_days (R3.7); every outcome
+    // came before its SLA (R3.2 8 h) and the conversion before the cost SLA (R3.3 48 h), both
+    // cancelled. The package moved both visits and did both, so Day 1 opens no expiry case and
+    // R5.4 deactivates it. No SMS at all.
+    assert_eq!(
+        month["commands"],
+        serde_json::json!({"call_customer": 4, "interaction_summary": 4, "convert_order_to_complete": 2, "deactivate_package": 1})
+    );
+    assert_eq!(count(&month, &["sms", "messages"]), 0);
+
+    // Schedules: the R3.1 opening timer; per round attempt 2, R3.2, R3.3, the close and the last
+    // attempt's report_due = 5, × 2; the package's Day 1 and end-of-grace ticks. 13 created.
+    // Cancelled: per round R3.2 (by the first outcome), report_due (by the report) and R3.3 (by
+    // the conversion) = 6. Invoked: the opening, per round attempt 2 and the close, the 2 ticks = 7.
+    let scheduler = &month["aws"]["scheduler"];
+    assert_eq!(count(scheduler, &["schedules_created"]), 13);
+    assert_eq!(count(scheduler, &["schedules_deleted"]), 6);
+    assert_eq!(count(scheduler, &["invocations"]), 7);
+
+    // Webhooks: the order's booking, completion, 4 call reports and the re-open = 7; the
+    // package's booking, 2 moves (V1 the day before, < 24 h: R6.2 counted; V2 ≥ 24 h: R6.1
+    // free) and 2 visits done = 5. None refused: every move and every re-open was allowed.
+    assert_eq!(count(&month, &["run", "webhooks"]), 12);
+    assert_eq!(month["run"]["refusals"], serde_json::json!({}));
+    assert_eq!(count(&month, &["run", "left_over_timers"]) + count(&month, &["run", "left_over_inputs"]), 0);
+
+    // Two views per call task; the re-open goes to the cancellation-request function (its route).
+    assert_eq!(count(&month, &["run", "case_views"]), 8);
+    let lambda = &month["aws"]["lambda"];
+    assert_eq!(count(lambda, &["cases", "count"]), 8);
+    assert_eq!(count(lambda, &["cancellation-request", "count"]), 1);
+    assert_eq!(count(lambda, &["call-attempt", "count"]), 4);
+    // appointments: 2 webhooks + the opening, 2 attempts and 2 closes; package-payment: the 5 package webhooks.
+    assert_eq!(count(lambda, &["appointments", "count"]), 7);
+    assert_eq!(count(lambda, &["package-payment", "count"]), 5);
 }
 
 #[test]

@@ -93,9 +93,11 @@ const USAGE: &str = "usage: followup-local simulate [options]
   rates (shares in 0..1):
   --cancel R --cancel-by-customer R --cancel-by-ops R (the rest are no-shows)
   --wants-follow-up R --unsure R --unassigned R --never-assigned R
-  --reschedule R --reschedule-request R --second-visit R --discounted R
+  --reschedule R --reschedule-request R --second-visit R --painting R --discounted R
   --no-answer R1,R2,..    per attempt, the last repeats (0.4,0.5)
   --rebook R --unpaid R --paid-late R --visits-left R --visits N --call-delay-minutes N
+  --visit-cancel R --visit-reschedule R (package visits) --reopen R (cases left waiting)
+  --case-views N          dashboard case views per call task (1)
   prices (USD): --sms-price P (per segment, Egypt) and --price-<name> P for
   lambda-gb-second, lambda-per-million-requests, http-api-per-million,
   dynamodb-per-million-write-units, dynamodb-per-million-read-units,
@@ -166,6 +168,11 @@ impl Options {
                 "--reschedule" => r.reschedule = share()?,
                 "--reschedule-request" => r.reschedule_request = share()?,
                 "--second-visit" => r.second_visit = share()?,
+                "--painting" => r.painting = share()?,
+                "--visit-cancel" => r.visit_cancel = share()?,
+                "--visit-reschedule" => r.visit_reschedule = share()?,
+                "--reopen" => r.reopen = share()?,
+                "--case-views" => r.case_views = (whole()? as u32).min(20),
                 "--discounted" => r.discounted = share()?,
                 "--rebook" => r.rebook = share()?,
                 "--unpaid" => r.unpaid = share()?,
@@ -187,17 +194,17 @@ impl Options {
                 },
             }
         }
-        anyhow::ensure!(r_sum(&o.rates) <= 1.0 + 1e-9, "--cancel + --reschedule + --reschedule-request exceed 1");
-        anyhow::ensure!(
-            o.rates.cancel_by_customer + o.rates.cancel_by_ops <= 1.0 + 1e-9,
-            "--cancel-by-customer + --cancel-by-ops exceed 1"
-        );
+        let r = &o.rates;
+        for (sum, flags) in [
+            (r.cancel + r.reschedule + r.reschedule_request, "--cancel + --reschedule + --reschedule-request"),
+            (r.cancel_by_customer + r.cancel_by_ops, "--cancel-by-customer + --cancel-by-ops"),
+            (r.second_visit + r.painting, "--second-visit + --painting"),
+            (r.visit_cancel + r.visit_reschedule, "--visit-cancel + --visit-reschedule"),
+        ] {
+            anyhow::ensure!(sum <= 1.0 + 1e-9, "{flags} exceed 1");
+        }
         Ok(o)
     }
-}
-
-fn r_sum(r: &Rates) -> f64 {
-    r.cancel + r.reschedule + r.reschedule_request
 }
 
 /// One input waiting for its time: a planned or reactive webhook, or a timer from the store.
@@ -232,8 +239,15 @@ impl Queue {
 struct Done {
     function: &'static str,
     ms: f64,
-    timer: bool,
+    kind: Kind,
     refused: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Webhook,
+    Timer,
+    View,
 }
 
 /// The Lambda function a timer fires into (`docs/dynamodb.md`, Timers).
@@ -262,6 +276,13 @@ fn route_function(route: Route) -> &'static str {
 async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery: u64) -> anyhow::Result<Done> {
     let started = Instant::now();
     match work {
+        Work::Webhook(Step::View { case_id }) => {
+            // The dashboard's read, signed on AWS by the HTTP API's IAM authorizer, not by the engine.
+            let reply = NOW.scope(at, engine.case_reply(&case_id)).await;
+            let refused =
+                (reply.status != 200).then(|| format!("case view {} {}", reply.status, reply.body["error"]["code"].as_str().unwrap_or("")));
+            Ok(Done { function: "cases", ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::View, refused })
+        }
         Work::Webhook(step) => {
             let cal = &engine.policy.calendar;
             let (route, _, kind, data) = traffic::render(cal, &step);
@@ -275,7 +296,7 @@ async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery
             if reply.status == 503 {
                 bail!("{kind}: storage failure: {}", reply.body);
             }
-            Ok(Done { function: route_function(route), ms: started.elapsed().as_secs_f64() * 1e3, timer: false, refused })
+            Ok(Done { function: route_function(route), ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::Webhook, refused })
         }
         Work::Timer(spec) => {
             let refused = match NOW.scope(at, engine.fire_timer(&spec)).await {
@@ -287,7 +308,7 @@ async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery
             let ms = started.elapsed().as_secs_f64() * 1e3;
             // On AWS the schedule deletes itself after it ran (`ActionAfterCompletion: DELETE`).
             engine.store.inner.remove_timer(&spec.timer.name()).await?;
-            Ok(Done { function: timer_function(&spec), ms, timer: true, refused })
+            Ok(Done { function: timer_function(&spec), ms, kind: Kind::Timer, refused })
         }
     }
 }
@@ -392,8 +413,15 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut queue = Queue { heap: BinaryHeap::new(), steps: HashMap::new(), seq: 0 };
+    // The day of each order's first visit, as booked or moved: R2.10 counts a re-open from it.
+    let mut visit_days: HashMap<u32, NaiveDate> = HashMap::new();
     for i in 0..opts.appointments {
-        traffic::appointment(&cal, &opts.rates, opts.seed, i + 1, opts.start, opts.days).into_iter().for_each(|s| queue.push(s));
+        for s in traffic::appointment(&cal, &opts.rates, opts.seed, i + 1, opts.start, opts.days) {
+            if let Step::Book { window_start, visit: 1, .. } | Step::Reschedule { window_start, .. } = &s.step {
+                visit_days.insert(i + 1, cal.local_date(*window_start));
+            }
+            queue.push(s);
+        }
     }
     for i in 0..opts.packages {
         traffic::package(&cal, &opts.rates, opts.seed, i + 1, opts.start, opts.days).into_iter().for_each(|s| queue.push(s));
@@ -406,6 +434,8 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
         memory.iter().map(|(f, mb)| (*f, Invocations { memory_mb: *mb, ..Default::default() })).collect();
     let mut webhooks = 0u64;
     let mut timers_fired = 0u64;
+    let mut views = 0u64;
+    let mut reopened: HashSet<String> = HashSet::new();
     let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
     let mut attempts: HashMap<String, usize> = HashMap::new();
     let mut delivery = 0u64;
@@ -485,10 +515,10 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
         }
         while let Some(done) = tasks.join_next().await {
             let done = done.context("an input task failed")??;
-            if done.timer {
-                timers_fired += 1;
-            } else {
-                webhooks += 1;
+            match done.kind {
+                Kind::Timer => timers_fired += 1,
+                Kind::Webhook => webhooks += 1,
+                Kind::View => views += 1,
             }
             if let Some(r) = done.refused {
                 *refusals.entry(r).or_default() += 1;
@@ -506,16 +536,39 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
             *attempt += 1;
             let playbook = meter.tally().cases.get(&call.case_id).map_or("", |c| c.playbook);
             let due = DateTime::parse_from_rfc3339(&call.due).map_or(call.at, |d| d.with_timezone(&Utc)).max(call.at);
+            for v in 0..opts.rates.case_views {
+                queue.push(Scheduled { at: due + Duration::seconds(v as i64), step: Step::View { case_id: call.case_id.clone() } });
+            }
             let at = due + Duration::minutes(opts.rates.call_delay_minutes);
             for s in traffic::answer(&cal, &opts.rates, opts.seed, &call.case_id, playbook, *attempt, at) {
                 queue.push(s);
             }
         }
+        // An agent re-opens some of the cases left waiting on the customer, once each (R2.10, R3.9).
+        let gave_up = std::mem::take(&mut meter.tally().gave_up);
+        for case_id in gave_up {
+            let after_days = match meter.tally().cases.get(&case_id) {
+                Some(c) if c.status == "waiting_on_customer" && c.playbook == "cancellation_follow_up" => {
+                    engine.policy.cancellation_follow_up.reopen_after_days
+                }
+                Some(c) if c.status == "waiting_on_customer" && c.playbook == "second_visit_follow_up" => {
+                    engine.policy.second_visit.reopen_after_days
+                }
+                _ => continue,
+            };
+            let Some(day) = traffic::order_of_case(&case_id).and_then(|o| visit_days.get(&o)) else { continue };
+            if !reopened.contains(&case_id) {
+                if let Some(s) = traffic::reopen(&cal, &opts.rates, opts.seed, &case_id, *day, after_days) {
+                    reopened.insert(case_id);
+                    queue.push(s);
+                }
+            }
+        }
 
         let fraction = (virtual_now - start).num_seconds() as f64 / (expected_end - start).num_seconds() as f64;
-        progress.draw(fraction, &cal.local_date(virtual_now).to_string(), webhooks + timers_fired, started, false);
+        progress.draw(fraction, &cal.local_date(virtual_now).to_string(), webhooks + timers_fired + views, started, false);
     }
-    progress.draw(1.0, &cal.local_date(virtual_now).to_string(), webhooks + timers_fired, started, true);
+    progress.draw(1.0, &cal.local_date(virtual_now).to_string(), webhooks + timers_fired + views, started, true);
     progress.finish();
     let wall = started.elapsed().as_secs_f64();
     let left_over_timers = engine.store.inner.timers().await?.len() as u64;
@@ -531,6 +584,8 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
         lambda,
         webhooks,
         timers_fired,
+        views,
+        reopens: reopened.len() as u64,
         planned,
         refusals,
         sweeps,
@@ -611,6 +666,9 @@ struct ReportInput<'a> {
     lambda: BTreeMap<&'static str, Invocations>,
     webhooks: u64,
     timers_fired: u64,
+    /// Dashboard case views served, and re-opens the agents sent.
+    views: u64,
+    reopens: u64,
     planned: u64,
     refusals: BTreeMap<String, u64>,
     sweeps: SweepFigures,
@@ -663,7 +721,7 @@ impl Report {
 
         let aws = &t.aws;
         let read_units = aws.read_units as f64 + rule_read_units;
-        let http = i.webhooks;
+        let http = i.webhooks + i.views;
         let shared = bill::shared_lines(p, http, &lambda, aws.sns_publish);
         let mut this = shared.clone();
         this.push(Line {
@@ -708,6 +766,7 @@ impl Report {
                 "wall_seconds": (i.wall * 100.0).round() / 100.0, "data_dir": i.data_dir,
                 "batches": i.batches, "mean_batch": (i.mean_batch * 100.0).round() / 100.0,
                 "planned_inputs": i.planned, "webhooks": i.webhooks, "timers_fired": i.timers_fired,
+                "case_views": i.views, "reopens": i.reopens,
                 "commits": t.commits, "daily_sweeps": i.sweeps.daily_runs, "sweep_ticks_fired": i.sweeps.ticks_fired,
                 "refusals": i.refusals, "left_over_timers": i.left_over_timers, "left_over_inputs": i.left_over_inputs,
                 "outbox_sms": i.outbox_sms, "outbox_commands": i.outbox_commands,
@@ -745,15 +804,18 @@ impl Report {
             w,
             format_args!(
                 "month simulation: {} appointments, {} packages over {} days from {}, seed {}\n\
-                 {} inputs ({} webhooks, {} timers) in {:.2} s wall ({} build, concurrency {}); virtual end {}\n",
+                 {} inputs ({} webhooks with {} re-opens, {} timers, {} case views) in {:.2} s wall ({} build, concurrency {}); \
+                 virtual end {}\n",
                 n(&r["appointments"]),
                 n(&r["packages"]),
                 n(&r["days"]),
                 r["start"].as_str().unwrap_or(""),
                 n(&r["seed"]),
-                n(&r["webhooks"]) + n(&r["timers_fired"]),
+                n(&r["webhooks"]) + n(&r["timers_fired"]) + n(&r["case_views"]),
                 n(&r["webhooks"]),
+                n(&r["reopens"]),
                 n(&r["timers_fired"]),
+                n(&r["case_views"]),
                 r["wall_seconds"].as_f64().unwrap_or(0.0),
                 r["build_profile"].as_str().unwrap_or(""),
                 n(&r["concurrency"]),

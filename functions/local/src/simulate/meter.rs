@@ -87,6 +87,9 @@ pub struct Tally {
     pub timers_cancelled: u64,
     /// Published call tasks not yet handed to the simulated agent.
     pub call_tasks: Vec<CallTask>,
+    /// Cases that published `cancel_order` (R2.6, R2.8) or `convert_order_to_complete` (R3.4,
+    /// R3.6) since the agent last looked: those left waiting on the customer may be re-opened.
+    pub gave_up: Vec<String>,
     /// Stream key → (doc size, earliest timer): what the next read of it costs and whether the
     /// next write moves it in the `due` GSI.
     streams: HashMap<String, (usize, Option<i64>)>,
@@ -466,8 +469,12 @@ impl CommandBus for Metered {
         t.send_log(effect_id, json_len(command));
         t.aws.sns_publish += 1;
         *t.commands.entry(command.body.kind()).or_default() += 1;
-        if let (CommandBody::CallCustomer(c), Some(case_id)) = (&command.body, &command.case_id) {
-            t.call_tasks.push(CallTask { case_id: case_id.clone(), at: command.at, due: c.due.clone() });
+        match (&command.body, &command.case_id) {
+            (CommandBody::CallCustomer(c), Some(case_id)) => {
+                t.call_tasks.push(CallTask { case_id: case_id.clone(), at: command.at, due: c.due.clone() })
+            }
+            (CommandBody::CancelOrder(_) | CommandBody::ConvertOrderToComplete(_), Some(case_id)) => t.gave_up.push(case_id.clone()),
+            _ => {}
         }
         Ok(())
     }

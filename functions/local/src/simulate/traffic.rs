@@ -69,6 +69,8 @@ pub struct Rates {
     pub reschedule_request: f64,
     /// Completed visits that need a second visit (inspection / incomplete, R3.1).
     pub second_visit: f64,
+    /// Completed visits that quote a painting job (R3.1, R3.7).
+    pub painting: f64,
     /// Appointments that already carry a discount (no coupon, R2.3).
     pub discounted: f64,
     /// Per attempt (1st, 2nd, …; the last repeats): calls not reached.
@@ -81,6 +83,15 @@ pub struct Rates {
     pub paid_late: f64,
     /// Of paid packages, with visits left at expiry (R5.2).
     pub visits_left: f64,
+    /// Package visits the customer cancels (R6: free, late or on the day, as it falls).
+    pub visit_cancel: f64,
+    /// Package visits the customer moves a day or two (R6.1, R6.2), no later than the day before.
+    pub visit_reschedule: f64,
+    /// Cases left waiting on the customer (R2.6, R3.4) that an agent re-opens (R2.10, R3.9).
+    pub reopen: f64,
+    /// Dashboard views of a case (`GET /v1/cases/{id}`) per call task: the agent opens the case
+    /// before calling.
+    pub case_views: u32,
     /// Visits per package.
     pub visits: u32,
     /// Minutes between a call task falling due and the agent reporting its outcome.
@@ -101,12 +112,17 @@ impl Default for Rates {
             reschedule: 0.08,
             reschedule_request: 0.03,
             second_visit: 0.1,
+            painting: 0.02,
             discounted: 0.2,
             no_answer: vec![0.4, 0.5],
             rebook: 0.5,
             unpaid: 0.3,
             paid_late: 0.6,
             visits_left: 0.25,
+            visit_cancel: 0.05,
+            visit_reschedule: 0.08,
+            reopen: 0.2,
+            case_views: 1,
             visits: 4,
             call_delay_minutes: 20,
         }
@@ -122,16 +138,71 @@ impl Rates {
 /// One input the senders will deliver, at its time.
 #[derive(Debug, Clone)]
 pub enum Step {
-    Book { order: u32, visit: u8, window_start: DateTime<Utc>, technician: bool, discount: bool },
-    Assign { order: u32 },
-    Cancel { order: u32, by: &'static str, wants: bool, unsure: bool },
-    Reschedule { order: u32, window_start: DateTime<Utc> },
-    RescheduleRequest { order: u32 },
-    Complete { order: u32, visit: u8, outcome: &'static str },
-    PackageBook { package: u32, paid: bool, start: NaiveDate, card: bool, visits: u32 },
-    PackagePaid { package: u32 },
-    VisitDone { package: u32, visit: u32 },
-    Call { case_id: String, call_id: String, answered: bool, resolution: Option<Value>, cost_told: bool },
+    Book {
+        order: u32,
+        visit: u8,
+        window_start: DateTime<Utc>,
+        technician: bool,
+        discount: bool,
+    },
+    Assign {
+        order: u32,
+    },
+    Cancel {
+        order: u32,
+        by: &'static str,
+        wants: bool,
+        unsure: bool,
+    },
+    Reschedule {
+        order: u32,
+        window_start: DateTime<Utc>,
+    },
+    RescheduleRequest {
+        order: u32,
+    },
+    Complete {
+        order: u32,
+        visit: u8,
+        outcome: &'static str,
+    },
+    PackageBook {
+        package: u32,
+        paid: bool,
+        start: NaiveDate,
+        card: bool,
+        visits: u32,
+    },
+    PackagePaid {
+        package: u32,
+    },
+    VisitDone {
+        package: u32,
+        visit: u32,
+    },
+    VisitCancel {
+        package: u32,
+        visit: u32,
+    },
+    VisitReschedule {
+        package: u32,
+        visit: u32,
+        window_start: DateTime<Utc>,
+    },
+    Call {
+        case_id: String,
+        call_id: String,
+        answered: bool,
+        resolution: Option<Value>,
+        cost_told: bool,
+    },
+    Reopen {
+        case_id: String,
+    },
+    /// A dashboard read of the case view, not a webhook.
+    View {
+        case_id: String,
+    },
 }
 
 pub struct Scheduled {
@@ -211,8 +282,11 @@ pub fn appointment(cal: &Calendar, rates: &Rates, seed: u64, i: u32, first_day: 
         let at = rng.between(after, window_start, 0.2, 0.8);
         plan.push(Scheduled { at, step: Step::RescheduleRequest { order: i } });
     } else if !never_assigned {
-        let outcome = if rng.chance(rates.second_visit) {
+        let r = rng.unit();
+        let outcome = if r < rates.second_visit {
             *["inspection", "incomplete"].get(rng.range(0, 1) as usize).unwrap_or(&"inspection")
+        } else if r < rates.second_visit + rates.painting {
+            "painting"
         } else {
             "done"
         };
@@ -245,12 +319,49 @@ pub fn package(cal: &Calendar, rates: &Rates, seed: u64, i: u32, first_day: Naiv
     }
     if pays {
         let left = if rng.chance(rates.visits_left) { rng.range(1, 2.min(rates.visits as i64)) as u32 } else { 0 };
+        let paid_at = plan.last().map_or(booked, |s| s.at);
         for v in 0..rates.visits.saturating_sub(left) {
-            let at = local_at(cal, start + Duration::days(7 * v as i64), 10) + Duration::hours(WINDOW_HOURS);
-            plan.push(Scheduled { at, step: Step::VisitDone { package: i, visit: v + 1 } });
+            let visit = v + 1;
+            let day = start + Duration::days(7 * v as i64);
+            let window_start = local_at(cal, day, 10);
+            // A change comes after the booking (and the payment) and within four days of the visit.
+            let earliest = paid_at.max(window_start - Duration::days(4)) + Duration::minutes(5);
+            let r = rng.unit();
+            if r < rates.visit_cancel {
+                // Up to an hour before the start: free, late or on the day (R6.1–R6.3), as it falls.
+                let at = rng.between(earliest, window_start - Duration::hours(1), 0.0, 1.0);
+                plan.push(Scheduled { at, step: Step::VisitCancel { package: i, visit } });
+                continue;
+            }
+            let mut done_at = window_start + Duration::hours(WINDOW_HOURS);
+            if r < rates.visit_cancel + rates.visit_reschedule {
+                // By the evening before (R6.3 refuses a move on the day), one or two days later.
+                let at = rng.between(earliest, local_at(cal, day - Duration::days(1), 20), 0.0, 1.0);
+                let moved = local_at(cal, day + Duration::days(rng.range(1, 2)), 10);
+                plan.push(Scheduled { at, step: Step::VisitReschedule { package: i, visit, window_start: moved } });
+                done_at = moved + Duration::hours(WINDOW_HOURS);
+            }
+            plan.push(Scheduled { at: done_at, step: Step::VisitDone { package: i, visit } });
         }
     }
     plan
+}
+
+/// A case left waiting on the customer is re-opened, by the chance `reopen` keyed by the case,
+/// on a day from `after_days` to two weeks past the day of the appointment it follows (R2.10).
+pub fn reopen(cal: &Calendar, rates: &Rates, seed: u64, case_id: &str, appointment_day: NaiveDate, after_days: u32) -> Option<Scheduled> {
+    let mut rng = Rng::keyed(seed, &format!("reopen:{case_id}"));
+    if !rng.chance(rates.reopen) {
+        return None;
+    }
+    let day = appointment_day + Duration::days(after_days as i64 + rng.range(0, 14));
+    let at = local_at(cal, day, 11) + Duration::minutes(rng.range(0, 6 * 60));
+    Some(Scheduled { at, step: Step::Reopen { case_id: case_id.to_owned() } })
+}
+
+/// The order number of a case id (`o2-O17` → 17).
+pub fn order_of_case(case_id: &str) -> Option<u32> {
+    case_id.split_once('-').and_then(|(_, o)| o.strip_prefix('O')).and_then(|n| n.parse().ok())
 }
 
 /// The simulated agent: the outcome of a call task on a case of `playbook`, attempt `attempt`.
@@ -282,7 +393,7 @@ pub fn answer(
     };
     let mut out = Vec::new();
     if answered && rebook && playbook == "second_visit_follow_up" {
-        if let Some(order) = case_id.split_once('-').and_then(|(_, o)| o.strip_prefix('O')).and_then(|n| n.parse().ok()) {
+        if let Some(order) = order_of_case(case_id) {
             out.push(Scheduled {
                 at: at + Duration::minutes(30),
                 step: Step::Book { order, visit: 2, window_start, technician: true, discount: false },
@@ -330,14 +441,26 @@ pub fn render_stream(step: &Step) -> String {
         | Step::Reschedule { order, .. }
         | Step::RescheduleRequest { order }
         | Step::Complete { order, .. } => format!("order:O{order}"),
-        Step::PackageBook { package, .. } | Step::PackagePaid { package } | Step::VisitDone { package, .. } => {
-            format!("package:P{package}")
-        }
-        Step::Call { case_id, .. } => followup::domain::snapshot::SubjectKey::of_case(case_id).map(|k| k.to_string()).unwrap_or_default(),
+        Step::PackageBook { package, .. }
+        | Step::PackagePaid { package }
+        | Step::VisitDone { package, .. }
+        | Step::VisitCancel { package, .. }
+        | Step::VisitReschedule { package, .. } => format!("package:P{package}"),
+        Step::Call { case_id, .. } | Step::Reopen { case_id } | Step::View { case_id } => case_stream(case_id),
     }
 }
 
-/// The route, the stream it lands on, the event type and its `data`.
+fn case_stream(case_id: &str) -> String {
+    followup::domain::snapshot::SubjectKey::of_case(case_id).map(|k| k.to_string()).unwrap_or_default()
+}
+
+/// R3.7 the job a painting visit quotes, varied by order: 1–4 days, a tax invoice every other order.
+fn painting(order: u32) -> Value {
+    json!({"days": 1 + order % 4, "total_price": {"amount": 1_200_000, "currency": "EGP"},
+        "material_price": {"amount": 300_000, "currency": "EGP"}, "tax_invoice": order.is_multiple_of(2)})
+}
+
+/// The route, the stream it lands on, the event type and its `data` of a webhook (not `Step::View`).
 pub fn render(cal: &Calendar, step: &Step) -> (Route, String, &'static str, Value) {
     let order_key = |o: &u32| format!("order:O{o}");
     match step {
@@ -380,12 +503,13 @@ pub fn render(cal: &Calendar, step: &Step) -> (Route, String, &'static str, Valu
             json!({"appointment_id": appointment_id(*order, 1), "reason": "technician running late",
                 "stf_link": format!("https://stf.example.com/r/A{order}")}),
         ),
-        Step::Complete { order, visit, outcome } => (
-            Route::Appointments,
-            order_key(order),
-            "appointment.completed",
-            json!({"appointment_id": appointment_id(*order, *visit), "outcome": outcome, "needs_material": false}),
-        ),
+        Step::Complete { order, visit, outcome } => {
+            let mut data = json!({"appointment_id": appointment_id(*order, *visit), "outcome": outcome, "needs_material": false});
+            if *outcome == "painting" {
+                data["painting"] = painting(*order);
+            }
+            (Route::Appointments, order_key(order), "appointment.completed", data)
+        }
         Step::PackageBook { package, paid, start, card, visits } => {
             let visits: Vec<Value> = (0..*visits)
                 .map(|v| json!({"visit_id": format!("V{}", v + 1), "window_start": cal.rfc3339(local_at(cal, *start + Duration::days(7 * v as i64), 10))}))
@@ -408,8 +532,22 @@ pub fn render(cal: &Calendar, step: &Step) -> (Route, String, &'static str, Valu
             "package_visit.completed",
             json!({"package_id": format!("P{package}"), "visit_id": format!("V{visit}")}),
         ),
+        Step::VisitCancel { package, visit } => (
+            Route::Cancellations,
+            format!("package:P{package}"),
+            "package_visit.cancelled",
+            json!({"package_id": format!("P{package}"), "visit_id": format!("V{visit}")}),
+        ),
+        Step::VisitReschedule { package, visit, window_start } => (
+            Route::Packages,
+            format!("package:P{package}"),
+            "package_visit.rescheduled",
+            json!({"package_id": format!("P{package}"), "visit_id": format!("V{visit}"), "window_start": cal.rfc3339(*window_start)}),
+        ),
+        Step::Reopen { case_id } => (Route::Cancellations, case_stream(case_id), "case.reopen", json!({"case_id": case_id})),
+        Step::View { .. } => unreachable!("a case view is a read: `perform` serves it without rendering a webhook"),
         Step::Call { case_id, call_id, answered, resolution, cost_told } => {
-            let stream = followup::domain::snapshot::SubjectKey::of_case(case_id).map(|k| k.to_string()).unwrap_or_default();
+            let stream = case_stream(case_id);
             let outcome = if *answered { "answered" } else { "no_answer" };
             let mut data = json!({"case_id": case_id, "call_id": call_id, "agent_id": "agent-7", "outcome": outcome});
             if let Some(r) = resolution {
