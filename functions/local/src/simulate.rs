@@ -207,9 +207,10 @@ impl Options {
     }
 }
 
-/// One input waiting for its time: a planned or reactive webhook, or a timer from the store.
+/// One input waiting for its time: a planned or reactive request (a webhook, or a dashboard
+/// read of a case), or a timer from the store.
 enum Work {
-    Webhook(Step),
+    Request(Step),
     Timer(TimerSpec),
 }
 
@@ -243,7 +244,7 @@ struct Done {
     refused: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Webhook,
     Timer,
@@ -276,14 +277,14 @@ fn route_function(route: Route) -> &'static str {
 async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery: u64) -> anyhow::Result<Done> {
     let started = Instant::now();
     match work {
-        Work::Webhook(Step::View { case_id }) => {
+        Work::Request(Step::View { case_id }) => {
             // The dashboard's read, signed on AWS by the HTTP API's IAM authorizer, not by the engine.
             let reply = NOW.scope(at, engine.case_reply(&case_id)).await;
             let refused =
                 (reply.status != 200).then(|| format!("case view {} {}", reply.status, reply.body["error"]["code"].as_str().unwrap_or("")));
             Ok(Done { function: "cases", ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::View, refused })
         }
-        Work::Webhook(step) => {
+        Work::Request(step) => {
             let cal = &engine.policy.calendar;
             let (route, _, kind, data) = traffic::render(cal, &step);
             let body =
@@ -485,7 +486,7 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
                 batch.push((t.due_at, Work::Timer(t)));
             } else {
                 let (at, step) = queue.pop().expect("peeked");
-                batch.push((at, Work::Webhook(step)));
+                batch.push((at, Work::Request(step)));
             }
         }
 
@@ -547,21 +548,19 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
         // An agent re-opens some of the cases left waiting on the customer, once each (R2.10, R3.9).
         let gave_up = std::mem::take(&mut meter.tally().gave_up);
         for case_id in gave_up {
-            let after_days = match meter.tally().cases.get(&case_id) {
-                Some(c) if c.status == "waiting_on_customer" && c.playbook == "cancellation_follow_up" => {
-                    engine.policy.cancellation_follow_up.reopen_after_days
-                }
-                Some(c) if c.status == "waiting_on_customer" && c.playbook == "second_visit_follow_up" => {
-                    engine.policy.second_visit.reopen_after_days
-                }
+            if reopened.contains(&case_id) {
+                continue;
+            }
+            let waiting = meter.tally().cases.get(&case_id).filter(|c| c.status == "waiting_on_customer").map(|c| c.playbook);
+            let after_days = match waiting {
+                Some("cancellation_follow_up") => engine.policy.cancellation_follow_up.reopen_after_days,
+                Some("second_visit_follow_up") => engine.policy.second_visit.reopen_after_days,
                 _ => continue,
             };
             let Some(day) = traffic::order_of_case(&case_id).and_then(|o| visit_days.get(&o)) else { continue };
-            if !reopened.contains(&case_id) {
-                if let Some(s) = traffic::reopen(&cal, &opts.rates, opts.seed, &case_id, *day, after_days) {
-                    reopened.insert(case_id);
-                    queue.push(s);
-                }
+            if let Some(s) = traffic::reopen(&cal, &opts.rates, opts.seed, &case_id, *day, after_days) {
+                reopened.insert(case_id);
+                queue.push(s);
             }
         }
 

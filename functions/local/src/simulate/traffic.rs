@@ -135,74 +135,24 @@ impl Rates {
     }
 }
 
-/// One input the senders will deliver, at its time.
+/// One input the senders will deliver, at its time: a webhook, or (`View`) a dashboard read of
+/// a case view.
 #[derive(Debug, Clone)]
 pub enum Step {
-    Book {
-        order: u32,
-        visit: u8,
-        window_start: DateTime<Utc>,
-        technician: bool,
-        discount: bool,
-    },
-    Assign {
-        order: u32,
-    },
-    Cancel {
-        order: u32,
-        by: &'static str,
-        wants: bool,
-        unsure: bool,
-    },
-    Reschedule {
-        order: u32,
-        window_start: DateTime<Utc>,
-    },
-    RescheduleRequest {
-        order: u32,
-    },
-    Complete {
-        order: u32,
-        visit: u8,
-        outcome: &'static str,
-    },
-    PackageBook {
-        package: u32,
-        paid: bool,
-        start: NaiveDate,
-        card: bool,
-        visits: u32,
-    },
-    PackagePaid {
-        package: u32,
-    },
-    VisitDone {
-        package: u32,
-        visit: u32,
-    },
-    VisitCancel {
-        package: u32,
-        visit: u32,
-    },
-    VisitReschedule {
-        package: u32,
-        visit: u32,
-        window_start: DateTime<Utc>,
-    },
-    Call {
-        case_id: String,
-        call_id: String,
-        answered: bool,
-        resolution: Option<Value>,
-        cost_told: bool,
-    },
-    Reopen {
-        case_id: String,
-    },
-    /// A dashboard read of the case view, not a webhook.
-    View {
-        case_id: String,
-    },
+    Book { order: u32, visit: u8, window_start: DateTime<Utc>, technician: bool, discount: bool },
+    Assign { order: u32 },
+    Cancel { order: u32, by: &'static str, wants: bool, unsure: bool },
+    Reschedule { order: u32, window_start: DateTime<Utc> },
+    RescheduleRequest { order: u32 },
+    Complete { order: u32, visit: u8, outcome: &'static str },
+    PackageBook { package: u32, paid: bool, start: NaiveDate, card: bool, visits: u32 },
+    PackagePaid { package: u32 },
+    VisitDone { package: u32, visit: u32 },
+    VisitCancel { package: u32, visit: u32 },
+    VisitReschedule { package: u32, visit: u32, window_start: DateTime<Utc> },
+    Call { case_id: String, call_id: String, answered: bool, resolution: Option<Value>, cost_told: bool },
+    Reopen { case_id: String },
+    View { case_id: String },
 }
 
 pub struct Scheduled {

@@ -296,31 +296,31 @@ fn keep_if_live<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Ru
 }
 
 /// R2.10 re-open from `reopen_after_days` after the appointment day, only for a case that
-/// waited on the customer; the round starts over from today. A case that R2.2 closed as a
-/// duplicate stays closed: the order's newer case is the one that follows up, and re-opening the
-/// old one would put two live follow-ups on one order.
+/// waited on the customer and is still waiting, or was since closed unreachable by R2.9; the
+/// round starts over from today. A case closed otherwise stays closed: R2.2's duplicate (the
+/// order's newer case follows up; re-opening the old one would put two live follow-ups on one
+/// order), R3.8's replaced visit and R3.5's rebooking that was never booked (the order moved on
+/// without this case).
 pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
     let rules = P::rules(ctx.policy);
     let round = P::round(flow);
+    let refuse = |message: String| Err(Refusal::rule("R2.10", message, Some("data.case_id")));
     if !round.waited_on_customer {
-        return Err(Refusal::rule("R2.10", "only a case whose ticket went waiting_on_customer can be re-opened", Some("data.case_id")));
+        return refuse("only a case whose ticket went waiting_on_customer can be re-opened".into());
     }
-    if round.state == State::Duplicate {
-        return Err(Refusal::rule(
-            "R2.10",
-            "the case was closed as a duplicate (R2.2); the order's newer case carries the follow-up",
-            Some("data.case_id"),
-        ));
-    }
-    if case.ticket.is_open() && round.state == State::Following {
-        return Err(Refusal::rule("R2.10", "the case is already open", Some("data.case_id")));
-    }
-    if case.ticket.status == TicketStatus::Resolved {
-        return Err(Refusal::rule(
-            "R2.10",
-            "the case was resolved; only a ticket waiting on the customer or closed re-opens",
-            Some("data.case_id"),
-        ));
+    match (case.ticket.status, case.ticket.result) {
+        (TicketStatus::WaitingOnCustomer, _) | (TicketStatus::Closed, Some(TicketResult::Unreachable)) => {}
+        (TicketStatus::Resolved, _) => {
+            return refuse("the case was resolved; only a ticket waiting on the customer or closed unreachable re-opens".into())
+        }
+        (TicketStatus::WaitingOnThirdParty, _) => {
+            return refuse("the case was closed as a duplicate (R2.2); the order's newer case carries the follow-up".into())
+        }
+        (TicketStatus::Closed, result) => {
+            let result = result.map_or("-", |r| r.as_str());
+            return refuse(format!("the case was closed ({result}); only a ticket closed unreachable (R2.9) re-opens"));
+        }
+        (TicketStatus::Open | TicketStatus::Pending, _) => return refuse("the case is already open".into()),
     }
     let cal = ctx.cal();
     let today = cal.local_date(ctx.now);

@@ -551,6 +551,28 @@ mod tests {
     }
 
     #[test]
+    fn r3_9_a_case_closed_because_r3_8_replaced_a_visit_is_not_reopened() {
+        let (mut w, id) = opened(CompletionOutcome::Incomplete);
+        w.when(calls(completed_call(&id, CallOutcome::NoAnswer, None)), "2026-03-02T11:10:00+02:00").unwrap();
+        w.when(calls(completed_call(&id, CallOutcome::NoAnswer, None)), "2026-03-03T09:10:00+02:00").unwrap();
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
+        // The dashboard books another visit of the order and moves it within 90 minutes of its start.
+        w.when(booked("A2", "2026-03-05T12:00:00+02:00", Some("T1")), "2026-03-04T10:00:00+02:00").unwrap();
+        w.when(rescheduled("A2", "2026-03-05T15:00:00+02:00"), "2026-03-05T11:00:00+02:00").unwrap();
+        assert_eq!(
+            (w.case(&id).ticket.status, w.case(&id).ticket.result),
+            (TicketStatus::Closed, Some(TicketResult::VisitReplaced)),
+            "R3.8 closes the order's pending cases"
+        );
+        let before = w.case(&id).clone();
+        let e =
+            w.when(event(crate::domain::events::EventBody::CaseReopen { case_id: id.clone() }), "2026-04-10T10:00:00+02:00").unwrap_err();
+        assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
+        assert!(e.message.contains("visit_replaced"), "{}", e.message);
+        assert_eq!(w.case(&id), &before, "nothing changed");
+    }
+
+    #[test]
     fn r9_1_unreported_attempts_convert_the_order_and_r9_4_stops_the_cost_sla() {
         let (mut w, id) = opened(CompletionOutcome::Incomplete);
         assert_eq!(w.due(&id, TimerKind::CallAttempt), Some(t("2026-03-03T09:00:00+02:00")), "attempt 2 placed at opening");
