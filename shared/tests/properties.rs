@@ -2,12 +2,12 @@
 //! late call reports, echoes and duplicate deliveries, across all playbooks. Whatever the order:
 //! the engine never loses or orphans a timer and never panics; every case not resolved or closed
 //! waits on a timer that will move it on (R9.3); a repeated timer or an echo sends nothing; nothing
-//! goes out on a finished case but what a rule says; ticket statuses move only forward (a re-open
-//! aside, R2.10); every accepted call is on its case's timeline once; and once every timer has
-//! fired, every case has ended.
+//! goes out on a finished case but what a rule says; ticket statuses move only forward (aside from
+//! R2.10's re-open of a ticket waiting on the customer or closed unreachable); every accepted call
+//! is on its case's timeline once; and once every timer has fired, every case has ended.
 
 use chrono::{DateTime, Duration, Utc};
-use followup::domain::case::{CallOutcome, Customer, Language, TicketStatus, TimelineKind, TimerKind};
+use followup::domain::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
 use followup::domain::events::{
@@ -256,6 +256,14 @@ impl World {
                         case.case_id,
                         prev.ticket.status,
                         case.ticket.status
+                    );
+                    // R2.10: only a ticket closed unreachable by R2.9 opens again.
+                    let reopened = prev.ticket.status == TicketStatus::Closed && case.ticket.status == TicketStatus::Open;
+                    prop_assert!(
+                        !reopened || prev.ticket.result == Some(TicketResult::Unreachable),
+                        "ticket {} re-opened after closing as {:?}",
+                        case.case_id,
+                        prev.ticket.result
                     );
                     prop_assert!(case.version >= prev.version);
                     prop_assert!(case.timeline.len() >= prev.timeline.len(), "the timeline is append-only");
