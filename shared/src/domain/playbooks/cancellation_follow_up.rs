@@ -292,13 +292,18 @@ mod tests {
         assert_eq!(c.version, 1);
     }
 
+    /// A second appointment, A2, booked on the same order.
+    fn book_a2(w: &mut World) {
+        let mut a2 = w.order().appointments[0].clone();
+        a2.appointment_id = "A2".into();
+        a2.status = AppointmentStatus::Booked;
+        w.order_mut().appointments.push(a2);
+    }
+
     #[test]
     fn r2_2_the_older_open_case_of_the_order_is_closed_as_duplicate() {
         let (mut w, first) = opened(CancelledBy::Customer);
-        let mut second_appt = w.order().appointments[0].clone();
-        second_appt.appointment_id = "A2".into();
-        second_appt.status = AppointmentStatus::Booked;
-        w.order_mut().appointments.push(second_appt);
+        book_a2(&mut w);
         let input = event(EventBody::AppointmentCancelled {
             appointment_id: "A2".into(),
             cancelled_by: CancelledBy::Ops,
@@ -483,10 +488,7 @@ mod tests {
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00").unwrap();
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-04T09:10:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
-        let mut second_appt = w.order().appointments[0].clone();
-        second_appt.appointment_id = "A2".into();
-        second_appt.status = AppointmentStatus::Booked;
-        w.order_mut().appointments.push(second_appt);
+        book_a2(&mut w);
         let cancel_a2 = event(EventBody::AppointmentCancelled {
             appointment_id: "A2".into(),
             cancelled_by: CancelledBy::Customer,
