@@ -52,6 +52,8 @@ const MONTH: &[&str] = &[
     "0",
     "--case-views",
     "1",
+    "--report-lost",
+    "0",
 ];
 
 fn simulate(extra: &[&str]) -> Value {
@@ -174,6 +176,8 @@ const PAINTING_MONTH: &[&str] = &[
     "0",
     "--visit-reschedule",
     "1",
+    "--report-lost",
+    "0",
 ];
 
 #[test]
@@ -236,4 +240,27 @@ fn the_same_seed_replays_the_same_month_whatever_the_concurrency() {
     assert_eq!(one["aws"]["scheduler"], many["aws"]["scheduler"]);
     assert_eq!(one["run"]["webhooks"], many["run"]["webhooks"]);
     assert!(count(&one, &["cases", "total"]) > 0, "a default-rate month opens cases: {}", one["cases"]);
+}
+
+#[test]
+fn with_every_call_report_lost_every_case_still_ends_on_its_timers() {
+    // Default rates but for lost reports and re-opens. R9.1 / R9.3: no report ever arrives, yet
+    // the attempts go out on their own days, each unreported attempt counts as not reached, and
+    // every case ends by a timer.
+    let month = simulate_month(&["--appointments", "300", "--packages", "60", "--seed", "11"], &["--report-lost", "1", "--reopen", "0"]);
+    assert_eq!(count(&month, &["aws", "lambda", "call-attempt", "count"]), 0, "no report reached the call-attempt function");
+    assert!(count(&month, &["commands", "call_customer"]) > 0, "call tasks went out: {}", month["commands"]);
+    assert_eq!(month["commands"].get("interaction_summary"), None, "no call, no summary (R9.5)");
+    // Every unreported attempt counts as not reached: each cancellation follow-up ends in R2.6's
+    // cancel_order, each second visit in R3.4's conversion.
+    let cases = &month["cases"]["by_playbook"];
+    assert_eq!(count(&month, &["commands", "cancel_order"]), count(cases, &["cancellation_follow_up"]));
+    assert_eq!(count(&month, &["commands", "convert_order_to_complete"]), count(cases, &["second_visit_follow_up"]));
+    assert_eq!(month["run"]["refusals"], serde_json::json!({}));
+    assert_eq!(count(&month, &["run", "left_over_timers"]) + count(&month, &["run", "left_over_inputs"]), 0);
+    for (playbook, statuses) in month["cases"]["by_status_and_result"].as_object().expect("cases by playbook") {
+        for status in statuses.as_object().expect("statuses").keys() {
+            assert!(status.starts_with("closed") || status.starts_with("resolved"), "a {playbook} case ended as {status}");
+        }
+    }
 }

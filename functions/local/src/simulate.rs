@@ -98,6 +98,7 @@ const USAGE: &str = "usage: followup-local simulate [options]
   --rebook R --unpaid R --paid-late R --visits-left R --visits N --call-delay-minutes N
   --visit-cancel R --visit-reschedule R (package visits) --reopen R (cases left waiting)
   --case-views N          dashboard case views per call task (1)
+  --report-lost R         call reports never delivered (0.03)
   prices (USD): --sms-price P (per segment, Egypt) and --price-<name> P for
   lambda-gb-second, lambda-per-million-requests, http-api-per-million,
   dynamodb-per-million-write-units, dynamodb-per-million-read-units,
@@ -172,6 +173,7 @@ impl Options {
                 "--visit-cancel" => r.visit_cancel = share()?,
                 "--visit-reschedule" => r.visit_reschedule = share()?,
                 "--reopen" => r.reopen = share()?,
+                "--report-lost" => r.report_lost = share()?,
                 "--case-views" => r.case_views = (whole()? as u32).min(20),
                 "--discounted" => r.discounted = share()?,
                 "--rebook" => r.rebook = share()?,

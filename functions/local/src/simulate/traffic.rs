@@ -96,6 +96,8 @@ pub struct Rates {
     pub visits: u32,
     /// Minutes between a call task falling due and the agent reporting its outcome.
     pub call_delay_minutes: i64,
+    /// Call reports the phone system never delivers (R9.1: the next step goes ahead without them).
+    pub report_lost: f64,
 }
 
 impl Default for Rates {
@@ -125,6 +127,7 @@ impl Default for Rates {
             case_views: 1,
             visits: 4,
             call_delay_minutes: 20,
+            report_lost: 0.03,
         }
     }
 }
@@ -315,7 +318,8 @@ pub fn order_of_case(case_id: &str) -> Option<u32> {
 }
 
 /// The simulated agent: the outcome of a call task on a case of `playbook`, attempt `attempt`.
-/// Returns the report and, for a second visit agreed on the phone, the dashboard's booking of it.
+/// Returns the report and, for a second visit agreed on the phone, the dashboard's booking of it;
+/// nothing when the phone system loses the report (`report_lost`, R9.1).
 pub fn answer(
     cal: &Calendar,
     rates: &Rates,
@@ -325,6 +329,9 @@ pub fn answer(
     attempt: usize,
     at: DateTime<Utc>,
 ) -> Vec<Scheduled> {
+    if Rng::keyed(seed, &format!("lost:{case_id}:{attempt}")).chance(rates.report_lost) {
+        return Vec::new();
+    }
     let mut rng = Rng::keyed(seed, &format!("call:{case_id}:{attempt}"));
     let answered = !rng.chance(rates.no_answer_at(attempt));
     let call_id = format!("K-{case_id}-{attempt}");
