@@ -246,6 +246,7 @@ struct Done {
     refused: Option<String>,
 }
 
+/// What an input was, for the run's counters.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Webhook,
