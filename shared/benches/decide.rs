@@ -17,6 +17,7 @@ mod support;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use followup::domain::case::Language;
+use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::playbooks::PlaybookName;
 use followup::domain::policy::Policy;
@@ -28,7 +29,7 @@ fn decide_per_playbook(c: &mut Criterion) {
     for &playbook in PlaybookName::ALL {
         let s = scenarios::scenario(playbook, &policy);
         group.bench_function(playbook.as_str(), |b| {
-            b.iter(|| decide(Some(black_box(&s.snapshot)), black_box(&s.input), s.now, &policy).expect("decided"))
+            b.iter(|| decide(Some(black_box(&s.snapshot)), black_box(&s.input), s.now, &policy, &SmsLedger::default()).expect("decided"))
         });
     }
     group.finish();

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use followup::domain::case::{CallOutcome, Customer, Language, TimerKind};
+use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::TimerRef;
 use followup::domain::events::{
@@ -30,7 +31,7 @@ impl Scenario {
     /// that drifts (refused, or decided by another playbook) stops the run instead of measuring
     /// something else.
     pub fn checked(self, playbook: PlaybookName, policy: &Policy) -> Scenario {
-        let d = decide(Some(&self.snapshot), &self.input, self.now, policy)
+        let d = decide(Some(&self.snapshot), &self.input, self.now, policy, &SmsLedger::default())
             .unwrap_or_else(|r| panic!("{playbook} ({}): refused: {r:?}", self.rule));
         let case = d.case_id.as_deref().and_then(|id| self.snapshot.case(id));
         assert_eq!(case.map(|c| c.playbook()), Some(playbook), "{} is not decided by {playbook}", self.rule);
@@ -145,7 +146,8 @@ impl<'p> Given<'p> {
     }
 
     fn decide(&mut self, input: Input, now: DateTime<Utc>) {
-        let d = decide(self.snapshot.as_ref(), &input, now, self.policy).unwrap_or_else(|r| panic!("setup refused: {r:?}"));
+        let d = decide(self.snapshot.as_ref(), &input, now, self.policy, &SmsLedger::default())
+            .unwrap_or_else(|r| panic!("setup refused: {r:?}"));
         self.snapshot = Some(d.snapshot);
     }
 

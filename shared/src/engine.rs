@@ -9,6 +9,7 @@
 //! and deciding again.
 
 use crate::domain::case::{mask_phone, TimerKind};
+use crate::domain::ctx::SmsLedger;
 use crate::domain::effects::{Effect, TimerRef, TimerSpec};
 use crate::domain::events::Input;
 use crate::domain::playbooks::Case;
@@ -23,6 +24,7 @@ use crate::ports::{
 use crate::wire::{self, Route, WireError};
 use chrono::NaiveDate;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
@@ -74,6 +76,8 @@ impl From<ProcessError> for Reply {
 pub struct Accepted {
     pub case_id: Option<String>,
     pub duplicate: bool,
+    /// R9.2 the input reported a fact already held: written on the timeline, nothing else.
+    pub echo: bool,
 }
 
 /// Which cases `GET /v1/cases?…` asks for.
@@ -141,15 +145,32 @@ where
                 return e.into();
             }
         };
+        // R9.7 an event cannot have happened after now (the sender's clock may run a little ahead).
+        let ahead = event.occurred_at - self.clock.now();
+        if ahead > chrono::Duration::seconds(self.policy.events.future_tolerance_secs as i64) {
+            let e = WireError::new(
+                400,
+                ErrorCode::InvalidField,
+                format!(
+                    "occurred_at is {} s ahead of the clock; an event is reported after it happens (at most {} s ahead)",
+                    ahead.num_seconds(),
+                    self.policy.events.future_tolerance_secs
+                ),
+            )
+            .at("occurred_at")
+            .cite("R9.7");
+            metrics::record(Metric::Refused { code: e.code, timer: false });
+            return e.into();
+        }
         let delivery_id = event.id.clone();
         let kind = event.body.kind();
         match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body)).await {
             Ok(a) => {
-                info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, "webhook accepted");
+                info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, echo = a.echo, "webhook accepted");
                 if a.duplicate {
                     metrics::record(Metric::Duplicate { timer: false });
                 }
-                Reply { status: 202, body: wire::accepted(a.case_id.as_deref(), a.duplicate) }
+                Reply { status: 202, body: wire::accepted(a.case_id.as_deref(), a.duplicate, a.echo) }
             }
             Err(e) => {
                 info!(event_id = %delivery_id, event_type = %kind, error = %e, "webhook refused");
@@ -277,6 +298,7 @@ where
     /// moved on since).
     pub async fn process(&self, input: Input, delivery_id: &str, body_hash: &str) -> Result<Accepted, ProcessError> {
         let target = input.target().map_err(WireError::from)?;
+        let mut ledger = SmsLedger::default();
         for attempt in 0..MAX_CONFLICT_RETRIES {
             if attempt > 0 {
                 backoff(delivery_id, attempt).await;
@@ -291,9 +313,22 @@ where
                 None => None,
             };
             let now = self.clock.now();
-            let decision = match decide(loaded.as_ref(), &input, now, &self.policy) {
-                Ok(d) => d,
-                Err(refusal) => return self.refuse(delivery_id, body_hash, refusal.into()).await,
+            // SPEC §4 (v3) the daily counts of the numbers known to need one, read afresh on a
+            // retry (another decision may have moved them); a number first met is read and the
+            // input decided again.
+            let day = self.policy.calendar.local_date(now);
+            let known: Vec<String> = ledger.counts.keys().cloned().collect();
+            ledger = SmsLedger { day: Some(day), counts: BTreeMap::new() };
+            self.read_counts(&mut ledger, &known).await?;
+            let decision = loop {
+                let decision = match decide(loaded.as_ref(), &input, now, &self.policy, &ledger) {
+                    Ok(d) => d,
+                    Err(refusal) => return self.refuse(delivery_id, body_hash, refusal.into()).await,
+                };
+                if decision.sms_unknown.is_empty() {
+                    break decision;
+                }
+                self.read_counts(&mut ledger, &decision.sms_unknown).await?;
             };
             let effects: Vec<PendingEffect> = decision
                 .effects
@@ -312,15 +347,17 @@ where
                 },
                 index: decision.index,
                 effects: effects.clone(),
+                sms_counts: decision.sms_counts,
             };
+            let echo = decision.echo;
             match self.store.commit(commit).await {
                 Ok(()) if self.store.performs_effects() => {
                     effects.iter().for_each(performed);
-                    return Ok(Accepted { case_id: decision.case_id, duplicate: false });
+                    return Ok(Accepted { case_id: decision.case_id, duplicate: false, echo });
                 }
                 Ok(()) => {
                     self.perform_all(&effects).await;
-                    return Ok(Accepted { case_id: decision.case_id, duplicate: false });
+                    return Ok(Accepted { case_id: decision.case_id, duplicate: false, echo });
                 }
                 Err(CommitError::Conflict) => continue,
                 Err(CommitError::DuplicateDelivery(d)) => return replay(d, body_hash),
@@ -334,6 +371,17 @@ where
             }
         }
         Err(ProcessError::Contended)
+    }
+
+    /// Adds to `ledger` the daily SMS counts of `phones` (0 for a number with none yet).
+    async fn read_counts(&self, ledger: &mut SmsLedger, phones: &[String]) -> Result<(), StoreError> {
+        if phones.is_empty() {
+            return Ok(());
+        }
+        let day = ledger.day.expect("the ledger's day is set before it is read");
+        let held = self.store.sms_counts(phones, day).await?;
+        ledger.counts.extend(phones.iter().map(|p| (p.clone(), held.get(p).copied().unwrap_or(0))));
+        Ok(())
     }
 
     /// A refusal, unless this delivery was already accepted: then it is a repeat.
@@ -497,7 +545,7 @@ async fn backoff(delivery_id: &str, attempt: usize) {
 /// The same delivery id again: a duplicate when the body is the same, otherwise 409.
 fn replay(d: Delivery, body_hash: &str) -> Result<Accepted, ProcessError> {
     if d.body_hash == body_hash {
-        Ok(Accepted { case_id: d.case_id, duplicate: true })
+        Ok(Accepted { case_id: d.case_id, duplicate: true, echo: false })
     } else {
         Err(WireError::new(409, ErrorCode::DeliveryConflict, format!("delivery {:?} was already accepted with another body", d.id))
             .at("id")

@@ -3,10 +3,12 @@
 //! Every adapter (SQLite locally, DynamoDB / Scheduler / SNS on AWS) implements
 //! these and is checked by the same contract suite.
 
+use crate::domain::ctx::SmsCount;
 use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use crate::domain::snapshot::{Snapshot, SubjectKey};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// What the idempotency record remembers of an accepted delivery.
@@ -41,6 +43,9 @@ pub struct Commit {
     /// Subject ids this stream now answers for (`appointment:<id>`), kept for lookups.
     pub index: Vec<String>,
     pub effects: Vec<PendingEffect>,
+    /// SPEC §4 (v3) the per-number daily SMS counts the decision moved, each conditional on the
+    /// store still holding the count it was decided with (`SmsCount::held`; 0 = none yet).
+    pub sms_counts: Vec<SmsCount>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,8 +85,13 @@ pub trait CaseStore: Send + Sync + 'static {
     fn locate(&self, subject: &str) -> impl Future<Output = Result<Option<SubjectKey>, StoreError>> + Send;
     fn load(&self, key: &SubjectKey) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
     fn delivery(&self, id: &str) -> impl Future<Output = Result<Option<Delivery>, StoreError>> + Send;
+    /// SPEC §4 (v3) how many SMS went to each of these numbers on `day` (a number with none is
+    /// absent): one key read each, never a scan.
+    fn sms_counts(&self, phones: &[String], day: NaiveDate) -> impl Future<Output = Result<BTreeMap<String, u32>, StoreError>> + Send;
     /// Snapshot (conditional on its version), delivery record (conditional on its absence), index
-    /// (conditional on no other stream holding the subject) and pending effects, in one transaction.
+    /// (conditional on no other stream holding the subject), the daily SMS counts (conditional on
+    /// each holding what it was decided with; a mismatch is a `Conflict`) and pending effects, in
+    /// one transaction.
     fn commit(&self, commit: Commit) -> impl Future<Output = Result<(), CommitError>> + Send;
     /// True when `commit` also performs the commit's effects in the same transaction and records
     /// them done, so the engine must not perform them again: only a store whose own tables are the

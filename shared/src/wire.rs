@@ -83,6 +83,11 @@ impl WireError {
         self.field = Some(field.into());
         self
     }
+    /// The rule the refusal cites.
+    pub fn cite(mut self, rule: &str) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
     fn bad(code: ErrorCode, message: impl Into<String>, field: impl Into<String>) -> Self {
         WireError::new(400, code, message).at(field)
     }
@@ -574,8 +579,13 @@ pub fn unmatched(method: &str, path: &str) -> WireError {
 }
 
 /// The 202 body.
-pub fn accepted(case_id: Option<&str>, duplicate: bool) -> Value {
-    json!({"case_id": case_id, "duplicate": duplicate})
+/// The 202 body; `"echo": true` only on an echo (R9.2 v3), so every other answer keeps SPEC §5's shape.
+pub fn accepted(case_id: Option<&str>, duplicate: bool, echo: bool) -> Value {
+    let mut body = json!({"case_id": case_id, "duplicate": duplicate});
+    if echo {
+        body["echo"] = json!(true);
+    }
+    body
 }
 
 /// `GET /v1/cases/{case_id}`: the case view of SPEC §5 (plus `opened_at` and ticket `tags`).
@@ -605,7 +615,16 @@ pub fn case_view(case: &Case, cal: &Calendar) -> Value {
     v.insert("timers".into(), timers.iter().map(|t| json!({"kind": t.kind, "due_at": cal.rfc3339(t.due_at)})).collect());
     v.insert(
         "timeline".into(),
-        case.timeline.iter().map(|e| json!({"at": cal.rfc3339(e.at), "kind": e.kind, "detail": e.detail})).collect(),
+        case.timeline
+            .iter()
+            .map(|e| {
+                let mut line = json!({"at": cal.rfc3339(e.at), "kind": e.kind, "detail": e.detail});
+                if let Some(occurred) = e.occurred_at {
+                    line["occurred_at"] = json!(cal.rfc3339(occurred));
+                }
+                line
+            })
+            .collect(),
     );
     v.insert("version".into(), json!(case.version));
     v.insert("opened_at".into(), json!(cal.rfc3339(case.opened_at)));

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use followup::domain::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
 use followup::domain::events::{
@@ -187,7 +188,7 @@ impl World {
             Err(_) => return Ok(()),
         };
         let before = self.streams.get(&key).cloned();
-        let Ok(decision) = decide(before.as_ref(), &input, self.now, &self.policy) else {
+        let Ok(decision) = decide(before.as_ref(), &input, self.now, &self.policy, &SmsLedger::default()) else {
             return Ok(());
         };
         prop_assert_eq!(decision.snapshot.version, before.as_ref().map_or(0, |s| s.version) + 1);

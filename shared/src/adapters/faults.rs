@@ -11,7 +11,8 @@
 use crate::domain::effects::{Command, Sms, TimerRef, TimerSpec};
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -138,6 +139,9 @@ impl<S: CaseStore> CaseStore for Faulty<S> {
     }
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
         faulty!(self, "delivery", store_error, self.inner.delivery(id))
+    }
+    async fn sms_counts(&self, phones: &[String], day: NaiveDate) -> Result<BTreeMap<String, u32>, StoreError> {
+        faulty!(self, "sms_counts", store_error, self.inner.sms_counts(phones, day))
     }
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         faulty!(self, "commit", store_error, self.inner.commit(commit))

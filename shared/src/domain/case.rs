@@ -239,6 +239,15 @@ pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub kind: TimelineKind,
     pub detail: String,
+    /// R9.7 (v3) on the line of an input: when it happened, as its sender said (`at` is when it arrived).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl TimelineEntry {
+    pub fn new(at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) -> TimelineEntry {
+        TimelineEntry { at, kind, detail: detail.into(), occurred_at: None }
+    }
 }
 
 /// What every case has, whatever its playbook: ids, customer, ticket, attempts, timers,
@@ -259,6 +268,9 @@ pub struct CaseCore {
     pub version: u64,
     /// Bumped for every timer placed; a firing timer names the step it was placed for.
     pub step: u32,
+    /// R9.2 (v3) when each accepted `case.reopen` of it happened (`occurred_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reopened: Vec<DateTime<Utc>>,
 }
 
 impl CaseCore {
@@ -277,6 +289,7 @@ impl CaseCore {
             opened_at,
             version: 0,
             step: 0,
+            reopened: Vec::new(),
         }
     }
 
@@ -299,7 +312,7 @@ impl CaseCore {
     }
 
     pub fn note(&mut self, at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) {
-        self.timeline.push(TimelineEntry { at, kind, detail: detail.into() });
+        self.timeline.push(TimelineEntry::new(at, kind, detail));
     }
 
     pub fn pending(&self, kind: TimerKind) -> Option<&PendingTimer> {
@@ -312,7 +325,13 @@ impl CaseCore {
         self.note(at, TimelineKind::Decision, format!("R9.1 attempt {attempt} unreported {by}: counts as not reached"));
     }
 
-    /// Records a reported call as an attempt.
+    /// R9.1 (v3) a step at or after `occurred` already counted an attempt unreported: a report
+    /// of a call that happened then is late.
+    pub fn lapsed_since(&self, occurred: DateTime<Utc>) -> bool {
+        self.attempts.iter().any(|a| a.outcome == CallOutcome::Unreported && a.at >= occurred)
+    }
+
+    /// Records a reported call as an attempt, at the time it happened.
     pub fn record(&mut self, call: &super::events::CallCompleted, at: DateTime<Utc>) {
         self.attempts.push(Attempt {
             at,

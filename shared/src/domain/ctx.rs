@@ -8,11 +8,11 @@ use super::effects::{Effect, Sms, TimerRef, TimerSpec};
 use super::events::CancelledBy;
 use super::policy::Policy;
 use super::sms::{self, SmsVars, TemplateId};
-use super::snapshot::{SmsDay, Snapshot, SubjectKey, SubjectTimer};
-use chrono::{DateTime, Datelike, Utc};
-use serde::Serialize;
+use super::snapshot::{Snapshot, SubjectKey, SubjectTimer};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a playbook asks of its subject (or, through it, of another playbook); the order or the
 /// package carries it out once, after the playbook's handler.
@@ -35,8 +35,32 @@ pub struct Pending {
     pub at_effect: usize,
 }
 
+/// SPEC §4 (v3) what the store holds of the per-number daily SMS cap: the count of each number
+/// a decision asked about, on one local day. A number not in it is read and the input decided
+/// again (`Decision::sms_unknown`), so an input that sends no SMS reads no counter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmsLedger {
+    pub day: Option<NaiveDate>,
+    pub counts: BTreeMap<String, u32>,
+}
+
+/// One number's daily count as a decision leaves it: written in the decision's commit on the
+/// condition that the store still holds `held`, so two decisions sending to one number at once
+/// cannot both pass the cap (the loser decides again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsCount {
+    pub phone: String,
+    pub day: NaiveDate,
+    pub held: u32,
+    pub count: u32,
+}
+
 pub struct Ctx<'a> {
+    /// When the input arrived: every effect and timeline line is at this time.
     pub now: DateTime<Utc>,
+    /// R9.7 (v3) when the input happened (`occurred_at`; a fired timer's is `now`): the rules
+    /// that count from an event count from here.
+    pub occurred: DateTime<Utc>,
     pub key: SubjectKey,
     pub policy: &'a Policy,
     pub effects: Vec<Effect>,
@@ -44,8 +68,11 @@ pub struct Ctx<'a> {
     /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) the snapshot newly
     /// answers for; the store keeps each for one snapshot only.
     pub index: Vec<String>,
-    /// SPEC §4 (v2) SMS sent per number and local day, the snapshot's, counting this decision's.
-    pub sms_sent: BTreeMap<String, SmsDay>,
+    /// SPEC §4 (v3) the daily counts read for this decision, the SMS it sends per number, and
+    /// the numbers it asked about that the ledger did not hold.
+    pub ledger: &'a SmsLedger,
+    pub sms_sent: BTreeMap<String, u32>,
+    pub sms_unknown: BTreeSet<String>,
     /// SPEC §4 (v2) promotional SMS to hold until the time given.
     pub held: Vec<(Sms, DateTime<Utc>)>,
 }
@@ -61,8 +88,45 @@ pub enum Gate {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(now: DateTime<Utc>, key: SubjectKey, policy: &'a Policy) -> Self {
-        Ctx { now, key, policy, effects: Vec::new(), intents: Vec::new(), index: Vec::new(), sms_sent: BTreeMap::new(), held: Vec::new() }
+    pub fn new(now: DateTime<Utc>, key: SubjectKey, policy: &'a Policy, ledger: &'a SmsLedger) -> Self {
+        Ctx {
+            now,
+            occurred: now,
+            key,
+            policy,
+            effects: Vec::new(),
+            intents: Vec::new(),
+            index: Vec::new(),
+            ledger,
+            sms_sent: BTreeMap::new(),
+            sms_unknown: BTreeSet::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// The SMS to `phone` today: those the store holds and this decision's.
+    fn sms_today(&mut self, phone: &str) -> u32 {
+        let today = self.cal().local_date(self.now);
+        let held = match (self.ledger.day == Some(today)).then(|| self.ledger.counts.get(phone)).flatten() {
+            Some(n) => *n,
+            None => {
+                self.sms_unknown.insert(phone.to_string());
+                0
+            }
+        };
+        held + self.sms_sent.get(phone).copied().unwrap_or(0)
+    }
+
+    /// The counts this decision writes (SPEC §4 v3).
+    pub fn sms_counts(&self) -> Vec<SmsCount> {
+        let day = self.cal().local_date(self.now);
+        self.sms_sent
+            .iter()
+            .map(|(phone, sent)| {
+                let held = self.ledger.counts.get(phone).copied().filter(|_| self.ledger.day == Some(day)).unwrap_or(0);
+                SmsCount { phone: phone.clone(), day, held, count: held + sent }
+            })
+            .collect()
     }
 
     pub fn cal(&self) -> &Calendar {
@@ -177,12 +241,7 @@ impl<'a> Ctx<'a> {
                 if let Some(case) = case {
                     case.note(self.now, TimelineKind::Sms, format!("{template} to {to} ({} segments)", sms.segments));
                 }
-                let today = self.cal().local_date(self.now);
-                let day = self.sms_sent.entry(sms.to.clone()).or_insert(SmsDay { day: today, count: 0 });
-                if day.day != today {
-                    *day = SmsDay { day: today, count: 0 };
-                }
-                day.count += 1;
+                *self.sms_sent.entry(sms.to.clone()).or_insert(0) += 1;
                 self.effects.push(Effect::SendSms(Sms { at: self.now, ..sms }));
             }
             Gate::Suppressed(why) => {
@@ -205,8 +264,9 @@ impl<'a> Ctx<'a> {
     }
 
     /// What SPEC §4's customer protection lets happen to this SMS now.
-    pub fn gate(&self, sms: &Sms) -> Gate {
-        let p = &self.policy.sms;
+    pub fn gate(&mut self, sms: &Sms) -> Gate {
+        let policy: &'a Policy = self.policy;
+        let p = &policy.sms;
         if p.suppressed.contains(&sms.to) {
             return Gate::Suppressed("the number is on the suppression list".into());
         }
@@ -216,8 +276,7 @@ impl<'a> Ctx<'a> {
                 return Gate::Hold(allowed);
             }
         }
-        let today = self.cal().local_date(self.now);
-        let sent = self.sms_sent.get(&sms.to).filter(|d| d.day == today).map_or(0, |d| d.count);
+        let sent = self.sms_today(&sms.to);
         if sent >= p.daily_cap {
             return Gate::Suppressed(format!("{} SMS already went to this number today (daily cap {})", sent, p.daily_cap));
         }

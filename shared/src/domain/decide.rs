@@ -6,8 +6,9 @@
 //! re-open or a case's timer goes to the case's playbook (`Case::visit`); the intents a playbook
 //! leaves are carried out by its subject before the decision is complete.
 
-use super::case::{CaseCore, TimelineKind, TimerKind};
-use super::ctx::{wire_name, Ctx, Intent, Pending};
+use super::case::{CaseCore, TimelineEntry, TimelineKind, TimerKind};
+use super::ctx::{wire_name, Ctx, Intent, Pending, SmsCount, SmsLedger};
+use super::echo::{self, Held};
 use super::effects::{Effect, TimerRef};
 use super::events::{CallCompleted, Event, EventBody, Input};
 use super::order::{self, Cancellation};
@@ -26,6 +27,13 @@ pub struct Decision {
     pub case_id: Option<String>,
     /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) this snapshot newly answers for.
     pub index: Vec<String>,
+    /// R9.2 the input reported a fact already held: accepted, written on the timeline, nothing else.
+    pub echo: bool,
+    /// SPEC §4 (v3) the per-number daily counts this decision writes with its commit.
+    pub sms_counts: Vec<SmsCount>,
+    /// SPEC §4 (v3) numbers whose daily count the decision needed and the ledger did not hold:
+    /// the shell reads them and decides again.
+    pub sms_unknown: Vec<String>,
 }
 
 /// Where an input's snapshot is found before it can be loaded.
@@ -63,25 +71,49 @@ impl Input {
     }
 }
 
-/// Decides what an input does to a snapshot (`None`: the snapshot does not exist yet).
-pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, policy: &Policy) -> Result<Decision, Refusal> {
+/// Decides what an input does to a snapshot (`None`: the snapshot does not exist yet), with the
+/// daily SMS counts the store holds for the numbers it sends to (`ledger`, SPEC §4 v3).
+pub fn decide(
+    snapshot: Option<&Snapshot>,
+    input: &Input,
+    now: DateTime<Utc>,
+    policy: &Policy,
+    ledger: &SmsLedger,
+) -> Result<Decision, Refusal> {
     let original = snapshot;
     let key = match (snapshot, input.target()?) {
         (Some(s), _) => s.key.clone(),
         (None, Target::Key(key)) => key,
         (None, Target::Subject(_)) => return Err(unknown_input(input)),
     };
-    let mut ctx = Ctx::new(now, key, policy);
-    ctx.sms_sent = snapshot.map(|s| s.sms_sent.clone()).unwrap_or_default();
+    let mut ctx = Ctx::new(now, key, policy, ledger);
+    let mut echoed = false;
     let (mut snapshot, case_id) = match input {
         Input::Timer(timer) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| unknown_input(input))?;
             let case_id = on_timer(&mut snapshot, timer, &mut ctx);
+            carry_out(&mut snapshot, &mut ctx)?;
             (snapshot, case_id)
         }
-        Input::Event(event) => on_event(snapshot, event, &mut ctx)?,
+        Input::Event(event) => {
+            ctx.occurred = event.occurred_at;
+            match snapshot.map(|s| (s, echo::held(s, event))) {
+                Some((_, Held::Contradicts(refusal))) => return Err(refusal),
+                Some((held, Held::Echo { why })) => {
+                    echoed = true;
+                    let mut snapshot = held.clone();
+                    let case_id = echo::record(&mut snapshot, event, &why, now);
+                    (snapshot, case_id)
+                }
+                _ => {
+                    let (mut next, case_id) = on_event(snapshot, event, &mut ctx)?;
+                    carry_out(&mut next, &mut ctx)?;
+                    stamp(original, &mut next, event);
+                    (next, case_id)
+                }
+            }
+        }
     };
-    carry_out(&mut snapshot, &mut ctx)?;
     hold_sms(&mut snapshot, &mut ctx);
     snapshot.version += 1;
     for effect in &mut ctx.effects {
@@ -98,7 +130,39 @@ pub fn decide(snapshot: Option<&Snapshot>, input: &Input, now: DateTime<Utc>, po
             None => case.core.version = 1,
         }
     }
-    Ok(Decision { snapshot, effects: ctx.effects, case_id, index: ctx.index })
+    let (sms_counts, sms_unknown) = (ctx.sms_counts(), ctx.sms_unknown.iter().cloned().collect());
+    Ok(Decision { snapshot, effects: ctx.effects, case_id, index: ctx.index, echo: echoed, sms_counts, sms_unknown })
+}
+
+/// R9.7 (v3) every input's line on the timelines it reached carries its `occurred_at`; a case
+/// the event changed without a line of its own gets one naming it.
+fn stamp(original: Option<&Snapshot>, next: &mut Snapshot, event: &Event) {
+    let mark = |lines: &mut Vec<TimelineEntry>, from: usize, name: bool| {
+        let mut marked = false;
+        for line in lines.iter_mut().skip(from).filter(|l| matches!(l.kind, TimelineKind::Event | TimelineKind::Call)) {
+            line.occurred_at.get_or_insert(event.occurred_at);
+            marked = true;
+        }
+        if name && !marked && lines.len() > from {
+            let at = lines[from].at;
+            let mut line = TimelineEntry::new(at, TimelineKind::Event, event.body.kind());
+            line.occurred_at = Some(event.occurred_at);
+            lines.insert(from, line);
+        }
+    };
+    for case in &mut next.cases {
+        let from = original.and_then(|o| o.case(&case.case_id)).map_or(0, |c| c.timeline.len());
+        mark(&mut case.core.timeline, from, true);
+    }
+    let from = |s: &Snapshot| match &s.subject {
+        super::snapshot::Subject::Order(o) => o.timeline.len(),
+        super::snapshot::Subject::Package(p) => p.timeline.len(),
+    };
+    let before = original.map_or(0, from);
+    match &mut next.subject {
+        super::snapshot::Subject::Order(o) => mark(&mut o.timeline, before, false),
+        super::snapshot::Subject::Package(p) => mark(&mut p.timeline, before, false),
+    }
 }
 
 fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<order::Outcome, Refusal> {
@@ -113,6 +177,8 @@ fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result
             let idx = snapshot.case_index(case_id).ok_or_else(|| Refusal::unknown_case(case_id))?;
             let Snapshot { subject, cases, .. } = &mut snapshot;
             cases[idx].visit(subject, OnReopen { ctx })?;
+            // R9.2 (v3) a copy of this re-open is known by when it happened.
+            cases[idx].core.reopened.push(ctx.occurred);
             Ok((snapshot, Some(case_id.clone())))
         }
         EventBody::AppointmentBooked { .. }
@@ -130,31 +196,43 @@ fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result
     }
 }
 
-/// `call.completed`: recorded on the case, decided by its playbook, summarised (R8.3).
+/// `call.completed`: recorded on the case, decided by its playbook, summarised (R8.3, R9.5).
+/// R9.1 (v3) a late report (its call happened before a step that already counted its attempt
+/// unreported, or it reached a case already resolved or closed) acts only when it resolves the
+/// case; one that resolves nothing is recorded and sends nothing, not even the summary.
 fn on_call(snapshot: &mut Snapshot, call: &CallCompleted, ctx: &mut Ctx) -> Result<(), Refusal> {
     let idx = snapshot.case_index(&call.case_id).ok_or_else(|| Refusal::unknown_case(&call.case_id))?;
     let Snapshot { subject, cases, .. } = snapshot;
     let case = &mut cases[idx];
     case.core.note(ctx.now, TimelineKind::Call, describe_call(call));
-    case.core.record(call, ctx.now);
-    case.visit(subject, OnCall { call, ctx })?;
-    interactions::summarise(&mut case.core, call, ctx);
+    let late = case.core.lapsed_since(ctx.occurred) || !case.ticket.is_open();
+    case.core.record(call, ctx.occurred);
+    if case.visit(subject, OnCall { call, late, ctx })? {
+        interactions::summarise(&mut case.core, call, ctx);
+    }
     Ok(())
 }
 
 struct OnCall<'i, 'c, 'p> {
     call: &'i CallCompleted,
+    late: bool,
     ctx: &'c mut Ctx<'p>,
 }
 
 impl Visitor for OnCall<'_, '_, '_> {
-    type Out = Result<(), Refusal>;
+    /// Whether the call acted (and is summarised).
+    type Out = Result<bool, Refusal>;
     fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) -> Self::Out {
         // A resolution kind the playbook has no step for is refused before anything changes.
         if let Some(message) = self.call.resolution.as_ref().and_then(P::refuses) {
             return Err(Refusal::conflict(ErrorCode::ResolutionNotApplicable, message, Some("data.resolution.kind")));
         }
-        P::on_call(case, flow, self.call, subject, self.ctx)
+        if self.late && !P::resolves(case, flow, self.call) {
+            self.ctx.decided(case, "R9.1 a late report: recorded; it resolves nothing, so nothing is sent");
+            return Ok(false);
+        }
+        P::on_call(case, flow, self.call, subject, self.ctx)?;
+        Ok(true)
     }
 }
 
@@ -208,9 +286,8 @@ fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<
 }
 
 /// SPEC §4 (v2) promotional SMS held for their allowed time wait on the snapshot, each with a
-/// subject timer; this decision's SMS count against the daily cap.
+/// subject timer.
 fn hold_sms(snapshot: &mut Snapshot, ctx: &mut Ctx) {
-    snapshot.sms_sent = std::mem::take(&mut ctx.sms_sent);
     for (sms, until) in std::mem::take(&mut ctx.held) {
         ctx.place_subject(snapshot, "sms", TimerKind::HeldSms, until);
         snapshot.held.push(HeldSms { step: snapshot.timer_seq, sms });

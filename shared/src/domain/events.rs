@@ -192,7 +192,104 @@ pub enum EventBody {
     CallCompleted(CallCompleted),
 }
 
+/// R9.2 (v3) the fact an event reports, by which a copy of it re-sent under a new delivery id
+/// (or the dashboard's report of a change the engine commanded) is known as an echo. Each event
+/// type says here what it reports; `domain::echo` asks the records whether they already hold it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact<'e> {
+    /// A booking exactly as sent (its digest): held when the subject was booked with the same
+    /// body; a booking of the same id that differs contradicts what is held.
+    AppointmentBooked {
+        appointment_id: &'e str,
+        digest: String,
+    },
+    PackageBooked {
+        package_id: &'e str,
+        digest: String,
+    },
+    /// The appointment has this technician.
+    Assigned {
+        appointment_id: &'e str,
+        technician_id: &'e str,
+    },
+    /// A reschedule request, known by when it happened.
+    RescheduleRequested {
+        appointment_id: &'e str,
+    },
+    /// The appointment is in this window, or moved to it by this event before.
+    Rescheduled {
+        appointment_id: &'e str,
+        window: (DateTime<Utc>, DateTime<Utc>),
+    },
+    AppointmentCompleted {
+        appointment_id: &'e str,
+    },
+    AppointmentCancelled {
+        appointment_id: &'e str,
+    },
+    PackagePaid {
+        package_id: &'e str,
+    },
+    PackageCancelled {
+        package_id: &'e str,
+    },
+    VisitCancelled {
+        package_id: &'e str,
+        visit_id: &'e str,
+    },
+    VisitCompleted {
+        package_id: &'e str,
+        visit_id: &'e str,
+    },
+    VisitRescheduled {
+        package_id: &'e str,
+        visit_id: &'e str,
+        window_start: DateTime<Utc>,
+    },
+    /// A re-open of the case, known by when it happened.
+    Reopened {
+        case_id: &'e str,
+    },
+    /// One call attempt: the same `call_id` on the case is the same attempt.
+    Call {
+        case_id: &'e str,
+        call_id: &'e str,
+    },
+}
+
+/// The digest a booking is held by: SHA-256 of its data as parsed (so an omitted currency and
+/// the policy's default are the same booking).
+pub fn digest(body: &EventBody) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(body).expect("an event body always serialises");
+    hex::encode(Sha256::digest(bytes))
+}
+
 impl EventBody {
+    /// R9.2 (v3) the fact this event reports.
+    pub fn fact(&self) -> Fact<'_> {
+        match self {
+            EventBody::AppointmentBooked { appointment_id, .. } => Fact::AppointmentBooked { appointment_id, digest: digest(self) },
+            EventBody::AppointmentAssigned { appointment_id, technician_id } => Fact::Assigned { appointment_id, technician_id },
+            EventBody::AppointmentRescheduleRequested { appointment_id, .. } => Fact::RescheduleRequested { appointment_id },
+            EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, .. } => {
+                Fact::Rescheduled { appointment_id, window: (*window_start, *window_end) }
+            }
+            EventBody::AppointmentCompleted { appointment_id, .. } => Fact::AppointmentCompleted { appointment_id },
+            EventBody::AppointmentCancelled { appointment_id, .. } => Fact::AppointmentCancelled { appointment_id },
+            EventBody::PackageVisitCancelled { package_id, visit_id } => Fact::VisitCancelled { package_id, visit_id },
+            EventBody::PackageCancelled { package_id, .. } => Fact::PackageCancelled { package_id },
+            EventBody::CaseReopen { case_id } => Fact::Reopened { case_id },
+            EventBody::PackageBooked { package_id, .. } => Fact::PackageBooked { package_id, digest: digest(self) },
+            EventBody::PackagePaid { package_id } => Fact::PackagePaid { package_id },
+            EventBody::PackageVisitCompleted { package_id, visit_id } => Fact::VisitCompleted { package_id, visit_id },
+            EventBody::PackageVisitRescheduled { package_id, visit_id, window_start } => {
+                Fact::VisitRescheduled { package_id, visit_id, window_start: *window_start }
+            }
+            EventBody::CallCompleted(c) => Fact::Call { case_id: &c.case_id, call_id: &c.call_id },
+        }
+    }
+
     /// The envelope `type` of this event.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -5,6 +5,7 @@ pub mod case;
 pub mod commands;
 pub mod ctx;
 pub mod decide;
+pub mod echo;
 pub mod effects;
 pub mod events;
 pub mod money;

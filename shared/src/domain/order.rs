@@ -7,7 +7,8 @@
 //!   one at once (inside the last 3 h, R0.1), the watch case an assignment ends, the outreach case
 //!   of a reschedule request (R1.1), the follow-up a cancellation opens (R2.1), and for a
 //!   reschedule an open case of the appointment (watch or outreach) when there is one.
-//!   `appointment.completed` names none: its case opens an hour later (R3.1).
+//!   `appointment.completed` names none: its case opens an hour after the completion happened
+//!   (R3.1), and names it only when that hour had already passed on arrival (R9.7).
 //! - R7.1 "< 24 h before the original start" is measured from the moment the engine learns of the
 //!   change to the window start before it. The fee applies whoever asked (`requested_by` is
 //!   recorded); it is written on the appointment's `reschedule_log` and on the timeline of every
@@ -102,6 +103,12 @@ pub struct Appointment {
     /// R2.3 the coupon its cancellation earned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon: Option<Coupon>,
+    /// R9.2 (v3) the digest of the `appointment.booked` that created it (`events::digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<String>,
+    /// R9.2 (v3) when each accepted reschedule request happened (`occurred_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<DateTime<Utc>>,
 }
 
 impl Appointment {
@@ -123,6 +130,10 @@ pub struct Reschedule {
     pub requested_by: String,
     /// `Some` when the change came inside the fee period (amount 0 = inform only).
     pub fee: Option<Money>,
+    /// R9.2 (v3) when the `appointment.rescheduled` behind it happened; `None` for a rebooking
+    /// of the engine's own (R1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// The outcome of a completed visit (R3.1, R3.5, R3.7).
@@ -187,11 +198,6 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
     let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
     let s = &mut snapshot;
     let case_id = match &event.body {
-        EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability }
-            if order(s).appointment(appointment_id).is_some_and(|a| a.status == AppointmentStatus::Cancelled) =>
-        {
-            echo(s, appointment_id, &format!("appointment.cancelled by {cancelled_by} ({reason})"), ctx)
-        }
         EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability } => {
             let cancellation = Cancellation { by: *cancelled_by, reason, wants_follow_up: *wants_follow_up, availability: *availability };
             cancel(s, appointment_id, &cancellation, None, ctx)?
@@ -205,7 +211,7 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             watch
         }
         EventBody::AppointmentRescheduleRequested { appointment_id, reason, stf_link } => {
-            booked_appointment(s, appointment_id)?;
+            booked_appointment(s, appointment_id)?.requests.push(ctx.occurred);
             Some(reschedule_outreach::open(s, appointment_id, reason, stf_link, ctx))
         }
         EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, requested_by } => {
@@ -216,19 +222,25 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             let appointment = booked_appointment(s, appointment_id)?;
             appointment.status = AppointmentStatus::Completed;
             appointment.completion = Some(Completion {
-                at: ctx.now,
+                at: ctx.occurred,
                 outcome: *outcome,
                 needs_material: *needs_material,
                 material_days: *material_days,
                 painting: painting.clone(),
             });
             ended(s, appointment_id, TicketResult::Completed, ctx);
-            // R3.1 operations hand the ticket over one hour after completion.
-            if matches!(outcome, CompletionOutcome::Inspection | CompletionOutcome::Incomplete | CompletionOutcome::Painting) {
-                let due = ctx.now + Duration::minutes(ctx.policy.second_visit.open_after_minutes as i64);
-                ctx.place_subject(s, &appointment_subject(appointment_id), TimerKind::OpenSecondVisit, due);
+            // R3.1 operations hand the ticket over one hour after completion (R9.7: after it
+            // happened; an hour already past when it arrives opens the case at once).
+            let follows = matches!(outcome, CompletionOutcome::Inspection | CompletionOutcome::Incomplete | CompletionOutcome::Painting);
+            let due = ctx.occurred + Duration::minutes(ctx.policy.second_visit.open_after_minutes as i64);
+            match (follows, due <= ctx.now) {
+                (true, true) => second_visit_follow_up::open(s, appointment_id, ctx),
+                (true, false) => {
+                    ctx.place_subject(s, &appointment_subject(appointment_id), TimerKind::OpenSecondVisit, due);
+                    None
+                }
+                (false, _) => None,
             }
-            None
         }
         other => unreachable!("{} is not an appointment event", other.kind()),
     };
@@ -279,6 +291,8 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         reschedule_log: Vec::new(),
         completion: None,
         coupon: None,
+        booking: Some(super::events::digest(&event.body)),
+        requests: Vec::new(),
     });
     ctx.index.push(appointment_subject(appointment_id));
     // R3.5 (v2) a rebooked second visit is done once a later visit of the order is booked.
@@ -344,23 +358,6 @@ fn unwatch(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) {
 fn ended(snapshot: &mut Snapshot, appointment_id: &str, result: TicketResult, ctx: &mut Ctx) {
     unwatch(snapshot, appointment_id, ctx);
     tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::AppointmentEnded(result), ctx);
-}
-
-/// R9.2 an event that reports what already happened (the dashboard's `appointment.cancelled`
-/// after the engine's own `cancel_appointment`, or a second cancellation) is written on the
-/// order's timeline and on the appointment's cases, and opens nothing new. The 202 names the
-/// appointment's cancellation follow-up when there is one.
-fn echo(snapshot: &mut Snapshot, appointment_id: &str, what: &str, ctx: &mut Ctx) -> Option<String> {
-    let (now, text) = (ctx.now, format!("R9.2 {what}: appointment {appointment_id} is already cancelled; nothing new"));
-    order_mut(snapshot).timeline.push(TimelineEntry { at: now, kind: TimelineKind::Event, detail: text.clone() });
-    let mut follow_up = None;
-    for case in snapshot.cases.iter_mut().filter(|c| c.appointment_id.as_deref() == Some(appointment_id)) {
-        case.note(now, TimelineKind::Event, text.clone());
-        if case.playbook() == PlaybookName::CancellationFollowUp {
-            follow_up = Some(case.case_id.clone());
-        }
-    }
-    follow_up
 }
 
 /// How an appointment was cancelled.
@@ -506,6 +503,7 @@ fn reschedule(
         to_start: window_start,
         requested_by: requested_by.to_string(),
         fee: fee.clone(),
+        occurred_at: via.is_none().then_some(ctx.occurred),
     });
     appointment.window_start = window_start;
     appointment.window_end = window_end;

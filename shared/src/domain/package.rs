@@ -96,6 +96,12 @@ pub struct Visit {
     /// The rule that counted it, when counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counted_by: Option<CountedBy>,
+    /// R9.2 (v3) cancelled (`package_visit.cancelled`, or with its package).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+    /// R9.2 (v3) when each accepted `package_visit.rescheduled` of it happened (`occurred_at`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<DateTime<Utc>>,
 }
 
 /// The package record.
@@ -118,6 +124,9 @@ pub struct Package {
     /// What happened to the record itself (R6 has no case to write on).
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
+    /// R9.2 (v3) the digest of the `package.booked` that created it (`events::digest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking: Option<String>,
 }
 
 impl Package {
@@ -161,7 +170,7 @@ impl Package {
         expiry_day1(self.start_date, validity_months)
     }
     pub fn note(&mut self, at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) {
-        self.timeline.push(TimelineEntry { at, kind, detail: detail.into() });
+        self.timeline.push(TimelineEntry::new(at, kind, detail));
     }
     /// The local day of a visit.
     pub fn visit_day(cal: &Calendar, visit: &Visit) -> NaiveDate {
@@ -235,7 +244,14 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         price: price.clone(),
         visits: visits
             .iter()
-            .map(|v| Visit { visit_id: v.visit_id.clone(), window_start: v.window_start, state: VisitState::Scheduled, counted_by: None })
+            .map(|v| Visit {
+                visit_id: v.visit_id.clone(),
+                window_start: v.window_start,
+                state: VisitState::Scheduled,
+                counted_by: None,
+                cancelled: false,
+                moves: Vec::new(),
+            })
             .collect(),
         start_date: *start_date,
         payment_method: *payment_method,
@@ -244,6 +260,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         status: PackageStatus::Active,
         booked_at: Some(ctx.now),
         timeline: Vec::new(),
+        booking: Some(super::events::digest(&event.body)),
     };
     let p = &ctx.policy.package_expiry;
     let day1 = package.expiry_day1(p.validity_months);
@@ -411,6 +428,7 @@ fn visit_cancelled(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Re
     }
     let change = change_at(ctx, visit.window_start);
     let start = ctx.cal().rfc3339(visit.window_start);
+    visit.cancelled = true;
     match change {
         Change::Free => {
             visit.state = VisitState::CancelledFree;
@@ -505,6 +523,8 @@ fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: Date
         (None, _) => format!("visit {visit_id} moved; it stays counted ({})", visit.counted_by.map_or("-", CountedBy::as_str)),
     };
     visit.window_start = window_start;
+    visit.cancelled = false;
+    visit.moves.push(ctx.occurred);
     let old = ctx.cal().rfc3339(old);
     pkg.note(now, TimelineKind::Decision, format!("{detail}; {old} → {new_start}"));
     Ok(())
@@ -612,7 +632,14 @@ mod record_tests {
             visits: states
                 .iter()
                 .enumerate()
-                .map(|(i, s)| Visit { visit_id: format!("V{i}"), window_start: Utc::now(), state: *s, counted_by: None })
+                .map(|(i, s)| Visit {
+                    visit_id: format!("V{i}"),
+                    window_start: Utc::now(),
+                    state: *s,
+                    counted_by: None,
+                    cancelled: false,
+                    moves: Vec::new(),
+                })
                 .collect(),
             start_date: d(start),
             payment_method: PaymentMethod::Card,
@@ -621,6 +648,7 @@ mod record_tests {
             status: PackageStatus::Active,
             booked_at: None,
             timeline: Vec::new(),
+            booking: None,
         }
     }
 
@@ -681,15 +709,18 @@ mod tests {
     fn booking_creates_the_package_ticks_and_expiry_index() {
         let mut w = World::new();
         let input = weekly(true);
-        let d = decide(None, &input, t(MON), &w.policy).unwrap();
+        let d = decide(None, &input, t(MON), &w.policy, &SmsLedger::default()).unwrap();
         assert_eq!(d.index, vec!["expiry:2026-04-09:P1".to_string(), "expiry:2026-04-23:P1".to_string()]);
         w.when(input, MON).unwrap();
         let p = w.pkg();
         assert_eq!((p.total(), p.used(), p.counted(), p.remaining()), (4, 0, 0, 4));
         assert_eq!(w.subject_due(TimerKind::ExpiryDay1), Some(t("2026-04-09T09:00:00+02:00")), "R5.2 Day 1 09:00");
         assert_eq!(w.subject_due(TimerKind::ExpiryDeactivate), Some(t("2026-04-23T00:00:00+02:00")), "R5.4 Day 15 00:00");
-        let e = w.when(weekly(true), MON).unwrap_err();
-        assert_eq!((e.kind, e.code.as_str()), (RefusalKind::Rule, "already_booked"));
+        // R9.2 (v3) the same booking again is an echo; one that differs contradicts it.
+        w.when(weekly(true), MON).unwrap();
+        assert!(w.echo && w.effects.is_empty());
+        let e = w.when(weekly(false), MON).unwrap_err();
+        assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "already_booked", Some("R9.2")));
     }
 
     #[test]
@@ -802,10 +833,13 @@ mod tests {
         assert_eq!(w.pkg().status, PackageStatus::Cancelled);
         assert!(w.snapshot().timers.is_empty(), "expiry ticks cancelled");
         assert_eq!(w.effects.iter().filter(|e| matches!(e, Effect::CancelTimer(_))).count(), 2);
-        // The echo of a cancellation changes nothing; visits can no longer change.
+        // The echo of a cancellation changes nothing; a visit cancelled with its package is an
+        // echo too (R9.2 v3); visits can no longer change.
         w.when(cancel_package(), "2026-03-10T13:00:00+02:00").unwrap();
-        assert!(w.effects.is_empty());
-        assert_eq!(w.when(cancel_visit("V2"), "2026-03-10T13:00:00+02:00").unwrap_err().code, "package_closed");
+        assert!(w.echo && w.effects.is_empty());
+        w.when(cancel_visit("V2"), "2026-03-10T13:00:00+02:00").unwrap();
+        assert!(w.echo && w.effects.is_empty());
+        assert_eq!(w.when(complete_visit("V2"), "2026-03-10T13:00:00+02:00").unwrap_err().code, "package_closed");
     }
 
     #[test]

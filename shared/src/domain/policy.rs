@@ -24,6 +24,20 @@ pub struct Policy {
     pub package_expiry: PackageExpiryPolicy,
     pub package_visits: PackageVisitPolicy,
     pub timers: TimerPolicy,
+    pub events: EventPolicy,
+}
+
+/// R9.7 (v3) how far ahead of the clock an event's `occurred_at` may be (the sender's clock may
+/// run a little fast; further ahead is a 400).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventPolicy {
+    pub future_tolerance_secs: u32,
+}
+impl Default for EventPolicy {
+    fn default() -> Self {
+        EventPolicy { future_tolerance_secs: 300 }
+    }
 }
 
 /// R9.3 the safety net under the one-shot timers.

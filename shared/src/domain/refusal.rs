@@ -86,6 +86,10 @@ impl Refusal {
     pub fn conflict(code: ErrorCode, message: impl Into<String>, field: Option<&str>) -> Self {
         Refusal { kind: RefusalKind::Rule, code, message: message.into(), field: field.map(Into::into), rule: None }
     }
+    /// A conflict with what is held, citing the rule it breaks.
+    pub fn conflict_rule(code: ErrorCode, rule: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+        Refusal { rule: Some(rule), ..Refusal::conflict(code, message, field) }
+    }
     pub fn invalid(code: ErrorCode, message: impl Into<String>, field: &str) -> Self {
         Refusal { kind: RefusalKind::Invalid, code, message: message.into(), field: Some(field.into()), rule: None }
     }

@@ -5,9 +5,7 @@ use super::effects::Sms;
 use super::order::Order;
 use super::package::Package;
 use super::playbooks::Case;
-use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Which snapshot: one order (appointments and their cases) or one package.
@@ -104,19 +102,9 @@ pub struct Snapshot {
     pub subject: Subject,
     pub cases: Vec<Case>,
     pub timers: Vec<SubjectTimer>,
-    /// SPEC §4 (v2) SMS counted against each number's daily cap.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub sms_sent: BTreeMap<String, SmsDay>,
     /// SPEC §4 (v2) promotional SMS waiting for their allowed time, each with its subject timer's step.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<HeldSms>,
-}
-
-/// How many SMS went to one number on one local day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmsDay {
-    pub day: NaiveDate,
-    pub count: u32,
 }
 
 /// A rendered SMS held until its `held_sms` subject timer (step `step`) fires.
@@ -139,17 +127,7 @@ impl Snapshot {
         Snapshot::of(SubjectKey::Package(package.package_id.clone()), Subject::Package(package))
     }
     fn of(key: SubjectKey, subject: Subject) -> Self {
-        Snapshot {
-            key,
-            version: 0,
-            seq: 0,
-            timer_seq: 0,
-            subject,
-            cases: Vec::new(),
-            timers: Vec::new(),
-            sms_sent: BTreeMap::new(),
-            held: Vec::new(),
-        }
+        Snapshot { key, version: 0, seq: 0, timer_seq: 0, subject, cases: Vec::new(), timers: Vec::new(), held: Vec::new() }
     }
     pub fn as_order(&self) -> Option<&Order> {
         match &self.subject {

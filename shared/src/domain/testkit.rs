@@ -2,6 +2,7 @@
 //! the SOPs, and a `World` that decides them in turn and shows what came out.
 
 pub use crate::domain::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimerKind};
+pub use crate::domain::ctx::SmsLedger;
 pub use crate::domain::decide::decide;
 pub use crate::domain::effects::{Effect, Sms, TimerRef};
 pub use crate::domain::events::{
@@ -22,16 +23,18 @@ pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-/// An event delivered at Monday 2026-03-02 10:00 Cairo.
+/// An event that happened at Monday 2026-03-02 10:00 Cairo (`World::when` makes it happen when it arrives).
 pub fn event(body: EventBody) -> Input {
     Input::Event(Event { id: "e".into(), occurred_at: t("2026-03-02T10:00:00+02:00"), body })
 }
 
-/// A call outcome on `case_id`, with no topics or notes.
+/// A call outcome on `case_id`, with no topics or notes; each is a call of its own (R9.2: one
+/// `call_id` is one attempt).
 pub fn completed_call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> CallCompleted {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     CallCompleted {
         case_id: case_id.into(),
-        call_id: "K".into(),
+        call_id: format!("K{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
         agent_id: "G".into(),
         outcome,
         resolution,
@@ -155,6 +158,10 @@ pub struct World {
     pub snapshot: Option<Snapshot>,
     pub effects: Vec<Effect>,
     pub policy: Policy,
+    /// R9.2 the last decision was an echo.
+    pub echo: bool,
+    /// SPEC §4 (v3) the per-number daily SMS counts, as the store keeps them.
+    pub sms_counts: std::collections::BTreeMap<(String, chrono::NaiveDate), u32>,
 }
 
 impl Default for World {
@@ -165,16 +172,32 @@ impl Default for World {
 
 impl World {
     pub fn new() -> Self {
-        World { snapshot: None, effects: Vec::new(), policy: Policy::default() }
+        World { snapshot: None, effects: Vec::new(), policy: Policy::default(), echo: false, sms_counts: Default::default() }
     }
     pub fn given(snapshot: Snapshot) -> Self {
         World { snapshot: Some(snapshot), ..World::new() }
     }
-    /// Decides `input` at `now`; the snapshot and effects become the decision's.
+    /// Decides `input` arriving at `now`, an event having happened then too; the snapshot and
+    /// effects become the decision's.
     pub fn when(&mut self, input: Input, now: &str) -> Result<Option<String>, Refusal> {
-        let d = decide(self.snapshot.as_ref(), &input, t(now), &self.policy)?;
+        self.when_late(input, now, now)
+    }
+    /// Decides an event that happened at `occurred` and arrives at `now` (R9.7).
+    pub fn when_late(&mut self, mut input: Input, occurred: &str, now: &str) -> Result<Option<String>, Refusal> {
+        if let Input::Event(e) = &mut input {
+            e.occurred_at = t(occurred);
+        }
+        let day = self.policy.calendar.local_date(t(now));
+        let counts = self.sms_counts.iter().filter(|((_, d), _)| *d == day).map(|((p, _), n)| (p.clone(), *n)).collect();
+        // Every number is known here: one the ledger lacks has sent nothing today.
+        let ledger = SmsLedger { day: Some(day), counts };
+        let d = decide(self.snapshot.as_ref(), &input, t(now), &self.policy, &ledger)?;
+        for c in &d.sms_counts {
+            self.sms_counts.insert((c.phone.clone(), c.day), c.count);
+        }
         self.snapshot = Some(d.snapshot);
         self.effects = d.effects;
+        self.echo = d.echo;
         Ok(d.case_id)
     }
     pub fn snapshot(&self) -> &Snapshot {

@@ -117,6 +117,7 @@ pub fn commit(stream: Snapshot, expected: Option<u64>, delivery_id: &str, index:
         delivery: delivery(delivery_id),
         index: index.iter().map(|s| s.to_string()).collect(),
         effects,
+        sms_counts: Vec::new(),
     }
 }
 

@@ -375,6 +375,10 @@ impl CaseStore for Metered {
         self.inner.delivery(id).await
     }
 
+    async fn sms_counts(&self, phones: &[String], day: chrono::NaiveDate) -> Result<std::collections::BTreeMap<String, u32>, StoreError> {
+        self.inner.sms_counts(phones, day).await
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
         let result = self.inner.commit(commit).await;

@@ -3,10 +3,11 @@
 use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -15,7 +16,7 @@ use std::time::Duration;
 const DB_FILE: &str = "followup.db";
 
 /// Bumped whenever `SCHEMA` changes shape; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Another process (a `sqlite3` shell, a second server by mistake) may hold the write lock briefly.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +57,13 @@ CREATE TABLE IF NOT EXISTS timers (
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at_ms, seq);
 -- `place` takes MAX(seq) + 1: without this index every placement reads the whole table.
 CREATE INDEX IF NOT EXISTS timers_seq ON timers (seq);
+-- SPEC §4 (v3) the per-number daily SMS cap, written in the commit of the decision that sends.
+CREATE TABLE IF NOT EXISTS sms_daily (
+    phone TEXT NOT NULL,
+    day   TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (phone, day)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sms_outbox (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
     effect_id TEXT UNIQUE NOT NULL,
@@ -459,6 +467,20 @@ impl CaseStore for SqliteStore {
         self.point(move |conn| read_delivery(conn, &id)).await
     }
 
+    async fn sms_counts(&self, phones: &[String], day: NaiveDate) -> Result<BTreeMap<String, u32>, StoreError> {
+        let (phones, day) = (phones.to_vec(), day.to_string());
+        self.point(move |conn| {
+            let mut counts = BTreeMap::new();
+            for phone in phones {
+                if let Some(n) = read_sms_count(conn, &phone, &day)? {
+                    counts.insert(phone, n);
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let key = commit.stream.key.to_string();
         let stream_doc = encode(&commit.stream, "stream")?;
@@ -483,6 +505,11 @@ impl CaseStore for SqliteStore {
                 .map_err(sql(format_args!("reading the version of {key}")))?;
             if current != commit.expected_version {
                 return Err(CommitError::Conflict);
+            }
+            for c in &commit.sms_counts {
+                if read_sms_count(tx, &c.phone, &c.day.to_string())?.unwrap_or(0) != c.held {
+                    return Err(CommitError::Conflict);
+                }
             }
             let mut unindexed = Vec::with_capacity(commit.index.len());
             for subject in &commit.index {
@@ -511,6 +538,15 @@ impl CaseStore for SqliteStore {
             for subject in unindexed {
                 exec(tx, "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
                     .map_err(sql(format_args!("indexing {subject}")))?;
+            }
+            for c in &commit.sms_counts {
+                exec(
+                    tx,
+                    "INSERT INTO sms_daily (phone, day, count) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (phone, day) DO UPDATE SET count = excluded.count",
+                    params![c.phone, c.day.to_string(), c.count],
+                )
+                .map_err(sql(format_args!("counting the SMS of {}", c.day)))?;
             }
             for (id, doc) in &effects {
                 exec(tx, "INSERT INTO effects (id, doc) VALUES (?1, ?2)", params![id, doc])
@@ -600,6 +636,12 @@ impl CaseStore for SqliteStore {
 }
 
 /// The smallest string above every string that starts with `prefix` (SQLite compares TEXT bytewise).
+/// SPEC §4 (v3) one number's SMS count on one local day, if any were sent.
+fn read_sms_count(conn: &Connection, phone: &str, day: &str) -> Result<Option<u32>, StoreError> {
+    one(conn, "SELECT count FROM sms_daily WHERE phone = ?1 AND day = ?2", [phone, day], |r| r.get(0))
+        .map_err(sql("reading the daily SMS count"))
+}
+
 fn prefix_end(prefix: &str) -> String {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {

@@ -1,7 +1,9 @@
 //! cancellation_follow_up (R2.1–R2.10): the follow-up of a cancelled first visit (seed 001, offers of seed 000).
 //!
 //! Decisions the SPEC leaves open, settled here:
-//! - Timing is by the engine's clock when it learns of the cancellation ("the cancellation day").
+//! - "The cancellation day" is the local day of the cancellation's `occurred_at` (R9.7 v3); an
+//!   engine's own cancellation (R0.2, R1.4) happens when its timer fires, R1.6's when the call did.
+//!   A first attempt whose time passed before the cancellation arrived is taken on arrival.
 //! - The attempts, not reached, declined, the 7-day close and the 30-day re-open are the shared
 //!   follow-up round (`round.rs`), started on the first working day after the cancellation day.
 //! - The coupon (R2.3) belongs to the cancelled appointment; it is valid for `coupon_valid_days`,
@@ -49,7 +51,8 @@ pub fn earns_coupon(appointment: &Appointment, by: CancelledBy) -> bool {
 /// R2.3 the coupon, valid until R2.4's appointment request when that is later.
 pub fn coupon(appointment: &Appointment, availability: Option<Availability>, ctx: &Ctx) -> Coupon {
     let p = &ctx.policy.cancellation_follow_up;
-    let day = ctx.cal().local_date(ctx.now);
+    // R9.7 the cancellation day is when it happened.
+    let day = ctx.cal().local_date(ctx.occurred);
     let until = day + Duration::days(p.coupon_valid_days as i64);
     Coupon {
         code: coupon_code(&appointment.appointment_id),
@@ -100,7 +103,8 @@ pub fn offer(case: Option<&mut CaseCore>, coupon: &Coupon, appointment: &Appoint
 /// the order's other open case as a duplicate; R2.3 / R2.4 make the offers.
 pub fn open(snapshot: &mut Snapshot, appointment: &Appointment, how: &Cancellation, coupon: Option<&Coupon>, ctx: &mut Ctx) -> String {
     let now = ctx.now;
-    let day = ctx.cal().local_date(now);
+    // R9.7 the cancellation day (R2.4, R2.5) is the day it happened, not the day it arrived.
+    let day = ctx.cal().local_date(ctx.occurred);
     let case_id = snapshot.next_case_id();
 
     // R2.2 the order's other open case of this playbook is a duplicate ticket.
@@ -162,6 +166,9 @@ impl Playbook for CancellationFollowUp {
     fn state(flow: &Flow) -> &'static str {
         flow.round.state.as_str()
     }
+    fn resolves(case: &CaseCore, flow: &Flow, call: &CallCompleted) -> bool {
+        round::resolves(case, &flow.round, call)
+    }
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, order: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
         round::on_call::<Self>(case, flow, call, order, ctx)
     }
@@ -198,9 +205,8 @@ impl FollowUp for CancellationFollowUp {
         }
     }
     /// R2.5 the first attempt; R2.9 the close if still unresolved.
-    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, _: &Order, ctx: &mut Ctx) {
-        let first = round::attempt_due(&flow.round, &Self::rules(ctx.policy), None, ctx);
-        ctx.place(case, TimerKind::CallAttempt, first);
+    fn start(case: &mut CaseCore, flow: &mut Flow, close_at: DateTime<Utc>, order: &Order, ctx: &mut Ctx) {
+        round::first_attempt::<Self>(case, flow, order, ctx);
         ctx.place(case, TimerKind::AutoClose, close_at);
     }
     fn call_task(case: &mut CaseCore, _: &mut Flow, n: u32, order: &Order, ctx: &mut Ctx) {
@@ -592,7 +598,7 @@ mod tests {
     #[test]
     fn r2_3_coupon_codes_are_indexed_so_no_two_orders_hold_one() {
         let mut w = World::given(stream(0, 1));
-        let d = decide(w.snapshot.as_ref(), &cancel(CancelledBy::Customer, true, None), t(MON), &w.policy).unwrap();
+        let d = decide(w.snapshot.as_ref(), &cancel(CancelledBy::Customer, true, None), t(MON), &w.policy, &SmsLedger::default()).unwrap();
         let code = d.snapshot.as_order().unwrap().appointment("A1").unwrap().coupon.clone().unwrap().code;
         assert_eq!(d.index, vec![format!("coupon:{code}")]);
         w.when(cancel(CancelledBy::Customer, true, None), MON).unwrap();

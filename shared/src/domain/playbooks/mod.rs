@@ -47,6 +47,15 @@ pub trait Playbook {
         matches!(resolution, Resolution::WillPay).then_some("a will_pay resolution applies to package_payment cases only")
     }
 
+    /// Whether this reported call resolves the case (R9.1 v3): a late report, or one on a case
+    /// already resolved or closed, acts only then; otherwise it is recorded and sends nothing.
+    /// By default: answered and rebooked, or declined without a follow-up, on a case still open.
+    fn resolves(case: &CaseCore, _flow: &Self::Flow, call: &CallCompleted) -> bool {
+        case.ticket.is_open()
+            && call.outcome.reached()
+            && matches!(call.resolution, Some(Resolution::Rebooked { .. }) | Some(Resolution::Declined { follow_up: false, .. }))
+    }
+
     /// A `call.completed` on the case (already written on its timeline).
     fn on_call(
         case: &mut CaseCore,

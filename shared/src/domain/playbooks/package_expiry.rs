@@ -153,6 +153,22 @@ fn second_not_reached(case: &mut CaseCore, flow: &mut Flow, pkg: &Package, ctx: 
     ctx.decided(case, "R5.3 second call not reached: SMS4, ticket closed");
 }
 
+/// R5.5 rebooked within grace, or declined: resolved, no later SMS.
+fn resolve(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, ctx: &mut Ctx) {
+    match &call.resolution {
+        Some(Resolution::Rebooked { window_start, .. }) => {
+            let when = ctx.cal().rfc3339(*window_start);
+            end(case, flow, State::Resolved, TicketStatus::Resolved, TicketResult::Rebooked, ctx);
+            ctx.decided(case, format!("R5.5 rebooked within grace ({when}): resolved"));
+        }
+        Some(Resolution::Declined { reason, .. }) => {
+            end(case, flow, State::Resolved, TicketStatus::Resolved, TicketResult::Declined, ctx);
+            ctx.decided(case, format!("declined: {reason}; resolved"));
+        }
+        _ => {}
+    }
+}
+
 fn end(case: &mut CaseCore, flow: &mut Flow, state: State, status: TicketStatus, result: TicketResult, ctx: &mut Ctx) {
     ctx.finish(case, status, result);
     flow.state = state;
@@ -193,9 +209,22 @@ impl Playbook for PackageExpiry {
         }
     }
 
+    /// R5.5 answered and rebooked (or declined) within grace, also after R5.3 closed the case
+    /// unreachable before the report came (R9.1 v3).
+    fn resolves(_: &CaseCore, flow: &Flow, call: &CallCompleted) -> bool {
+        matches!(flow.state, State::Calling | State::WaitingOnCustomer | State::Closed)
+            && call.outcome.reached()
+            && matches!(call.resolution, Some(Resolution::Rebooked { .. }) | Some(Resolution::Declined { follow_up: false, .. }))
+    }
+
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, pkg: &Package, ctx: &mut Ctx) -> Result<(), Refusal> {
         if flow.is_done() {
-            ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
+            if flow.state == State::Closed && Self::resolves(case, flow, call) {
+                ctx.decided(case, "R9.1 a late report resolves the case R5.3 closed: it acts from now");
+                resolve(case, flow, call, ctx);
+            } else {
+                ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
+            }
             return Ok(());
         }
         flow.attempts.report();
@@ -223,15 +252,13 @@ impl Playbook for PackageExpiry {
             return Ok(());
         }
         match &call.resolution {
-            Some(Resolution::Rebooked { window_start, .. }) => {
-                let when = ctx.cal().rfc3339(*window_start);
-                end(case, flow, State::Resolved, TicketStatus::Resolved, TicketResult::Rebooked, ctx);
-                ctx.decided(case, format!("R5.5 rebooked within grace ({when}): resolved"));
+            // R9.3 (v3) a call task at the time the customer asked for, on which the case waits.
+            Some(Resolution::FollowUpLater { at }) => {
+                let due = ctx.cal().working_moment((*at).max(ctx.now));
+                ctx.place(case, TimerKind::CallAttempt, due);
+                ctx.decided(case, format!("R9.3 follow up later at {}", ctx.cal().rfc3339(due)));
             }
-            Some(Resolution::Declined { follow_up: false, reason, .. }) => {
-                end(case, flow, State::Resolved, TicketStatus::Resolved, TicketResult::Declined, ctx);
-                ctx.decided(case, format!("declined: {reason}; resolved"));
-            }
+            _ if Self::resolves(case, flow, call) => resolve(case, flow, call, ctx),
             _ => ctx.decided(case, "answered without a rebooking; the calls go on"),
         }
         Ok(())

@@ -314,8 +314,19 @@ impl Playbook for PackagePayment {
         }
     }
 
+    /// Answered with `will_pay` or a decline on a live chase, or answered at all on R4.5's final
+    /// call, also when R9.1 closed it unreachable before the report came (v3).
+    fn resolves(case: &CaseCore, flow: &Flow, call: &CallCompleted) -> bool {
+        let final_call = flow.stage == Stage::Final
+            && (flow.state == State::FinalCall || case.ticket.result == Some(TicketResult::Unreachable) && flow.state == State::Closed);
+        call.outcome.reached()
+            && (final_call
+                || !flow.is_done()
+                    && matches!(call.resolution, Some(Resolution::WillPay) | Some(Resolution::Declined { follow_up: false, .. })))
+    }
+
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, pkg: &Package, ctx: &mut Ctx) -> Result<(), Refusal> {
-        if flow.is_done() {
+        if flow.is_done() && !(flow.stage == Stage::Final && Self::resolves(case, flow, call)) {
             ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));
             return Ok(());
         }
@@ -353,6 +364,13 @@ impl Playbook for PackagePayment {
         }
         match &call.resolution {
             Some(Resolution::WillPay) => payment_command(case, flow, pkg, ctx),
+            // R9.3 (v3) a call task at the time the customer asked for, on which the case waits.
+            Some(Resolution::FollowUpLater { at }) => {
+                let due = ctx.cal().working_moment((*at).max(ctx.now));
+                ctx.cancel(case, &[TimerKind::CallAttempt]);
+                ctx.place(case, TimerKind::CallAttempt, due);
+                ctx.decided(case, format!("R9.3 follow up later at {}", ctx.cal().rfc3339(due)));
+            }
             Some(Resolution::Declined { follow_up: false, reason, .. }) => {
                 ctx.decided(case, format!("declined: {reason}"));
                 cancel_for_non_payment(case, flow, false, ctx);

@@ -235,6 +235,14 @@ impl Playbook for RescheduleOutreach {
         }
     }
 
+    /// R1.5 rebooked or R1.6 declined, on an outreach still open: once R1.4 cancelled the
+    /// appointment there is nothing left to rebook, so a late report there resolves nothing.
+    fn resolves(case: &CaseCore, _: &Flow, call: &CallCompleted) -> bool {
+        case.ticket.is_open()
+            && call.outcome.reached()
+            && matches!(call.resolution, Some(Resolution::Rebooked { .. }) | Some(Resolution::Declined { .. }))
+    }
+
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, order: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
         if !case.ticket.is_open() {
             ctx.decided(case, format!("outcome recorded; the case is already {}", flow.state));

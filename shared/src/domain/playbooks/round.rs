@@ -138,11 +138,17 @@ pub fn on_call<P: FollowUp>(
     ctx: &mut Ctx,
 ) -> Result<(), Refusal> {
     let rules = P::rules(ctx.policy);
+    let late_resolution = resolves(case, P::round(flow), call);
     let round = P::round(flow);
     if round.is_done() || round.state == State::Rebooked {
         let state = round.state;
-        ctx.decided(case, format!("outcome recorded; the case is already {state}"));
-        return Ok(());
+        if !(state == State::Closed && late_resolution) {
+            ctx.decided(case, format!("outcome recorded; the case is already {state}"));
+            return Ok(());
+        }
+        // R9.1 (v3) a late report resolves a case closed unreachable: it acts from now.
+        ctx.decided(case, format!("R9.1 a late report resolves the case closed by {}: it acts from now", rules.close_rule));
+        round.state = State::WaitingOnCustomer;
     }
     // The report counts as the current attempt; a call before the next task was due spends it.
     if let Report::Early(_) = round.attempts.report() {
@@ -200,12 +206,40 @@ pub fn on_call<P: FollowUp>(
     Ok(())
 }
 
+/// Whether a reported call resolves a case of the round (R2.7, R2.8, R3.5, R3.6): answered and
+/// rebooked, or declined without a follow-up, on a case still live or closed unreachable (R2.9,
+/// R9.1 v3). What else a late report says resolves nothing.
+pub fn resolves(case: &CaseCore, round: &Round, call: &CallCompleted) -> bool {
+    let live = !round.is_done() && round.state != State::Rebooked;
+    let unreachable = round.state == State::Closed && case.ticket.result == Some(TicketResult::Unreachable);
+    (live || unreachable)
+        && call.outcome.reached()
+        && matches!(call.resolution, Some(Resolution::Rebooked { .. }) | Some(Resolution::Declined { follow_up: false, .. }))
+}
+
+/// The round's first attempt at opening or re-open (R2.5, R3.4). R9.7 (v3) when its time fell
+/// due before the input arrived (the input happened earlier), it is taken on arrival: the call
+/// task now inside working hours, else at the next working-hours start; the steps after it keep
+/// their spacing from it.
+pub fn first_attempt<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) {
+    let due = attempt_due(P::round(flow), &P::rules(ctx.policy), None, ctx);
+    if due > ctx.now {
+        ctx.place(case, TimerKind::CallAttempt, due);
+    } else if ctx.cal().in_working_hours(ctx.now) {
+        task::<P>(case, flow, subject, ctx);
+    } else {
+        let at = ctx.cal().working_moment(ctx.now);
+        ctx.place(case, TimerKind::CallAttempt, at);
+    }
+}
+
 /// The round goes on: a next attempt stays pending, or one is placed.
 fn keep_following<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Rules, ctx: &mut Ctx) {
     let round = P::round(flow);
     round.state = State::Following;
     if case.pending(TimerKind::CallAttempt).is_none() {
-        let due = attempt_due(round, rules, Some(ctx.now), ctx);
+        // R9.7 from when the outcome happened (a timer's is now).
+        let due = attempt_due(round, rules, Some(ctx.occurred), ctx);
         ctx.place(case, TimerKind::CallAttempt, due);
     }
 }

@@ -168,9 +168,16 @@ impl Playbook for SecondVisitFollowUp {
         flow.round.state.as_str()
     }
 
+    /// As the round, and the report of R3.7's call during a painting job, which comes after the
+    /// rebooking and may come after the case resolved (v3).
+    fn resolves(case: &CaseCore, flow: &Flow, call: &CallCompleted) -> bool {
+        let job_call = flow.painting.is_some() && matches!(flow.round.state, State::Rebooked | State::Resolved);
+        job_call || round::resolves(case, &flow.round, call)
+    }
+
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, order: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
-        let live = case.ticket.is_open() && matches!(flow.round.state, State::Following | State::WaitingOnCustomer);
-        if let (true, true, Some(Resolution::Rebooked { window_start, .. })) = (live, call.outcome.reached(), &call.resolution) {
+        let rebooks = round::resolves(case, &flow.round, call);
+        if let (true, Some(Resolution::Rebooked { window_start, .. })) = (rebooks, &call.resolution) {
             material_lead(flow, call, *window_start, ctx)?;
         }
         // R3.2 any outcome meets the first-call SLA.
@@ -181,7 +188,7 @@ impl Playbook for SecondVisitFollowUp {
             ctx.cancel(case, &[TimerKind::CostSla]);
             ctx.decided(case, "R3.3 cost told: material price confirmed");
         }
-        if flow.round.state == State::Rebooked {
+        if matches!(flow.round.state, State::Rebooked | State::Resolved) && flow.painting.is_some() {
             ctx.decided(case, "R3.7 follow-up during the job recorded");
             return Ok(());
         }
@@ -192,7 +199,8 @@ impl Playbook for SecondVisitFollowUp {
         let p = &ctx.policy.second_visit;
         match kind {
             // R3.7 the one follow-up call during the painting job.
-            TimerKind::CallAttempt if flow.round.state == State::Rebooked => {
+            // (v3) It goes out even when R3.5 resolved the case on the booking of the job's visit.
+            TimerKind::CallAttempt if matches!(flow.round.state, State::Rebooked | State::Resolved) => {
                 ctx.call_task(
                     case,
                     "Follow up the painting job in progress",
@@ -234,8 +242,15 @@ impl Playbook for SecondVisitFollowUp {
             }
             // R3.5 (v2) the rebooked visit is booked: the follow-up is done.
             SubjectEvent::VisitBooked { appointment_id } if flow.round.state == State::Rebooked => {
+                // R3.7 (v3) the painting job's one follow-up call outlives the resolution.
+                let job_call = case.timers.iter().find(|t| t.kind == TimerKind::CallAttempt && flow.painting.is_some()).cloned();
+                case.timers.retain(|t| Some(t) != job_call.as_ref());
                 round::resolve(case, &mut flow.round, TicketResult::Rebooked, None, ctx);
                 ctx.decided(case, format!("R3.5 visit {appointment_id} of the order booked: resolved"));
+                if let Some(call) = job_call {
+                    case.timers.push(call);
+                    ctx.decided(case, "R3.7 the follow-up call during the painting job still goes out; the case stays resolved");
+                }
             }
             _ => {}
         }
