@@ -138,6 +138,17 @@ impl<'a> Ctx<'a> {
         self.intents.push(Pending { case_id: case.case_id.clone(), intent, at_effect: self.effects.len() });
     }
 
+    /// R9.7 (v3) a call step due at `due`, counted from when its input happened: one that fell
+    /// due before the input arrived is taken on arrival, at the next working-hours start when
+    /// outside them.
+    pub fn catch_up(&self, due: DateTime<Utc>) -> DateTime<Utc> {
+        if due <= self.now {
+            self.cal().working_moment(self.now)
+        } else {
+            due
+        }
+    }
+
     /// Places a timer for the case's next step.
     pub fn place(&mut self, case: &mut CaseCore, kind: TimerKind, due_at: DateTime<Utc>) {
         case.step += 1;

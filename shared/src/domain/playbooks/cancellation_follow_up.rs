@@ -445,6 +445,52 @@ mod tests {
     }
 
     #[test]
+    fn r9_7_v3_attempts_count_from_when_the_cancellation_happened() {
+        // Tuesday 20:50, delivered Wednesday 09:30: attempt 1 at once, attempt 2 Thursday 09:00.
+        let mut w = World::given(stream(0, 1));
+        let id = w.when_late(cancel(CancelledBy::NoShow, false, None), "2026-03-03T20:50:00+02:00", "2026-03-04T09:30:00+02:00");
+        let id = id.unwrap().unwrap();
+        assert_eq!(w.command("call_customer").unwrap().data["due"], "2026-03-04T09:30:00+02:00");
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![t("2026-03-05T09:00:00+02:00")]);
+        let line = w.case(&id).timeline.iter().find(|l| l.detail.starts_with("appointment.cancelled")).unwrap();
+        assert_eq!((line.at, line.occurred_at), (t("2026-03-04T09:30:00+02:00"), Some(t("2026-03-03T20:50:00+02:00"))));
+        // Delivered Thursday 10:00: attempt 1 at once, attempt 2 on Saturday (Friday is off).
+        let mut w = World::given(stream(0, 1));
+        let id = w.when_late(cancel(CancelledBy::NoShow, false, None), "2026-03-03T20:50:00+02:00", "2026-03-05T10:00:00+02:00");
+        let id = id.unwrap().unwrap();
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![t("2026-03-07T09:00:00+02:00")]);
+        // Delivered Wednesday 07:00, before the opening: attempt 1 at 09:00 as if on time.
+        let mut w = World::given(stream(0, 1));
+        let id = w.when_late(cancel(CancelledBy::NoShow, false, None), "2026-03-03T20:50:00+02:00", "2026-03-04T07:00:00+02:00");
+        assert_eq!(w.dues(&id.unwrap().unwrap(), TimerKind::CallAttempt), vec![t("2026-03-04T09:00:00+02:00")]);
+    }
+
+    #[test]
+    fn r2_4_v3_the_request_date_counts_from_the_cancellation_day() {
+        let mut w = World::given(stream(0, 1));
+        let unsure = cancel(CancelledBy::Customer, true, Some(Availability::Unsure));
+        w.when_late(unsure, "2026-03-02T20:00:00+02:00", "2026-03-04T10:00:00+02:00").unwrap();
+        assert_eq!(w.command("create_appointment_request").unwrap().data["not_before"], "2026-03-30");
+    }
+
+    #[test]
+    fn r9_1_v3_a_rebooking_reported_after_r2_9_closed_the_case_still_acts() {
+        let (mut w, id) = opened(CancelledBy::NoShow);
+        let close = w.case(&id).pending(TimerKind::AutoClose).unwrap().clone();
+        let timer = TimerRef { stream: w.snapshot().key.clone(), case_id: Some(id.clone()), kind: TimerKind::AutoClose, step: close.step };
+        w.when(Input::Timer(timer), "2026-03-09T10:00:00+02:00").unwrap();
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-09T11:00:00+02:00").unwrap();
+        assert!(w.effects.is_empty(), "resolves nothing: recorded only");
+        let rebooked = Resolution::Rebooked { window_start: t("2026-03-12T10:00:00+02:00"), window_end: t("2026-03-12T12:00:00+02:00") };
+        w.when(call(&id, CallOutcome::Answered, Some(rebooked)), "2026-03-09T11:30:00+02:00").unwrap();
+        assert_eq!(w.commands(), vec!["create_visit"]);
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::Rebooked)));
+        assert!(c.timers.is_empty());
+    }
+
+    #[test]
     fn r2_9_closed_unresolved_after_seven_days() {
         let (mut w, id) = opened(CancelledBy::NoShow);
         assert_eq!(w.due(&id, TimerKind::AutoClose), Some(t("2026-03-09T10:00:00+02:00")));

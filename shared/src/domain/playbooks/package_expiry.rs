@@ -371,6 +371,32 @@ mod tests {
     }
 
     #[test]
+    fn r9_1_v3_the_day6_call_rebooked_but_reported_after_21h_resolves_the_closed_case() {
+        let (mut w, id) = expired(&[]);
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-04-09T09:30:00+02:00").unwrap();
+        w.fire_next(&id); // Day 6, the second call
+        assert_eq!(w.fire_next(&id).0, TimerKind::ReportDue, "unreported by 21:00");
+        assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Unreachable));
+        let rebooked = Resolution::Rebooked { window_start: t("2026-04-16T10:00:00+02:00"), window_end: t("2026-04-16T12:00:00+02:00") };
+        w.when_late(call(&id, CallOutcome::Answered, Some(rebooked)), "2026-04-14T09:40:00+02:00", "2026-04-14T21:30:00+02:00").unwrap();
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::Rebooked)));
+        assert!(w.sent_sms().is_empty(), "R5.5 no later SMS");
+    }
+
+    #[test]
+    fn r9_3_v3_follow_up_later_on_the_day6_call_leaves_a_call_to_wait_on() {
+        let (mut w, id) = expired(&[]);
+        w.when(call(&id, CallOutcome::NoAnswer, None), "2026-04-09T09:30:00+02:00").unwrap();
+        w.fire_next(&id);
+        let later = Resolution::FollowUpLater { at: t("2026-04-16T11:00:00+02:00") };
+        w.when(call(&id, CallOutcome::Answered, Some(later)), "2026-04-14T09:30:00+02:00").unwrap();
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt), vec![t("2026-04-16T11:00:00+02:00")]);
+        assert_eq!(w.fire_next(&id).0, TimerKind::CallAttempt);
+        assert_eq!(w.commands(), vec!["call_customer"]);
+    }
+
+    #[test]
     fn r5_4_end_of_grace_deactivates_and_forfeits() {
         let (mut w, id) = expired(&["V1", "V2"]);
         w.fire_subject_at(TimerKind::ExpiryDeactivate, None);

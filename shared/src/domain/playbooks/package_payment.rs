@@ -120,7 +120,8 @@ pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
     let case_id = snapshot.next_case_id();
     let first_visit = pkg.first_visit().map(|v| v.window_start).unwrap_or(ctx.now);
     let scheduled_day_before = working_day_before(&cal, cal.local_date(first_visit));
-    let first_call = cal.working_moment(ctx.now);
+    // R9.7 the first call counts from the booking; one that fell due before it arrived is taken now.
+    let first_call = ctx.catch_up(cal.working_moment(ctx.occurred));
     // R4.7 the day-before step's day has come (or passed) by the first call.
     let late = cal.local_date(first_call) >= scheduled_day_before;
     let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
@@ -672,5 +673,45 @@ mod tests {
         let c = w.case(&id);
         assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Closed, Some(TicketResult::Unreachable)));
         assert_eq!(c.attempts.iter().filter(|a| a.outcome == CallOutcome::Unreported).count(), 3);
+    }
+
+    #[test]
+    fn r9_1_v3_the_final_call_reported_answered_after_21h_resolves_the_closed_case() {
+        let (mut w, id) = opened();
+        w.fire_next(&id);
+        w.fire_next(&id);
+        w.fire_next(&id); // R4.5 the final call, Monday 09:00
+        w.fire_next(&id); // its report deadline, 21:00: closed unreachable
+        assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Unreachable));
+        // A late no-answer resolves nothing.
+        w.when_late(call(&id, CallOutcome::NoAnswer, None), "2026-03-09T09:05:00+02:00", "2026-03-09T21:30:00+02:00").unwrap();
+        assert!(w.effects.is_empty());
+        // The answer came at 09:20 but is reported at 22:00: R4.5 (v2) acts from now.
+        w.when_late(call(&id, CallOutcome::Answered, Some(Resolution::WillPay)), "2026-03-09T09:20:00+02:00", "2026-03-09T22:00:00+02:00")
+            .unwrap();
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::ReachedAfterCancellation)));
+        assert!(w.command("send_payment_link").is_none(), "the package is already cancelled");
+        assert!(w.command("interaction_summary").is_some(), "R9.5 the call that acted is summarised");
+    }
+
+    #[test]
+    fn r9_3_v3_follow_up_later_places_the_call_the_case_waits_on() {
+        let (mut w, id) = opened();
+        let later = Resolution::FollowUpLater { at: at("2026-03-04T22:00:00+02:00") };
+        w.when(call(&id, CallOutcome::Answered, Some(later)), "2026-03-02T10:30:00+02:00").unwrap();
+        assert_eq!(w.dues(&id, TimerKind::CallAttempt)[0], at("2026-03-05T09:00:00+02:00"), "moved into working hours");
+        assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, at("2026-03-05T09:00:00+02:00")));
+        assert_eq!(w.commands(), vec!["call_customer"]);
+    }
+
+    #[test]
+    fn r9_7_v3_the_first_call_counts_from_the_booking() {
+        // Booked Sunday 20:50, delivered Monday 09:30: the first call (Monday 09:00) is taken at once.
+        let mut w = World::new();
+        let id = w.when_late(weekly(false), "2026-03-01T20:50:00+02:00", "2026-03-02T09:30:00+02:00").unwrap().unwrap();
+        assert_eq!(w.command("call_customer").unwrap().data["due"], "2026-03-02T09:30:00+02:00");
+        let booked = w.case(&id).timeline.iter().find(|l| l.kind == TimelineKind::Event).unwrap();
+        assert_eq!(booked.occurred_at, Some(at("2026-03-01T20:50:00+02:00")), "R9.7 occurred_at on the event's line");
     }
 }

@@ -391,6 +391,31 @@ mod tests {
     }
 
     #[test]
+    fn r9_1_v3_late_not_reached_reports_send_no_more_links_and_a_late_rebooking_still_acts() {
+        let (mut w, id) = requested_at(MON_10);
+        let mut links = 0;
+        // Both attempts lapse unreported: each counts as not reached and sends its link (R1.2, R1.3).
+        w.fire_next(&id);
+        links += w.sms().len();
+        let (kind, _) = w.fire_next(&id);
+        assert_eq!(kind, TimerKind::ReportDue);
+        links += w.sms().len();
+        assert_eq!(links, 2);
+        // Then both reports arrive late: recorded, nothing sent.
+        for (occurred, outcome) in [("2026-03-02T10:20:00+02:00", CallOutcome::NoAnswer), ("2026-03-03T09:10:00+02:00", CallOutcome::Busy)]
+        {
+            w.when_late(calls(completed_call(&id, outcome, None)), occurred, "2026-03-03T22:00:00+02:00").unwrap();
+            assert!(w.effects.is_empty(), "a late report that resolves nothing sends nothing: {:?}", w.effects);
+        }
+        assert_eq!(w.case(&id).attempts.len(), 4, "two unreported, two late reports");
+        // A late answer that rebooks still acts (R9.1): the outreach resolves.
+        let late = completed_call(&id, CallOutcome::Answered, Some(rebooked("2026-03-06T10:00:00+02:00")));
+        w.when_late(calls(late), "2026-03-03T09:15:00+02:00", "2026-03-03T22:05:00+02:00").unwrap();
+        assert!(w.commands().contains(&"update_appointment"));
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::Resolved);
+    }
+
+    #[test]
     fn r1_4_unresolved_at_t_minus_1h_cancels_by_ops_and_follows_up_a_first_visit() {
         let (mut w, id) = requested_at(MON_10);
         w.when(calls(completed_call(&id, CallOutcome::NoAnswer, None)), "2026-03-02T10:30:00+02:00").unwrap();

@@ -222,14 +222,11 @@ pub fn resolves(case: &CaseCore, round: &Round, call: &CallCompleted) -> bool {
 /// task now inside working hours, else at the next working-hours start; the steps after it keep
 /// their spacing from it.
 pub fn first_attempt<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) {
-    let due = attempt_due(P::round(flow), &P::rules(ctx.policy), None, ctx);
-    if due > ctx.now {
-        ctx.place(case, TimerKind::CallAttempt, due);
-    } else if ctx.cal().in_working_hours(ctx.now) {
+    let due = ctx.catch_up(attempt_due(P::round(flow), &P::rules(ctx.policy), None, ctx));
+    if due <= ctx.now {
         task::<P>(case, flow, subject, ctx);
     } else {
-        let at = ctx.cal().working_moment(ctx.now);
-        ctx.place(case, TimerKind::CallAttempt, at);
+        ctx.place(case, TimerKind::CallAttempt, due);
     }
 }
 

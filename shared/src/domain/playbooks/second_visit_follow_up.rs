@@ -547,6 +547,39 @@ mod tests {
     }
 
     #[test]
+    fn r3_7_v3_the_painting_call_goes_out_after_the_booking_resolved_the_case() {
+        let input = completion(CompletionOutcome::Painting, false, None, Some(painting(3, 1_000_000, 250_000, false)));
+        let (mut w, id) = opened_with(input, MON_10, Policy::default());
+        let mut c = completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-05T09:00:00+02:00")));
+        c.cost_told = Some(true);
+        w.when(calls(c), "2026-03-02T11:10:00+02:00").unwrap();
+        // R3.5 (v2) the job's visit is booked: resolved, and the job's call stays (v3).
+        w.when(booked("A2", "2026-03-05T09:00:00+02:00", Some("T1")), "2026-03-02T12:00:00+02:00").unwrap();
+        let c = w.case(&id);
+        assert_eq!((c.ticket.status, c.ticket.result), (TicketStatus::Resolved, Some(TicketResult::Rebooked)));
+        assert_eq!(c.timers.iter().map(|t| t.kind).collect::<Vec<_>>(), vec![TimerKind::CallAttempt], "the case's one timer");
+        assert_eq!(w.fire_next(&id), (TimerKind::CallAttempt, t("2026-03-07T12:00:00+02:00")));
+        assert_eq!(w.commands(), vec!["call_customer"]);
+        assert_eq!(w.case(&id).ticket.status, TicketStatus::Resolved, "the case stays resolved");
+        w.when(calls(completed_call(&id, CallOutcome::Answered, None)), "2026-03-07T12:10:00+02:00").unwrap();
+        assert!(w.command("interaction_summary").is_some(), "the job call's report is summarised (R9.5)");
+    }
+
+    #[test]
+    fn r3_1_v3_a_completion_delivered_over_an_hour_late_opens_the_case_at_once() {
+        let mut w = World::new();
+        w.when(booked("A1", "2026-03-02T09:00:00+02:00", Some("T1")), "2026-03-01T10:00:00+02:00").unwrap();
+        let opened = w.when_late(
+            completion(CompletionOutcome::Inspection, false, None, None),
+            "2026-03-02T10:00:00+02:00",
+            "2026-03-02T11:30:00+02:00",
+        );
+        let id = opened.unwrap().expect("R3.1 the hour has passed: the case opens now");
+        assert_eq!(w.command("call_customer").unwrap().data["due"], "2026-03-02T11:30:00+02:00");
+        assert_eq!(w.due(&id, TimerKind::FirstCallSla), Some(t("2026-03-02T19:30:00+02:00")), "R3.2 from the opening");
+    }
+
+    #[test]
     fn r3_9_closed_after_seven_days_and_reopened_after_thirty() {
         let (mut w, id) = opened(CompletionOutcome::Incomplete);
         w.when(calls(completed_call(&id, CallOutcome::NoAnswer, None)), "2026-03-02T11:10:00+02:00").unwrap();
