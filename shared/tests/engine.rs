@@ -147,3 +147,89 @@ fn timer_samples_parse_as_timer_inputs() {
     }
     assert!(seen >= 2, "timer samples exist");
 }
+
+async fn post_at(e: &TestEngine, route: Route, id: &str, kind: &str, occurred_at: &str, data: Value) -> (u16, Value) {
+    let body = serde_json::to_vec(&json!({"id": id, "type": kind, "occurred_at": occurred_at, "data": data})).unwrap();
+    let now = Utc::now().timestamp();
+    let r = e.webhook(route, Some(&now.to_string()), Some(&sign(SECRET, now, &body)), &body, now).await;
+    (r.status, r.body)
+}
+
+fn booking(order: &str, appointment: &str) -> Value {
+    json!({
+        "appointment_id": appointment, "order_id": order,
+        "customer": {"id": "C1", "name": "Mona", "phone": "+201001234567", "language": "en"},
+        "area": "Cairo", "service": "AC", "price": {"amount": 1000, "currency": "EGP"},
+        "window_start": "2026-03-03T10:00:00+02:00", "window_end": "2026-03-03T12:00:00+02:00",
+        "visit_number": 2, "technician_id": "T1", "discount_percent": 0
+    })
+}
+
+fn capped_at_one() -> TestEngine {
+    let mut e = engine(0);
+    let mut policy = Policy::default();
+    policy.sms.daily_cap = 1;
+    e.policy = Arc::new(policy);
+    e
+}
+
+/// SPEC §4 (v3): the cap counts every SMS to one number in one local day, across its orders.
+#[tokio::test]
+async fn the_daily_cap_counts_per_number_across_orders() {
+    let e = capped_at_one();
+    for order in ["O1", "O2"] {
+        assert_eq!(post(&e, Route::Appointments, &format!("b-{order}"), "appointment.booked", booking(order, order)).await.0, 202);
+    }
+    // Each order's customer cancellation earns a DISCOUNT_OFFER (R2.3); one number, one SMS today.
+    for order in ["O1", "O2"] {
+        let cancel = json!({"appointment_id": order, "cancelled_by": "customer", "reason": "x", "wants_follow_up": false});
+        assert_eq!(post(&e, Route::Cancellations, &format!("c-{order}"), "appointment.cancelled", cancel).await.0, 202);
+    }
+    let sent = e.store.sms_outbox().await.unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let counts = e.store.sms_counts(&["+201001234567".to_string(), "+201000000000".to_string()], day).await.unwrap();
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), vec![("+201001234567".to_string(), 1)]);
+}
+
+/// SPEC §4 (v3): two decisions sending to one number at once cannot both pass the cap.
+#[tokio::test]
+async fn two_orders_sending_to_one_number_at_once_send_once() {
+    let e = capped_at_one();
+    for order in ["O1", "O2"] {
+        assert_eq!(post(&e, Route::Appointments, &format!("b-{order}"), "appointment.booked", booking(order, order)).await.0, 202);
+    }
+    let cancel = |order: &str| json!({"appointment_id": order, "cancelled_by": "customer", "reason": "x", "wants_follow_up": false});
+    let (a, b) = tokio::join!(
+        post(&e, Route::Cancellations, "c-O1", "appointment.cancelled", cancel("O1")),
+        post(&e, Route::Cancellations, "c-O2", "appointment.cancelled", cancel("O2")),
+    );
+    assert_eq!((a.0, b.0), (202, 202));
+    assert_eq!(e.store.sms_outbox().await.unwrap().len(), 1);
+}
+
+/// R9.7 (v3): an `occurred_at` more than 300 s ahead of the clock is a 400; less is accepted.
+#[tokio::test]
+async fn an_event_from_the_future_is_refused() {
+    let e = engine(0);
+    let (status, body) = post_at(&e, Route::Appointments, "f1", "appointment.booked", "2026-03-02T10:05:01+02:00", booking("O1", "A1")).await;
+    assert_eq!((status, body["error"]["field"].as_str(), body["error"]["rule"].as_str()), (400, Some("occurred_at"), Some("R9.7")), "{body}");
+    assert!(e.store.delivery("f1").await.unwrap().is_none(), "nothing stored");
+    let (status, _) = post_at(&e, Route::Appointments, "f2", "appointment.booked", "2026-03-02T10:04:59+02:00", booking("O1", "A1")).await;
+    assert_eq!(status, 202);
+}
+
+/// R9.2 (v3): a fact re-sent under a new delivery id answers 202 with `"echo": true`.
+#[tokio::test]
+async fn a_fact_resent_under_a_new_id_is_an_echo() {
+    let e = engine(0);
+    let (_, first) = post(&e, Route::Appointments, "b1", "appointment.booked", booking("O1", "A1")).await;
+    assert_eq!(first.get("echo"), None, "only an echo says so");
+    let (status, copy) = post(&e, Route::Appointments, "b1-again", "appointment.booked", booking("O1", "A1")).await;
+    assert_eq!((status, copy["echo"].as_bool(), copy["duplicate"].as_bool()), (202, Some(true), Some(false)), "{copy}");
+    let mut other = booking("O1", "A1");
+    other["window_start"] = json!("2026-03-04T10:00:00+02:00");
+    other["window_end"] = json!("2026-03-04T12:00:00+02:00");
+    let (status, body) = post(&e, Route::Appointments, "b1-other", "appointment.booked", other).await;
+    assert_eq!((status, body["error"]["rule"].as_str()), (422, Some("R9.2")), "{body}");
+}
