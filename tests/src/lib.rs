@@ -147,6 +147,12 @@ impl Local {
         self.post_signed(path, &serde_json::to_vec(&body).expect("json"))
     }
 
+    /// Posts an envelope (signed) for an event that happened at `occurred_at` (R9.7).
+    pub fn send_at(&self, path: &str, id: &str, kind: &str, occurred_at: &str, data: Value) -> (u16, Value) {
+        let body = json!({"id": id, "type": kind, "occurred_at": occurred_at, "data": data});
+        self.post_signed(path, &serde_json::to_vec(&body).expect("json"))
+    }
+
     /// `send` with a fresh delivery id, expecting 202; returns the case id.
     pub fn accept(&self, path: &str, kind: &str, data: Value) -> Option<String> {
         let id = format!("d-{}", self.ids.fetch_add(1, Ordering::SeqCst));
