@@ -158,6 +158,8 @@ struct World {
     tasks: Vec<String>,
     /// The last timer delivered.
     fired: Option<TimerSpec>,
+    /// Every webhook delivered, at its arrival: the history the re-send property replays.
+    events: Vec<(DateTime<Utc>, Input)>,
 }
 
 impl World {
@@ -209,7 +211,12 @@ impl World {
             // (R2.10) makes it live again.
             let released = matches!(&input, Input::Timer(t) if t.kind == TimerKind::HeldSms);
             if let (Some((case_id, kind)), false) = (about, released) {
-                let reopened = decision.snapshot.case(case_id).is_some_and(|c| c.ticket.is_open());
+                // R9.1 (v3) a late report resolving a case closed unreachable acts from then.
+                let unreachable =
+                    before.as_ref().and_then(|b| b.case(case_id)).is_some_and(|c| c.ticket.result == Some(TicketResult::Unreachable));
+                let late_resolved =
+                    unreachable && decision.snapshot.case(case_id).is_some_and(|c| c.ticket.status == TicketStatus::Resolved);
+                let reopened = decision.snapshot.case(case_id).is_some_and(|c| c.ticket.is_open()) || late_resolved;
                 if finished.contains(case_id) && !reopened {
                     prop_assert!(
                         ["interaction_summary", "deactivate_package"].contains(&kind),
@@ -251,8 +258,11 @@ impl World {
         if let Some(old) = &before {
             for case in &decision.snapshot.cases {
                 if let Some(prev) = old.case(&case.case_id) {
+                    // R9.1 (v3) a late report that resolves takes a case closed unreachable to resolved.
+                    let late_resolution =
+                        prev.ticket.result == Some(TicketResult::Unreachable) && case.ticket.status == TicketStatus::Resolved;
                     prop_assert!(
-                        allowed(prev.ticket.status, case.ticket.status),
+                        allowed(prev.ticket.status, case.ticket.status) || late_resolution,
                         "ticket {} went {:?} → {:?}",
                         case.case_id,
                         prev.ticket.status,
@@ -449,6 +459,7 @@ impl World {
             }
         };
         let input = self.input(input);
+        self.events.push((self.now, input.clone()));
         self.apply(input, false)
     }
 
@@ -529,6 +540,7 @@ proptest! {
             seq: 0,
             tasks: Vec::new(),
             fired: None,
+            events: Vec::new(),
         };
         for op in &ops {
             w.run(op)?;
@@ -551,5 +563,237 @@ proptest! {
             let cases: Vec<String> = w.streams.values().flat_map(|s| s.cases.iter().map(|c| format!("{}:{}", c.playbook(), c.state()))).collect();
             eprintln!("STATS accepted={} cases={:?}", w.seq, cases);
         }
+    }
+}
+
+/// Replays webhooks at their arrival times, firing every timer when it falls due in between (as
+/// Scheduler does), and keeps what went out to customers and agents.
+struct Runner {
+    policy: Policy,
+    streams: BTreeMap<SubjectKey, Snapshot>,
+    live: BTreeMap<String, TimerSpec>,
+    /// SMS and commands sent, but the interaction summaries (a late report that resolves
+    /// nothing sends none, R9.1 v3; the comparison is of what the rules decide).
+    sent: Vec<String>,
+    /// Cases whose call task went out and whose report has not come nor lapsed.
+    awaiting: BTreeSet<String>,
+    /// The reports of awaited calls: delivered when they came (false), or held until the step
+    /// after them has passed (true).
+    delay: bool,
+    held: Vec<(String, Input)>,
+    /// Copies of held reports that were not taken as echoes (each goes right after its report).
+    refused_copies: Vec<String>,
+}
+
+impl Runner {
+    fn new(policy: &Policy, delay: bool) -> Runner {
+        Runner {
+            policy: policy.clone(),
+            streams: BTreeMap::new(),
+            live: BTreeMap::new(),
+            sent: Vec::new(),
+            awaiting: BTreeSet::new(),
+            delay,
+            held: Vec::new(),
+            refused_copies: Vec::new(),
+        }
+    }
+
+    fn key(&self, input: &Input) -> Option<SubjectKey> {
+        match input.target().ok()? {
+            followup::domain::Target::Key(k) => Some(k),
+            followup::domain::Target::Subject(s) => {
+                let id = s.trim_start_matches("appointment:");
+                self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(id).is_some())).map(|st| st.key.clone())
+            }
+        }
+    }
+
+    /// Decides one input at `now`; `Some(echo)` when accepted.
+    fn feed(&mut self, now: DateTime<Utc>, input: &Input) -> Option<bool> {
+        let key = self.key(input)?;
+        let d = decide(self.streams.get(&key), input, now, &self.policy, &SmsLedger::default()).ok()?;
+        if std::env::var("PROP_TRACE").is_ok() {
+            let what = match input {
+                Input::Timer(t) => format!("timer {} {:?}", t.kind, t.case_id),
+                Input::Event(e) => format!("{} {:?} occurred {}", e.id, e.body, e.occurred_at),
+            };
+            let fx: Vec<String> = d
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::SendSms(s) => Some(format!("sms {}", s.template)),
+                    Effect::Emit(c) => Some(c.body.kind().to_string()),
+                    _ => None,
+                })
+                .collect();
+            eprintln!("[{}] {now} {what} -> {fx:?} echo={}", if self.delay { "noisy" } else { "clean" }, d.echo);
+        }
+        for effect in &d.effects {
+            match effect {
+                Effect::PlaceTimer(spec) => {
+                    self.live.insert(spec.timer.name(), spec.clone());
+                }
+                Effect::CancelTimer(timer) => {
+                    self.live.remove(&timer.name());
+                }
+                Effect::SendSms(sms) => self.sent.push(format!("sms {} {:?}", sms.template, sms.case_id)),
+                Effect::Emit(cmd) if cmd.body.kind() == "interaction_summary" => {}
+                Effect::Emit(cmd) => {
+                    if cmd.body.kind() == "call_customer" {
+                        self.awaiting.extend(cmd.case_id.clone());
+                    }
+                    self.sent.push(format!("command {} {:?}", cmd.body.kind(), cmd.case_id));
+                }
+            }
+        }
+        self.streams.insert(key, d.snapshot);
+        Some(d.echo)
+    }
+
+    /// Fires every timer due by `until`, in due order, each at its due time; a held report goes
+    /// in right after the step of its case that made it late.
+    fn fire_until(&mut self, until: DateTime<Utc>) {
+        while let Some((name, spec)) =
+            self.live.iter().filter(|(_, s)| s.due_at <= until).min_by_key(|(_, s)| s.due_at).map(|(n, s)| (n.clone(), s.clone()))
+        {
+            self.live.remove(&name);
+            let step = matches!(spec.timer.kind, TimerKind::CallAttempt | TimerKind::ReportDue | TimerKind::PaymentDeadline);
+            let own_step = spec.timer.case_id.clone().filter(|_| step);
+            self.release(spec.due_at, &spec.timer.stream, own_step.as_deref());
+            self.feed(spec.due_at, &Input::Timer(spec.timer.clone()));
+            if let Some(case_id) = own_step {
+                self.awaiting.remove(&case_id);
+                let (late, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held).into_iter().partition(|(c, _)| *c == case_id);
+                self.held = kept;
+                for (_, report) in late {
+                    self.late_report(spec.due_at, &report);
+                }
+            }
+        }
+    }
+
+    /// Held reports of `stream` arrive before anything else happens to it but their own case's
+    /// step (`step_of`): a report is held past its step only when that step comes first.
+    fn release(&mut self, now: DateTime<Utc>, stream: &SubjectKey, step_of: Option<&str>) {
+        let (go, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(case_id, _)| SubjectKey::of_case(case_id).as_ref() == Some(stream) && Some(case_id.as_str()) != step_of);
+        self.held = kept;
+        for (_, report) in go {
+            self.late_report(now, &report);
+        }
+    }
+
+    /// A held report arrives, then its copy under a new id.
+    fn late_report(&mut self, now: DateTime<Utc>, report: &Input) {
+        self.feed(now, report);
+        let Input::Event(e) = report else { return };
+        let copy = Input::Event(Event { id: format!("{}-resent", e.id), ..e.clone() });
+        if self.feed(now, &copy) != Some(true) {
+            self.refused_copies.push(format!("{copy:?}"));
+        }
+    }
+
+    /// A not-reached report of a call task that went out: held when this run delays reports.
+    fn holds(&mut self, input: &Input) -> bool {
+        let Input::Event(Event { body: EventBody::CallCompleted(call), .. }) = input else { return false };
+        if !self.awaiting.remove(&call.case_id) || call.outcome.reached() {
+            return false;
+        }
+        if self.delay {
+            self.held.push((call.case_id.clone(), input.clone()));
+        }
+        self.delay
+    }
+}
+
+/// The re-send property of SPEC v3: the same history, with every accepted webhook sent again
+/// under a new delivery id (right after it, or `copies[i]` webhooks later, its `occurred_at`
+/// unchanged) and, in `delayed`, every not-reached report of an awaited call held until its
+/// case's next step has passed, sends the same SMS and commands as the clean history, and every
+/// copy is accepted as an echo (R9.1, R9.2, R9.7).
+fn resent_and_late(events: &[(DateTime<Utc>, Input)], copies: &[usize], policy: &Policy) -> Result<(), TestCaseError> {
+    let mut clean = Runner::new(policy, false);
+    let mut noisy = Runner::new(policy, true);
+    // Copies waiting to go: (webhooks still to pass, copy).
+    let mut pending: Vec<(usize, Input)> = Vec::new();
+    let copy_of = |input: &Input, n: usize| match input {
+        Input::Event(e) => Input::Event(Event { id: format!("{}-resent-{n}", e.id), ..e.clone() }),
+        Input::Timer(_) => unreachable!("only webhooks are replayed"),
+    };
+    let mut send_copies =
+        |noisy: &mut Runner, now: DateTime<Utc>, pending: &mut Vec<(usize, Input)>, all: bool| -> Result<(), TestCaseError> {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(pending).into_iter().partition(|(left, _)| all || *left == 0);
+            *pending = later.into_iter().map(|(left, c)| (left - 1, c)).collect();
+            for (_, copy) in due {
+                prop_assert_eq!(noisy.feed(now, &copy), Some(true), "the copy {:?} was not accepted as an echo", copy);
+            }
+            Ok(())
+        };
+    for (i, (now, input)) in events.iter().enumerate() {
+        clean.fire_until(*now);
+        clean.holds(input);
+        clean.feed(*now, input);
+        noisy.fire_until(*now);
+        send_copies(&mut noisy, *now, &mut pending, false)?;
+        if let Some(key) = noisy.key(input) {
+            noisy.release(*now, &key, None);
+        }
+        if noisy.holds(input) {
+            continue;
+        }
+        if noisy.feed(*now, input) == Some(false) {
+            pending.push((copies[i % copies.len()], copy_of(input, i)));
+            send_copies(&mut noisy, *now, &mut pending, false)?;
+        }
+    }
+    let end = events.last().map_or(t("2026-03-02T10:00:00+02:00"), |(now, _)| *now) + Duration::days(400);
+    let last = events.last().map(|(now, _)| *now).unwrap_or(end);
+    // Copies still waiting go before the remaining timers.
+    send_copies(&mut noisy, last, &mut pending, true)?;
+    clean.fire_until(end);
+    noisy.fire_until(end);
+    for (_, report) in std::mem::take(&mut noisy.held) {
+        // Its case had no step left: it arrives when every timer has run.
+        noisy.late_report(end, &report);
+    }
+    prop_assert!(noisy.refused_copies.is_empty(), "copies of late reports not taken as echoes: {:?}", noisy.refused_copies);
+    let (mut a, mut b) = (clean.sent.clone(), noisy.sent.clone());
+    a.sort();
+    b.sort();
+    prop_assert_eq!(a, b, "the re-sent and late history sent something else");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn a_history_resent_under_new_ids_and_reported_late_sends_the_same(
+        ops in proptest::collection::vec(op(), 1..60),
+        copies in proptest::collection::vec(prop_oneof![Just(0usize), 0usize..6], 1..8),
+    ) {
+        // The SLAs of R3.2 and R3.3 measure when reports come: they are out of this comparison.
+        let mut policy = Policy::default();
+        policy.second_visit.first_call_sla_hours = 100_000;
+        policy.second_visit.cost_sla_hours = 100_000;
+        let mut w = World {
+            policy: policy.clone(),
+            now: t("2026-03-02T10:00:00+02:00"),
+            streams: BTreeMap::new(),
+            live: BTreeMap::new(),
+            seq: 0,
+            tasks: Vec::new(),
+            fired: None,
+            events: Vec::new(),
+        };
+        for op in &ops {
+            // Echoes and repeated timers are this property's own business.
+            if !matches!(op, Op::Echo { .. } | Op::Refire) {
+                w.run(op)?;
+            }
+        }
+        resent_and_late(&w.events, &copies, &policy)?;
     }
 }

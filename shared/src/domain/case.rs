@@ -325,10 +325,10 @@ impl CaseCore {
         self.note(at, TimelineKind::Decision, format!("R9.1 attempt {attempt} unreported {by}: counts as not reached"));
     }
 
-    /// R9.1 (v3) a step at or after `occurred` already counted an attempt unreported: a report
-    /// of a call that happened then is late.
+    /// R9.1 (v3) a step after `occurred` already counted an attempt unreported: a report of a
+    /// call that happened then is late (one at the very instant of the step is the next attempt's).
     pub fn lapsed_since(&self, occurred: DateTime<Utc>) -> bool {
-        self.attempts.iter().any(|a| a.outcome == CallOutcome::Unreported && a.at >= occurred)
+        self.attempts.iter().any(|a| a.outcome == CallOutcome::Unreported && a.at > occurred)
     }
 
     /// Records a reported call as an attempt, at the time it happened.

@@ -16,7 +16,7 @@
 //! - `appointment.assigned` to the technician already assigned is an echo.
 //! - `package_visit.cancelled` of a visit already cancelled, or of a package cancelled (the
 //!   dashboard reporting `cancel_package_visits`, R4.4), is an echo; `package.cancelled` of a
-//!   package already cancelled is one too.
+//!   package already cancelled or deactivated (R5.4) is one too.
 //! - The 202 of an echo names the case the fact concerns: the reported call's or re-opened
 //!   case; for an appointment its cancellation follow-up, else its newest case; for a package
 //!   its newest case; `null` when there is none.
@@ -124,9 +124,9 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
             Some("data.package_id"),
         )),
         Fact::PackagePaid { .. } if pkg.paid => echo(format!("package {id} is already paid")),
-        Fact::PackageCancelled { .. } if pkg.status == PackageStatus::Cancelled => echo(format!("package {id} is already cancelled")),
+        Fact::PackageCancelled { .. } if pkg.status != PackageStatus::Active => echo(format!("package {id} is already {}", pkg.status)),
         Fact::VisitCancelled { visit_id, .. } => match pkg.visit(visit_id) {
-            Some(v) if v.cancelled => echo(format!("visit {visit_id} is already cancelled")),
+            Some(v) if v.cancelled || v.changes.contains(&at) => echo(format!("visit {visit_id} is already cancelled")),
             Some(_) if pkg.status == PackageStatus::Cancelled => echo(format!("visit {visit_id} was cancelled with package {id}")),
             _ => Held::New,
         },
@@ -135,7 +135,7 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
             _ => Held::New,
         },
         Fact::VisitRescheduled { visit_id, window_start, .. } => match pkg.visit(visit_id) {
-            Some(v) if v.window_start == window_start || v.moves.contains(&at) => {
+            Some(v) if v.window_start == window_start || v.changes.contains(&at) => {
                 echo(format!("visit {visit_id} is already at that time, or was moved by this report"))
             }
             _ => Held::New,

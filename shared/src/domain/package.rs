@@ -99,9 +99,9 @@ pub struct Visit {
     /// R9.2 (v3) cancelled (`package_visit.cancelled`, or with its package).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
-    /// R9.2 (v3) when each accepted `package_visit.rescheduled` of it happened (`occurred_at`).
+    /// R9.2 (v3) when each accepted cancellation or reschedule of it happened (`occurred_at`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub moves: Vec<DateTime<Utc>>,
+    pub changes: Vec<DateTime<Utc>>,
 }
 
 /// The package record.
@@ -250,7 +250,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
                 state: VisitState::Scheduled,
                 counted_by: None,
                 cancelled: false,
-                moves: Vec::new(),
+                changes: Vec::new(),
             })
             .collect(),
         start_date: *start_date,
@@ -417,6 +417,10 @@ fn visit_cancelled(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Re
     let now = ctx.now;
     let pkg = active_package(snapshot)?;
     let visit = open_visit(pkg, visit_id)?;
+    if matches!(visit.state, VisitState::Scheduled | VisitState::CountedUsed) {
+        visit.cancelled = true;
+        visit.changes.push(ctx.occurred);
+    }
     match visit.state {
         VisitState::Scheduled => {}
         VisitState::CountedUsed => {
@@ -428,7 +432,6 @@ fn visit_cancelled(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Re
     }
     let change = change_at(ctx, visit.window_start);
     let start = ctx.cal().rfc3339(visit.window_start);
-    visit.cancelled = true;
     match change {
         Change::Free => {
             visit.state = VisitState::CancelledFree;
@@ -524,7 +527,7 @@ fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: Date
     };
     visit.window_start = window_start;
     visit.cancelled = false;
-    visit.moves.push(ctx.occurred);
+    visit.changes.push(ctx.occurred);
     let old = ctx.cal().rfc3339(old);
     pkg.note(now, TimelineKind::Decision, format!("{detail}; {old} → {new_start}"));
     Ok(())
@@ -638,7 +641,7 @@ mod record_tests {
                     state: *s,
                     counted_by: None,
                     cancelled: false,
-                    moves: Vec::new(),
+                    changes: Vec::new(),
                 })
                 .collect(),
             start_date: d(start),

@@ -299,7 +299,11 @@ impl Playbook for PackagePayment {
                 }
             }
             TimerKind::PaymentDeadline if flow.stage != Stage::Final && !pkg.paid => {
-                flow.attempts.lapse(case, ctx.now, "by the payment deadline");
+                // R9.1 an unreported first call is not reached: R4.3's SMS1 (R4.7 v2), as on a report.
+                let lapsed = flow.attempts.lapse(case, ctx.now, "by the payment deadline").is_some();
+                if lapsed && flow.stage == Stage::First && !flow.sms1_sent && flow.state == State::Chasing {
+                    sms1(case, flow, ctx);
+                }
                 ctx.decided(case, "R4.4 still unpaid at the deadline");
                 cancel_for_non_payment(case, flow, true, ctx);
             }
@@ -367,8 +371,8 @@ impl Playbook for PackagePayment {
             Some(Resolution::WillPay) => payment_command(case, flow, pkg, ctx),
             // R9.3 (v3) a call task at the time the customer asked for, on which the case waits.
             Some(Resolution::FollowUpLater { at }) => {
+                // The chase's own steps (R4.4's day-before call and deadline) stay as they are.
                 let due = ctx.cal().working_moment((*at).max(ctx.now));
-                ctx.cancel(case, &[TimerKind::CallAttempt]);
                 ctx.place(case, TimerKind::CallAttempt, due);
                 ctx.decided(case, format!("R9.3 follow up later at {}", ctx.cal().rfc3339(due)));
             }

@@ -159,6 +159,19 @@ fn job_days(cal: &Calendar, first: NaiveDate, n: u32) -> Vec<NaiveDate> {
     (0..n.max(1)).map(|i| cal.nth_working_day_after(start, i)).collect()
 }
 
+/// R3.5 resolved as rebooked. R3.7 (v3) a painting job's one follow-up call outlives the
+/// resolution: it is the case's one timer after it, and the case stays resolved.
+fn resolve_rebooked(case: &mut CaseCore, flow: &mut Flow, why: String, ctx: &mut Ctx) {
+    let job_call = case.timers.iter().find(|t| t.kind == TimerKind::CallAttempt && flow.painting.is_some()).cloned();
+    case.timers.retain(|t| Some(t) != job_call.as_ref());
+    round::resolve(case, &mut flow.round, TicketResult::Rebooked, None, ctx);
+    ctx.decided(case, why);
+    if let Some(call) = job_call {
+        case.timers.push(call);
+        ctx.decided(case, "R3.7 the follow-up call during the painting job still goes out; the case stays resolved");
+    }
+}
+
 impl Playbook for SecondVisitFollowUp {
     const NAME: PlaybookName = PlaybookName::SecondVisitFollowUp;
     type Flow = Flow;
@@ -242,15 +255,7 @@ impl Playbook for SecondVisitFollowUp {
             }
             // R3.5 (v2) the rebooked visit is booked: the follow-up is done.
             SubjectEvent::VisitBooked { appointment_id } if flow.round.state == State::Rebooked => {
-                // R3.7 (v3) the painting job's one follow-up call outlives the resolution.
-                let job_call = case.timers.iter().find(|t| t.kind == TimerKind::CallAttempt && flow.painting.is_some()).cloned();
-                case.timers.retain(|t| Some(t) != job_call.as_ref());
-                round::resolve(case, &mut flow.round, TicketResult::Rebooked, None, ctx);
-                ctx.decided(case, format!("R3.5 visit {appointment_id} of the order booked: resolved"));
-                if let Some(call) = job_call {
-                    case.timers.push(call);
-                    ctx.decided(case, "R3.7 the follow-up call during the painting job still goes out; the case stays resolved");
-                }
+                resolve_rebooked(case, flow, format!("R3.5 visit {appointment_id} of the order booked: resolved"), ctx);
             }
             _ => {}
         }
@@ -304,6 +309,9 @@ impl FollowUp for SecondVisitFollowUp {
     }
     /// R3.5 the new visit; R3.7 the technician's days and the follow-up call of a painting job.
     fn rebooked(case: &mut CaseCore, flow: &mut Flow, (start, end): (DateTime<Utc>, DateTime<Utc>), _: &Order, ctx: &mut Ctx) {
+        // R9.1 (v3) reported after R3.9 closed the case: the visit is created and the case
+        // resolves at once, its close having passed.
+        let closed = case.ticket.status == TicketStatus::Closed;
         let cal = ctx.cal().clone();
         let body = CommandBody::CreateVisit(CreateVisit {
             subject: case.subject(),
@@ -338,6 +346,9 @@ impl FollowUp for SecondVisitFollowUp {
             let due = cal.working_moment(cal.at(middle, cal.local(end).time()));
             ctx.decided(case, format!("R3.7 {} technician days blocked; one follow-up call during the job", days.len()));
             ctx.place(case, TimerKind::CallAttempt, due);
+        }
+        if closed {
+            resolve_rebooked(case, flow, "R9.1 rebooked after the close: resolved".into(), ctx);
         }
     }
     fn give_up(reason: Reason) -> CommandBody {
