@@ -410,7 +410,10 @@ fn cross_field(error: &Value, sent: &Value) -> bool {
         }
         Some(v)
     };
-    field.ends_with("window_end")
+    // R9.7 (v3) an `occurred_at` ahead of the engine's clock depends on the clock, not the document.
+    let future = field == "occurred_at" && error["rule"] == "R9.7";
+    future
+        || field.ends_with("window_end")
         || (field.starts_with("data.visits[") && field.ends_with("].visit_id"))
         || at(field).is_some_and(|v| v.as_f64().is_some() && !v.is_i64() && !v.is_u64())
 }

@@ -24,7 +24,7 @@
 use super::case::{TicketStatus, TimelineEntry, TimelineKind};
 use super::events::{Event, Fact};
 use super::order::{AppointmentStatus, Order};
-use super::package::{Package, PackageStatus};
+use super::package::{Package, PackageStatus, VisitChange};
 use super::playbooks::{Case, PlaybookName};
 use super::refusal::{ErrorCode, Refusal};
 use super::snapshot::{Snapshot, Subject};
@@ -126,7 +126,9 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
         Fact::PackagePaid { .. } if pkg.paid => echo(format!("package {id} is already paid")),
         Fact::PackageCancelled { .. } if pkg.status != PackageStatus::Active => echo(format!("package {id} is already {}", pkg.status)),
         Fact::VisitCancelled { visit_id, .. } => match pkg.visit(visit_id) {
-            Some(v) if v.cancelled || v.changes.contains(&at) => echo(format!("visit {visit_id} is already cancelled")),
+            Some(v) if v.cancelled || v.changes.contains(&VisitChange { occurred_at: at, window_start: None }) => {
+                echo(format!("visit {visit_id} is already cancelled"))
+            }
             Some(_) if pkg.status == PackageStatus::Cancelled => echo(format!("visit {visit_id} was cancelled with package {id}")),
             _ => Held::New,
         },
@@ -135,7 +137,10 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
             _ => Held::New,
         },
         Fact::VisitRescheduled { visit_id, window_start, .. } => match pkg.visit(visit_id) {
-            Some(v) if v.window_start == window_start || v.changes.contains(&at) => {
+            Some(v)
+                if (!v.cancelled && v.window_start == window_start)
+                    || v.changes.contains(&VisitChange { occurred_at: at, window_start: Some(window_start) }) =>
+            {
                 echo(format!("visit {visit_id} is already at that time, or was moved by this report"))
             }
             _ => Held::New,

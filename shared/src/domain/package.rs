@@ -99,9 +99,18 @@ pub struct Visit {
     /// R9.2 (v3) cancelled (`package_visit.cancelled`, or with its package).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
-    /// R9.2 (v3) when each accepted cancellation or reschedule of it happened (`occurred_at`).
+    /// R9.2 (v3) each accepted cancellation or reschedule of it, by when it happened.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<DateTime<Utc>>,
+    pub changes: Vec<VisitChange>,
+}
+
+/// R9.2 (v3) one accepted change of a visit: a copy of it is known by when it happened and what
+/// it asked (a new start, or `None` for a cancellation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitChange {
+    pub occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<DateTime<Utc>>,
 }
 
 /// The package record.
@@ -419,7 +428,7 @@ fn visit_cancelled(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Re
     let visit = open_visit(pkg, visit_id)?;
     if matches!(visit.state, VisitState::Scheduled | VisitState::CountedUsed) {
         visit.cancelled = true;
-        visit.changes.push(ctx.occurred);
+        visit.changes.push(VisitChange { occurred_at: ctx.occurred, window_start: None });
     }
     match visit.state {
         VisitState::Scheduled => {}
@@ -527,7 +536,7 @@ fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: Date
     };
     visit.window_start = window_start;
     visit.cancelled = false;
-    visit.changes.push(ctx.occurred);
+    visit.changes.push(VisitChange { occurred_at: ctx.occurred, window_start: Some(window_start) });
     let old = ctx.cal().rfc3339(old);
     pkg.note(now, TimelineKind::Decision, format!("{detail}; {old} → {new_start}"));
     Ok(())
