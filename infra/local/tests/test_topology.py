@@ -217,3 +217,45 @@ def test_the_sender_id_parameter_reaches_every_function(api: Api):
     assert len(environments) == 6, environments.keys()
     for name, env in environments.items():
         assert env.get("FOLLOWUP_SMS_SENDER_ID") == SENDER_ID, f"{name}: {env}"
+
+
+def test_a_call_resent_under_a_new_id_is_an_echo_and_counts_once(api: Api):
+    """R9.2 (v3) on the deployed topology: the phone system re-sends a call report after a
+    timeout under a fresh delivery id; call-attempt answers it as an echo, the case keeps one
+    attempt, and one SMS1 went out (the per-number count lives in the DynamoDB table, SPEC §4)."""
+    tag = uid()
+    to = phone()
+    pkg = sample("09_package.booked")
+    first_visit = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
+    pkg["id"] = f"evt-package-{tag}"
+    pkg["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    pkg["data"].update(
+        package_id=f"P-{tag}",
+        start_date=first_visit.date().isoformat(),
+        visits=[{"visit_id": f"V-{tag}-{i}", "window_start": rfc3339(first_visit + timedelta(days=7 * i))} for i in range(4)],
+        paid=False,
+    )
+    pkg["data"]["customer"] = {**pkg["data"]["customer"], "id": f"C-{tag}", "phone": to}
+    r = api.post("/v1/packages", pkg)
+    assert r.status == 202, r.body
+    case_id = r.body["case_id"]
+
+    call = sample("07_call.completed")
+    call["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    call["data"] = {"case_id": case_id, "call_id": f"K-{tag}", "agent_id": "agent-7", "outcome": "no_answer"}
+    call["id"] = f"evt-call-{tag}"
+    r = api.post("/v1/calls", call)
+    assert r.status == 202 and "echo" not in r.body, r.body
+    call["id"] = f"evt-call-{tag}-resent"
+    r = api.post("/v1/calls", call)
+    assert r.status == 202 and r.body.get("echo") is True and r.body["duplicate"] is False, r.body
+    assert r.body["case_id"] == case_id, r.body
+
+    poll("SMS1 to the customer", lambda: [m for m in api.control("GET", "sms")["messages"] if m["to"] == to])
+    r = api.get(f"/v1/cases/{case_id}")
+    assert r.status == 200, r.body
+    assert [a["outcome"] for a in r.body["attempts"]] == ["no_answer"], r.body["attempts"]
+    assert any("R9.2 echo" in e["detail"] for e in r.body["timeline"]), r.body["timeline"]
+    # Give a wrongly doubled send time to show up, then count.
+    time.sleep(1)
+    assert len([m for m in api.control("GET", "sms")["messages"] if m["to"] == to]) == 1
