@@ -361,20 +361,46 @@ where
         }
         (Function::Cases, "GET") => match path.strip_prefix("/v1/cases/") {
             Some(id) if !id.is_empty() && !id.contains('/') => engine.case_reply(&percent_decode(id)).await,
-            _ => wire::unmatched(method, path).into(),
+            _ => return unmatched(method, path),
         },
         (f, "POST") if f.route().is_some_and(|r| r.path() == path) => {
             let body = match body_bytes(request) {
                 Ok(b) => b,
-                Err(e) => return response(e.into()),
+                Err(e) => return response(e.into(), None),
             };
             let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
             engine.webhook(f.route().expect("checked"), header("x-timestamp"), header("x-signature"), &body, Utc::now().timestamp()).await
         }
         // R9.6 the HTTP API's `$default` route brings every other request here.
-        _ => wire::unmatched(method, path).into(),
+        _ => return unmatched(method, path),
     };
-    response(reply)
+    response(reply, None)
+}
+
+/// The methods the HTTP API serves on `path` (SPEC §5), as an `Allow` value; `None`: no such path.
+///
+/// `HEAD` is not among them: the case routes need SigV4 (template.yaml), and a `HEAD` would reach
+/// the cases function through the `$default` route, which has no authorizer, so answering it would
+/// tell anyone whether a case exists. It is a 405 like any other method the path does not serve.
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    let path = path.trim_end_matches('/');
+    if Route::from_path(path).is_some() {
+        return Some("POST");
+    }
+    let case = path.strip_prefix("/v1/cases/").is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    (path == "/v1/cases" || case).then_some("GET")
+}
+
+/// R9.6 a request no route of this function serves, with the error body: a path of the API asked
+/// with a method it does not serve (v3: `TRACE`, `QUERY`, `OPTIONS` and any extension method
+/// too) is a 405 with `Allow`; any other request is a 404 (a webhook route asked of a function
+/// that does not own it included: API Gateway never sends one there).
+fn unmatched(method: &str, path: &str) -> Value {
+    match allowed_methods(path) {
+        // wire::unmatched's 405 names the method to use.
+        Some(allow) if !allow.split(", ").any(|m| m == method) => response(wire::unmatched(method, path).into(), Some(allow)),
+        _ => response(WireError::new(404, ErrorCode::NotFound, format!("no route {method} {path}")).into(), None),
+    }
 }
 
 fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {
@@ -388,11 +414,15 @@ fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, WireError> {
     }
 }
 
-/// An HTTP API (payload v2) response.
-fn response(reply: Reply) -> Value {
+/// An HTTP API (payload v2) response; `allow` is the `Allow` header of a 405.
+fn response(reply: Reply, allow: Option<&str>) -> Value {
+    let mut headers = json!({"content-type": "application/json"});
+    if let Some(allow) = allow {
+        headers["allow"] = json!(allow);
+    }
     json!({
         "statusCode": reply.status,
-        "headers": {"content-type": "application/json"},
+        "headers": headers,
         "isBase64Encoded": false,
         "body": reply.body.to_string(),
     })
@@ -455,6 +485,43 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("followup-lambda-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    /// R9.6 (v3): a path of the API asked with any method it does not serve, `TRACE`, `QUERY`,
+    /// `HEAD` and extension methods included, is a 405 whose `Allow` names what it serves, with
+    /// the error body; a path that does not exist is a 404 without `Allow`.
+    #[test]
+    fn r9_6_a_method_a_path_does_not_serve_is_405_with_allow() {
+        let methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "CONNECT", "QUERY", "PURGE"];
+        let paths = [
+            ("/v1/appointments", "POST"),
+            ("/v1/cancellations", "POST"),
+            ("/v1/calls", "POST"),
+            ("/v1/packages/", "POST"),
+            ("/v1/cases", "GET"),
+            ("/v1/cases/o1-O-501", "GET"),
+        ];
+        for (path, served) in paths {
+            for method in methods.into_iter().filter(|m| *m != served) {
+                let out = unmatched(method, path);
+                let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+                assert_eq!((out["statusCode"].as_u64(), out["headers"]["allow"].as_str()), (Some(405), Some(served)), "{method} {path}");
+                assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}: {body}");
+                assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(method)), "{body}");
+                assert!(["field", "rule"].iter().all(|k| body["error"].get(k).is_some()), "the SPEC §5 error body: {body}");
+                assert_eq!(wire::unmatched(method, path).status, 405, "wire::unmatched agrees: {method} {path}");
+            }
+        }
+        for (method, path) in
+            [("GET", "/v2/nothing"), ("TRACE", "/v1/cases/a/b"), ("QUERY", ""), ("GET", "/local/sms"), ("POST", "/v1/appointment")]
+        {
+            let out = unmatched(method, path);
+            let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+            assert_eq!((out["statusCode"].as_u64(), body["error"]["code"].as_str()), (Some(404), Some("not_found")), "{method} {path}");
+            assert!(out["headers"].get("allow").is_none(), "{out}");
+        }
+        // A webhook route asked of a function that does not own it: API Gateway never sends one.
+        assert_eq!(unmatched("POST", "/v1/calls")["statusCode"], 404);
     }
 
     #[test]

@@ -348,7 +348,10 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     };
     let pending = PendingEffect { id: "d-redrive#0".into(), effect: Effect::SendSms(sms) };
     let delivery = Delivery { id: "d-redrive".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
-    f.store().commit(Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![pending] }).await.expect("commit");
+    f.store()
+        .commit(Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![pending], sms_counts: vec![] })
+        .await
+        .expect("commit");
 
     let out = handle(&e, Function::PackageExpiry, json_sample("task.redrive")).await.expect("redrive");
     assert!(out["performed"].as_u64() >= Some(1), "{out}");
@@ -393,6 +396,51 @@ async fn v2_a_lost_report_an_echo_and_a_wrong_method() {
     wrong["routeKey"] = json!("$default");
     let (status, body) = call(&e, Function::Cases, wrong).await;
     assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{body}");
+}
+
+/// R9.6 (v3) on Lambda: the HTTP API's `$default` route brings the cases function every request
+/// no other route takes. A path of the API asked with a method it does not serve (`TRACE`,
+/// `QUERY`, `HEAD` and extension methods too) is a 405 with `Allow` and the error body; a path
+/// that does not exist is a 404 without `Allow`.
+#[tokio::test]
+async fn v3_a_method_a_path_does_not_serve_is_405_with_allow() {
+    let _one = serial().await;
+    let (_f, e, _clock) = setup("v3-allow").await;
+    let unmatched = |method: &str, path: &str| {
+        let mut r = get(path, "");
+        r["requestContext"]["http"]["method"] = json!(method);
+        r["routeKey"] = json!("$default");
+        r["requestContext"]["routeKey"] = json!("$default");
+        r
+    };
+    for (method, path, allow) in [
+        ("TRACE", "/v1/appointments", "POST"),
+        ("QUERY", "/v1/cases", "GET"),
+        ("HEAD", "/v1/cases/o1-O-501", "GET"),
+        ("OPTIONS", "/v1/calls", "POST"),
+        ("PATCH", "/v1/cases/o1-O-501", "GET"),
+        ("DELETE", "/v1/packages", "POST"),
+        ("PUT", "/v1/cancellations", "POST"),
+        ("GET", "/v1/appointments", "POST"),
+        ("POST", "/v1/cases", "GET"),
+        ("PURGE", "/v1/cases/o1-O-501", "GET"),
+    ] {
+        let out = handle(&e, Function::Cases, unmatched(method, path)).await.expect("an HTTP answer");
+        assert_eq!(out["headers"]["allow"].as_str(), Some(allow), "{method} {path}: {out}");
+        let (status, body) = answer(out);
+        assert_eq!((status, body["error"]["code"].as_str()), (405, Some("method_not_allowed")), "{method} {path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(method)), "{body}");
+        assert!(body["error"].get("field").is_some() && body["error"].get("rule").is_some(), "the SPEC §5 error body: {body}");
+    }
+    for (method, path) in [("TRACE", "/v2/nothing"), ("QUERY", "/v1/cases/a/b"), ("GET", "/local/sms"), ("DELETE", "/")] {
+        let out = handle(&e, Function::Cases, unmatched(method, path)).await.expect("an HTTP answer");
+        assert!(out["headers"].get("allow").is_none(), "{method} {path}: {out}");
+        let (status, body) = answer(out);
+        assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{method} {path}: {body}");
+    }
+    // The routes themselves still answer.
+    let (status, body) = call(&e, Function::Cases, get("/v1/cases", "order_id=O-501")).await;
+    assert_eq!((status, body["cases"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
 }
 
 /// R9.3 on AWS: Scheduler loses a random share of the schedules (about half, chosen by a seeded

@@ -12,7 +12,7 @@ use followup::domain::effects::TimerSpec;
 use followup::domain::policy::Policy;
 use followup::domain::ErrorCode;
 use followup::engine::{Engine, ProcessError, Reply};
-use followup::ports::Clock;
+use followup::ports::{CaseStore, Clock};
 use followup::wire::{self, Route, WireError};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -107,9 +107,10 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/openapi.json", get(openapi))
         .route("/local/timer-sweep", post(post_timer_sweep))
         .route("/local/metrics", get(local_metrics))
-        // R9.6 every error answer has the error body, an unknown route and a wrong method too.
-        .fallback(unmatched)
-        .method_not_allowed_fallback(unmatched)
+        // R9.6 every error answer has the error body: a path that does not exist is a 404, and
+        // (v3) a path that exists asked with any method it does not serve is a 405 with `Allow`.
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(app);
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
@@ -125,8 +126,29 @@ async fn openapi() -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-async fn unmatched(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    reply(wire::unmatched(method.as_str(), uri.path()).into())
+/// R9.6 a path the router does not have: 404 with the error body, whatever the method. (A path of
+/// SPEC §5 with a trailing slash is such a path here: nothing is served on it.)
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    reply(WireError::new(404, ErrorCode::NotFound, format!("no route {method} {}", uri.path())).into())
+}
+
+/// R9.6 (v3) a path the router has, asked with a method none of its handlers serves: `TRACE`,
+/// `QUERY`, `OPTIONS`, any extension method, or `POST` where only `GET` is served. A 405 with the
+/// error body; the router adds `Allow` with the methods of that very path (`GET,HEAD`, `POST`,
+/// `GET,HEAD,POST`), so the header cannot drift from the routes. Only a matched path comes here,
+/// so the answer is a 405 whatever `wire::unmatched` (which knows only the SPEC §5 paths) says.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    // The contract's own paths keep the message that names the method to use.
+    let refusal = match wire::unmatched(method.as_str(), path) {
+        e if e.status == 405 => e,
+        _ => WireError::new(
+            405,
+            ErrorCode::MethodNotAllowed,
+            format!("{method} is not allowed on {path}; the Allow header names the methods it serves"),
+        ),
+    };
+    reply(refusal.into())
 }
 
 async fn shutdown() {
@@ -226,7 +248,20 @@ async fn get_clock(State(app): State<App>) -> Response {
 const MAX_CLOCK_MOVE: Duration = Duration::days(3650);
 
 /// `POST /local/clock {"advance_secs": N}` or `{"to": "<RFC 3339>"}`: moves the virtual clock,
-/// firing every timer due up to then in due order, each at its own due time.
+/// firing every timer due up to then in due order, each at its own due time, and answers
+/// `{"now", "fired", "swept"}`.
+///
+/// The clock stops at each instant something would run on its own: a timer of the timer table at
+/// its due time; the R5 expiry sweep at each local midnight crossed; and (R9.3 v3) the timer sweep
+/// at the instant a snapshot's pending timer is overdue by the policy's grace
+/// (`timers.sweep_grace_minutes`) — the moment the real clock's sweep, running every few seconds,
+/// would re-fire a timer lost from the table. Sweeping only once at the target would re-fire such
+/// a timer at the target instead, hours or days late, with every step after it spaced from there;
+/// sweeping at each of these instants shows in a dry run what the safety net does, and when. A
+/// timer still in the table has fired at its due time before its grace runs out, so the sweep
+/// finds it gone. At one instant, timers fire first, then the midnight sweep, then the timer
+/// sweep. `fired` counts every timer that ran, the sweeps' re-fires included; `swept` is how many
+/// of them the timer sweep re-fired.
 async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response {
     let Some(clock) = app.engine.clock.virtual_clock().cloned() else {
         return no_virtual_clock();
@@ -251,33 +286,103 @@ async fn post_clock(State(app): State<App>, body: axum::body::Bytes) -> Response
         },
         _ => return bad("give exactly one of advance_secs or to", "advance_secs"),
     };
-    let mut fired = 0usize;
+    let (mut fired, mut swept) = (0usize, 0usize);
+    let mut last_sweep = None;
     loop {
-        let due = match app.engine.store.due_timers(target, 1).await {
-            Ok(d) => d,
+        let step = match next_step(&app.engine, clock.now(), target, last_sweep).await {
+            Ok(Some(step)) => step,
+            Ok(None) => break,
             Err(e) => return reply(e.into()),
         };
-        // The R5 daily safety sweep runs at every local midnight the clock crosses, for the day just ended.
-        let midnight = next_midnight(&app.engine, clock.now());
-        if midnight <= target && due.first().is_none_or(|t| t.due_at > midnight) {
-            let _ = clock.set(midnight);
-            match sweep(&app.engine, midnight).await {
-                Ok(n) => fired += n,
-                Err(e) => return reply(e.into()),
+        let at = step.at();
+        if at > clock.now() {
+            let _ = clock.set(at);
+        }
+        let ran = match step {
+            Step::Timer(timer) => fire(&app, &timer).await.map(|()| 1),
+            // The R5 daily safety sweep runs at every local midnight the clock crosses, for the day just ended.
+            Step::Midnight(midnight) => sweep(&app.engine, midnight).await,
+            Step::TimerSweep(at) => {
+                last_sweep = Some(at);
+                app.engine.timer_sweep().await.inspect(|n| swept += n)
             }
-            continue;
-        }
-        let Some(timer) = due.into_iter().next() else { break };
-        if timer.due_at > clock.now() {
-            let _ = clock.set(timer.due_at);
-        }
-        match fire(&app, &timer).await {
-            Ok(()) => fired += 1,
+        };
+        match ran {
+            Ok(n) => fired += n,
             Err(e) => return reply(e.into()),
         }
     }
     let _ = clock.set(target);
-    Json(json!({"now": app.engine.policy.calendar.rfc3339(clock.now()), "fired": fired})).into_response()
+    Json(json!({"now": app.engine.policy.calendar.rfc3339(clock.now()), "fired": fired, "swept": swept})).into_response()
+}
+
+/// What a move of the virtual clock runs next, and at which instant.
+#[derive(Debug)]
+enum Step {
+    /// A timer of the timer table, at its due time.
+    Timer(TimerSpec),
+    /// The R5 expiry sweep, at a local midnight.
+    Midnight(DateTime<Utc>),
+    /// The R9.3 timer sweep, when a snapshot's pending timer has been overdue for the grace.
+    TimerSweep(DateTime<Utc>),
+}
+
+impl Step {
+    fn at(&self) -> DateTime<Utc> {
+        match self {
+            Step::Timer(t) => t.due_at,
+            Step::Midnight(at) | Step::TimerSweep(at) => *at,
+        }
+    }
+}
+
+/// The next step of a clock move from `now` up to `target` (`last_sweep`: when this move last ran
+/// the timer sweep); at one instant a timer comes first, then the midnight, then the timer sweep.
+async fn next_step(
+    engine: &LocalEngine,
+    now: DateTime<Utc>,
+    target: DateTime<Utc>,
+    last_sweep: Option<DateTime<Utc>>,
+) -> Result<Option<Step>, followup::ports::StoreError> {
+    let timer = engine.store.due_timers(target, 1).await?.into_iter().next();
+    let midnight = Some(next_midnight(engine, now)).filter(|m| *m <= target);
+    let timer_sweep = next_timer_sweep(engine, now, target, last_sweep).await?;
+    let first = [timer.as_ref().map(|t| t.due_at), midnight, timer_sweep].into_iter().flatten().min();
+    Ok(match first {
+        None => None,
+        Some(at) => match timer {
+            Some(t) if t.due_at <= at => Some(Step::Timer(t)),
+            _ if midnight == Some(at) => Some(Step::Midnight(at)),
+            _ => Some(Step::TimerSweep(at)),
+        },
+    })
+}
+
+/// How many snapshots past their grace one look ahead reads: those the timer sweep found still
+/// overdue (a timer it re-fired that is refused or a duplicate) are passed over, the rest are
+/// normally the first one.
+const SWEEP_LOOKAHEAD: usize = 64;
+
+/// When the R9.3 timer sweep next has a timer to re-fire, up to `target`: the earliest
+/// `due + grace` of a snapshot's pending timer, and no earlier than `now`. A snapshot whose
+/// instant is not after the last sweep of this move was already swept and is passed over, so the
+/// clock never stops twice at one instant.
+async fn next_timer_sweep(
+    engine: &LocalEngine,
+    now: DateTime<Utc>,
+    target: DateTime<Utc>,
+    last_sweep: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, followup::ports::StoreError> {
+    let grace = Duration::minutes(i64::from(engine.policy.timers.sweep_grace_minutes));
+    // The store's due index, earliest first: a read of the index and of a snapshot, never a scan.
+    for key in engine.store.overdue(target - grace, SWEEP_LOOKAHEAD).await? {
+        let Some(due) = engine.store.load(&key).await?.and_then(|s| s.next_due()) else { continue };
+        let at = (due + grace).max(now);
+        if last_sweep.is_none_or(|last| at > last) {
+            return Ok(Some(at));
+        }
+    }
+    Ok(None)
 }
 
 /// The first local midnight strictly after `now`.
@@ -304,7 +409,7 @@ async fn local_metrics(State(app): State<App>) -> Response {
 }
 
 /// `POST /local/timer-sweep`: R9.3's timer sweep now (it also runs every few seconds on the real
-/// clock); answers how many lost timers it re-fired.
+/// clock, and with each move of the virtual clock); answers how many lost timers it re-fired.
 async fn post_timer_sweep(State(app): State<App>) -> Response {
     let _guard = app.firing.write().await;
     match app.engine.timer_sweep().await {
@@ -382,7 +487,7 @@ async fn background(app: App) {
                 warn!(error = %e, "cannot re-drive pending effects");
             }
             // R9.3 the safety net under the timer table: a timer lost from it is re-fired once
-            // overdue past the policy's grace.
+            // overdue past the policy's grace (under the virtual clock, by each clock move).
             if !virtual_clock {
                 let _guard = app.firing.write().await;
                 if let Err(e) = app.engine.timer_sweep().await {
