@@ -212,8 +212,13 @@ async fn two_orders_sending_to_one_number_at_once_send_once() {
 #[tokio::test]
 async fn an_event_from_the_future_is_refused() {
     let e = engine(0);
-    let (status, body) = post_at(&e, Route::Appointments, "f1", "appointment.booked", "2026-03-02T10:05:01+02:00", booking("O1", "A1")).await;
-    assert_eq!((status, body["error"]["field"].as_str(), body["error"]["rule"].as_str()), (400, Some("occurred_at"), Some("R9.7")), "{body}");
+    let (status, body) =
+        post_at(&e, Route::Appointments, "f1", "appointment.booked", "2026-03-02T10:05:01+02:00", booking("O1", "A1")).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str(), body["error"]["rule"].as_str()),
+        (400, Some("occurred_at"), Some("R9.7")),
+        "{body}"
+    );
     assert!(e.store.delivery("f1").await.unwrap().is_none(), "nothing stored");
     let (status, _) = post_at(&e, Route::Appointments, "f2", "appointment.booked", "2026-03-02T10:04:59+02:00", booking("O1", "A1")).await;
     assert_eq!(status, 202);

@@ -332,7 +332,12 @@ fn lose_day1_tick(l: &Local) {
 
 #[test]
 fn r5_daily_sweep_re_drives_a_missed_tick() {
-    let l = Local::virtual_at(MON_10);
+    // A clock move runs R9.3's timer sweep too (v3), which would re-fire the lost tick at 09:10; a
+    // grace of two days leaves it to this day's R5 sweep at midnight.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.toml");
+    std::fs::write(&config, "[timers]\nsweep_grace_minutes = 2880\n").unwrap();
+    let l = Local::spawn(&dir.path().join("data"), Some(MON_10), &[("FOLLOWUP_CONFIG", config.to_str().unwrap())]);
     l.accept("/v1/packages", "package.booked", weekly("P-8", true));
     lose_day1_tick(&l);
 
