@@ -152,7 +152,8 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
 /// Writes an echo on the subject's timeline and on the cases it concerns; returns the case the
 /// 202 names (see the module header).
 pub fn record(snapshot: &mut Snapshot, event: &Event, why: &str, now: DateTime<Utc>) -> Option<String> {
-    let text = format!("R9.2 echo: {} {why}; nothing changes", event.body.kind());
+    let reason = event.body.reason().map(|r| format!(" ({r})")).unwrap_or_default();
+    let text = format!("R9.2 echo: {}{reason}: {why}; nothing changes", event.body.kind());
     let mut line = TimelineEntry::new(now, TimelineKind::Event, text);
     line.occurred_at = Some(event.occurred_at);
     let fact = event.body.fact();

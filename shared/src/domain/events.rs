@@ -290,6 +290,16 @@ impl EventBody {
         }
     }
 
+    /// The reason the event gives, for the timeline.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            EventBody::AppointmentCancelled { reason, .. }
+            | EventBody::AppointmentRescheduleRequested { reason, .. }
+            | EventBody::PackageCancelled { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The envelope `type` of this event.
     pub fn kind(&self) -> &'static str {
         match self {
