@@ -12,11 +12,12 @@ use crate::domain::case::{mask_phone, TimerKind};
 use crate::domain::ctx::SmsLedger;
 use crate::domain::effects::{Effect, TimerRef, TimerSpec};
 use crate::domain::events::Input;
+use crate::domain::ids::SubjectId;
 use crate::domain::playbooks::Case;
 use crate::domain::policy::Policy;
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::domain::ErrorCode;
-use crate::domain::{decide, package, Target};
+use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
@@ -216,7 +217,7 @@ where
     pub async fn expiry_sweep(&self, date: NaiveDate) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let mut fired = 0;
-        for (subject, key) in self.store.subjects_with_prefix(&package::expiry_prefix(date)).await? {
+        for (subject, key) in self.store.subjects_with_prefix(&SubjectId::expiry_prefix(date)).await? {
             let Some(stream) = self.store.load(&key).await? else {
                 warn!(subject = %subject, "expiry sweep: indexed package has no stream");
                 continue;
@@ -395,7 +396,7 @@ where
     async fn locate(&self, target: &Target) -> Result<Option<SubjectKey>, StoreError> {
         match target {
             Target::Key(key) => Ok(Some(key.clone())),
-            Target::Subject(subject) => self.store.locate(subject).await,
+            Target::Subject(subject) => self.store.locate(&subject.to_string()).await,
         }
     }
 
@@ -477,7 +478,7 @@ where
         let (key, appointment) = match query {
             CaseQuery::Order(id) => (Some(SubjectKey::Order(id.clone())), None),
             CaseQuery::Package(id) => (Some(SubjectKey::Package(id.clone())), None),
-            CaseQuery::Appointment(id) => (self.store.locate(&crate::domain::order::appointment_subject(id)).await?, Some(id)),
+            CaseQuery::Appointment(id) => (self.store.locate(&SubjectId::Appointment(id.clone()).to_string()).await?, Some(id)),
         };
         let Some(key) = key else {
             return Ok(Vec::new());

@@ -753,7 +753,10 @@ fn check_store(data: &Path, deliveries: &[&Delivery]) -> StoreCheck {
             }
             match &d.trace {
                 Trace::Appointment { appointment_id, order_id } => {
-                    let key = store.locate(&followup::domain::order::appointment_subject(appointment_id)).await.expect("locate");
+                    let key = store
+                        .locate(&followup::domain::ids::SubjectId::Appointment(appointment_id.clone()).to_string())
+                        .await
+                        .expect("locate");
                     let snapshot = match &key {
                         Some(k) => store.load(k).await.expect("load"),
                         None => None,

@@ -4,9 +4,9 @@
 //! [`CommandBody`] is one `type` with its `data`; the JSON Schema of every command is generated
 //! from these types into `docs/commands.schema.json` (a test keeps it current).
 
-use super::case::{CallOutcome, SubjectIds};
-use super::events::{CancelledBy, CompletionOutcome, PaymentMethod};
-use super::money::{Money, Percent};
+use crate::domain::events::{CancelledBy, CompletionOutcome, PaymentMethod};
+use crate::domain::money::{Money, Percent};
+use crate::domain::records::case::{CallOutcome, SubjectIds};
 use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -1,14 +1,17 @@
 //! What one decision accumulates: effects (each also written on its case's timeline) and the
 //! intents a playbook leaves for the subject to carry out.
 
-use super::calendar::Calendar;
-use super::case::{mask_phone, CaseCore, Customer, PendingTimer, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
-use super::commands::{CallCustomer, Command, CommandBody};
-use super::effects::{Effect, Sms, TimerRef, TimerSpec};
-use super::events::CancelledBy;
-use super::policy::Policy;
-use super::sms::{self, SmsVars, TemplateId};
-use super::snapshot::{Snapshot, SubjectKey, SubjectTimer};
+use crate::domain::calendar::Calendar;
+use crate::domain::commands::{CallCustomer, Command, CommandBody};
+use crate::domain::effects::{Effect, Sms};
+use crate::domain::events::CancelledBy;
+use crate::domain::ids::{SubjectId, SubjectKey, TimerSubject};
+use crate::domain::policy::Policy;
+use crate::domain::records::case::{
+    mask_phone, CaseCore, Customer, PendingTimer, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind,
+};
+use crate::domain::sms::{self, SmsVars, TemplateId};
+use crate::domain::timers::{SubjectTimer, SubjectTimers, TimerRef, TimerSpec};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -67,7 +70,7 @@ pub struct Ctx<'a> {
     pub intents: Vec<Pending>,
     /// Subject ids (`appointment:<id>`, `expiry:<day>:<id>`, `coupon:<code>`) the snapshot newly
     /// answers for; the store keeps each for one snapshot only.
-    pub index: Vec<String>,
+    pub index: Vec<SubjectId>,
     /// SPEC §4 (v3) the daily counts read for this decision, the SMS it sends per number, and
     /// the numbers it asked about that the ledger did not hold.
     pub ledger: &'a SmsLedger,
@@ -175,10 +178,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// Places a timer on the snapshot's subject (no case yet, or none at all).
-    pub fn place_subject(&mut self, snapshot: &mut Snapshot, subject_id: &str, kind: TimerKind, due_at: DateTime<Utc>) {
-        snapshot.timer_seq += 1;
-        let step = snapshot.timer_seq;
-        snapshot.timers.push(SubjectTimer { subject_id: subject_id.to_string(), timer: PendingTimer { kind, due_at, step } });
+    pub fn place_subject(&mut self, timers: &mut SubjectTimers, subject: TimerSubject, kind: TimerKind, due_at: DateTime<Utc>) {
+        timers.timer_seq += 1;
+        let step = timers.timer_seq;
+        timers.push(SubjectTimer { subject_id: subject, timer: PendingTimer { kind, due_at, step } });
         self.effects.push(Effect::PlaceTimer(TimerSpec {
             timer: TimerRef { stream: self.key.clone(), case_id: None, kind, step },
             due_at,
@@ -187,10 +190,10 @@ impl<'a> Ctx<'a> {
     }
 
     /// Cancels the subject's pending timers of these kinds (all of them when `kinds` is empty).
-    pub fn cancel_subject(&mut self, snapshot: &mut Snapshot, subject_id: &str, kinds: &[TimerKind]) {
+    pub fn cancel_subject(&mut self, timers: &mut SubjectTimers, subject: &TimerSubject, kinds: &[TimerKind]) {
         let (gone, kept): (Vec<_>, Vec<_>) =
-            snapshot.timers.drain(..).partition(|t| t.subject_id == subject_id && (kinds.is_empty() || kinds.contains(&t.timer.kind)));
-        snapshot.timers = kept;
+            timers.drain(..).partition(|t| t.subject_id == *subject && (kinds.is_empty() || kinds.contains(&t.timer.kind)));
+        timers.timers = kept;
         for t in gone {
             self.effects.push(Effect::CancelTimer(TimerRef {
                 stream: self.key.clone(),
@@ -394,7 +397,7 @@ mod tests {
         assert!(c
             .timeline
             .iter()
-            .any(|e| e.kind == crate::domain::case::TimelineKind::SmsSuppressed && e.detail.contains("suppression list")));
+            .any(|e| e.kind == crate::domain::records::case::TimelineKind::SmsSuppressed && e.detail.contains("suppression list")));
         assert!(c.pending(TimerKind::CallAttempt).is_some(), "the case goes on");
     }
 
@@ -419,7 +422,7 @@ mod tests {
         let id = id.unwrap();
         assert!(w.sms().is_empty());
         assert_eq!(w.subject_due(TimerKind::HeldSms), Some(t("2026-03-08T09:00:00+02:00")));
-        assert!(w.case(&id).timeline.iter().any(|e| e.kind == crate::domain::case::TimelineKind::SmsHeld));
+        assert!(w.case(&id).timeline.iter().any(|e| e.kind == crate::domain::records::case::TimelineKind::SmsHeld));
         assert_eq!(w.fire_subject_at(TimerKind::HeldSms, None), Some(id.clone()));
         let sent = w.sent_sms();
         assert_eq!((sent.len(), sent[0].template, sent[0].at), (1, TemplateId::DiscountOffer, t("2026-03-08T09:00:00+02:00")));

@@ -6,17 +6,18 @@
 //! re-open or a case's timer goes to the case's playbook (`Case::visit`); the intents a playbook
 //! leaves are carried out by its subject before the decision is complete.
 
-use super::case::{CaseCore, TimelineEntry, TimelineKind, TimerKind};
-use super::ctx::{wire_name, Ctx, Intent, Pending, SmsCount, SmsLedger};
-use super::echo::{self, Held};
-use super::effects::{Effect, TimerRef};
-use super::events::{CallCompleted, Event, EventBody, Input};
-use super::order::{self, Cancellation};
-use super::package;
-use super::playbooks::{interactions, Playbook, Visitor};
-use super::policy::Policy;
-use super::refusal::{ErrorCode, Refusal};
-use super::snapshot::{HeldSms, Snapshot, SubjectKey};
+use crate::domain::ctx::{wire_name, Ctx, Intent, Pending, SmsCount, SmsLedger};
+use crate::domain::effects::{Effect, TimerRef};
+use crate::domain::events::{CallCompleted, Event, EventBody, Input};
+use crate::domain::ids::{SubjectId, TimerSubject};
+use crate::domain::playbooks::{interactions, Playbook, Visitor};
+use crate::domain::policy::Policy;
+use crate::domain::records::case::{CaseCore, TimelineEntry, TimelineKind, TimerKind};
+use crate::domain::records::order::Cancellation;
+use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::subjects::echo::{self, Held};
+use crate::domain::subjects::snapshot::{HeldSms, Snapshot, SubjectKey};
+use crate::domain::subjects::{order, package};
 use chrono::{DateTime, Utc};
 
 /// The outcome of a decision: the next snapshot, the effects, and the case the 202 names.
@@ -41,8 +42,8 @@ pub struct Decision {
 pub enum Target {
     /// The snapshot is named by the input itself.
     Key(SubjectKey),
-    /// The snapshot is found through the subject index (`appointment:<id>`).
-    Subject(String),
+    /// The snapshot is found through the subject index.
+    Subject(SubjectId),
 }
 
 impl Input {
@@ -58,7 +59,7 @@ impl Input {
             | EventBody::AppointmentRescheduleRequested { appointment_id, .. }
             | EventBody::AppointmentRescheduled { appointment_id, .. }
             | EventBody::AppointmentCompleted { appointment_id, .. }
-            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Subject(order::appointment_subject(appointment_id)),
+            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Subject(SubjectId::Appointment(appointment_id.clone())),
             EventBody::CaseReopen { case_id } => case_key(case_id)?,
             EventBody::CallCompleted(c) => case_key(&c.case_id)?,
             EventBody::PackageVisitCancelled { package_id, .. }
@@ -131,7 +132,8 @@ pub fn decide(
         }
     }
     let (sms_counts, sms_unknown) = (ctx.sms_counts(), ctx.sms_unknown.iter().cloned().collect());
-    Ok(Decision { snapshot, effects: ctx.effects, case_id, index: ctx.index, echo: echoed, sms_counts, sms_unknown })
+    let index = ctx.index.iter().map(SubjectId::to_string).collect();
+    Ok(Decision { snapshot, effects: ctx.effects, case_id, index, echo: echoed, sms_counts, sms_unknown })
 }
 
 /// R9.7 (v3) every input's line on the timelines it reached carries its `occurred_at`; a case
@@ -206,7 +208,7 @@ fn on_call(snapshot: &mut Snapshot, call: &CallCompleted, ctx: &mut Ctx) -> Resu
     let case = &mut cases[idx];
     case.core.note(ctx.now, TimelineKind::Call, describe_call(call));
     let late = case.core.lapsed_since(ctx.occurred) || !case.ticket.is_open();
-    case.core.record(call, ctx.occurred);
+    case.core.record(&call.call_id, &call.agent_id, call.outcome, ctx.occurred);
     if case.visit(subject, OnCall { call, late, ctx })? {
         interactions::summarise(&mut case.core, call, ctx);
     }
@@ -289,8 +291,8 @@ fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<
 /// subject timer.
 fn hold_sms(snapshot: &mut Snapshot, ctx: &mut Ctx) {
     for (sms, until) in std::mem::take(&mut ctx.held) {
-        ctx.place_subject(snapshot, "sms", TimerKind::HeldSms, until);
-        snapshot.held.push(HeldSms { step: snapshot.timer_seq, sms });
+        ctx.place_subject(&mut snapshot.timers, TimerSubject::HeldSms, TimerKind::HeldSms, until);
+        snapshot.held.push(HeldSms { step: snapshot.timers.timer_seq, sms });
     }
 }
 
@@ -315,7 +317,7 @@ fn carry_out(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Result<(), Refusal> {
             let before = ctx.effects.len();
             match intent {
                 Intent::CancelAppointment { appointment_id, by, reason, wants_follow_up } => {
-                    let how = Cancellation { by, reason: &reason, wants_follow_up, availability: None };
+                    let how = Cancellation { by, reason, wants_follow_up, availability: None };
                     order::cancel(snapshot, &appointment_id, &how, Some(&case_id), ctx)?;
                 }
                 Intent::MoveAppointment { appointment_id, window_start, window_end, requested_by } => {
@@ -343,7 +345,8 @@ fn unknown_input(input: &Input) -> Refusal {
             Ok(Target::Key(SubjectKey::Package(id))) => {
                 Refusal::not_found(ErrorCode::UnknownPackage, format!("no package {id:?}"), "data.package_id")
             }
-            Ok(Target::Subject(subject)) => order::unknown_appointment(subject.trim_start_matches("appointment:")),
+            Ok(Target::Subject(SubjectId::Appointment(id))) => order::unknown_appointment(&id),
+            Ok(Target::Subject(other)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {other}"), "data"),
             Ok(Target::Key(key)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {key}"), "data"),
             Err(r) => r,
         },

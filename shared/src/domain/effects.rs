@@ -1,13 +1,11 @@
 //! What a decision asks the world to do: SMS, commands, timers — as data, performed by the shell.
 
-use super::case::{Language, TimerKind};
-pub use super::commands::{Command, CommandBody};
-use super::playbooks::PlaybookName;
-use super::sms::TemplateId;
-use super::snapshot::SubjectKey;
+pub use crate::domain::commands::{Command, CommandBody};
+use crate::domain::records::case::Language;
+use crate::domain::sms::TemplateId;
+pub use crate::domain::timers::{TimerRef, TimerSpec};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 // A decision makes a handful of effects and moves them on: boxing the command buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -30,57 +28,4 @@ pub struct Sms {
     pub segments: u32,
     pub case_id: Option<String>,
     pub at: DateTime<Utc>,
-}
-
-/// Which timer: the stream, the case (none for subject timers), why, and the step it was placed for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct TimerRef {
-    pub stream: SubjectKey,
-    pub case_id: Option<String>,
-    pub kind: TimerKind,
-    pub step: u32,
-}
-
-impl TimerRef {
-    /// Deterministic and Scheduler-safe (`[0-9A-Za-z_.-]`, ≤ 64 chars): placing the
-    /// same case step twice names the same timer, so a retried create is a no-op.
-    pub fn name(&self) -> String {
-        let mut h = Sha256::new();
-        h.update(self.stream.to_string());
-        h.update([0]);
-        h.update(self.case_id.as_deref().unwrap_or(""));
-        h.update([0]);
-        h.update(self.step.to_be_bytes());
-        h.update(self.kind.as_str());
-        format!("{}-{}", self.kind, &hex::encode(h.finalize())[..24])
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimerSpec {
-    #[serde(flatten)]
-    pub timer: TimerRef,
-    pub due_at: DateTime<Utc>,
-    /// The playbook of the case it belongs to (none for a subject timer): on AWS the
-    /// timer fires into the function that owns that playbook.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub playbook: Option<PlaybookName>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timer_names_are_deterministic_and_distinct_per_step() {
-        let a =
-            TimerRef {
-                stream: SubjectKey::Order("O 1/ü".into()), case_id: Some("o1-O 1/ü".into()), kind: TimerKind::CallAttempt, step: 1
-            };
-        let b = TimerRef { step: 2, ..a.clone() };
-        assert_eq!(a.name(), a.clone().name());
-        assert_ne!(a.name(), b.name());
-        assert!(a.name().len() <= 64);
-        assert!(a.name().chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
-    }
 }

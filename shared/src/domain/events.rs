@@ -1,8 +1,8 @@
 //! The inputs a decision reacts to: the webhook events of SPEC §5 and fired timers, already validated.
 
-use super::case::{CallOutcome, Customer};
-use super::effects::TimerRef;
-use super::money::Money;
+use crate::domain::money::Money;
+use crate::domain::records::case::{CallOutcome, Customer};
+use crate::domain::timers::TimerRef;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -1,8 +1,8 @@
 //! Every number of the SPEC as a policy default, overridable from a TOML file (`FOLLOWUP_CONFIG`).
 
-use super::calendar::Calendar;
-use super::money::Percent;
-use super::sms::TemplateId;
+use crate::domain::calendar::Calendar;
+use crate::domain::money::Percent;
+use crate::domain::sms::TemplateId;
 use chrono::{NaiveTime, Weekday};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! SMS templates (SPEC §4), rendering and GSM-7 / UCS-2 segment counting.
 
-use super::case::Language;
+use crate::domain::records::case::Language;
 
 crate::named_enum! {
     pub enum TemplateId {

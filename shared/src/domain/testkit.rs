@@ -1,7 +1,6 @@
 //! The one given/when/then kit every playbook's unit tests are written with: inputs that read like
 //! the SOPs, and a `World` that decides them in turn and shows what came out.
 
-pub use crate::domain::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimerKind};
 pub use crate::domain::ctx::SmsLedger;
 pub use crate::domain::decide::decide;
 pub use crate::domain::effects::{Effect, Sms, TimerRef};
@@ -9,13 +8,14 @@ pub use crate::domain::events::{
     CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution,
 };
 pub use crate::domain::money::{Money, Percent};
-pub use crate::domain::order::{Appointment, AppointmentStatus, Order};
-pub use crate::domain::package::{Package, PackageStatus};
 pub use crate::domain::playbooks::Case;
 pub use crate::domain::policy::Policy;
+pub use crate::domain::records::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimerKind};
+pub use crate::domain::records::order::{Appointment, AppointmentStatus, Order};
+pub use crate::domain::records::package::{Package, PackageStatus};
 pub use crate::domain::refusal::{Refusal, RefusalKind};
 pub use crate::domain::sms::TemplateId;
-pub use crate::domain::snapshot::{Snapshot, Subject};
+pub use crate::domain::subjects::snapshot::{Snapshot, Subject};
 pub use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 

@@ -24,15 +24,14 @@
 //!   only when R2.1 holds (a first visit); the watch case keeps its own id.
 //! - Call outcomes reported on a watch case are recorded on the timeline and change nothing.
 
-use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, CancelledBy, Resolution};
-use crate::domain::order::Order;
 use crate::domain::policy::Policy;
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::snapshot::Snapshot;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -68,25 +67,6 @@ pub fn status_moment(window_start: DateTime<Utc>, policy: &Policy) -> DateTime<U
 /// R0.2 T-1h: when an unassigned appointment is cancelled.
 fn cancel_moment(window_start: DateTime<Utc>, policy: &Policy) -> DateTime<Utc> {
     window_start - Duration::minutes(policy.appointment_watch.auto_cancel_before_minutes as i64)
-}
-
-/// Opens the watch case now and takes the step that is due (the order checked the appointment).
-pub fn open(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> String {
-    let appointment = snapshot.as_order().and_then(|o| o.appointment(appointment_id)).expect("the order checked the appointment").clone();
-    let case_id = snapshot.next_case_id();
-    let cancel_at = cancel_moment(appointment.window_start, ctx.policy);
-    let ticket = Ticket::open("appointment", "technician_assignment", "watch", Priority::Low, Group::Ops, &appointment.area)
-        .due(cancel_at.max(ctx.now));
-    let mut flow = Flow { state: State::Watching };
-    let mut case = CaseCore::open(case_id.clone(), appointment.customer.clone(), ticket, ctx.now)
-        .about_appointment(&appointment.appointment_id, &appointment.order_id);
-    ctx.decided(
-        &mut case,
-        format!("R0.1 appointment {appointment_id} starting {} is still unassigned", ctx.cal().rfc3339(appointment.window_start)),
-    );
-    plan(&mut case, &mut flow, appointment.window_start, ctx);
-    snapshot.cases.push(Case { core: case, flow: CaseFlow::AppointmentWatch(flow) });
-    case_id
 }
 
 /// `3 h`, `90 min`: a policy span as the timeline shows it.
@@ -146,6 +126,25 @@ impl Playbook for AppointmentWatch {
     const NAME: PlaybookName = PlaybookName::AppointmentWatch;
     type Flow = Flow;
     type Subject = Order;
+    /// The appointment watched (the order checked it is booked and unassigned).
+    type Opening = String;
+
+    /// Opens the watch case now and takes the step that is due.
+    fn open(case_id: String, order: &Order, appointment_id: &String, ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let appointment = order.appointment(appointment_id).expect("the order checked the appointment");
+        let cancel_at = cancel_moment(appointment.window_start, ctx.policy);
+        let ticket = Ticket::open("appointment", "technician_assignment", "watch", Priority::Low, Group::Ops, &appointment.area)
+            .due(cancel_at.max(ctx.now));
+        let mut flow = Flow { state: State::Watching };
+        let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, ctx.now)
+            .about_appointment(&appointment.appointment_id, &appointment.order_id);
+        ctx.decided(
+            &mut case,
+            format!("R0.1 appointment {appointment_id} starting {} is still unassigned", ctx.cal().rfc3339(appointment.window_start)),
+        );
+        plan(&mut case, &mut flow, appointment.window_start, ctx);
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.state.as_str()

@@ -6,7 +6,7 @@
 //! task it spends. When the next step falls due with the report still missing, the attempt
 //! lapses: it is recorded with outcome `unreported` and counts as not reached.
 
-use crate::domain::case::CaseCore;
+use crate::domain::records::case::CaseCore;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 

@@ -11,16 +11,15 @@
 //!   appointment id.
 
 use super::round::{self, FollowUp, Round, Rules, State};
-use super::{CaseFlow, Playbook, PlaybookName, SubjectEvent};
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::commands::{CallCustomer, CommandBody, CreateAppointmentRequest, CreateVisit, IssueCoupon, Reason};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{Availability, CallCompleted, CancelledBy};
-use crate::domain::order::{Appointment, Cancellation, Coupon, Order};
 use crate::domain::policy::Policy;
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::order::{Appointment, Cancellation, Coupon, Order};
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::snapshot::Snapshot;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -99,50 +98,6 @@ pub fn offer(case: Option<&mut CaseCore>, coupon: &Coupon, appointment: &Appoint
     }
 }
 
-/// R2.1 opens the case for a qualifying cancellation (the order checked `qualifies`); R2.2 closes
-/// the order's other open case as a duplicate; R2.3 / R2.4 make the offers.
-pub fn open(snapshot: &mut Snapshot, appointment: &Appointment, how: &Cancellation, coupon: Option<&Coupon>, ctx: &mut Ctx) -> String {
-    let now = ctx.now;
-    // R9.7 the cancellation day (R2.4, R2.5) is the day it happened, not the day it arrived.
-    let day = ctx.cal().local_date(ctx.occurred);
-    let case_id = snapshot.next_case_id();
-
-    // R2.2 the order's other open case of this playbook is a duplicate ticket.
-    for other in snapshot.cases.iter_mut().filter(|c| c.ticket.is_open()) {
-        if let CaseFlow::CancellationFollowUp(f) = &mut other.flow {
-            round::close(&mut other.core, &mut f.round, State::Duplicate, TicketStatus::WaitingOnThirdParty, TicketResult::Duplicate, ctx);
-            ctx.decided(&mut other.core, format!("R2.2 duplicate of {case_id}"));
-        }
-    }
-
-    let close_at = now + Duration::days(ctx.policy.cancellation_follow_up.close_after_days as i64);
-    // R2.1 the ticket view of seed 001 when a first visit is cancelled.
-    let ticket =
-        Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
-    let mut flow = Flow { round: Round::new(day), cancelled_by: how.by, cancellation_day: day };
-    let mut case = CaseCore::open(case_id.clone(), appointment.customer.clone(), ticket, now)
-        .about_appointment(&appointment.appointment_id, &appointment.order_id);
-    case.note(now, crate::domain::case::TimelineKind::Event, format!("appointment.cancelled by {}: {}", how.by, how.reason));
-    ctx.decided(&mut case, format!("R2.1 follow-up opened for first visit {}", appointment.appointment_id));
-    if let Some(coupon) = coupon {
-        offer(Some(&mut case), coupon, appointment, ctx);
-    }
-    // R2.4 an unsure customer gets an appointment request at least four weeks out.
-    if let Some(not_before) = request_day(how.availability, day, ctx.policy) {
-        let body = CommandBody::CreateAppointmentRequest(CreateAppointmentRequest {
-            subject: case.subject(),
-            not_before,
-            reason: "customer unsure of availability".into(),
-            coupon_code: coupon.map(|c| c.code.clone()),
-        });
-        ctx.command(&mut case, body);
-    }
-    let order = snapshot.as_order().expect("a cancellation follow-up is about an order");
-    CancellationFollowUp::start(&mut case, &mut flow, close_at, order, ctx);
-    snapshot.cases.push(super::Case { core: case, flow: CaseFlow::CancellationFollowUp(flow) });
-    case_id
-}
-
 /// The coupon code of an appointment: 12 characters of its SHA-256 in an unambiguous alphabet
 /// (60 bits), so it cannot be guessed from the appointment id. Pure, so a retried decision makes
 /// the same code; the commit indexes it (`coupon:<code>`), so the store refuses to give one code
@@ -158,10 +113,53 @@ fn coupon_of<'o>(case: &CaseCore, order: &'o Order) -> Option<&'o Coupon> {
     case.appointment_id.as_deref().and_then(|a| order.appointment(a)).and_then(|a| a.coupon.as_ref())
 }
 
+/// What opens a follow-up: the cancelled appointment, how it was cancelled, and the coupon R2.3
+/// gave it (if any).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opening {
+    pub appointment: Appointment,
+    pub cancellation: Cancellation,
+    pub coupon: Option<Coupon>,
+}
+
 impl Playbook for CancellationFollowUp {
     const NAME: PlaybookName = PlaybookName::CancellationFollowUp;
     type Flow = Flow;
     type Subject = Order;
+    type Opening = Opening;
+
+    /// R2.1 opens the case for a qualifying cancellation (the order checked `qualifies`; R2.2's
+    /// duplicates are the order's to close); R2.3 / R2.4 make the offers.
+    fn open(case_id: String, order: &Order, opening: &Opening, ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let Opening { appointment, cancellation: how, coupon } = opening;
+        let now = ctx.now;
+        // R9.7 the cancellation day (R2.4, R2.5) is the day it happened, not the day it arrived.
+        let day = ctx.cal().local_date(ctx.occurred);
+        let close_at = now + Duration::days(ctx.policy.cancellation_follow_up.close_after_days as i64);
+        // R2.1 the ticket view of seed 001 when a first visit is cancelled.
+        let ticket =
+            Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+        let mut flow = Flow { round: Round::new(day), cancelled_by: how.by, cancellation_day: day };
+        let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, now)
+            .about_appointment(&appointment.appointment_id, &appointment.order_id);
+        case.note(now, TimelineKind::Event, format!("appointment.cancelled by {}: {}", how.by, how.reason));
+        ctx.decided(&mut case, format!("R2.1 follow-up opened for first visit {}", appointment.appointment_id));
+        if let Some(coupon) = coupon {
+            offer(Some(&mut case), coupon, appointment, ctx);
+        }
+        // R2.4 an unsure customer gets an appointment request at least four weeks out.
+        if let Some(not_before) = request_day(how.availability, day, ctx.policy) {
+            let body = CommandBody::CreateAppointmentRequest(CreateAppointmentRequest {
+                subject: case.subject(),
+                not_before,
+                reason: "customer unsure of availability".into(),
+                coupon_code: coupon.as_ref().map(|c| c.code.clone()),
+            });
+            ctx.command(&mut case, body);
+        }
+        Self::start(&mut case, &mut flow, close_at, order, ctx);
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.round.state.as_str()
@@ -179,9 +177,17 @@ impl Playbook for CancellationFollowUp {
         round::on_reopen::<Self>(case, flow, order, ctx)
     }
     fn on_subject(case: &mut CaseCore, flow: &mut Flow, event: &SubjectEvent, _: &Order, ctx: &mut Ctx) {
-        if let SubjectEvent::VisitReplaced { appointment_id } = event {
-            round::close(case, &mut flow.round, State::Closed, TicketStatus::Closed, TicketResult::VisitReplaced, ctx);
-            ctx.decided(case, format!("R3.8 visit {appointment_id} replaced by a new one: pending case closed"));
+        match event {
+            SubjectEvent::VisitReplaced { appointment_id } => {
+                round::close(case, &mut flow.round, State::Closed, TicketStatus::Closed, TicketResult::VisitReplaced, ctx);
+                ctx.decided(case, format!("R3.8 visit {appointment_id} replaced by a new one: pending case closed"));
+            }
+            // R2.2 the order's newer follow-up carries on; this one is a duplicate ticket.
+            SubjectEvent::Superseded { by } if case.ticket.is_open() => {
+                round::close(case, &mut flow.round, State::Duplicate, TicketStatus::WaitingOnThirdParty, TicketResult::Duplicate, ctx);
+                ctx.decided(case, format!("R2.2 duplicate of {by}"));
+            }
+            _ => {}
         }
     }
 }

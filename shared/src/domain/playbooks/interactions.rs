@@ -9,10 +9,10 @@
 //! - R9.5 every `call.completed` gets one, on whatever playbook's case it was reported, after that
 //!   playbook decided; without topics `primary_topic` is null and `other_topics` empty.
 
-use crate::domain::case::CaseCore;
 use crate::domain::commands::{CommandBody, InteractionSummary};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, Topic};
+use crate::domain::records::case::CaseCore;
 
 /// The family rank of a topic: 0 booking, 1 appointment, 2 inquiry, 3 other.
 fn rank(topic: Topic) -> u8 {

@@ -17,13 +17,14 @@ pub mod reschedule_outreach;
 pub mod round;
 pub mod second_visit_follow_up;
 
+pub use super::case::PlaybookName;
 use super::case::{CaseCore, TicketResult, TimerKind};
 use super::ctx::Ctx;
 use super::events::{CallCompleted, Resolution};
 use super::order::Order;
 use super::package::Package;
+use super::records::Subject;
 use super::refusal::Refusal;
-use super::snapshot::{Snapshot, Subject};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,12 @@ pub trait Playbook {
     type Flow: Debug + Clone + PartialEq + Serialize + DeserializeOwned;
     /// What its cases are about: an order (`Order`) or a package (`Package`).
     type Subject: SubjectOf;
+    /// What opens a case besides its subject (an appointment id, a cancellation, a request).
+    type Opening;
+
+    /// Opens case `case_id` about `subject`: its core and its own state, with its first steps
+    /// taken or placed. The subject checked that it applies and keeps the case.
+    fn open(case_id: String, subject: &Self::Subject, opening: &Self::Opening, ctx: &mut Ctx) -> (CaseCore, Self::Flow);
 
     /// The state name the case view shows.
     fn state(flow: &Self::Flow) -> &'static str;
@@ -94,6 +101,10 @@ pub enum SubjectEvent {
     VisitBooked { appointment_id: String },
     /// R3.8 a visit of the order was replaced by a new one: its pending cases close.
     VisitReplaced { appointment_id: String },
+    /// R2.2 a newer cancellation follow-up of the order opened: this one is its duplicate.
+    Superseded { by: String },
+    /// R1.1 the customer asked again to reschedule while the outreach is open: the new link.
+    RequestedAgain { reason: String, stf_link: String },
     /// R4.6 the package was paid.
     PackagePaid,
     /// The customer cancelled the package.
@@ -135,16 +146,27 @@ pub trait Visitor {
 /// `PlaybookName`, the persisted `CaseFlow` and the one `match` that hands a case to its playbook.
 macro_rules! playbooks {
     ($($variant:ident = $name:literal => $($ty:ident)::+),+ $(,)?) => {
-        crate::named_enum! {
-            /// The playbooks of SPEC §3 by their contract names.
-            pub enum PlaybookName { $($variant = $name),+ }
-        }
-
         /// A case's playbook with its own state, tagged with the playbook's contract name.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         #[serde(tag = "playbook")]
         pub enum CaseFlow {
             $(#[serde(rename = $name)] $variant(<$($ty)::+ as Playbook>::Flow)),+
+        }
+
+        $(impl From<<$($ty)::+ as Playbook>::Flow> for CaseFlow {
+            fn from(flow: <$($ty)::+ as Playbook>::Flow) -> CaseFlow {
+                CaseFlow::$variant(flow)
+            }
+        })+
+
+        // The contract names are `PlaybookName`'s (one list in `case.rs`).
+        #[cfg(test)]
+        #[test]
+        fn every_playbook_is_listed_once_under_its_contract_name() {
+            let listed = [$(PlaybookName::$variant.as_str()),+];
+            assert_eq!(listed, [$($name),+]);
+            assert_eq!(PlaybookName::ALL.len(), listed.len());
+            $(assert_eq!(<$($ty)::+ as Playbook>::NAME, PlaybookName::$variant);)+
         }
 
         impl Case {
@@ -202,20 +224,15 @@ impl std::ops::DerefMut for Case {
     }
 }
 
-/// Tells the cases `which` selects what happened to their subject.
-pub fn tell(snapshot: &mut Snapshot, which: impl Fn(&Case) -> bool, event: &SubjectEvent, ctx: &mut Ctx) {
-    struct OnSubject<'e, 'c, 'p> {
-        event: &'e SubjectEvent,
-        ctx: &'c mut Ctx<'p>,
-    }
-    impl Visitor for OnSubject<'_, '_, '_> {
-        type Out = ();
-        fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) {
-            P::on_subject(case, flow, self.event, subject, self.ctx);
-        }
-    }
-    let Snapshot { subject, cases, .. } = snapshot;
-    for case in cases.iter_mut().filter(|c| which(c)) {
-        case.visit(subject, OnSubject { event, ctx });
+/// Tells one case what happened to its subject.
+pub struct OnSubject<'e, 'c, 'p> {
+    pub event: &'e SubjectEvent,
+    pub ctx: &'c mut Ctx<'p>,
+}
+
+impl Visitor for OnSubject<'_, '_, '_> {
+    type Out = ();
+    fn visit<P: Playbook>(self, case: &mut CaseCore, flow: &mut P::Flow, subject: &P::Subject) {
+        P::on_subject(case, flow, self.event, subject, self.ctx);
     }
 }

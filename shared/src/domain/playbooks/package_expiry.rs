@@ -23,15 +23,14 @@
 //!   is not deactivated.
 
 use super::attempts::Attempts;
-use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::commands::CallCustomer;
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, Resolution};
-use crate::domain::package::Package;
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::package::Package;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::snapshot::{Snapshot, Subject};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -69,50 +68,6 @@ impl Flow {
     fn is_done(&self) -> bool {
         matches!(self.state, State::Resolved | State::Closed | State::Deactivated | State::Withdrawn)
     }
-}
-
-/// R5.2 the Day 1 tick: opens the case when visits remain on a paid, active package.
-pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
-    let now = ctx.now;
-    let p = ctx.policy.package_expiry.clone();
-    let cal = ctx.cal().clone();
-    let has_case = snapshot.cases.iter().any(|c| c.playbook() == PlaybookName::PackageExpiry);
-    let Subject::Package(pkg) = &mut snapshot.subject else { return None };
-    let remaining = pkg.remaining();
-    if !pkg.paid || !pkg.is_active() || remaining == 0 || has_case {
-        let why = format!("paid {}, {}, {remaining} visits remaining", pkg.paid, pkg.status);
-        pkg.note(now, TimelineKind::Decision, format!("R5.2 Day 1: no expiry case ({why})"));
-        return None;
-    }
-    let pkg = pkg.clone();
-    let day1 = pkg.expiry_day1(p.validity_months);
-    let end = cal.at(day1 + Duration::days(p.grace_days as i64), p.deactivate_time);
-    let second_day = day1 + Duration::days(p.second_call_day.saturating_sub(1) as i64);
-    let second_call_at = cal.working_moment(cal.at(second_day, p.call_time));
-    let case_id = snapshot.next_case_id();
-    let ticket = Ticket::open("package", "expired", "package_expired", Priority::Low, Group::CustomerSuccess, &pkg.area)
-        .due(end)
-        .tagged("package_expired");
-    let mut flow = Flow { state: State::Calling, day1, second_call_at, sms3_sent: false, attempts: Attempts::default() };
-    let mut case = CaseCore::open(case_id.clone(), pkg.customer.clone(), ticket, now).about_package(&pkg.package_id);
-    ctx.decided(
-        &mut case,
-        format!(
-            "R5.2 package expired on {} with {remaining} of {} visits remaining; grace until {}",
-            pkg.valid_until(p.validity_months),
-            pkg.total(),
-            cal.rfc3339(end)
-        ),
-    );
-    let first = cal.working_moment(now);
-    if first <= now {
-        grace_call(&mut case, &mut flow, ctx);
-    } else {
-        ctx.place(&mut case, TimerKind::CallAttempt, first);
-    }
-    ctx.place(&mut case, TimerKind::CallAttempt, second_call_at);
-    snapshot.cases.push(Case { core: case, flow: CaseFlow::PackageExpiry(flow) });
-    Some(case_id)
 }
 
 /// The next grace call; after the last one its report is awaited until the end of its working
@@ -178,6 +133,42 @@ impl Playbook for PackageExpiry {
     const NAME: PlaybookName = PlaybookName::PackageExpiry;
     type Flow = Flow;
     type Subject = Package;
+    type Opening = ();
+
+    /// R5.2 Day 1, 09:00: the case opens (the package checked it is paid, active, has visits
+    /// remaining and no expiry case yet).
+    fn open(case_id: String, pkg: &Package, _: &(), ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let now = ctx.now;
+        let p = ctx.policy.package_expiry.clone();
+        let cal = ctx.cal().clone();
+        let remaining = pkg.remaining();
+        let day1 = pkg.expiry_day1(p.validity_months);
+        let end = cal.at(day1 + Duration::days(p.grace_days as i64), p.deactivate_time);
+        let second_day = day1 + Duration::days(p.second_call_day.saturating_sub(1) as i64);
+        let second_call_at = cal.working_moment(cal.at(second_day, p.call_time));
+        let ticket = Ticket::open("package", "expired", "package_expired", Priority::Low, Group::CustomerSuccess, &pkg.area)
+            .due(end)
+            .tagged("package_expired");
+        let mut flow = Flow { state: State::Calling, day1, second_call_at, sms3_sent: false, attempts: Attempts::default() };
+        let mut case = CaseCore::open(case_id, pkg.customer.clone(), ticket, now).about_package(&pkg.package_id);
+        ctx.decided(
+            &mut case,
+            format!(
+                "R5.2 package expired on {} with {remaining} of {} visits remaining; grace until {}",
+                pkg.valid_until(p.validity_months),
+                pkg.total(),
+                cal.rfc3339(end)
+            ),
+        );
+        let first = cal.working_moment(now);
+        if first <= now {
+            grace_call(&mut case, &mut flow, ctx);
+        } else {
+            ctx.place(&mut case, TimerKind::CallAttempt, first);
+        }
+        ctx.place(&mut case, TimerKind::CallAttempt, second_call_at);
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.state.as_str()
@@ -286,9 +277,9 @@ impl Playbook for PackageExpiry {
 mod tests {
     //! Given a paid package, when its expiry ticks and calls arrive, then these effects.
     use super::*;
-    use crate::domain::case::CallOutcome;
     use crate::domain::effects::Effect;
     use crate::domain::events::{EventBody, PaymentMethod};
+    use crate::domain::records::case::CallOutcome;
     use crate::domain::testkit::*;
 
     const MON: &str = "2026-03-02T10:00:00+02:00";

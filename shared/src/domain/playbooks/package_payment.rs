@@ -34,16 +34,15 @@
 //!   were cancelled on the dashboard, which books a new package.
 
 use super::attempts::{Attempts, Report};
-use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::calendar::Calendar;
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use crate::domain::commands::{CallCustomer, CommandBody, PaymentRequest};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, PaymentMethod, Resolution};
-use crate::domain::package::{Package, PackageStatus};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::package::{Package, PackageStatus};
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::snapshot::Snapshot;
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
@@ -111,62 +110,6 @@ pub fn working_day_before(cal: &Calendar, day: NaiveDate) -> NaiveDate {
         d = d.pred_opt().expect("date in range");
     }
     d
-}
-
-/// R4.1 opens the chase for a package booked unpaid.
-pub fn open(snapshot: &mut Snapshot, ctx: &mut Ctx) -> String {
-    let pkg = snapshot.as_package().expect("the package booked it").clone();
-    let cal = ctx.cal().clone();
-    let case_id = snapshot.next_case_id();
-    let first_visit = pkg.first_visit().map(|v| v.window_start).unwrap_or(ctx.now);
-    let scheduled_day_before = working_day_before(&cal, cal.local_date(first_visit));
-    // R9.7 the first call counts from the booking; one that fell due before it arrived is taken now.
-    let first_call = ctx.catch_up(cal.working_moment(ctx.occurred));
-    // R4.7 the day-before step's day has come (or passed) by the first call.
-    let late = cal.local_date(first_call) >= scheduled_day_before;
-    let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
-    let ticket = Ticket::open("package", "payment", "not_paid", Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
-    let mut flow = Flow {
-        state: State::Chasing,
-        stage: Stage::First,
-        payment_method: pkg.payment_method,
-        day_before,
-        final_day: None,
-        sms1_sent: false,
-        late,
-        attempts: Attempts::default(),
-    };
-    let mut case = CaseCore::open(case_id.clone(), pkg.customer.clone(), ticket, ctx.now).about_package(&pkg.package_id);
-    case.note(
-        ctx.now,
-        TimelineKind::Event,
-        format!(
-            "package.booked unpaid: {} {} by {}, first visit {}",
-            pkg.price.amount,
-            pkg.price.currency,
-            pkg.payment_method,
-            cal.rfc3339(first_visit)
-        ),
-    );
-    ctx.decided(&mut case, "R4.1 not_paid ticket opened for customer_success");
-    if first_call <= ctx.now {
-        first_call_task(&mut case, &mut flow, ctx);
-    } else {
-        ctx.place(&mut case, TimerKind::CallAttempt, first_call);
-    }
-    if late {
-        let deadline = cal.at(day_before, ctx.policy.package_payment.payment_deadline_time).max(ctx.now);
-        ctx.decided(
-            &mut case,
-            format!("R4.7 the first visit is close: R4.1's call, and unpaid at {} the package is cancelled (R4.4)", cal.rfc3339(deadline)),
-        );
-        ctx.place(&mut case, TimerKind::PaymentDeadline, deadline);
-    } else {
-        let at = cal.at(day_before, ctx.policy.package_payment.day_before_call_time);
-        ctx.place(&mut case, TimerKind::CallAttempt, at);
-    }
-    snapshot.cases.push(Case { core: case, flow: CaseFlow::PackagePayment(flow) });
-    case_id
 }
 
 /// The call task of a stage; its report is awaited (R9.1).
@@ -267,6 +210,63 @@ impl Playbook for PackagePayment {
     const NAME: PlaybookName = PlaybookName::PackagePayment;
     type Flow = Flow;
     type Subject = Package;
+    type Opening = ();
+
+    /// R4.1 opens the chase for a package booked unpaid.
+    fn open(case_id: String, pkg: &Package, _: &(), ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let cal = ctx.cal().clone();
+        let first_visit = pkg.first_visit().map(|v| v.window_start).unwrap_or(ctx.now);
+        let scheduled_day_before = working_day_before(&cal, cal.local_date(first_visit));
+        // R9.7 the first call counts from the booking; one that fell due before it arrived is taken now.
+        let first_call = ctx.catch_up(cal.working_moment(ctx.occurred));
+        // R4.7 the day-before step's day has come (or passed) by the first call.
+        let late = cal.local_date(first_call) >= scheduled_day_before;
+        let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
+        let ticket = Ticket::open("package", "payment", "not_paid", Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
+        let mut flow = Flow {
+            state: State::Chasing,
+            stage: Stage::First,
+            payment_method: pkg.payment_method,
+            day_before,
+            final_day: None,
+            sms1_sent: false,
+            late,
+            attempts: Attempts::default(),
+        };
+        let mut case = CaseCore::open(case_id, pkg.customer.clone(), ticket, ctx.now).about_package(&pkg.package_id);
+        case.note(
+            ctx.now,
+            TimelineKind::Event,
+            format!(
+                "package.booked unpaid: {} {} by {}, first visit {}",
+                pkg.price.amount,
+                pkg.price.currency,
+                pkg.payment_method,
+                cal.rfc3339(first_visit)
+            ),
+        );
+        ctx.decided(&mut case, "R4.1 not_paid ticket opened for customer_success");
+        if first_call <= ctx.now {
+            first_call_task(&mut case, &mut flow, ctx);
+        } else {
+            ctx.place(&mut case, TimerKind::CallAttempt, first_call);
+        }
+        if late {
+            let deadline = cal.at(day_before, ctx.policy.package_payment.payment_deadline_time).max(ctx.now);
+            ctx.decided(
+                &mut case,
+                format!(
+                    "R4.7 the first visit is close: R4.1's call, and unpaid at {} the package is cancelled (R4.4)",
+                    cal.rfc3339(deadline)
+                ),
+            );
+            ctx.place(&mut case, TimerKind::PaymentDeadline, deadline);
+        } else {
+            let at = cal.at(day_before, ctx.policy.package_payment.day_before_call_time);
+            ctx.place(&mut case, TimerKind::CallAttempt, at);
+        }
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.state.as_str()
@@ -414,9 +414,9 @@ impl Playbook for PackagePayment {
 mod tests {
     //! Given an unpaid package, when calls, payments and timers arrive, then these effects.
     use super::*;
-    use crate::domain::case::CallOutcome;
     use crate::domain::effects::TimerRef;
     use crate::domain::events::{EventBody, Input};
+    use crate::domain::records::case::CallOutcome;
     use crate::domain::testkit::*;
 
     use chrono::{DateTime, Utc};
@@ -432,7 +432,7 @@ mod tests {
 
     fn f(w: &World, id: &str) -> Flow {
         match &w.case(id).flow {
-            CaseFlow::PackagePayment(f) => f.clone(),
+            super::super::CaseFlow::PackagePayment(f) => f.clone(),
             _ => unreachable!(),
         }
     }

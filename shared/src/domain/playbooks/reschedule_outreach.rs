@@ -30,15 +30,14 @@
 //!   a cancellation or a completion closes it.
 
 use super::attempts::{Attempts, Report};
-use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::commands::{CallCustomer, CommandBody, NotifyTechnician, Reason, RevokeStfLinks};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, CancelledBy, Resolution};
-use crate::domain::order::Order;
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::snapshot::Snapshot;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -71,50 +70,6 @@ pub struct Flow {
 
 fn cancel_moment(window_start: DateTime<Utc>, ctx: &Ctx) -> DateTime<Utc> {
     window_start - Duration::minutes(ctx.policy.reschedule_outreach.cancel_before_minutes as i64)
-}
-
-/// R1.1 opens the outreach (the order checked the appointment is booked); a second request while
-/// it is open keeps the case and takes the new link.
-pub fn open(snapshot: &mut Snapshot, appointment_id: &str, reason: &str, stf_link: &str, ctx: &mut Ctx) -> String {
-    let open = snapshot.cases.iter_mut().find(|c| c.appointment_id.as_deref() == Some(appointment_id) && c.ticket.is_open());
-    if let Some(Case { core, flow: CaseFlow::RescheduleOutreach(f) }) = open {
-        f.stf_link = stf_link.to_string();
-        core.note(ctx.now, crate::domain::case::TimelineKind::Event, format!("reschedule requested again ({reason}); new link {stf_link}"));
-        return core.case_id.clone();
-    }
-    let appointment = snapshot.as_order().and_then(|o| o.appointment(appointment_id)).expect("the order checked the appointment").clone();
-    let case_id = snapshot.next_case_id();
-    let cancel_at = cancel_moment(appointment.window_start, ctx);
-    let manual = ctx.now >= cancel_at;
-    let priority = if manual { Priority::Urgent } else { Priority::Medium };
-    let ticket =
-        Ticket::open("appointment", "reschedule", "outreach", priority, Group::CustomerCare, &appointment.area).due(cancel_at.max(ctx.now));
-    let mut flow =
-        Flow { state: State::Reaching, stf_link: stf_link.to_string(), reason: reason.to_string(), attempts: Attempts::default() };
-    let mut case = CaseCore::open(case_id.clone(), appointment.customer.clone(), ticket, ctx.now)
-        .about_appointment(&appointment.appointment_id, &appointment.order_id);
-    case.note(ctx.now, crate::domain::case::TimelineKind::Event, format!("appointment.reschedule_requested: {reason}"));
-    // R1.1 attempt 1 the same day: now, or at the next working-hours start.
-    if ctx.cal().in_working_hours(ctx.now) {
-        call_task(&mut case, &mut flow, ctx);
-    } else {
-        let due = ctx.cal().working_moment(ctx.now);
-        ctx.place(&mut case, TimerKind::CallAttempt, due);
-    }
-    // R1.4 cancel if still unresolved at T-1h.
-    if manual {
-        let before = ctx.policy.reschedule_outreach.cancel_before_minutes;
-        ctx.decided(
-            &mut case,
-            format!("R1.4 requested inside the last {before} minutes before the start: no automatic cancel, left to ops"),
-        );
-        // R9.3 the ticket still ends: at the start.
-        ctx.place(&mut case, TimerKind::AutoClose, appointment.window_start.max(ctx.now));
-    } else {
-        ctx.place(&mut case, TimerKind::OutreachCancel, cancel_at);
-    }
-    snapshot.cases.push(Case { core: case, flow: CaseFlow::RescheduleOutreach(flow) });
-    case_id
 }
 
 /// The call task of the next attempt, with the R1.5 hint to offer the soonest available time
@@ -184,10 +139,54 @@ fn revoke_links(case: &mut CaseCore, flow: &Flow, before: DateTime<Utc>, ctx: &m
     ctx.command(case, body);
 }
 
+/// `appointment.reschedule_requested`: what opens an outreach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub appointment_id: String,
+    pub reason: String,
+    pub stf_link: String,
+}
+
 impl Playbook for RescheduleOutreach {
     const NAME: PlaybookName = PlaybookName::RescheduleOutreach;
     type Flow = Flow;
     type Subject = Order;
+    type Opening = Request;
+
+    /// R1.1 opens the outreach (the order checked the appointment is booked and has no open one).
+    fn open(case_id: String, order: &Order, request: &Request, ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let Request { appointment_id, reason, stf_link } = request;
+        let appointment = order.appointment(appointment_id).expect("the order checked the appointment");
+        let cancel_at = cancel_moment(appointment.window_start, ctx);
+        let manual = ctx.now >= cancel_at;
+        let priority = if manual { Priority::Urgent } else { Priority::Medium };
+        let ticket = Ticket::open("appointment", "reschedule", "outreach", priority, Group::CustomerCare, &appointment.area)
+            .due(cancel_at.max(ctx.now));
+        let mut flow = Flow { state: State::Reaching, stf_link: stf_link.clone(), reason: reason.clone(), attempts: Attempts::default() };
+        let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, ctx.now)
+            .about_appointment(&appointment.appointment_id, &appointment.order_id);
+        case.note(ctx.now, TimelineKind::Event, format!("appointment.reschedule_requested: {reason}"));
+        // R1.1 attempt 1 the same day: now, or at the next working-hours start.
+        if ctx.cal().in_working_hours(ctx.now) {
+            call_task(&mut case, &mut flow, ctx);
+        } else {
+            let due = ctx.cal().working_moment(ctx.now);
+            ctx.place(&mut case, TimerKind::CallAttempt, due);
+        }
+        // R1.4 cancel if still unresolved at T-1h.
+        if manual {
+            let before = ctx.policy.reschedule_outreach.cancel_before_minutes;
+            ctx.decided(
+                &mut case,
+                format!("R1.4 requested inside the last {before} minutes before the start: no automatic cancel, left to ops"),
+            );
+            // R9.3 the ticket still ends: at the start.
+            ctx.place(&mut case, TimerKind::AutoClose, appointment.window_start.max(ctx.now));
+        } else {
+            ctx.place(&mut case, TimerKind::OutreachCancel, cancel_at);
+        }
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.state.as_str()
@@ -317,6 +316,11 @@ impl Playbook for RescheduleOutreach {
 
     fn on_subject(case: &mut CaseCore, flow: &mut Flow, event: &SubjectEvent, _: &Order, ctx: &mut Ctx) {
         match event {
+            // A second request while the outreach is open keeps the case and takes the new link.
+            SubjectEvent::RequestedAgain { reason, stf_link } => {
+                flow.stf_link = stf_link.clone();
+                case.note(ctx.now, TimelineKind::Event, format!("reschedule requested again ({reason}); new link {stf_link}"));
+            }
             SubjectEvent::AppointmentEnded(result) => end(case, flow, State::Closed, TicketStatus::Closed, *result, ctx),
             // Rescheduled by other means (the link, the dashboard): the outreach is done.
             SubjectEvent::Moved { window_start } => {
@@ -361,7 +365,7 @@ mod tests {
         let c = w.case(&id);
         assert_eq!(
             (c.playbook().as_str(), c.ticket.group, c.ticket.status),
-            ("reschedule_outreach", crate::domain::case::Group::CustomerCare, TicketStatus::Open)
+            ("reschedule_outreach", crate::domain::records::case::Group::CustomerCare, TicketStatus::Open)
         );
         assert_eq!(w.due(&id, TimerKind::OutreachCancel), Some(t("2026-03-05T13:00:00+02:00")));
     }

@@ -22,12 +22,12 @@
 
 use super::attempts::{Attempts, Report};
 use super::Playbook;
-use crate::domain::case::{CaseCore, Priority, TicketResult, TicketStatus, TimerKind};
 use crate::domain::commands::{CommandBody, Reason};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, Resolution};
-use crate::domain::order::Order;
 use crate::domain::policy::Policy;
+use crate::domain::records::case::{CaseCore, Priority, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};

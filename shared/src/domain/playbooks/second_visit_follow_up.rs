@@ -30,17 +30,16 @@
 //! - R3.9 re-open as R2.10 (refused citing R2.10): the attempts and both SLAs start over.
 
 use super::round::{self, FollowUp, Round, Rules, State};
-use super::{Case, CaseFlow, Playbook, PlaybookName, SubjectEvent};
+use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::calendar::Calendar;
-use crate::domain::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
 use crate::domain::commands::{BlockTechnicianDays, CallCustomer, CommandBody, CreateVisit, Escalate, PaintingQuote, Reason};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, CompletionOutcome, Painting, Resolution};
 use crate::domain::money::{split_remainder_last, Money};
-use crate::domain::order::Order;
 use crate::domain::policy::{Policy, SecondVisitPolicy};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
-use crate::domain::snapshot::Snapshot;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -76,42 +75,6 @@ pub fn quote(p: &Painting, policy: &SecondVisitPolicy) -> PaintingQuote {
         material_day1: day1,
         material_rest: material_total - day1,
     }
-}
-
-/// R3.1 opens the case (the subject timer placed at completion fired).
-pub fn open(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
-    let appointment = snapshot.as_order()?.appointment(appointment_id)?.clone();
-    let completion = appointment.completion.clone()?;
-    let p = &ctx.policy.second_visit;
-    let case_id = snapshot.next_case_id();
-    let now = ctx.now;
-    let close_at = now + Duration::days(p.close_after_days as i64);
-    let ticket =
-        Ticket::open("follow_up", "customer_care", "second_visit", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
-    let mut flow = Flow {
-        round: Round::new(ctx.cal().local_date(now)),
-        outcome: completion.outcome,
-        needs_material: completion.needs_material,
-        material_days: completion.material_days,
-        painting: completion.painting.as_ref().map(|x| quote(x, p)),
-        cost_confirmed_at: None,
-    };
-    let mut case = CaseCore::open(case_id.clone(), appointment.customer.clone(), ticket, now)
-        .about_appointment(&appointment.appointment_id, &appointment.order_id);
-    ctx.decided(&mut case, format!("R3.1 second-visit follow-up opened after {} of {}", completion.outcome, appointment.appointment_id));
-    if let Some(q) = &flow.painting {
-        ctx.decided(
-            &mut case,
-            format!(
-                "R3.7 painting quote: per day {:?}, material quotation {}, tax {}, material total {}, day-1 material {} ({})",
-                q.price_per_day, q.material_quotation, q.tax, q.material_total, q.material_day1, q.currency
-            ),
-        );
-    }
-    let order = snapshot.as_order()?;
-    SecondVisitFollowUp::start(&mut case, &mut flow, close_at, order, ctx);
-    snapshot.cases.push(Case { core: case, flow: CaseFlow::SecondVisitFollowUp(flow) });
-    Some(case_id)
 }
 
 fn escalate(case: &mut CaseCore, sla: &str, reason: String, ctx: &mut Ctx) {
@@ -176,6 +139,44 @@ impl Playbook for SecondVisitFollowUp {
     const NAME: PlaybookName = PlaybookName::SecondVisitFollowUp;
     type Flow = Flow;
     type Subject = Order;
+    /// The completed appointment.
+    type Opening = String;
+
+    /// R3.1 opens the case (the order checked the appointment was completed).
+    fn open(case_id: String, order: &Order, appointment_id: &String, ctx: &mut Ctx) -> (CaseCore, Flow) {
+        let appointment = order.appointment(appointment_id).expect("the order checked the appointment");
+        let completion = appointment.completion.clone().expect("the order checked the completion");
+        let p = &ctx.policy.second_visit;
+        let now = ctx.now;
+        let close_at = now + Duration::days(p.close_after_days as i64);
+        let ticket =
+            Ticket::open("follow_up", "customer_care", "second_visit", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+        let mut flow = Flow {
+            round: Round::new(ctx.cal().local_date(now)),
+            outcome: completion.outcome,
+            needs_material: completion.needs_material,
+            material_days: completion.material_days,
+            painting: completion.painting.as_ref().map(|x| quote(x, p)),
+            cost_confirmed_at: None,
+        };
+        let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, now)
+            .about_appointment(&appointment.appointment_id, &appointment.order_id);
+        ctx.decided(
+            &mut case,
+            format!("R3.1 second-visit follow-up opened after {} of {}", completion.outcome, appointment.appointment_id),
+        );
+        if let Some(q) = &flow.painting {
+            ctx.decided(
+                &mut case,
+                format!(
+                    "R3.7 painting quote: per day {:?}, material quotation {}, tax {}, material total {}, day-1 material {} ({})",
+                    q.price_per_day, q.material_quotation, q.tax, q.material_total, q.material_day1, q.currency
+                ),
+            );
+        }
+        Self::start(&mut case, &mut flow, close_at, order, ctx);
+        (case, flow)
+    }
 
     fn state(flow: &Flow) -> &'static str {
         flow.round.state.as_str()
@@ -402,7 +403,7 @@ mod tests {
         let (w, id) = opened(CompletionOutcome::Inspection);
         let c = w.case(&id);
         assert_eq!(c.opened_at, t("2026-03-02T11:00:00+02:00"));
-        assert_eq!((c.ticket.status, c.ticket.group), (TicketStatus::Open, crate::domain::case::Group::CustomerCare));
+        assert_eq!((c.ticket.status, c.ticket.group), (TicketStatus::Open, crate::domain::records::case::Group::CustomerCare));
         assert_eq!(w.commands(), vec!["call_customer"]);
         let mut w = World::new();
         w.when(booked("A1", "2026-03-02T08:00:00+02:00", Some("T1")), "2026-03-01T10:00:00+02:00").unwrap();
@@ -475,7 +476,7 @@ mod tests {
             .unwrap();
         assert_eq!(w.commands(), vec!["create_visit"]);
         let c = w.case(&id);
-        assert_eq!((c.ticket.status, c.ticket.group), (TicketStatus::Pending, crate::domain::case::Group::EngineeringOperation));
+        assert_eq!((c.ticket.status, c.ticket.group), (TicketStatus::Pending, crate::domain::records::case::Group::EngineeringOperation));
     }
 
     #[test]

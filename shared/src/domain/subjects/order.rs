@@ -33,131 +33,21 @@
 //!   with outcome inspection / incomplete / painting places the subject timer that opens
 //!   `second_visit_follow_up` (R3.1).
 
-use super::calendar::Calendar;
-use super::case::{Customer, TicketResult, TimelineEntry, TimelineKind, TimerKind};
-use super::commands::{CancelAppointment, CommandBody, CreateVisit, Window};
-use super::ctx::Ctx;
-use super::events::{Availability, CancelledBy, CompletionOutcome, Event, EventBody, Painting};
-use super::money::{Money, Percent};
-use super::playbooks::{
-    appointment_watch, cancellation_follow_up, reschedule_outreach, second_visit_follow_up, tell, Case, PlaybookName, SubjectEvent,
-};
-use super::refusal::{ErrorCode, Refusal};
-use super::sms::{SmsVars, TemplateId};
-use super::snapshot::{Snapshot, Subject, SubjectTimer};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-
-/// An order: its appointments, each as the dashboard booked it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Order {
-    pub order_id: String,
-    pub appointments: Vec<Appointment>,
-    /// What happened to the order itself that no case records (R9.2 echoes).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub timeline: Vec<TimelineEntry>,
-}
-
-impl Order {
-    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
-        self.appointments.iter().find(|a| a.appointment_id == id)
-    }
-    pub fn appointment_mut(&mut self, id: &str) -> Option<&mut Appointment> {
-        self.appointments.iter_mut().find(|a| a.appointment_id == id)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppointmentStatus {
-    Booked,
-    Cancelled,
-    Completed,
-}
-
-/// An appointment as the dashboard booked it, kept for the playbooks that follow it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Appointment {
-    pub appointment_id: String,
-    pub order_id: String,
-    pub customer: Customer,
-    pub area: String,
-    pub service: String,
-    pub price: Money,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    pub visit_number: u32,
-    pub technician_id: Option<String>,
-    pub discount_percent: u32,
-    pub status: AppointmentStatus,
-    #[serde(default)]
-    pub reschedules: u32,
-    #[serde(default)]
-    pub booked_at: Option<DateTime<Utc>>,
-    /// R7.1 every reschedule, with the fee that applied.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reschedule_log: Vec<Reschedule>,
-    /// What `appointment.completed` reported, kept for the case that opens later (R3.1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion: Option<Completion>,
-    /// R2.3 the coupon its cancellation earned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub coupon: Option<Coupon>,
-    /// R9.2 (v3) the digest of the `appointment.booked` that created it (`events::digest`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub booking: Option<String>,
-    /// R9.2 (v3) when each accepted reschedule request happened (`occurred_at`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub requests: Vec<DateTime<Utc>>,
-}
-
-impl Appointment {
-    /// The appointment day in the business calendar's local date.
-    pub fn day(&self, cal: &Calendar) -> NaiveDate {
-        cal.local_date(self.window_start)
-    }
-    pub fn is_booked(&self) -> bool {
-        self.status == AppointmentStatus::Booked
-    }
-}
-
-/// One accepted change of an appointment's window (R7.1).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reschedule {
-    pub at: DateTime<Utc>,
-    pub from_start: DateTime<Utc>,
-    pub to_start: DateTime<Utc>,
-    pub requested_by: String,
-    /// `Some` when the change came inside the fee period (amount 0 = inform only).
-    pub fee: Option<Money>,
-    /// R9.2 (v3) when the `appointment.rescheduled` behind it happened; `None` for a rebooking
-    /// of the engine's own (R1.5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub occurred_at: Option<DateTime<Utc>>,
-}
-
-/// The outcome of a completed visit (R3.1, R3.5, R3.7).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Completion {
-    pub at: DateTime<Utc>,
-    pub outcome: CompletionOutcome,
-    pub needs_material: bool,
-    pub material_days: Option<u32>,
-    pub painting: Option<Painting>,
-}
-
-/// R2.3 a discount coupon earned by a cancellation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coupon {
-    pub code: String,
-    pub discount: Percent,
-    pub valid_until: NaiveDate,
-}
-
-/// The subject-index entry under which an appointment's order is found.
-pub fn appointment_subject(appointment_id: &str) -> String {
-    format!("appointment:{appointment_id}")
-}
+use crate::domain::commands::{CancelAppointment, CommandBody, CreateVisit, Window};
+use crate::domain::ctx::Ctx;
+use crate::domain::events::{CancelledBy, CompletionOutcome, Event, EventBody};
+use crate::domain::ids::{SubjectId, TimerSubject};
+use crate::domain::playbooks::appointment_watch::{self, AppointmentWatch};
+use crate::domain::playbooks::cancellation_follow_up::{self, CancellationFollowUp, Opening as FollowUpOpening};
+use crate::domain::playbooks::reschedule_outreach::{Request, RescheduleOutreach};
+use crate::domain::playbooks::second_visit_follow_up::SecondVisitFollowUp;
+use crate::domain::playbooks::{Case, PlaybookName, SubjectEvent};
+use crate::domain::records::case::{TicketResult, TimelineKind, TimerKind};
+use crate::domain::records::order::{Appointment, AppointmentStatus, Cancellation, Completion, Order, Reschedule};
+use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::sms::{SmsVars, TemplateId};
+use crate::domain::subjects::snapshot::{Snapshot, Subject, SubjectTimer};
+use chrono::{DateTime, Duration, Utc};
 
 /// What an event decision produced: the next snapshot and the case the 202 names.
 pub type Outcome = (Snapshot, Option<String>);
@@ -184,7 +74,7 @@ fn booked_appointment<'s>(snapshot: &'s mut Snapshot, appointment_id: &str) -> R
     if !appointment.is_booked() {
         return Err(Refusal::conflict(
             ErrorCode::AppointmentClosed,
-            format!("appointment {appointment_id:?} is already {}", super::ctx::wire_name(&appointment.status)),
+            format!("appointment {appointment_id:?} is already {}", crate::domain::ctx::wire_name(&appointment.status)),
             Some("data.appointment_id"),
         ));
     }
@@ -195,11 +85,12 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
     if let EventBody::AppointmentBooked { .. } = &event.body {
         return booked(snapshot, event, ctx);
     }
-    let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
+    let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| crate::domain::decide::unknown_subject(event))?;
     let s = &mut snapshot;
     let case_id = match &event.body {
         EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability } => {
-            let cancellation = Cancellation { by: *cancelled_by, reason, wants_follow_up: *wants_follow_up, availability: *availability };
+            let cancellation =
+                Cancellation { by: *cancelled_by, reason: reason.clone(), wants_follow_up: *wants_follow_up, availability: *availability };
             cancel(s, appointment_id, &cancellation, None, ctx)?
         }
         EventBody::AppointmentAssigned { appointment_id, technician_id } => {
@@ -207,12 +98,19 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             // R0.3 an assignment in time ends the watch.
             unwatch(s, appointment_id, ctx);
             let watch = open_case(s, appointment_id, PlaybookName::AppointmentWatch);
-            tell(s, |c| is_open_about(c, appointment_id), &SubjectEvent::Assigned, ctx);
+            s.tell(|c| is_open_about(c, appointment_id), &SubjectEvent::Assigned, ctx);
             watch
         }
         EventBody::AppointmentRescheduleRequested { appointment_id, reason, stf_link } => {
             booked_appointment(s, appointment_id)?.requests.push(ctx.occurred);
-            Some(reschedule_outreach::open(s, appointment_id, reason, stf_link, ctx))
+            // A second request while the outreach is open keeps that case (it takes the new link).
+            if let Some(open) = open_case(s, appointment_id, PlaybookName::RescheduleOutreach) {
+                let again = SubjectEvent::RequestedAgain { reason: reason.clone(), stf_link: stf_link.clone() };
+                s.tell(|c| c.case_id == open, &again, ctx);
+                return Ok((snapshot, Some(open)));
+            }
+            let request = Request { appointment_id: appointment_id.clone(), reason: reason.clone(), stf_link: stf_link.clone() };
+            Some(s.open::<RescheduleOutreach>(&request, ctx))
         }
         EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, requested_by } => {
             reschedule(s, appointment_id, (*window_start, *window_end), requested_by, None, ctx)?;
@@ -234,9 +132,9 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             let follows = matches!(outcome, CompletionOutcome::Inspection | CompletionOutcome::Incomplete | CompletionOutcome::Painting);
             let due = ctx.occurred + Duration::minutes(ctx.policy.second_visit.open_after_minutes as i64);
             match (follows, due <= ctx.now) {
-                (true, true) => second_visit_follow_up::open(s, appointment_id, ctx),
+                (true, true) => open_second_visit(s, appointment_id, ctx),
                 (true, false) => {
-                    ctx.place_subject(s, &appointment_subject(appointment_id), TimerKind::OpenSecondVisit, due);
+                    ctx.place_subject(&mut s.timers, TimerSubject::Appointment(appointment_id.clone()), TimerKind::OpenSecondVisit, due);
                     None
                 }
                 (false, _) => None,
@@ -291,13 +189,13 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         reschedule_log: Vec::new(),
         completion: None,
         coupon: None,
-        booking: Some(super::events::digest(&event.body)),
+        booking: Some(crate::domain::events::digest(&event.body)),
         requests: Vec::new(),
     });
-    ctx.index.push(appointment_subject(appointment_id));
+    ctx.index.push(SubjectId::Appointment(appointment_id.clone()));
     // R3.5 (v2) a rebooked second visit is done once a later visit of the order is booked.
     let event = SubjectEvent::VisitBooked { appointment_id: appointment_id.clone() };
-    tell(&mut snapshot, |c| c.ticket.is_open(), &event, ctx);
+    snapshot.tell(|c| c.ticket.is_open(), &event, ctx);
     // R0.1 every booked appointment without a technician is watched.
     let case_id = watch(&mut snapshot, appointment_id, ctx);
     Ok((snapshot, case_id))
@@ -305,7 +203,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
 
 /// A timer placed on an appointment rather than a case.
 pub fn on_subject_timer(snapshot: &mut Snapshot, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
-    let appointment_id = timer.subject_id.strip_prefix("appointment:")?.to_string();
+    let TimerSubject::Appointment(appointment_id) = timer.subject_id.clone() else { return None };
     match timer.timer.kind {
         // R0.1 T-3h: the watch case opens if the appointment is still unassigned.
         TimerKind::StatusUpdate => {
@@ -314,15 +212,21 @@ pub fn on_subject_timer(snapshot: &mut Snapshot, timer: &SubjectTimer, ctx: &mut
             {
                 return None;
             }
-            Some(appointment_watch::open(snapshot, &appointment_id, ctx))
+            Some(snapshot.open::<AppointmentWatch>(&appointment_id, ctx))
         }
-        TimerKind::OpenSecondVisit => second_visit_follow_up::open(snapshot, &appointment_id, ctx),
+        TimerKind::OpenSecondVisit => open_second_visit(snapshot, &appointment_id, ctx),
         _ => None,
     }
 }
 
 fn is_open_about(case: &Case, appointment_id: &str) -> bool {
     case.appointment_id.as_deref() == Some(appointment_id) && case.ticket.is_open()
+}
+
+/// R3.1 the second-visit follow-up of a completed appointment opens.
+fn open_second_visit(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> Option<String> {
+    let completed = order(snapshot).appointment(appointment_id).is_some_and(|a| a.completion.is_some());
+    completed.then(|| snapshot.open::<SecondVisitFollowUp>(&appointment_id.to_string(), ctx))
 }
 
 /// The open case of this playbook about the appointment, if any.
@@ -343,29 +247,21 @@ fn watch(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) -> Option
     }
     let status_at = appointment_watch::status_moment(a.window_start, ctx.policy);
     if ctx.now < status_at {
-        ctx.place_subject(snapshot, &appointment_subject(appointment_id), TimerKind::StatusUpdate, status_at);
+        ctx.place_subject(&mut snapshot.timers, TimerSubject::Appointment(appointment_id.to_string()), TimerKind::StatusUpdate, status_at);
         return None;
     }
-    Some(appointment_watch::open(snapshot, appointment_id, ctx))
+    Some(snapshot.open::<AppointmentWatch>(&appointment_id.to_string(), ctx))
 }
 
 /// Stops watching (R0.3): the pending T-3h subject timer is cancelled.
 fn unwatch(snapshot: &mut Snapshot, appointment_id: &str, ctx: &mut Ctx) {
-    ctx.cancel_subject(snapshot, &appointment_subject(appointment_id), &[TimerKind::StatusUpdate]);
+    ctx.cancel_subject(&mut snapshot.timers, &TimerSubject::Appointment(appointment_id.to_string()), &[TimerKind::StatusUpdate]);
 }
 
 /// The appointment was cancelled or completed: its watch stops and its open cases are told.
 fn ended(snapshot: &mut Snapshot, appointment_id: &str, result: TicketResult, ctx: &mut Ctx) {
     unwatch(snapshot, appointment_id, ctx);
-    tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::AppointmentEnded(result), ctx);
-}
-
-/// How an appointment was cancelled.
-pub struct Cancellation<'a> {
-    pub by: CancelledBy,
-    pub reason: &'a str,
-    pub wants_follow_up: bool,
-    pub availability: Option<Availability>,
+    snapshot.tell(|c| is_open_about(c, appointment_id), &SubjectEvent::AppointmentEnded(result), ctx);
 }
 
 /// Cancels a booked appointment, from the dashboard or asked by the case `origin` (which then
@@ -398,13 +294,17 @@ pub(crate) fn cancel(
     let coupon = (cancellation_follow_up::earns_coupon(&appointment, how.by) && appointment.coupon.is_none())
         .then(|| cancellation_follow_up::coupon(&appointment, how.availability, ctx));
     if let Some(c) = &coupon {
-        ctx.index.push(coupon_subject(&c.code));
+        ctx.index.push(SubjectId::Coupon(c.code.clone()));
         order_mut(snapshot).appointment_mut(appointment_id).expect("cancelled above").coupon = Some(c.clone());
     }
 
     // R2.1 the follow-up opens and makes the offer on its case.
     if cancellation_follow_up::qualifies(&appointment, how.by, how.wants_follow_up) {
-        let id = cancellation_follow_up::open(snapshot, &appointment, how, coupon.as_ref(), ctx);
+        let opening = FollowUpOpening { appointment: appointment.clone(), cancellation: how.clone(), coupon: coupon.clone() };
+        let id = snapshot.open::<CancellationFollowUp>(&opening, ctx);
+        // R2.2 the order's other open follow-up is a duplicate ticket.
+        let older = |c: &Case| c.case_id != id && c.playbook() == PlaybookName::CancellationFollowUp && c.ticket.is_open();
+        snapshot.tell(older, &SubjectEvent::Superseded { by: id.clone() }, ctx);
         if let Some(case) = origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)) {
             ctx.decided(&mut case.core, format!("R2.1 cancellation follow-up {id} opened"));
         }
@@ -416,11 +316,6 @@ pub(crate) fn cancel(
         cancellation_follow_up::offer(case, coupon, &appointment, ctx);
     }
     Ok(None)
-}
-
-/// The subject-index entry that keeps a coupon code to one order (R2.3: codes are unique).
-pub fn coupon_subject(code: &str) -> String {
-    format!("coupon:{code}")
 }
 
 /// How a window change was carried out.
@@ -526,7 +421,7 @@ fn reschedule(
         replace_visit(snapshot, &appointment, original, via, ctx);
         Change::Replaced
     } else {
-        tell(snapshot, |c| is_open_about(c, appointment_id), &SubjectEvent::Moved { window_start }, ctx);
+        snapshot.tell(|c| is_open_about(c, appointment_id), &SubjectEvent::Moved { window_start }, ctx);
         watch(snapshot, appointment_id, ctx);
         Change::Moved
     };
@@ -559,7 +454,7 @@ fn replace_visit(snapshot: &mut Snapshot, appointment: &Appointment, original: D
         window_start: Some(cal.rfc3339(original)),
     });
     let create = CommandBody::CreateVisit(CreateVisit {
-        subject: super::case::SubjectIds { order_id: Some(appointment.order_id.clone()), ..Default::default() },
+        subject: crate::domain::records::case::SubjectIds { order_id: Some(appointment.order_id.clone()), ..Default::default() },
         window_start: cal.rfc3339(appointment.window_start),
         window_end: cal.rfc3339(appointment.window_end),
         coupon_code: None,
@@ -582,7 +477,7 @@ fn replace_visit(snapshot: &mut Snapshot, appointment: &Appointment, original: D
     }
     unwatch(snapshot, &appointment.appointment_id, ctx);
     let event = SubjectEvent::VisitReplaced { appointment_id: appointment.appointment_id.clone() };
-    tell(snapshot, |c| c.ticket.is_open() && Some(c.case_id.as_str()) != via, &event, ctx);
+    snapshot.tell(|c| c.ticket.is_open() && Some(c.case_id.as_str()) != via, &event, ctx);
 }
 
 #[cfg(test)]

@@ -129,6 +129,18 @@ pub struct Attempt {
 }
 
 crate::named_enum! {
+    /// The playbooks of SPEC §3 by their contract names (each one's home is `playbooks/`).
+    pub enum PlaybookName {
+        AppointmentWatch = "appointment_watch",
+        RescheduleOutreach = "reschedule_outreach",
+        CancellationFollowUp = "cancellation_follow_up",
+        SecondVisitFollowUp = "second_visit_follow_up",
+        PackagePayment = "package_payment",
+        PackageExpiry = "package_expiry",
+    }
+}
+
+crate::named_enum! {
     /// Why a timer exists; with the case step it makes a timer's identity.
     pub enum TimerKind {
         /// A call task falls due (R2.5, R1.3, R3.4, R4.4, R4.5, R5.2, R5.3).
@@ -331,14 +343,9 @@ impl CaseCore {
         self.attempts.iter().any(|a| a.outcome == CallOutcome::Unreported && a.at > occurred)
     }
 
-    /// Records a reported call as an attempt, at the time it happened.
-    pub fn record(&mut self, call: &super::events::CallCompleted, at: DateTime<Utc>) {
-        self.attempts.push(Attempt {
-            at,
-            outcome: call.outcome,
-            call_id: Some(call.call_id.clone()),
-            agent_id: Some(call.agent_id.clone()),
-        });
+    /// Records a reported call (`call_id` by `agent_id`) as an attempt, at the time it happened.
+    pub fn record(&mut self, call_id: &str, agent_id: &str, outcome: CallOutcome, at: DateTime<Utc>) {
+        self.attempts.push(Attempt { at, outcome, call_id: Some(call_id.into()), agent_id: Some(agent_id.into()) });
     }
 }
 

@@ -29,178 +29,21 @@
 //!   nothing (the dashboard echoing the engine's own R4.4 cancellation). Visit events on such a
 //!   package → 422 `package_closed`. `package.paid` is accepted at any time (R4.6).
 
-//!
-//! Counting, settled here (R6):
-//! - `used` = visits completed; `counted` = visits cancelled or changed late and counted as
-//!   used (R6.2, R6.3); `remaining` = visits − used − counted. A visit cancelled free (R6.1)
-//!   is still owed to the customer, so it stays in `remaining` until it is rebooked and used.
-//! - Validity (R5.1): from `start_date` through `start_date` + 1 month − 1 day; Day 1 after
-//!   expiry is `start_date` + 1 month by chrono's calendar-month arithmetic, which clamps to the
-//!   end of a shorter month (booked 2026-01-31 → Day 1 is 2026-02-28).
-
-use super::calendar::Calendar;
-use super::case::{Customer, TimelineEntry, TimelineKind, TimerKind};
-use super::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, RefundPackage};
-use super::ctx::Ctx;
-use super::events::{Event, EventBody, PaymentMethod};
-use super::money::{div_half_up, Money, Percent};
 use super::order::Outcome;
-use super::playbooks::{package_expiry, package_payment, tell, PlaybookName, SubjectEvent};
-use super::refusal::{ErrorCode, Refusal};
-use super::sms::{SmsVars, TemplateId};
-use super::snapshot::{Snapshot, Subject, SubjectTimer};
-use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-
-crate::named_enum! {
-    /// Where one visit of the package stands.
-    pub enum VisitState {
-        /// Booked, not yet done.
-        Scheduled = "scheduled",
-        /// Done (`package_visit.completed`).
-        Completed = "completed",
-        /// Cancelled or changed too late: counted as used (R6.2, R6.3).
-        CountedUsed = "counted_used",
-        /// Cancelled ≥ 24 h ahead: free, not counted, still owed (R6.1).
-        CancelledFree = "cancelled_free",
-        /// Not used by the end of grace (R5.4).
-        Forfeited = "forfeited",
-    }
-}
-
-crate::named_enum! {
-    /// The rule that counted a visit as used without its being done.
-    pub enum CountedBy {
-        /// Changed < 24 h ahead, not the same day.
-        Late = "R6.2",
-        /// Changed on its own day.
-        SameDay = "R6.3",
-    }
-}
-
-crate::named_enum! {
-    pub enum PackageStatus {
-        Active = "active",
-        /// Cancelled by the customer (`package.cancelled`) or for non-payment (R4.4).
-        Cancelled = "cancelled",
-        /// Deactivated at the end of grace (R5.4).
-        Deactivated = "deactivated",
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Visit {
-    pub visit_id: String,
-    pub window_start: DateTime<Utc>,
-    pub state: VisitState,
-    /// The rule that counted it, when counted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counted_by: Option<CountedBy>,
-    /// R9.2 (v3) cancelled (`package_visit.cancelled`, or with its package).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub cancelled: bool,
-    /// R9.2 (v3) each accepted cancellation or reschedule of it, by when it happened.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<VisitChange>,
-}
-
-/// R9.2 (v3) one accepted change of a visit: a copy of it is known by when it happened and what
-/// it asked (a new start, or `None` for a cancellation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VisitChange {
-    pub occurred_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_start: Option<DateTime<Utc>>,
-}
-
-/// The package record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Package {
-    pub package_id: String,
-    pub customer: Customer,
-    pub area: String,
-    /// Total price in minor units.
-    pub price: Money,
-    pub visits: Vec<Visit>,
-    pub start_date: NaiveDate,
-    pub payment_method: PaymentMethod,
-    pub paid: bool,
-    #[serde(default)]
-    pub paid_at: Option<DateTime<Utc>>,
-    pub status: PackageStatus,
-    #[serde(default)]
-    pub booked_at: Option<DateTime<Utc>>,
-    /// What happened to the record itself (R6 has no case to write on).
-    #[serde(default)]
-    pub timeline: Vec<TimelineEntry>,
-    /// R9.2 (v3) the digest of the `package.booked` that created it (`events::digest`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub booking: Option<String>,
-}
-
-impl Package {
-    pub fn visit(&self, visit_id: &str) -> Option<&Visit> {
-        self.visits.iter().find(|v| v.visit_id == visit_id)
-    }
-    pub fn visit_mut(&mut self, visit_id: &str) -> Option<&mut Visit> {
-        self.visits.iter_mut().find(|v| v.visit_id == visit_id)
-    }
-    fn count(&self, state: VisitState) -> u32 {
-        self.visits.iter().filter(|v| v.state == state).count() as u32
-    }
-    pub fn total(&self) -> u32 {
-        self.visits.len() as u32
-    }
-    /// Visits completed.
-    pub fn used(&self) -> u32 {
-        self.count(VisitState::Completed)
-    }
-    /// Visits counted as used without being done (R6.2, R6.3).
-    pub fn counted(&self) -> u32 {
-        self.count(VisitState::CountedUsed)
-    }
-    /// Visits the customer may still use (R5.2 X, R6.4); none once deactivated.
-    pub fn remaining(&self) -> u32 {
-        self.count(VisitState::Scheduled) + self.count(VisitState::CancelledFree)
-    }
-    pub fn is_active(&self) -> bool {
-        self.status == PackageStatus::Active
-    }
-    /// The first visit as booked (R4.4).
-    pub fn first_visit(&self) -> Option<&Visit> {
-        self.visits.iter().min_by_key(|v| v.window_start)
-    }
-    /// R5.1 the last valid day: one calendar month minus a day.
-    pub fn valid_until(&self, validity_months: u32) -> NaiveDate {
-        self.expiry_day1(validity_months) - Duration::days(1)
-    }
-    /// R5.1 Day 1 after expiry = `start_date` + the validity in calendar months (clamped to month end).
-    pub fn expiry_day1(&self, validity_months: u32) -> NaiveDate {
-        expiry_day1(self.start_date, validity_months)
-    }
-    pub fn note(&mut self, at: DateTime<Utc>, kind: TimelineKind, detail: impl Into<String>) {
-        self.timeline.push(TimelineEntry::new(at, kind, detail));
-    }
-    /// The local day of a visit.
-    pub fn visit_day(cal: &Calendar, visit: &Visit) -> NaiveDate {
-        cal.local_date(visit.window_start)
-    }
-}
-
-/// R5.1 Day 1 after expiry for a package starting on `start_date`.
-pub fn expiry_day1(start_date: NaiveDate, validity_months: u32) -> NaiveDate {
-    start_date.checked_add_months(Months::new(validity_months)).expect("date in range")
-}
-
-/// The subject-index entry that lists a package under a day its expiry timers fall due.
-pub fn expiry_subject(day: NaiveDate, package_id: &str) -> String {
-    format!("{}{package_id}", expiry_prefix(day))
-}
-
-/// Every package with an expiry timer due on `day` is indexed under this prefix.
-pub fn expiry_prefix(day: NaiveDate) -> String {
-    format!("expiry:{day}:")
-}
+use crate::domain::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, RefundPackage};
+use crate::domain::ctx::Ctx;
+use crate::domain::events::{Event, EventBody};
+use crate::domain::ids::{SubjectId, TimerSubject};
+use crate::domain::money::{div_half_up, Money, Percent};
+use crate::domain::playbooks::package_expiry::PackageExpiry;
+use crate::domain::playbooks::package_payment::PackagePayment;
+use crate::domain::playbooks::{PlaybookName, SubjectEvent};
+use crate::domain::records::case::{TimelineKind, TimerKind};
+use crate::domain::records::package::{CountedBy, Package, PackageStatus, Visit, VisitChange, VisitState};
+use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::sms::{SmsVars, TemplateId};
+use crate::domain::subjects::snapshot::{Snapshot, Subject, SubjectTimer};
+use chrono::{DateTime, Duration, Utc};
 
 /// The package of a package snapshot (`Snapshot::package` creates both together).
 fn package_mut(snapshot: &mut Snapshot) -> &mut Package {
@@ -214,7 +57,8 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
     if let EventBody::PackageBooked { .. } = &event.body {
         return booked(snapshot, event, ctx);
     }
-    let mut snapshot = snapshot.filter(|s| s.as_package().is_some()).cloned().ok_or_else(|| super::decide::unknown_subject(event))?;
+    let mut snapshot =
+        snapshot.filter(|s| s.as_package().is_some()).cloned().ok_or_else(|| crate::domain::decide::unknown_subject(event))?;
     let case_id = match &event.body {
         EventBody::PackagePaid { .. } => paid(&mut snapshot, ctx),
         EventBody::PackageCancelled { reason, .. } => cancelled(&mut snapshot, reason, ctx),
@@ -269,7 +113,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         status: PackageStatus::Active,
         booked_at: Some(ctx.now),
         timeline: Vec::new(),
-        booking: Some(super::events::digest(&event.body)),
+        booking: Some(crate::domain::events::digest(&event.body)),
     };
     let p = &ctx.policy.package_expiry;
     let day1 = package.expiry_day1(p.validity_months);
@@ -288,11 +132,11 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
     );
     let mut snapshot = Snapshot::package(package);
     // The chase first, so a package's first case is `p1-<package_id>`.
-    let case_id = (!paid).then(|| package_payment::open(&mut snapshot, ctx));
+    let case_id = (!paid).then(|| snapshot.open::<PackagePayment>(&(), ctx));
     // R5.2 / R5.4 one-shot ticks per package: no scan ever looks for expired packages.
-    ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDay1, tick_at);
-    ctx.place_subject(&mut snapshot, package_id, TimerKind::ExpiryDeactivate, end_at);
-    ctx.index.extend([expiry_subject(day1, package_id), expiry_subject(end, package_id)]);
+    ctx.place_subject(&mut snapshot.timers, TimerSubject::Package(package_id.clone()), TimerKind::ExpiryDay1, tick_at);
+    ctx.place_subject(&mut snapshot.timers, TimerSubject::Package(package_id.clone()), TimerKind::ExpiryDeactivate, end_at);
+    ctx.index.extend([SubjectId::Expiry(day1, package_id.clone()), SubjectId::Expiry(end, package_id.clone())]);
     Ok((snapshot, case_id))
 }
 
@@ -308,7 +152,7 @@ fn paid(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
         pkg.note(now, TimelineKind::Event, "package.paid");
     }
     // R4.6 the payment chase resolves; the 202 names its latest case.
-    tell(snapshot, |c| c.playbook() == PlaybookName::PackagePayment, &SubjectEvent::PackagePaid, ctx);
+    snapshot.tell(|c| c.playbook() == PlaybookName::PackagePayment, &SubjectEvent::PackagePaid, ctx);
     snapshot.cases.iter().rev().find(|c| c.playbook() == PlaybookName::PackagePayment).map(|c| c.case_id.clone())
 }
 
@@ -371,8 +215,8 @@ fn cancelled(snapshot: &mut Snapshot, reason: &str, ctx: &mut Ctx) -> Option<Str
     } else {
         package_mut(snapshot).note(now, TimelineKind::Decision, "R6.4 cancelled before payment: nothing to refund");
     }
-    ctx.cancel_subject(snapshot, &pkg.package_id, &[]);
-    tell(snapshot, |_| true, &SubjectEvent::PackageCancelled, ctx);
+    ctx.cancel_subject(&mut snapshot.timers, &TimerSubject::Package(pkg.package_id.clone()), &[]);
+    snapshot.tell(|_| true, &SubjectEvent::PackageCancelled, ctx);
     None
 }
 
@@ -561,11 +405,25 @@ fn visit_completed(snapshot: &mut Snapshot, visit_id: &str, ctx: &mut Ctx) -> Re
     }
 }
 
+/// R5.2 the Day 1 tick opens the expiry case when visits remain on a paid, active package that
+/// has none yet.
+fn open_expiry(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
+    let has_case = snapshot.cases.iter().any(|c| c.playbook() == PlaybookName::PackageExpiry);
+    let pkg = package_mut(snapshot);
+    let remaining = pkg.remaining();
+    if !pkg.paid || !pkg.is_active() || remaining == 0 || has_case {
+        let why = format!("paid {}, {}, {remaining} visits remaining", pkg.paid, pkg.status);
+        pkg.note(ctx.now, TimelineKind::Decision, format!("R5.2 Day 1: no expiry case ({why})"));
+        return None;
+    }
+    Some(snapshot.open::<PackageExpiry>(&(), ctx))
+}
+
 /// A timer placed on a package rather than a case (R5.2 Day 1, R5.4 end of grace).
 pub fn on_subject_timer(snapshot: &mut Snapshot, timer: &SubjectTimer, ctx: &mut Ctx) -> Option<String> {
     snapshot.as_package()?;
     match timer.timer.kind {
-        TimerKind::ExpiryDay1 => package_expiry::open(snapshot, ctx),
+        TimerKind::ExpiryDay1 => open_expiry(snapshot, ctx),
         TimerKind::ExpiryDeactivate => deactivate(snapshot, ctx),
         _ => None,
     }
@@ -600,7 +458,7 @@ fn deactivate(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
     };
     ctx.command(&mut case.core, body);
     let case_id = case.case_id.clone();
-    tell(snapshot, |c| c.case_id == case_id, &SubjectEvent::PackageDeactivated, ctx);
+    snapshot.tell(|c| c.case_id == case_id, &SubjectEvent::PackageDeactivated, ctx);
     Some(case_id)
 }
 
@@ -623,74 +481,16 @@ pub(crate) fn cancel_by_engine(snapshot: &mut Snapshot, reason: &str, origin: &s
         ctx.command(&mut case.core, CommandBody::CancelPackage(cancel.clone()));
         ctx.command(&mut case.core, CommandBody::CancelPackageVisits(CancelPackage { visit_ids: Some(open_visits), ..cancel }));
     }
-    ctx.cancel_subject(snapshot, &package_id, &[]);
-}
-
-#[cfg(test)]
-mod record_tests {
-    use super::*;
-    use crate::domain::case::Language;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn package(start: &str, states: &[VisitState]) -> Package {
-        Package {
-            package_id: "P1".into(),
-            customer: Customer { id: "C".into(), name: "M".into(), phone: "+201001234567".into(), language: Language::Ar },
-            area: "Cairo".into(),
-            price: Money::new(100_000, "EGP"),
-            visits: states
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Visit {
-                    visit_id: format!("V{i}"),
-                    window_start: Utc::now(),
-                    state: *s,
-                    counted_by: None,
-                    cancelled: false,
-                    changes: Vec::new(),
-                })
-                .collect(),
-            start_date: d(start),
-            payment_method: PaymentMethod::Card,
-            paid: true,
-            paid_at: None,
-            status: PackageStatus::Active,
-            booked_at: None,
-            timeline: Vec::new(),
-            booking: None,
-        }
-    }
-
-    #[test]
-    fn r5_1_validity_is_a_calendar_month_minus_a_day() {
-        let p = package("2026-03-09", &[VisitState::Scheduled]);
-        assert_eq!(p.valid_until(1), d("2026-04-08"));
-        assert_eq!(p.expiry_day1(1), d("2026-04-09"));
-        // The 31st: chrono clamps to the end of the shorter month.
-        assert_eq!(expiry_day1(d("2026-01-31"), 1), d("2026-02-28"));
-        assert_eq!(expiry_day1(d("2028-01-31"), 1), d("2028-02-29"));
-        assert_eq!(expiry_day1(d("2026-03-31"), 1), d("2026-04-30"));
-        assert_eq!(expiry_day1(d("2026-12-15"), 1), d("2027-01-15"));
-    }
-
-    #[test]
-    fn r6_used_counted_and_remaining() {
-        use VisitState::*;
-        let p = package("2026-03-09", &[Completed, CountedUsed, CancelledFree, Scheduled, Forfeited]);
-        assert_eq!((p.total(), p.used(), p.counted(), p.remaining()), (5, 1, 1, 2));
-    }
+    ctx.cancel_subject(&mut snapshot.timers, &TimerSubject::Package(package_id.clone()), &[]);
 }
 
 #[cfg(test)]
 mod tests {
     //! Given a package in some state, when a package event arrives at some time, then these effects.
     use super::*;
-    use crate::domain::case::TicketStatus;
     use crate::domain::effects::{Effect, TimerRef};
     use crate::domain::events::PaymentMethod;
+    use crate::domain::records::case::TicketStatus;
     use crate::domain::testkit::*;
 
     const MON: &str = "2026-03-02T10:00:00+02:00";
@@ -917,7 +717,7 @@ mod tests {
 
     #[test]
     fn the_example_policy_file_names_the_package_figures() {
-        let p = crate::domain::policy::Policy::from_toml(include_str!("../../../docs/policy.example.toml")).unwrap();
+        let p = crate::domain::policy::Policy::from_toml(include_str!("../../../../docs/policy.example.toml")).unwrap();
         assert_eq!((p.package_expiry.grace_days, p.package_visits.cancellation_fee), (14, Percent::whole(30)));
     }
 

@@ -21,13 +21,13 @@
 //!   case; for an appointment its cancellation follow-up, else its newest case; for a package
 //!   its newest case; `null` when there is none.
 
-use super::case::{TicketStatus, TimelineEntry, TimelineKind};
-use super::events::{Event, Fact};
-use super::order::{AppointmentStatus, Order};
-use super::package::{Package, PackageStatus, VisitChange};
-use super::playbooks::{Case, PlaybookName};
-use super::refusal::{ErrorCode, Refusal};
-use super::snapshot::{Snapshot, Subject};
+use crate::domain::events::{Event, Fact};
+use crate::domain::playbooks::{Case, PlaybookName};
+use crate::domain::records::case::{TicketStatus, TimelineEntry, TimelineKind};
+use crate::domain::records::order::{AppointmentStatus, Order};
+use crate::domain::records::package::{Package, PackageStatus, VisitChange};
+use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::subjects::snapshot::{Snapshot, Subject};
 use chrono::{DateTime, Utc};
 
 /// What the records say of an event's fact.
@@ -50,7 +50,7 @@ pub fn held(snapshot: &Snapshot, event: &Event) -> Held {
             match snapshot.case(case_id).and_then(|c| c.attempts.iter().find(|a| a.call_id.as_deref() == Some(call_id))) {
                 Some(first) => echo(format!(
                     "call {call_id} was already reported ({}); the first report counts",
-                    super::ctx::wire_name(&first.outcome)
+                    crate::domain::ctx::wire_name(&first.outcome)
                 )),
                 None => Held::New,
             }
@@ -133,7 +133,9 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
             _ => Held::New,
         },
         Fact::VisitCompleted { visit_id, .. } => match pkg.visit(visit_id) {
-            Some(v) if v.state == super::package::VisitState::Completed => echo(format!("visit {visit_id} is already completed")),
+            Some(v) if v.state == crate::domain::records::package::VisitState::Completed => {
+                echo(format!("visit {visit_id} is already completed"))
+            }
             _ => Held::New,
         },
         Fact::VisitRescheduled { visit_id, window_start, .. } => match pkg.visit(visit_id) {
