@@ -396,7 +396,7 @@ where
     async fn locate(&self, target: &Target) -> Result<Option<SubjectKey>, StoreError> {
         match target {
             Target::Key(key) => Ok(Some(key.clone())),
-            Target::Subject(subject) => self.store.locate(&subject.to_string()).await,
+            Target::Appointment(id) => self.store.locate(&SubjectId::Appointment(id.clone()).to_string()).await,
         }
     }
 

@@ -180,9 +180,8 @@ impl World {
     fn apply(&mut self, input: Input, quiet: bool) -> Result<(), TestCaseError> {
         let key = match input.target() {
             Ok(followup::domain::Target::Key(k)) => k,
-            Ok(followup::domain::Target::Subject(s)) => {
-                let id = s.trim_start_matches("appointment:");
-                match self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(id).is_some())) {
+            Ok(followup::domain::Target::Appointment(id)) => {
+                match self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(&id).is_some())) {
                     Some(st) => st.key.clone(),
                     None => return Ok(()),
                 }
@@ -300,7 +299,7 @@ impl World {
                     prop_assert!(c.timers.is_empty(), "finished case {} still waits on {:?}", c.case_id, c.timers);
                 }
             }
-            for st in &s.timers {
+            for st in s.timers.iter() {
                 let r = TimerRef { stream: s.key.clone(), case_id: None, kind: st.timer.kind, step: st.timer.step };
                 expected.insert(r.name(), st.timer.due_at);
             }
@@ -602,9 +601,8 @@ impl Runner {
     fn key(&self, input: &Input) -> Option<SubjectKey> {
         match input.target().ok()? {
             followup::domain::Target::Key(k) => Some(k),
-            followup::domain::Target::Subject(s) => {
-                let id = s.trim_start_matches("appointment:");
-                self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(id).is_some())).map(|st| st.key.clone())
+            followup::domain::Target::Appointment(id) => {
+                self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(&id).is_some())).map(|st| st.key.clone())
             }
         }
     }
@@ -722,15 +720,14 @@ fn resent_and_late(events: &[(DateTime<Utc>, Input)], copies: &[usize], policy: 
         Input::Event(e) => Input::Event(Event { id: format!("{}-resent-{n}", e.id), ..e.clone() }),
         Input::Timer(_) => unreachable!("only webhooks are replayed"),
     };
-    let mut send_copies =
-        |noisy: &mut Runner, now: DateTime<Utc>, pending: &mut Vec<(usize, Input)>, all: bool| -> Result<(), TestCaseError> {
-            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(pending).into_iter().partition(|(left, _)| all || *left == 0);
-            *pending = later.into_iter().map(|(left, c)| (left - 1, c)).collect();
-            for (_, copy) in due {
-                prop_assert_eq!(noisy.feed(now, &copy), Some(true), "the copy {:?} was not accepted as an echo", copy);
-            }
-            Ok(())
-        };
+    let send_copies = |noisy: &mut Runner, now: DateTime<Utc>, pending: &mut Vec<(usize, Input)>, all: bool| -> Result<(), TestCaseError> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(pending).into_iter().partition(|(left, _)| all || *left == 0);
+        *pending = later.into_iter().map(|(left, c)| (left - 1, c)).collect();
+        for (_, copy) in due {
+            prop_assert_eq!(noisy.feed(now, &copy), Some(true), "the copy {:?} was not accepted as an echo", copy);
+        }
+        Ok(())
+    };
     for (i, (now, input)) in events.iter().enumerate() {
         clean.fire_until(*now);
         clean.holds(input);

@@ -42,8 +42,8 @@ pub struct Decision {
 pub enum Target {
     /// The snapshot is named by the input itself.
     Key(SubjectKey),
-    /// The snapshot is found through the subject index.
-    Subject(SubjectId),
+    /// The snapshot is found through the subject index, by the appointment's id.
+    Appointment(String),
 }
 
 impl Input {
@@ -59,7 +59,7 @@ impl Input {
             | EventBody::AppointmentRescheduleRequested { appointment_id, .. }
             | EventBody::AppointmentRescheduled { appointment_id, .. }
             | EventBody::AppointmentCompleted { appointment_id, .. }
-            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Subject(SubjectId::Appointment(appointment_id.clone())),
+            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Appointment(appointment_id.clone()),
             EventBody::CaseReopen { case_id } => case_key(case_id)?,
             EventBody::CallCompleted(c) => case_key(&c.case_id)?,
             EventBody::PackageVisitCancelled { package_id, .. }
@@ -85,7 +85,7 @@ pub fn decide(
     let key = match (snapshot, input.target()?) {
         (Some(s), _) => s.key.clone(),
         (None, Target::Key(key)) => key,
-        (None, Target::Subject(_)) => return Err(unknown_input(input)),
+        (None, Target::Appointment(_)) => return Err(unknown_input(input)),
     };
     let mut ctx = Ctx::new(now, key, policy, ledger);
     let mut echoed = false;
@@ -345,8 +345,7 @@ fn unknown_input(input: &Input) -> Refusal {
             Ok(Target::Key(SubjectKey::Package(id))) => {
                 Refusal::not_found(ErrorCode::UnknownPackage, format!("no package {id:?}"), "data.package_id")
             }
-            Ok(Target::Subject(SubjectId::Appointment(id))) => order::unknown_appointment(&id),
-            Ok(Target::Subject(other)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {other}"), "data"),
+            Ok(Target::Appointment(id)) => order::unknown_appointment(&id),
             Ok(Target::Key(key)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {key}"), "data"),
             Err(r) => r,
         },
