@@ -7,7 +7,8 @@ use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::TimerRef;
 use followup::domain::events::{
-    CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution,
+    AppointmentBooked, AppointmentCancelled, AppointmentCompleted, CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input,
+    PackageBooked, PackageVisit, PaymentMethod, RescheduleRequested, Resolution, VisitCompleted,
 };
 use followup::domain::money::Money;
 use followup::domain::playbooks::PlaybookName;
@@ -66,11 +67,11 @@ fn appointment_watch(policy: &Policy) -> Scenario {
 fn reschedule_outreach(policy: &Policy) -> Scenario {
     let mut w = Given::new(policy);
     w.when(booked("A1", "2026-03-05T14:00:00+02:00", Some("T1")), "2026-03-02T10:00:00+02:00");
-    let reschedule = EventBody::AppointmentRescheduleRequested {
+    let reschedule = EventBody::from(RescheduleRequested {
         appointment_id: "A1".into(),
         reason: "technician late".into(),
         stf_link: "https://stf.example.com/r/A1".into(),
-    };
+    });
     w.when(event(reschedule), "2026-03-02T10:00:00+02:00");
     let id = w.only_case();
     w.then(call(&id, CallOutcome::Voicemail, None), "2026-03-02T10:30:00+02:00", "R1.2 not reached: STF_LINK")
@@ -80,13 +81,13 @@ fn reschedule_outreach(policy: &Policy) -> Scenario {
 fn cancellation_follow_up(policy: &Policy) -> Scenario {
     let mut w = Given::new(policy);
     w.when(booked("A1", "2026-12-05T10:00:00+02:00", Some("T1")), "2026-03-02T10:00:00+02:00");
-    let cancel = EventBody::AppointmentCancelled {
+    let cancel = EventBody::from(AppointmentCancelled {
         appointment_id: "A1".into(),
         cancelled_by: CancelledBy::Customer,
         reason: "travelling".into(),
         wants_follow_up: true,
         availability: None,
-    };
+    });
     w.when(event(cancel), "2026-03-02T10:00:00+02:00");
     let id = w.only_case();
     w.then(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00", "R2.5 not reached: next attempt")
@@ -96,13 +97,13 @@ fn cancellation_follow_up(policy: &Policy) -> Scenario {
 fn second_visit_follow_up(policy: &Policy) -> Scenario {
     let mut w = Given::new(policy);
     w.when(booked("A1", "2026-03-02T08:00:00+02:00", Some("T1")), "2026-03-01T10:00:00+02:00");
-    let completed = EventBody::AppointmentCompleted {
+    let completed = EventBody::from(AppointmentCompleted {
         appointment_id: "A1".into(),
         outcome: CompletionOutcome::Inspection,
         needs_material: false,
         material_days: None,
         painting: None,
-    };
+    });
     w.when(event(completed), "2026-03-02T10:00:00+02:00");
     w.fire_subject(TimerKind::OpenSecondVisit);
     let id = w.only_case();
@@ -123,7 +124,7 @@ fn package_payment(policy: &Policy) -> Scenario {
 fn package_expiry(policy: &Policy) -> Scenario {
     let mut w = Given::new(policy);
     w.when(weekly(true), "2026-03-02T10:00:00+02:00");
-    let visit = EventBody::PackageVisitCompleted { package_id: "P1".into(), visit_id: "V1".into() };
+    let visit = EventBody::from(VisitCompleted { package_id: "P1".into(), visit_id: "V1".into() });
     w.when(event(visit), "2026-03-09T12:00:00+02:00");
     w.fire_subject(TimerKind::ExpiryDay1);
     let id = w.only_case();
@@ -194,7 +195,7 @@ fn mona() -> Customer {
 
 /// A two-hour first visit of order O1.
 fn booked(id: &str, start: &str, technician: Option<&str>) -> Input {
-    event(EventBody::AppointmentBooked {
+    event(EventBody::from(AppointmentBooked {
         appointment_id: id.into(),
         order_id: "O1".into(),
         customer: mona(),
@@ -206,13 +207,13 @@ fn booked(id: &str, start: &str, technician: Option<&str>) -> Input {
         visit_number: 1,
         technician_id: technician.map(Into::into),
         discount_percent: 0,
-    })
+    }))
 }
 
 /// Package P1: four weekly visits from Monday 2026-03-09 10:00, 2 000.00 EGP by card.
 fn weekly(paid: bool) -> Input {
     let starts = ["2026-03-09T10:00:00+02:00", "2026-03-16T10:00:00+02:00", "2026-03-23T10:00:00+02:00", "2026-03-30T10:00:00+02:00"];
-    event(EventBody::PackageBooked {
+    event(EventBody::from(PackageBooked {
         package_id: "P1".into(),
         customer: mona(),
         area: "Cairo".into(),
@@ -221,11 +222,11 @@ fn weekly(paid: bool) -> Input {
         start_date: "2026-03-09".parse().expect("date"),
         payment_method: PaymentMethod::Card,
         paid,
-    })
+    }))
 }
 
 fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>) -> Input {
-    event(EventBody::CallCompleted(CallCompleted {
+    event(EventBody::from(CallCompleted {
         case_id: case_id.into(),
         call_id: "K1".into(),
         agent_id: "G".into(),

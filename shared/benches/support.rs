@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use followup::adapters::local::SqliteStore;
 use followup::domain::case::{Customer, Language};
-use followup::domain::events::{CancelledBy, Event, EventBody, Input};
+use followup::domain::events::{AppointmentBooked, AppointmentCancelled, CancelledBy, Event, EventBody, Input};
 use followup::domain::money::Money;
 use followup::domain::policy::Policy;
 use followup::engine::Engine;
@@ -37,7 +37,7 @@ pub fn booked(order: &str) -> Input {
     Input::Event(Event {
         id: format!("b-{order}"),
         occurred_at: t("2026-03-02T10:00:00+02:00"),
-        body: EventBody::AppointmentBooked {
+        body: EventBody::from(AppointmentBooked {
             appointment_id: format!("A-{order}"),
             order_id: order.into(),
             customer: Customer { id: "C".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar },
@@ -49,7 +49,7 @@ pub fn booked(order: &str) -> Input {
             visit_number: 1,
             technician_id: Some("T1".into()),
             discount_percent: 0,
-        },
+        }),
     })
 }
 
@@ -58,13 +58,13 @@ pub fn cancelled(order: &str) -> Input {
     Input::Event(Event {
         id: format!("c-{order}"),
         occurred_at: t("2026-03-02T10:00:00+02:00"),
-        body: EventBody::AppointmentCancelled {
+        body: EventBody::from(AppointmentCancelled {
             appointment_id: format!("A-{order}"),
             cancelled_by: CancelledBy::Customer,
             reason: "travelling".into(),
             wants_follow_up: true,
             availability: None,
-        },
+        }),
     })
 }
 

@@ -3,7 +3,12 @@
 use crate::domain::calendar::Calendar;
 use crate::domain::case::CallOutcome;
 use crate::domain::effects::{Command, Sms};
-use crate::domain::events::{Event, EventBody, Resolution};
+pub use crate::domain::events::Route;
+use crate::domain::events::{
+    AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentEvent, AppointmentRescheduled,
+    CaseEvent, CaseReopen, Event, EventBody, PackageBooked, PackageCancelled, PackageEvent, PackagePaid, RescheduleRequested, Resolution,
+    VisitCancelled, VisitCompleted, VisitRescheduled,
+};
 use crate::domain::money::Money;
 use crate::domain::playbooks::Case;
 use crate::domain::{ErrorCode, Refusal, RefusalKind};
@@ -23,15 +28,6 @@ pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
 /// The longest painting job taken, in days (its per-day prices and blocked days are listed).
 pub const MAX_PAINTING_DAYS: u32 = 365;
 
-/// The webhook routes and the event types each accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Appointments,
-    Cancellations,
-    Calls,
-    Packages,
-}
-
 impl Route {
     pub const ALL: [Route; 4] = [Route::Appointments, Route::Cancellations, Route::Calls, Route::Packages];
 
@@ -46,21 +42,6 @@ impl Route {
 
     pub fn from_path(path: &str) -> Option<Route> {
         Route::ALL.into_iter().find(|r| r.path() == path.trim_end_matches('/'))
-    }
-
-    pub fn event_types(self) -> &'static [&'static str] {
-        match self {
-            Route::Appointments => &[
-                "appointment.booked",
-                "appointment.assigned",
-                "appointment.reschedule_requested",
-                "appointment.rescheduled",
-                "appointment.completed",
-            ],
-            Route::Cancellations => &["appointment.cancelled", "package_visit.cancelled", "package.cancelled", "case.reopen"],
-            Route::Packages => &["package.booked", "package.paid", "package_visit.completed", "package_visit.rescheduled"],
-            Route::Calls => &["call.completed"],
-        }
     }
 }
 
@@ -416,7 +397,7 @@ fn at_path<'a>(data: &'a mut Value, path: &serde_path_to_error::Path) -> Option<
 fn validate(body: &EventBody) -> Result<(), WireError> {
     let mut v = Checks::default();
     match body {
-        EventBody::AppointmentBooked {
+        EventBody::Appointment(AppointmentEvent::Booked(AppointmentBooked {
             appointment_id,
             order_id,
             customer,
@@ -428,7 +409,7 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
             visit_number,
             discount_percent,
             technician_id,
-        } => {
+        })) => {
             v.id("data.appointment_id", appointment_id);
             v.id("data.order_id", order_id);
             v.customer("data.customer", customer);
@@ -442,19 +423,21 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
                 v.id("data.technician_id", t);
             }
         }
-        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
+        EventBody::Appointment(AppointmentEvent::Assigned(AppointmentAssigned { appointment_id, technician_id })) => {
             v.id("data.appointment_id", appointment_id);
             v.id("data.technician_id", technician_id);
         }
-        EventBody::AppointmentRescheduleRequested { appointment_id, stf_link, .. } => {
+        EventBody::Appointment(AppointmentEvent::RescheduleRequested(RescheduleRequested { appointment_id, stf_link, .. })) => {
             v.id("data.appointment_id", appointment_id);
             v.text("data.stf_link", stf_link);
         }
-        EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, .. } => {
+        EventBody::Appointment(AppointmentEvent::Rescheduled(AppointmentRescheduled {
+            appointment_id, window_start, window_end, ..
+        })) => {
             v.id("data.appointment_id", appointment_id);
             v.window("data.window_end", window_start, window_end);
         }
-        EventBody::AppointmentCompleted { appointment_id, painting, .. } => {
+        EventBody::Appointment(AppointmentEvent::Completed(AppointmentCompleted { appointment_id, painting, .. })) => {
             v.id("data.appointment_id", appointment_id);
             if let Some(p) = painting {
                 v.check((1..=MAX_PAINTING_DAYS).contains(&p.days), "data.painting.days", "a painting job lasts 1 to 365 days");
@@ -462,18 +445,25 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
                 v.money("data.painting.material_price", &p.material_price);
             }
         }
-        EventBody::AppointmentCancelled { appointment_id, .. } => v.id("data.appointment_id", appointment_id),
-        EventBody::PackageVisitCancelled { package_id, visit_id } | EventBody::PackageVisitCompleted { package_id, visit_id } => {
+        EventBody::Appointment(AppointmentEvent::Cancelled(AppointmentCancelled { appointment_id, .. })) => {
+            v.id("data.appointment_id", appointment_id)
+        }
+        EventBody::Package(
+            PackageEvent::VisitCancelled(VisitCancelled { package_id, visit_id })
+            | PackageEvent::VisitCompleted(VisitCompleted { package_id, visit_id }),
+        ) => {
             v.id("data.package_id", package_id);
             v.id("data.visit_id", visit_id);
         }
-        EventBody::PackageVisitRescheduled { package_id, visit_id, .. } => {
+        EventBody::Package(PackageEvent::VisitRescheduled(VisitRescheduled { package_id, visit_id, .. })) => {
             v.id("data.package_id", package_id);
             v.id("data.visit_id", visit_id);
         }
-        EventBody::PackageCancelled { package_id, .. } | EventBody::PackagePaid { package_id } => v.id("data.package_id", package_id),
-        EventBody::CaseReopen { case_id } => v.id("data.case_id", case_id),
-        EventBody::PackageBooked { package_id, customer, area, price, visits, .. } => {
+        EventBody::Package(
+            PackageEvent::Cancelled(PackageCancelled { package_id, .. }) | PackageEvent::Paid(PackagePaid { package_id }),
+        ) => v.id("data.package_id", package_id),
+        EventBody::Case(CaseEvent::Reopen(CaseReopen { case_id })) => v.id("data.case_id", case_id),
+        EventBody::Package(PackageEvent::Booked(PackageBooked { package_id, customer, area, price, visits, .. })) => {
             v.id("data.package_id", package_id);
             v.customer("data.customer", customer);
             v.text("data.area", area);
@@ -488,7 +478,7 @@ fn validate(body: &EventBody) -> Result<(), WireError> {
                 );
             }
         }
-        EventBody::CallCompleted(c) => {
+        EventBody::Case(CaseEvent::Call(c)) => {
             v.id("data.case_id", &c.case_id);
             v.id("data.call_id", &c.call_id);
             v.id("data.agent_id", &c.agent_id);
@@ -667,7 +657,7 @@ mod tests {
         let mut d = booked();
         d["price"] = json!({"amount": 45000});
         let e = parse_event(Route::Appointments, &envelope("appointment.booked", d.clone()), "SAR").unwrap();
-        let EventBody::AppointmentBooked { price, .. } = e.body else { unreachable!() };
+        let EventBody::Appointment(AppointmentEvent::Booked(AppointmentBooked { price, .. })) = e.body else { panic!("a booking") };
         assert_eq!(price, Money::new(45_000, "SAR"));
         d["price"] = json!({"amount": 45000, "currency": "egp"});
         let e = parse_event(Route::Appointments, &envelope("appointment.booked", d), "SAR").unwrap_err();
@@ -715,7 +705,7 @@ mod tests {
     fn a_valid_booking_parses() {
         let e = parse_event(Route::Appointments, &envelope("appointment.booked", booked()), "EGP").unwrap();
         assert_eq!(e.id, "d-1");
-        assert!(matches!(e.body, EventBody::AppointmentBooked { visit_number: 1, .. }));
+        assert!(matches!(e.body, EventBody::Appointment(AppointmentEvent::Booked(AppointmentBooked { visit_number: 1, .. }))));
     }
 
     #[test]

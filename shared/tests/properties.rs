@@ -12,7 +12,9 @@ use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
 use followup::domain::events::{
-    Availability, CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution, Topic,
+    AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentRescheduled, Availability,
+    CallCompleted, CancelledBy, CaseEvent, CaseReopen, CompletionOutcome, Event, EventBody, Input, PackageBooked, PackageCancelled,
+    PackagePaid, PackageVisit, PaymentMethod, RescheduleRequested, Resolution, Topic, VisitCancelled, VisitCompleted, VisitRescheduled,
 };
 use followup::domain::money::Money;
 use followup::domain::playbooks::PlaybookName;
@@ -247,7 +249,7 @@ impl World {
                 }
             }
         }
-        if let Input::Event(Event { body: EventBody::CallCompleted(call), .. }) = &input {
+        if let Input::Event(Event { body: EventBody::Case(CaseEvent::Call(call)), .. }) = &input {
             // Every accepted call is on its case's timeline once.
             let case = decision.snapshot.case(&call.case_id).expect("the call's case");
             let mention = format!("call {} ", call.call_id);
@@ -314,7 +316,7 @@ impl World {
         let input = match op.clone() {
             Op::Book { appt: a, visit_number, hours_ahead, assigned, discount } => {
                 let start = self.now + Duration::hours(hours_ahead as i64);
-                EventBody::AppointmentBooked {
+                EventBody::from(AppointmentBooked {
                     appointment_id: appt(a),
                     order_id: "O1".into(),
                     customer: Self::customer(),
@@ -326,17 +328,17 @@ impl World {
                     visit_number,
                     technician_id: assigned.then(|| "T1".to_string()),
                     discount_percent: if discount { 10 } else { 0 },
-                }
+                })
             }
-            Op::Assign { appt: a } => EventBody::AppointmentAssigned { appointment_id: appt(a), technician_id: "T2".into() },
-            Op::Cancel { appt: a, by, follow_up, unsure } => EventBody::AppointmentCancelled {
+            Op::Assign { appt: a } => EventBody::from(AppointmentAssigned { appointment_id: appt(a), technician_id: "T2".into() }),
+            Op::Cancel { appt: a, by, follow_up, unsure } => EventBody::from(AppointmentCancelled {
                 appointment_id: appt(a),
                 cancelled_by: [CancelledBy::Customer, CancelledBy::Ops, CancelledBy::NoShow][by as usize],
                 reason: "r".into(),
                 wants_follow_up: follow_up,
                 availability: unsure.then_some(Availability::Unsure),
-            },
-            Op::Complete { appt: a, outcome, material } => EventBody::AppointmentCompleted {
+            }),
+            Op::Complete { appt: a, outcome, material } => EventBody::from(AppointmentCompleted {
                 appointment_id: appt(a),
                 outcome: [
                     CompletionOutcome::Done,
@@ -347,21 +349,21 @@ impl World {
                 needs_material: material,
                 material_days: material.then_some(1),
                 painting: None,
-            },
+            }),
             Op::Reschedule { appt: a, hours_ahead } => {
                 let start = self.now + Duration::hours(hours_ahead as i64);
-                EventBody::AppointmentRescheduled {
+                EventBody::from(AppointmentRescheduled {
                     appointment_id: appt(a),
                     window_start: start,
                     window_end: start + Duration::hours(2),
                     requested_by: "customer".into(),
-                }
+                })
             }
-            Op::RescheduleRequested { appt: a } => EventBody::AppointmentRescheduleRequested {
+            Op::RescheduleRequested { appt: a } => EventBody::from(RescheduleRequested {
                 appointment_id: appt(a),
                 reason: "late".into(),
                 stf_link: "https://stf.example/x".into(),
-            },
+            }),
             Op::Call { case, outcome, resolution, hours_ahead } => {
                 let cases = self.cases();
                 if cases.is_empty() {
@@ -385,19 +387,19 @@ impl World {
                 let echo = self.streams.values().find_map(|s| match (which, s.as_order(), s.as_package()) {
                     (0, Some(o), _) => {
                         o.appointments.iter().find(|a| a.status == followup::domain::order::AppointmentStatus::Cancelled).map(|a| {
-                            EventBody::AppointmentCancelled {
+                            EventBody::from(AppointmentCancelled {
                                 appointment_id: a.appointment_id.clone(),
                                 cancelled_by: CancelledBy::Ops,
                                 reason: "echo".into(),
                                 wants_follow_up: true,
                                 availability: None,
-                            }
+                            })
                         })
                     }
                     (1, _, Some(p)) if !p.is_active() => {
-                        Some(EventBody::PackageCancelled { package_id: p.package_id.clone(), reason: "echo".into() })
+                        Some(EventBody::from(PackageCancelled { package_id: p.package_id.clone(), reason: "echo".into() }))
                     }
-                    (2, _, Some(p)) if p.paid => Some(EventBody::PackagePaid { package_id: p.package_id.clone() }),
+                    (2, _, Some(p)) if p.paid => Some(EventBody::from(PackagePaid { package_id: p.package_id.clone() })),
                     _ => None,
                 });
                 let Some(body) = echo else { return Ok(()) };
@@ -413,11 +415,11 @@ impl World {
                 if cases.is_empty() {
                     return Ok(());
                 }
-                EventBody::CaseReopen { case_id: cases[case as usize % cases.len()].clone() }
+                EventBody::from(CaseReopen { case_id: cases[case as usize % cases.len()].clone() })
             }
             Op::BookPackage { paid, days_ahead } => {
                 let first = self.now + Duration::days(days_ahead as i64);
-                EventBody::PackageBooked {
+                EventBody::from(PackageBooked {
                     package_id: "P1".into(),
                     customer: Self::customer(),
                     area: "Alex".into(),
@@ -428,17 +430,17 @@ impl World {
                     start_date: self.policy.calendar.local_date(first),
                     payment_method: if paid { PaymentMethod::Card } else { PaymentMethod::Cash },
                     paid,
-                }
+                })
             }
-            Op::Pay => EventBody::PackagePaid { package_id: "P1".into() },
-            Op::VisitCancelled { visit } => EventBody::PackageVisitCancelled { package_id: "P1".into(), visit_id: format!("V{visit}") },
-            Op::VisitCompleted { visit } => EventBody::PackageVisitCompleted { package_id: "P1".into(), visit_id: format!("V{visit}") },
-            Op::VisitRescheduled { visit, hours_ahead } => EventBody::PackageVisitRescheduled {
+            Op::Pay => EventBody::from(PackagePaid { package_id: "P1".into() }),
+            Op::VisitCancelled { visit } => EventBody::from(VisitCancelled { package_id: "P1".into(), visit_id: format!("V{visit}") }),
+            Op::VisitCompleted { visit } => EventBody::from(VisitCompleted { package_id: "P1".into(), visit_id: format!("V{visit}") }),
+            Op::VisitRescheduled { visit, hours_ahead } => EventBody::from(VisitRescheduled {
                 package_id: "P1".into(),
                 visit_id: format!("V{visit}"),
                 window_start: self.now + Duration::hours(hours_ahead as i64),
-            },
-            Op::CancelPackage => EventBody::PackageCancelled { package_id: "P1".into(), reason: "moving".into() },
+            }),
+            Op::CancelPackage => EventBody::from(PackageCancelled { package_id: "P1".into(), reason: "moving".into() }),
             Op::FireNext => {
                 let Some((name, spec)) = self.live.iter().min_by_key(|(_, s)| s.due_at).map(|(n, s)| (n.clone(), s.clone())) else {
                     return Ok(());
@@ -479,7 +481,7 @@ impl World {
         } else {
             None
         };
-        EventBody::CallCompleted(CallCompleted {
+        EventBody::from(CallCompleted {
             case_id,
             call_id: format!("K{}", self.seq + 1),
             agent_id: "G".into(),
@@ -695,7 +697,7 @@ impl Runner {
 
     /// A not-reached report of a call task that went out: held when this run delays reports.
     fn holds(&mut self, input: &Input) -> bool {
-        let Input::Event(Event { body: EventBody::CallCompleted(call), .. }) = input else { return false };
+        let Input::Event(Event { body: EventBody::Case(CaseEvent::Call(call)), .. }) = input else { return false };
         if !self.awaiting.remove(&call.case_id) || call.outcome.reached() {
             return false;
         }

@@ -8,7 +8,7 @@
 
 use crate::domain::ctx::{wire_name, Ctx, Intent, Pending, SmsCount, SmsLedger};
 use crate::domain::effects::{Effect, TimerRef};
-use crate::domain::events::{CallCompleted, Event, EventBody, Input};
+use crate::domain::events::{AppointmentEvent, CallCompleted, CaseEvent, CaseReopen, Event, EventBody, Input};
 use crate::domain::ids::{SubjectId, TimerSubject};
 use crate::domain::playbooks::{interactions, Playbook, Visitor};
 use crate::domain::policy::Policy;
@@ -54,20 +54,10 @@ impl Input {
             Input::Event(e) => e,
         };
         Ok(match &event.body {
-            EventBody::AppointmentBooked { order_id, .. } => Target::Key(SubjectKey::Order(order_id.clone())),
-            EventBody::AppointmentAssigned { appointment_id, .. }
-            | EventBody::AppointmentRescheduleRequested { appointment_id, .. }
-            | EventBody::AppointmentRescheduled { appointment_id, .. }
-            | EventBody::AppointmentCompleted { appointment_id, .. }
-            | EventBody::AppointmentCancelled { appointment_id, .. } => Target::Appointment(appointment_id.clone()),
-            EventBody::CaseReopen { case_id } => case_key(case_id)?,
-            EventBody::CallCompleted(c) => case_key(&c.case_id)?,
-            EventBody::PackageVisitCancelled { package_id, .. }
-            | EventBody::PackageCancelled { package_id, .. }
-            | EventBody::PackageBooked { package_id, .. }
-            | EventBody::PackagePaid { package_id }
-            | EventBody::PackageVisitCompleted { package_id, .. }
-            | EventBody::PackageVisitRescheduled { package_id, .. } => Target::Key(SubjectKey::Package(package_id.clone())),
+            EventBody::Appointment(AppointmentEvent::Booked(b)) => Target::Key(SubjectKey::Order(b.order_id.clone())),
+            EventBody::Appointment(e) => Target::Appointment(e.appointment_id().to_string()),
+            EventBody::Package(e) => Target::Key(SubjectKey::Package(e.package_id().to_string())),
+            EventBody::Case(e) => case_key(e.case_id())?,
         })
     }
 }
@@ -169,12 +159,12 @@ fn stamp(original: Option<&Snapshot>, next: &mut Snapshot, event: &Event) {
 
 fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<order::Outcome, Refusal> {
     match &event.body {
-        EventBody::CallCompleted(call) => {
+        EventBody::Case(CaseEvent::Call(call)) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(&call.case_id))?;
             on_call(&mut snapshot, call, ctx)?;
             Ok((snapshot, Some(call.case_id.clone())))
         }
-        EventBody::CaseReopen { case_id } => {
+        EventBody::Case(CaseEvent::Reopen(CaseReopen { case_id })) => {
             let mut snapshot = snapshot.cloned().ok_or_else(|| Refusal::unknown_case(case_id))?;
             let idx = snapshot.case_index(case_id).ok_or_else(|| Refusal::unknown_case(case_id))?;
             let Snapshot { subject, cases, .. } = &mut snapshot;
@@ -183,18 +173,8 @@ fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result
             cases[idx].core.reopened.push(ctx.occurred);
             Ok((snapshot, Some(case_id.clone())))
         }
-        EventBody::AppointmentBooked { .. }
-        | EventBody::AppointmentAssigned { .. }
-        | EventBody::AppointmentRescheduleRequested { .. }
-        | EventBody::AppointmentRescheduled { .. }
-        | EventBody::AppointmentCompleted { .. }
-        | EventBody::AppointmentCancelled { .. } => order::on_event(snapshot, event, ctx),
-        EventBody::PackageBooked { .. }
-        | EventBody::PackagePaid { .. }
-        | EventBody::PackageCancelled { .. }
-        | EventBody::PackageVisitCancelled { .. }
-        | EventBody::PackageVisitCompleted { .. }
-        | EventBody::PackageVisitRescheduled { .. } => package::on_event(snapshot, event, ctx),
+        EventBody::Appointment(e) => order::on_event(snapshot, e, ctx),
+        EventBody::Package(e) => package::on_event(snapshot, e, ctx),
     }
 }
 
@@ -332,23 +312,15 @@ fn carry_out(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The 404 for an event whose snapshot does not exist.
-pub(crate) fn unknown_subject(event: &Event) -> Refusal {
-    unknown_input(&Input::Event(event.clone()))
-}
-
+/// The 404 for an input whose snapshot does not exist.
 fn unknown_input(input: &Input) -> Refusal {
     match input {
-        Input::Event(Event { body: EventBody::CallCompleted(c), .. }) => Refusal::unknown_case(&c.case_id),
-        Input::Event(Event { body: EventBody::CaseReopen { case_id }, .. }) => Refusal::unknown_case(case_id),
-        _ => match input.target() {
-            Ok(Target::Key(SubjectKey::Package(id))) => {
-                Refusal::not_found(ErrorCode::UnknownPackage, format!("no package {id:?}"), "data.package_id")
-            }
-            Ok(Target::Appointment(id)) => order::unknown_appointment(&id),
-            Ok(Target::Key(key)) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {key}"), "data"),
-            Err(r) => r,
+        Input::Event(e) => match &e.body {
+            EventBody::Appointment(a) => order::unknown_appointment(a.appointment_id()),
+            EventBody::Package(p) => package::unknown_package(p.package_id()),
+            EventBody::Case(c) => Refusal::unknown_case(c.case_id()),
         },
+        Input::Timer(t) => Refusal::not_found(ErrorCode::UnknownSubject, format!("no {}", t.stream), "data"),
     }
 }
 

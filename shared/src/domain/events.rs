@@ -1,4 +1,10 @@
 //! The inputs a decision reacts to: the webhook events of SPEC §5 and fired timers, already validated.
+//!
+//! Each event type is a struct of its own, grouped by what it is about (an appointment, a
+//! package, a case), so a subject's code matches only its own events. `events!` below lists
+//! every type once: its wire name, its route, its group and its struct; the enums, the wire
+//! names and the routes' lists all come from that list. Each type also names the fact it
+//! reports (`Fact`, R9.2 v3).
 
 use crate::domain::money::Money;
 use crate::domain::records::case::{CallOutcome, Customer};
@@ -111,90 +117,318 @@ pub enum Resolution {
     WillPay,
 }
 
-/// An event's type and data. Externally tagged (`{"<type>": data}`) so a parser can
-/// follow the JSON path into the data and name the failing field.
+/// The webhook endpoint an event type is posted to (SPEC §5 routes; `wire` gives the paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Appointments,
+    Cancellations,
+    Calls,
+    Packages,
+}
+
+/// `appointment.booked`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum EventBody {
-    #[serde(rename = "appointment.booked")]
-    AppointmentBooked {
-        appointment_id: String,
-        order_id: String,
-        customer: Customer,
-        area: String,
-        service: String,
-        price: Money,
-        #[serde(deserialize_with = "rfc3339")]
-        window_start: DateTime<Utc>,
-        #[serde(deserialize_with = "rfc3339")]
-        window_end: DateTime<Utc>,
-        visit_number: u32,
-        technician_id: Option<String>,
-        discount_percent: u32,
-    },
-    #[serde(rename = "appointment.assigned")]
-    AppointmentAssigned { appointment_id: String, technician_id: String },
-    #[serde(rename = "appointment.reschedule_requested")]
-    AppointmentRescheduleRequested { appointment_id: String, reason: String, stf_link: String },
-    #[serde(rename = "appointment.rescheduled")]
-    AppointmentRescheduled {
-        appointment_id: String,
-        #[serde(deserialize_with = "rfc3339")]
-        window_start: DateTime<Utc>,
-        #[serde(deserialize_with = "rfc3339")]
-        window_end: DateTime<Utc>,
-        requested_by: String,
-    },
-    #[serde(rename = "appointment.completed")]
-    AppointmentCompleted {
-        appointment_id: String,
-        outcome: CompletionOutcome,
-        needs_material: bool,
-        material_days: Option<u32>,
-        painting: Option<Painting>,
-    },
-    #[serde(rename = "appointment.cancelled")]
-    AppointmentCancelled {
-        appointment_id: String,
-        cancelled_by: CancelledBy,
-        reason: String,
-        wants_follow_up: bool,
-        availability: Option<Availability>,
-    },
-    #[serde(rename = "package_visit.cancelled")]
-    PackageVisitCancelled { package_id: String, visit_id: String },
-    #[serde(rename = "package.cancelled")]
-    PackageCancelled { package_id: String, reason: String },
-    #[serde(rename = "case.reopen")]
-    CaseReopen { case_id: String },
-    #[serde(rename = "package.booked")]
-    PackageBooked {
-        package_id: String,
-        customer: Customer,
-        area: String,
-        price: Money,
-        visits: Vec<PackageVisit>,
-        start_date: NaiveDate,
-        payment_method: PaymentMethod,
-        paid: bool,
-    },
-    #[serde(rename = "package.paid")]
-    PackagePaid { package_id: String },
-    #[serde(rename = "package_visit.completed")]
-    PackageVisitCompleted { package_id: String, visit_id: String },
-    #[serde(rename = "package_visit.rescheduled")]
-    PackageVisitRescheduled {
-        package_id: String,
-        visit_id: String,
-        #[serde(deserialize_with = "rfc3339")]
-        window_start: DateTime<Utc>,
-    },
-    #[serde(rename = "call.completed")]
-    CallCompleted(CallCompleted),
+pub struct AppointmentBooked {
+    pub appointment_id: String,
+    pub order_id: String,
+    pub customer: Customer,
+    pub area: String,
+    pub service: String,
+    pub price: Money,
+    #[serde(deserialize_with = "rfc3339")]
+    pub window_start: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339")]
+    pub window_end: DateTime<Utc>,
+    pub visit_number: u32,
+    pub technician_id: Option<String>,
+    pub discount_percent: u32,
+}
+
+/// `appointment.assigned`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentAssigned {
+    pub appointment_id: String,
+    pub technician_id: String,
+}
+
+/// `appointment.reschedule_requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RescheduleRequested {
+    pub appointment_id: String,
+    pub reason: String,
+    pub stf_link: String,
+}
+
+/// `appointment.rescheduled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentRescheduled {
+    pub appointment_id: String,
+    #[serde(deserialize_with = "rfc3339")]
+    pub window_start: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339")]
+    pub window_end: DateTime<Utc>,
+    pub requested_by: String,
+}
+
+/// `appointment.completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentCompleted {
+    pub appointment_id: String,
+    pub outcome: CompletionOutcome,
+    pub needs_material: bool,
+    pub material_days: Option<u32>,
+    pub painting: Option<Painting>,
+}
+
+/// `appointment.cancelled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppointmentCancelled {
+    pub appointment_id: String,
+    pub cancelled_by: CancelledBy,
+    pub reason: String,
+    pub wants_follow_up: bool,
+    pub availability: Option<Availability>,
+}
+
+/// `package.booked`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageBooked {
+    pub package_id: String,
+    pub customer: Customer,
+    pub area: String,
+    pub price: Money,
+    pub visits: Vec<PackageVisit>,
+    pub start_date: NaiveDate,
+    pub payment_method: PaymentMethod,
+    pub paid: bool,
+}
+
+/// `package.paid`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackagePaid {
+    pub package_id: String,
+}
+
+/// `package.cancelled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageCancelled {
+    pub package_id: String,
+    pub reason: String,
+}
+
+/// `package_visit.cancelled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitCancelled {
+    pub package_id: String,
+    pub visit_id: String,
+}
+
+/// `package_visit.completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitCompleted {
+    pub package_id: String,
+    pub visit_id: String,
+}
+
+/// `package_visit.rescheduled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitRescheduled {
+    pub package_id: String,
+    pub visit_id: String,
+    #[serde(deserialize_with = "rfc3339")]
+    pub window_start: DateTime<Utc>,
+}
+
+/// `case.reopen`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseReopen {
+    pub case_id: String,
+}
+
+/// `call.completed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallCompleted {
+    pub case_id: String,
+    pub call_id: String,
+    pub agent_id: String,
+    pub outcome: CallOutcome,
+    pub resolution: Option<Resolution>,
+    #[serde(default)]
+    pub topics: Vec<Topic>,
+    pub requested_follow_up: Option<bool>,
+    pub cost_told: Option<bool>,
+    pub notes: Option<String>,
+}
+
+/// Declares the event types once: `"wire name" @ Route => Variant(Struct)` in groups, and
+/// generates the grouped enums, `EventBody`, the wire names, each route's types, and the
+/// externally tagged (`{"<type>": data}`) serde form through which the wire parser follows the
+/// JSON path into the data and names a failing field.
+macro_rules! events {
+    ($($(#[$gm:meta])* $group:ident($genum:ident) { $($name:literal @ $route:ident => $variant:ident($ty:ident)),+ $(,)? })+) => {
+        $(
+            $(#[$gm])*
+            #[derive(Debug, Clone, PartialEq)]
+            pub enum $genum { $($variant($ty)),+ }
+        )+
+
+        /// An event's type and data.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventBody { $($group($genum)),+ }
+
+        impl EventBody {
+            /// Every event type's wire name.
+            pub const KINDS: &'static [&'static str] = &[$($($name),+),+];
+
+            /// The envelope `type` of this event.
+            pub fn kind(&self) -> &'static str {
+                match self { $($(EventBody::$group($genum::$variant(_)) => $name,)+)+ }
+            }
+        }
+
+        impl Route {
+            /// The event types this route takes, in the order the list above gives them.
+            pub fn event_types(self) -> &'static [&'static str] {
+                const ALL: &[(Route, &str)] = &[$($((Route::$route, $name)),+),+];
+                const fn count(route: Route) -> usize {
+                    let mut n = 0;
+                    let mut i = 0;
+                    while i < ALL.len() {
+                        if ALL[i].0 as u8 == route as u8 {
+                            n += 1;
+                        }
+                        i += 1;
+                    }
+                    n
+                }
+                macro_rules! of {
+                    ($r:ident) => {{
+                        const N: usize = count(Route::$r);
+                        const LIST: [&str; N] = {
+                            let mut out = [""; N];
+                            let (mut i, mut n) = (0, 0);
+                            while i < ALL.len() {
+                                if ALL[i].0 as u8 == Route::$r as u8 {
+                                    out[n] = ALL[i].1;
+                                    n += 1;
+                                }
+                                i += 1;
+                            }
+                            out
+                        };
+                        &LIST
+                    }};
+                }
+                match self {
+                    Route::Appointments => of!(Appointments),
+                    Route::Cancellations => of!(Cancellations),
+                    Route::Calls => of!(Calls),
+                    Route::Packages => of!(Packages),
+                }
+            }
+        }
+
+        $($(impl From<$ty> for EventBody {
+            fn from(data: $ty) -> EventBody {
+                EventBody::$group($genum::$variant(data))
+            }
+        })+)+
+
+        impl Serialize for EventBody {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = s.serialize_map(Some(1))?;
+                match self { $($(EventBody::$group($genum::$variant(data)) => map.serialize_entry($name, data)?,)+)+ }
+                map.end()
+            }
+        }
+
+        impl<'de> Deserialize<'de> for EventBody {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Tagged;
+                impl<'de> serde::de::Visitor<'de> for Tagged {
+                    type Value = EventBody;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("an object naming one event type")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<EventBody, A::Error> {
+                        let kind: String = map.next_key()?.ok_or_else(|| serde::de::Error::custom("no event type"))?;
+                        match kind.as_str() {
+                            $($($name => Ok(EventBody::$group($genum::$variant(map.next_value()?))),)+)+
+                            other => Err(serde::de::Error::unknown_variant(other, EventBody::KINDS)),
+                        }
+                    }
+                }
+                d.deserialize_map(Tagged)
+            }
+        }
+    };
+}
+
+events! {
+    /// What happens to one appointment of an order.
+    Appointment(AppointmentEvent) {
+        "appointment.booked" @ Appointments => Booked(AppointmentBooked),
+        "appointment.assigned" @ Appointments => Assigned(AppointmentAssigned),
+        "appointment.reschedule_requested" @ Appointments => RescheduleRequested(RescheduleRequested),
+        "appointment.rescheduled" @ Appointments => Rescheduled(AppointmentRescheduled),
+        "appointment.completed" @ Appointments => Completed(AppointmentCompleted),
+        "appointment.cancelled" @ Cancellations => Cancelled(AppointmentCancelled),
+    }
+    /// What happens to a package or one of its visits.
+    Package(PackageEvent) {
+        "package_visit.cancelled" @ Cancellations => VisitCancelled(VisitCancelled),
+        "package.cancelled" @ Cancellations => Cancelled(PackageCancelled),
+        "package.booked" @ Packages => Booked(PackageBooked),
+        "package.paid" @ Packages => Paid(PackagePaid),
+        "package_visit.completed" @ Packages => VisitCompleted(VisitCompleted),
+        "package_visit.rescheduled" @ Packages => VisitRescheduled(VisitRescheduled),
+    }
+    /// What is reported about one case.
+    Case(CaseEvent) {
+        "case.reopen" @ Cancellations => Reopen(CaseReopen),
+        "call.completed" @ Calls => Call(CallCompleted),
+    }
+}
+
+impl AppointmentEvent {
+    pub fn appointment_id(&self) -> &str {
+        match self {
+            AppointmentEvent::Booked(e) => &e.appointment_id,
+            AppointmentEvent::Assigned(e) => &e.appointment_id,
+            AppointmentEvent::RescheduleRequested(e) => &e.appointment_id,
+            AppointmentEvent::Rescheduled(e) => &e.appointment_id,
+            AppointmentEvent::Completed(e) => &e.appointment_id,
+            AppointmentEvent::Cancelled(e) => &e.appointment_id,
+        }
+    }
+}
+
+impl PackageEvent {
+    pub fn package_id(&self) -> &str {
+        match self {
+            PackageEvent::Booked(e) => &e.package_id,
+            PackageEvent::Paid(e) => &e.package_id,
+            PackageEvent::Cancelled(e) => &e.package_id,
+            PackageEvent::VisitCancelled(e) => &e.package_id,
+            PackageEvent::VisitCompleted(e) => &e.package_id,
+            PackageEvent::VisitRescheduled(e) => &e.package_id,
+        }
+    }
+}
+
+impl CaseEvent {
+    pub fn case_id(&self) -> &str {
+        match self {
+            CaseEvent::Reopen(e) => &e.case_id,
+            CaseEvent::Call(e) => &e.case_id,
+        }
+    }
 }
 
 /// R9.2 (v3) the fact an event reports, by which a copy of it re-sent under a new delivery id
 /// (or the dashboard's report of a change the engine commanded) is known as an echo. Each event
-/// type says here what it reports; `domain::echo` asks the records whether they already hold it.
+/// type says here what it reports; `subjects::echo` asks the records whether they already hold it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fact<'e> {
     /// A booking exactly as sent (its digest): held when the subject was booked with the same
@@ -259,9 +493,9 @@ pub enum Fact<'e> {
 
 /// The digest a booking is held by: SHA-256 of its data as parsed (so an omitted currency and
 /// the policy's default are the same booking).
-pub fn digest(body: &EventBody) -> String {
+pub fn digest<T: Serialize>(data: &T) -> String {
     use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(body).expect("an event body always serialises");
+    let bytes = serde_json::to_vec(data).expect("an event's data always serialises");
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -269,70 +503,40 @@ impl EventBody {
     /// R9.2 (v3) the fact this event reports.
     pub fn fact(&self) -> Fact<'_> {
         match self {
-            EventBody::AppointmentBooked { appointment_id, .. } => Fact::AppointmentBooked { appointment_id, digest: digest(self) },
-            EventBody::AppointmentAssigned { appointment_id, technician_id } => Fact::Assigned { appointment_id, technician_id },
-            EventBody::AppointmentRescheduleRequested { appointment_id, .. } => Fact::RescheduleRequested { appointment_id },
-            EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, .. } => {
-                Fact::Rescheduled { appointment_id, window: (*window_start, *window_end) }
-            }
-            EventBody::AppointmentCompleted { appointment_id, .. } => Fact::AppointmentCompleted { appointment_id },
-            EventBody::AppointmentCancelled { appointment_id, .. } => Fact::AppointmentCancelled { appointment_id },
-            EventBody::PackageVisitCancelled { package_id, visit_id } => Fact::VisitCancelled { package_id, visit_id },
-            EventBody::PackageCancelled { package_id, .. } => Fact::PackageCancelled { package_id },
-            EventBody::CaseReopen { case_id } => Fact::Reopened { case_id },
-            EventBody::PackageBooked { package_id, .. } => Fact::PackageBooked { package_id, digest: digest(self) },
-            EventBody::PackagePaid { package_id } => Fact::PackagePaid { package_id },
-            EventBody::PackageVisitCompleted { package_id, visit_id } => Fact::VisitCompleted { package_id, visit_id },
-            EventBody::PackageVisitRescheduled { package_id, visit_id, window_start } => {
-                Fact::VisitRescheduled { package_id, visit_id, window_start: *window_start }
-            }
-            EventBody::CallCompleted(c) => Fact::Call { case_id: &c.case_id, call_id: &c.call_id },
+            EventBody::Appointment(e) => match e {
+                AppointmentEvent::Booked(b) => Fact::AppointmentBooked { appointment_id: &b.appointment_id, digest: digest(b) },
+                AppointmentEvent::Assigned(a) => Fact::Assigned { appointment_id: &a.appointment_id, technician_id: &a.technician_id },
+                AppointmentEvent::RescheduleRequested(r) => Fact::RescheduleRequested { appointment_id: &r.appointment_id },
+                AppointmentEvent::Rescheduled(r) => {
+                    Fact::Rescheduled { appointment_id: &r.appointment_id, window: (r.window_start, r.window_end) }
+                }
+                AppointmentEvent::Completed(c) => Fact::AppointmentCompleted { appointment_id: &c.appointment_id },
+                AppointmentEvent::Cancelled(c) => Fact::AppointmentCancelled { appointment_id: &c.appointment_id },
+            },
+            EventBody::Package(e) => match e {
+                PackageEvent::Booked(b) => Fact::PackageBooked { package_id: &b.package_id, digest: digest(b) },
+                PackageEvent::Paid(p) => Fact::PackagePaid { package_id: &p.package_id },
+                PackageEvent::Cancelled(c) => Fact::PackageCancelled { package_id: &c.package_id },
+                PackageEvent::VisitCancelled(v) => Fact::VisitCancelled { package_id: &v.package_id, visit_id: &v.visit_id },
+                PackageEvent::VisitCompleted(v) => Fact::VisitCompleted { package_id: &v.package_id, visit_id: &v.visit_id },
+                PackageEvent::VisitRescheduled(v) => {
+                    Fact::VisitRescheduled { package_id: &v.package_id, visit_id: &v.visit_id, window_start: v.window_start }
+                }
+            },
+            EventBody::Case(CaseEvent::Reopen(r)) => Fact::Reopened { case_id: &r.case_id },
+            EventBody::Case(CaseEvent::Call(c)) => Fact::Call { case_id: &c.case_id, call_id: &c.call_id },
         }
     }
 
     /// The reason the event gives, for the timeline.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            EventBody::AppointmentCancelled { reason, .. }
-            | EventBody::AppointmentRescheduleRequested { reason, .. }
-            | EventBody::PackageCancelled { reason, .. } => Some(reason),
+            EventBody::Appointment(AppointmentEvent::Cancelled(c)) => Some(&c.reason),
+            EventBody::Appointment(AppointmentEvent::RescheduleRequested(r)) => Some(&r.reason),
+            EventBody::Package(PackageEvent::Cancelled(c)) => Some(&c.reason),
             _ => None,
         }
     }
-
-    /// The envelope `type` of this event.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            EventBody::AppointmentBooked { .. } => "appointment.booked",
-            EventBody::AppointmentAssigned { .. } => "appointment.assigned",
-            EventBody::AppointmentRescheduleRequested { .. } => "appointment.reschedule_requested",
-            EventBody::AppointmentRescheduled { .. } => "appointment.rescheduled",
-            EventBody::AppointmentCompleted { .. } => "appointment.completed",
-            EventBody::AppointmentCancelled { .. } => "appointment.cancelled",
-            EventBody::PackageVisitCancelled { .. } => "package_visit.cancelled",
-            EventBody::PackageCancelled { .. } => "package.cancelled",
-            EventBody::CaseReopen { .. } => "case.reopen",
-            EventBody::PackageBooked { .. } => "package.booked",
-            EventBody::PackagePaid { .. } => "package.paid",
-            EventBody::PackageVisitCompleted { .. } => "package_visit.completed",
-            EventBody::PackageVisitRescheduled { .. } => "package_visit.rescheduled",
-            EventBody::CallCompleted(_) => "call.completed",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CallCompleted {
-    pub case_id: String,
-    pub call_id: String,
-    pub agent_id: String,
-    pub outcome: CallOutcome,
-    pub resolution: Option<Resolution>,
-    #[serde(default)]
-    pub topics: Vec<Topic>,
-    pub requested_follow_up: Option<bool>,
-    pub cost_told: Option<bool>,
-    pub notes: Option<String>,
 }
 
 /// A validated webhook delivery.
@@ -352,4 +556,33 @@ pub struct Event {
 pub enum Input {
     Event(Event),
     Timer(TimerRef),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_takes_its_types_and_every_type_has_one_route() {
+        let all = [Route::Appointments, Route::Cancellations, Route::Calls, Route::Packages];
+        let listed: Vec<&str> = all.iter().flat_map(|r| r.event_types().iter().copied()).collect();
+        assert_eq!(listed.len(), EventBody::KINDS.len());
+        for kind in EventBody::KINDS {
+            assert_eq!(listed.iter().filter(|k| *k == kind).count(), 1, "{kind}");
+        }
+        assert_eq!(Route::Calls.event_types(), ["call.completed"]);
+        assert_eq!(
+            Route::Cancellations.event_types(),
+            ["appointment.cancelled", "package_visit.cancelled", "package.cancelled", "case.reopen"]
+        );
+    }
+
+    #[test]
+    fn an_event_reads_and_writes_as_its_type_and_data() {
+        let json = serde_json::json!({"package.paid": {"package_id": "P1"}});
+        let body: EventBody = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(body, EventBody::Package(PackageEvent::Paid(PackagePaid { package_id: "P1".into() })));
+        assert_eq!((body.kind(), serde_json::to_value(&body).unwrap()), ("package.paid", json));
+        assert!(serde_json::from_value::<EventBody>(serde_json::json!({"package.lost": {}})).is_err());
+    }
 }

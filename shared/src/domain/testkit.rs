@@ -5,7 +5,9 @@ pub use crate::domain::ctx::SmsLedger;
 pub use crate::domain::decide::decide;
 pub use crate::domain::effects::{Effect, Sms, TimerRef};
 pub use crate::domain::events::{
-    CallCompleted, CancelledBy, CompletionOutcome, Event, EventBody, Input, PackageVisit, PaymentMethod, Resolution,
+    AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentEvent, AppointmentRescheduled,
+    CallCompleted, CancelledBy, CaseReopen, CompletionOutcome, Event, EventBody, Input, PackageBooked, PackageCancelled, PackagePaid,
+    PackageVisit, PaymentMethod, RescheduleRequested, Resolution, VisitCancelled, VisitCompleted, VisitRescheduled,
 };
 pub use crate::domain::money::{Money, Percent};
 pub use crate::domain::playbooks::Case;
@@ -51,7 +53,7 @@ pub fn call(case_id: &str, outcome: CallOutcome, resolution: Option<Resolution>)
 }
 
 pub fn calls(c: CallCompleted) -> Input {
-    event(EventBody::CallCompleted(c))
+    event(EventBody::from(c))
 }
 
 pub fn mona(language: Language) -> Customer {
@@ -60,7 +62,7 @@ pub fn mona(language: Language) -> Customer {
 
 /// `appointment.booked` for order O1, a two-hour first visit starting at `start`.
 pub fn booked(id: &str, start: &str, technician: Option<&str>) -> Input {
-    event(EventBody::AppointmentBooked {
+    event(EventBody::from(AppointmentBooked {
         appointment_id: id.into(),
         order_id: "O1".into(),
         customer: mona(Language::En),
@@ -72,53 +74,53 @@ pub fn booked(id: &str, start: &str, technician: Option<&str>) -> Input {
         visit_number: 1,
         technician_id: technician.map(Into::into),
         discount_percent: 0,
-    })
+    }))
 }
 
 pub fn assigned(id: &str) -> Input {
-    event(EventBody::AppointmentAssigned { appointment_id: id.into(), technician_id: "T1".into() })
+    event(EventBody::from(AppointmentAssigned { appointment_id: id.into(), technician_id: "T1".into() }))
 }
 
 pub fn rescheduled(id: &str, start: &str) -> Input {
-    event(EventBody::AppointmentRescheduled {
+    event(EventBody::from(AppointmentRescheduled {
         appointment_id: id.into(),
         window_start: t(start),
         window_end: t(start) + Duration::hours(2),
         requested_by: "customer".into(),
-    })
+    }))
 }
 
 pub fn cancelled(id: &str, by: CancelledBy, wants_follow_up: bool) -> Input {
-    event(EventBody::AppointmentCancelled {
+    event(EventBody::from(AppointmentCancelled {
         appointment_id: id.into(),
         cancelled_by: by,
         reason: "moving".into(),
         wants_follow_up,
         availability: None,
-    })
+    }))
 }
 
 pub fn completed(id: &str, outcome: CompletionOutcome) -> Input {
-    event(EventBody::AppointmentCompleted {
+    event(EventBody::from(AppointmentCompleted {
         appointment_id: id.into(),
         outcome,
         needs_material: false,
         material_days: None,
         painting: None,
-    })
+    }))
 }
 
 pub fn requested(id: &str) -> Input {
-    event(EventBody::AppointmentRescheduleRequested {
+    event(EventBody::from(RescheduleRequested {
         appointment_id: id.into(),
         reason: "technician late".into(),
         stf_link: "https://stf.example.com/r/A1".into(),
-    })
+    }))
 }
 
 /// Package P1: `visits` windows (RFC 3339), price in minor units.
 pub fn package_booked(paid: bool, method: PaymentMethod, start_date: &str, visits: &[&str], price: i64) -> Input {
-    event(EventBody::PackageBooked {
+    event(EventBody::from(PackageBooked {
         package_id: "P1".into(),
         customer: mona(Language::Ar),
         area: "Cairo".into(),
@@ -127,7 +129,7 @@ pub fn package_booked(paid: bool, method: PaymentMethod, start_date: &str, visit
         start_date: start_date.parse().unwrap(),
         payment_method: method,
         paid,
-    })
+    }))
 }
 
 /// Four weekly visits from Monday 2026-03-09 10:00, 2 000.00 EGP.

@@ -279,7 +279,7 @@ mod tests {
         let mut w = World::new();
         let mut b = booked("A1", TUE_10, None);
         if let Input::Event(e) = &mut b {
-            if let EventBody::AppointmentBooked { visit_number, .. } = &mut e.body {
+            if let EventBody::Appointment(AppointmentEvent::Booked(AppointmentBooked { visit_number, .. })) = &mut e.body {
                 *visit_number = 2;
             }
         }

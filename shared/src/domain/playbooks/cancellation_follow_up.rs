@@ -66,9 +66,9 @@ fn request_day(availability: Option<Availability>, day: NaiveDate, policy: &Poli
         .then(|| day + Duration::days(policy.cancellation_follow_up.unsure_request_after_days as i64))
 }
 
-/// R2.3 the coupon registered with the dashboard (`issue_coupon`) and offered to the customer
-/// (DISCOUNT_OFFER), on the case that makes the offer, or on the order when no case does.
-pub fn offer(case: Option<&mut CaseCore>, coupon: &Coupon, appointment: &Appointment, ctx: &mut Ctx) {
+/// R2.3 what a coupon offer sends: `issue_coupon`, which registers the coupon with the
+/// dashboard, and the variables of the DISCOUNT_OFFER that offers it to the customer.
+pub fn offer_of(coupon: &Coupon, appointment: &Appointment) -> (CommandBody, SmsVars) {
     let issue = CommandBody::IssueCoupon(IssueCoupon {
         code: coupon.code.clone(),
         percent: coupon.discount,
@@ -83,19 +83,15 @@ pub fn offer(case: Option<&mut CaseCore>, coupon: &Coupon, appointment: &Appoint
         valid_until: Some(coupon.valid_until.to_string()),
         ..SmsVars::default()
     };
-    match case {
-        Some(case) => {
-            ctx.decided(case, format!("R2.3 coupon {} ({}%) valid until {}", coupon.code, coupon.discount, coupon.valid_until));
-            ctx.command(case, issue);
-            ctx.sms(case, TemplateId::DiscountOffer, &vars);
-        }
-        None => {
-            ctx.subject_command(issue);
-            if let Err(e) = ctx.subject_sms(&appointment.customer, TemplateId::DiscountOffer, &vars) {
-                unreachable!("DISCOUNT_OFFER always has its variables: {e}")
-            }
-        }
-    }
+    (issue, vars)
+}
+
+/// R2.3 the offer made on the case (the order makes it itself when no case does).
+pub fn offer(case: &mut CaseCore, coupon: &Coupon, appointment: &Appointment, ctx: &mut Ctx) {
+    let (issue, vars) = offer_of(coupon, appointment);
+    ctx.decided(case, format!("R2.3 coupon {} ({}%) valid until {}", coupon.code, coupon.discount, coupon.valid_until));
+    ctx.command(case, issue);
+    ctx.sms(case, TemplateId::DiscountOffer, &vars);
 }
 
 /// The coupon code of an appointment: 12 characters of its SHA-256 in an unambiguous alphabet
@@ -145,7 +141,7 @@ impl Playbook for CancellationFollowUp {
         case.note(now, TimelineKind::Event, format!("appointment.cancelled by {}: {}", how.by, how.reason));
         ctx.decided(&mut case, format!("R2.1 follow-up opened for first visit {}", appointment.appointment_id));
         if let Some(coupon) = coupon {
-            offer(Some(&mut case), coupon, appointment, ctx);
+            offer(&mut case, coupon, appointment, ctx);
         }
         // R2.4 an unsure customer gets an appointment request at least four weeks out.
         if let Some(not_before) = request_day(how.availability, day, ctx.policy) {
@@ -257,13 +253,13 @@ mod tests {
     }
 
     fn cancel(by: CancelledBy, wants_follow_up: bool, availability: Option<Availability>) -> Input {
-        event(EventBody::AppointmentCancelled {
+        event(EventBody::from(AppointmentCancelled {
             appointment_id: "A1".into(),
             cancelled_by: by,
             reason: "moving".into(),
             wants_follow_up,
             availability,
-        })
+        }))
     }
 
     const MON: &str = "2026-03-02T10:00:00+02:00";
@@ -316,13 +312,13 @@ mod tests {
     fn r2_2_the_older_open_case_of_the_order_is_closed_as_duplicate() {
         let (mut w, first) = opened(CancelledBy::Customer);
         book_a2(&mut w);
-        let input = event(EventBody::AppointmentCancelled {
+        let input = event(EventBody::from(AppointmentCancelled {
             appointment_id: "A2".into(),
             cancelled_by: CancelledBy::Ops,
             reason: "no technician".into(),
             wants_follow_up: false,
             availability: None,
-        });
+        }));
         let second = w.when(input, "2026-03-02T12:00:00+02:00").unwrap().unwrap();
         assert_ne!(first, second);
         let old = w.case(&first);
@@ -526,7 +522,7 @@ mod tests {
     #[test]
     fn r2_10_reopen_from_thirty_days_after_the_appointment_day_when_it_waited() {
         let (mut w, id) = opened(CancelledBy::Customer);
-        let reopen = || event(EventBody::CaseReopen { case_id: "o1-O1".into() });
+        let reopen = || event(EventBody::from(CaseReopen { case_id: "o1-O1".into() }));
         let e = w.when(reopen(), "2026-04-05T10:00:00+02:00").unwrap_err();
         assert_eq!(e.rule, Some("R2.10"), "never waited on the customer");
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00").unwrap();
@@ -547,17 +543,17 @@ mod tests {
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-04T09:10:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnCustomer);
         book_a2(&mut w);
-        let cancel_a2 = event(EventBody::AppointmentCancelled {
+        let cancel_a2 = event(EventBody::from(AppointmentCancelled {
             appointment_id: "A2".into(),
             cancelled_by: CancelledBy::Customer,
             reason: "travelling".into(),
             wants_follow_up: true,
             availability: None,
-        });
+        }));
         let newer = w.when(cancel_a2, "2026-03-05T12:00:00+02:00").unwrap().unwrap();
         assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnThirdParty);
         let before = w.case(&id).clone();
-        let e = w.when(event(EventBody::CaseReopen { case_id: id.clone() }), "2026-04-10T10:00:00+02:00").unwrap_err();
+        let e = w.when(event(EventBody::from(CaseReopen { case_id: id.clone() })), "2026-04-10T10:00:00+02:00").unwrap_err();
         assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
         assert!(e.message.contains("duplicate"), "{}", e.message);
         assert_eq!(w.case(&id), &before, "nothing changed");

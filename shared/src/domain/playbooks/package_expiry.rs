@@ -289,7 +289,7 @@ mod tests {
         let mut w = World::new();
         w.when(weekly(true), MON).unwrap();
         for v in completed {
-            w.when(visit(|package_id, visit_id| EventBody::PackageVisitCompleted { package_id, visit_id }, v), "2026-03-20T12:00:00+02:00")
+            w.when(visit(|package_id, visit_id| EventBody::from(VisitCompleted { package_id, visit_id }), v), "2026-03-20T12:00:00+02:00")
                 .unwrap();
         }
         let id = w.fire_subject_at(TimerKind::ExpiryDay1, None).expect("R5.2 opens a case");
@@ -322,7 +322,7 @@ mod tests {
         // Every visit used.
         let mut w = World::new();
         w.when(package_booked(true, PaymentMethod::Card, "2026-03-09", &["2026-03-09T10:00:00+02:00"], 50_000), MON).unwrap();
-        w.when(visit(|package_id, visit_id| EventBody::PackageVisitCompleted { package_id, visit_id }, "V1"), "2026-03-09T12:00:00+02:00")
+        w.when(visit(|package_id, visit_id| EventBody::from(VisitCompleted { package_id, visit_id }), "V1"), "2026-03-09T12:00:00+02:00")
             .unwrap();
         assert_eq!(w.fire_subject_at(TimerKind::ExpiryDay1, None), None);
         assert!(w.snapshot().cases.is_empty());
@@ -406,7 +406,7 @@ mod tests {
     fn r5_4_happens_without_a_case_too() {
         let mut w = World::new();
         w.when(weekly(false), MON).unwrap();
-        w.when(event(EventBody::PackagePaid { package_id: "P1".into() }), "2026-03-03T10:00:00+02:00").unwrap();
+        w.when(event(EventBody::from(PackagePaid { package_id: "P1".into() })), "2026-03-03T10:00:00+02:00").unwrap();
         // Its Day 1 tick was lost; grace ends all the same.
         w.fire_subject_at(TimerKind::ExpiryDeactivate, None);
         let c = w.command("deactivate_package").unwrap();

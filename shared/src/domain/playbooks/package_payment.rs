@@ -438,7 +438,7 @@ mod tests {
     }
 
     fn paid() -> Input {
-        event(EventBody::PackagePaid { package_id: "P1".into() })
+        event(EventBody::from(PackagePaid { package_id: "P1".into() }))
     }
 
     fn at(s: &str) -> DateTime<Utc> {
@@ -607,7 +607,7 @@ mod tests {
         let input = package_booked(false, PaymentMethod::Card, "2026-03-03", &["2026-03-03T10:00:00+02:00"], 100_000);
         let id = w.when(input, MON).unwrap().unwrap();
         w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-02T10:20:00+02:00").unwrap();
-        w.when(event(EventBody::PackagePaid { package_id: "P1".into() }), "2026-03-02T18:00:00+02:00").unwrap();
+        w.when(event(EventBody::from(PackagePaid { package_id: "P1".into() })), "2026-03-02T18:00:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.result, Some(TicketResult::Paid));
         assert!(w.case(&id).timers.is_empty(), "the deadline is gone");
     }

@@ -367,13 +367,13 @@ mod tests {
     const MON_10: &str = "2026-03-02T10:00:00+02:00";
 
     fn completion(outcome: CompletionOutcome, needs_material: bool, material_days: Option<u32>, painting: Option<Painting>) -> Input {
-        event(crate::domain::events::EventBody::AppointmentCompleted {
+        event(crate::domain::events::EventBody::from(AppointmentCompleted {
             appointment_id: "A1".into(),
             outcome,
             needs_material,
             material_days,
             painting,
-        })
+        }))
     }
 
     /// A1 booked with a technician, completed at `at`, and the case opened an hour later.
@@ -603,7 +603,7 @@ mod tests {
             (w.case(&id).ticket.status, w.case(&id).ticket.result.map(TicketResult::as_str)),
             (TicketStatus::Closed, Some("unreachable"))
         );
-        let reopen = || event(crate::domain::events::EventBody::CaseReopen { case_id: id.clone() });
+        let reopen = || event(crate::domain::events::EventBody::from(CaseReopen { case_id: id.clone() }));
         assert_eq!(w.when(reopen(), "2026-03-31T10:00:00+02:00").unwrap_err().rule, Some("R2.10"), "R3.9 re-opens as R2.10 and cites it");
         w.when(reopen(), "2026-04-01T10:00:00+02:00").unwrap();
         assert_eq!(w.case(&id).ticket.status, TicketStatus::Open);
@@ -625,8 +625,9 @@ mod tests {
             "R3.8 closes the order's pending cases"
         );
         let before = w.case(&id).clone();
-        let e =
-            w.when(event(crate::domain::events::EventBody::CaseReopen { case_id: id.clone() }), "2026-04-10T10:00:00+02:00").unwrap_err();
+        let e = w
+            .when(event(crate::domain::events::EventBody::from(CaseReopen { case_id: id.clone() })), "2026-04-10T10:00:00+02:00")
+            .unwrap_err();
         assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
         assert!(e.message.contains("visit_replaced"), "{}", e.message);
         assert_eq!(w.case(&id), &before, "nothing changed");

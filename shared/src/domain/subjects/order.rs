@@ -35,29 +35,38 @@
 
 use crate::domain::commands::{CancelAppointment, CommandBody, CreateVisit, Window};
 use crate::domain::ctx::Ctx;
-use crate::domain::events::{CancelledBy, CompletionOutcome, Event, EventBody};
+use crate::domain::events::{
+    AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentEvent, AppointmentRescheduled,
+    CancelledBy, CompletionOutcome, RescheduleRequested,
+};
 use crate::domain::ids::{SubjectId, TimerSubject};
 use crate::domain::playbooks::appointment_watch::{self, AppointmentWatch};
 use crate::domain::playbooks::cancellation_follow_up::{self, CancellationFollowUp, Opening as FollowUpOpening};
 use crate::domain::playbooks::reschedule_outreach::{Request, RescheduleOutreach};
 use crate::domain::playbooks::second_visit_follow_up::SecondVisitFollowUp;
 use crate::domain::playbooks::{Case, PlaybookName, SubjectEvent};
-use crate::domain::records::case::{TicketResult, TimelineKind, TimerKind};
+use crate::domain::records::case::{TicketResult, TimelineEntry, TimelineKind, TimerKind};
 use crate::domain::records::order::{Appointment, AppointmentStatus, Cancellation, Completion, Order, Reschedule};
 use crate::domain::refusal::{ErrorCode, Refusal};
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::subjects::snapshot::{Snapshot, Subject, SubjectTimer};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectTimer};
 use chrono::{DateTime, Duration, Utc};
 
 /// What an event decision produced: the next snapshot and the case the 202 names.
 pub type Outcome = (Snapshot, Option<String>);
 
-/// The order of an order snapshot (`Snapshot::order` creates both together).
-pub(crate) fn order_mut(snapshot: &mut Snapshot) -> &mut Order {
-    match &mut snapshot.subject {
-        Subject::Order(o) => o,
-        Subject::Package(_) => unreachable!("an appointment input always locates an order snapshot"),
+/// An SMS about the appointment rather than a case (`case_id` null); a template it cannot render
+/// is written on the order's timeline.
+fn subject_sms(snapshot: &mut Snapshot, appointment: &Appointment, template: TemplateId, vars: &SmsVars, ctx: &mut Ctx) {
+    if let Err(e) = ctx.subject_sms(&appointment.customer, template, vars) {
+        order_mut(snapshot).timeline.push(TimelineEntry::new(ctx.now, TimelineKind::SmsFailed, e.to_string()));
     }
+}
+
+/// The order of an order snapshot: `on_event` took only an order snapshot, and only order
+/// playbooks leave the intents carried out here.
+pub(crate) fn order_mut(snapshot: &mut Snapshot) -> &mut Order {
+    snapshot.as_order_mut().expect("an appointment input locates an order snapshot")
 }
 
 fn order(snapshot: &Snapshot) -> &Order {
@@ -81,19 +90,22 @@ fn booked_appointment<'s>(snapshot: &'s mut Snapshot, appointment_id: &str) -> R
     Ok(appointment)
 }
 
-pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
-    if let EventBody::AppointmentBooked { .. } = &event.body {
-        return booked(snapshot, event, ctx);
-    }
-    let mut snapshot = snapshot.filter(|s| s.as_order().is_some()).cloned().ok_or_else(|| crate::domain::decide::unknown_subject(event))?;
+/// What an appointment event does to its order.
+pub fn on_event(snapshot: Option<&Snapshot>, event: &AppointmentEvent, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    let mut snapshot = match (snapshot, event) {
+        (Some(s), _) if s.as_order().is_some() => s.clone(),
+        (None, AppointmentEvent::Booked(booking)) => Snapshot::order(&booking.order_id),
+        _ => return Err(unknown_appointment(event.appointment_id())),
+    };
     let s = &mut snapshot;
-    let case_id = match &event.body {
-        EventBody::AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability } => {
+    let case_id = match event {
+        AppointmentEvent::Booked(booking) => booked(s, booking, ctx)?,
+        AppointmentEvent::Cancelled(AppointmentCancelled { appointment_id, cancelled_by, reason, wants_follow_up, availability }) => {
             let cancellation =
                 Cancellation { by: *cancelled_by, reason: reason.clone(), wants_follow_up: *wants_follow_up, availability: *availability };
             cancel(s, appointment_id, &cancellation, None, ctx)?
         }
-        EventBody::AppointmentAssigned { appointment_id, technician_id } => {
+        AppointmentEvent::Assigned(AppointmentAssigned { appointment_id, technician_id }) => {
             booked_appointment(s, appointment_id)?.technician_id = Some(technician_id.clone());
             // R0.3 an assignment in time ends the watch.
             unwatch(s, appointment_id, ctx);
@@ -101,7 +113,7 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             s.tell(|c| is_open_about(c, appointment_id), &SubjectEvent::Assigned, ctx);
             watch
         }
-        EventBody::AppointmentRescheduleRequested { appointment_id, reason, stf_link } => {
+        AppointmentEvent::RescheduleRequested(RescheduleRequested { appointment_id, reason, stf_link }) => {
             booked_appointment(s, appointment_id)?.requests.push(ctx.occurred);
             // A second request while the outreach is open keeps that case (it takes the new link).
             if let Some(open) = open_case(s, appointment_id, PlaybookName::RescheduleOutreach) {
@@ -112,11 +124,11 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
             let request = Request { appointment_id: appointment_id.clone(), reason: reason.clone(), stf_link: stf_link.clone() };
             Some(s.open::<RescheduleOutreach>(&request, ctx))
         }
-        EventBody::AppointmentRescheduled { appointment_id, window_start, window_end, requested_by } => {
+        AppointmentEvent::Rescheduled(AppointmentRescheduled { appointment_id, window_start, window_end, requested_by }) => {
             reschedule(s, appointment_id, (*window_start, *window_end), requested_by, None, ctx)?;
             s.cases.iter().find(|c| is_open_about(c, appointment_id)).map(|c| c.case_id.clone())
         }
-        EventBody::AppointmentCompleted { appointment_id, outcome, needs_material, material_days, painting } => {
+        AppointmentEvent::Completed(AppointmentCompleted { appointment_id, outcome, needs_material, material_days, painting }) => {
             let appointment = booked_appointment(s, appointment_id)?;
             appointment.status = AppointmentStatus::Completed;
             appointment.completion = Some(Completion {
@@ -140,13 +152,14 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Re
                 (false, _) => None,
             }
         }
-        other => unreachable!("{} is not an appointment event", other.kind()),
     };
     Ok((snapshot, case_id))
 }
 
-fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
-    let EventBody::AppointmentBooked {
+/// `appointment.booked`: the appointment joins its order, and is watched (R0.1). Returns the
+/// watch case when one opens at once.
+fn booked(snapshot: &mut Snapshot, booking: &AppointmentBooked, ctx: &mut Ctx) -> Result<Option<String>, Refusal> {
+    let AppointmentBooked {
         appointment_id,
         order_id,
         customer,
@@ -158,12 +171,8 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         visit_number,
         technician_id,
         discount_percent,
-    } = &event.body
-    else {
-        unreachable!("called for appointment.booked only")
-    };
-    let mut snapshot = snapshot.cloned().unwrap_or_else(|| Snapshot::order(order_id));
-    let order = order_mut(&mut snapshot);
+    } = booking;
+    let order = order_mut(snapshot);
     if order.appointment(appointment_id).is_some() {
         return Err(Refusal::conflict(
             ErrorCode::AlreadyBooked,
@@ -189,7 +198,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         reschedule_log: Vec::new(),
         completion: None,
         coupon: None,
-        booking: Some(crate::domain::events::digest(&event.body)),
+        booking: Some(crate::domain::events::digest(booking)),
         requests: Vec::new(),
     });
     ctx.index.push(SubjectId::Appointment(appointment_id.clone()));
@@ -197,8 +206,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
     let event = SubjectEvent::VisitBooked { appointment_id: appointment_id.clone() };
     snapshot.tell(|c| c.ticket.is_open(), &event, ctx);
     // R0.1 every booked appointment without a technician is watched.
-    let case_id = watch(&mut snapshot, appointment_id, ctx);
-    Ok((snapshot, case_id))
+    Ok(watch(snapshot, appointment_id, ctx))
 }
 
 /// A timer placed on an appointment rather than a case.
@@ -312,8 +320,14 @@ pub(crate) fn cancel(
     }
     // Otherwise the offer comes from the case that cancelled it, or from the order itself.
     if let Some(coupon) = &coupon {
-        let case = origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)).map(|c| &mut c.core);
-        cancellation_follow_up::offer(case, coupon, &appointment, ctx);
+        match origin.and_then(|o| snapshot.cases.iter_mut().find(|c| c.case_id == o)) {
+            Some(case) => cancellation_follow_up::offer(&mut case.core, coupon, &appointment, ctx),
+            None => {
+                let (issue, vars) = cancellation_follow_up::offer_of(coupon, &appointment);
+                ctx.subject_command(issue);
+                subject_sms(snapshot, &appointment, TemplateId::DiscountOffer, &vars, ctx);
+            }
+        }
     }
     Ok(None)
 }
@@ -433,11 +447,7 @@ fn reschedule(
     let on_case = via.map(str::to_string).or_else(|| open_case(snapshot, appointment_id, PlaybookName::AppointmentWatch));
     match on_case.and_then(|id| snapshot.cases.iter_mut().find(|c| c.case_id == id)) {
         Some(case) => ctx.sms(&mut case.core, TemplateId::RescheduleConfirmation, &vars),
-        None => {
-            if let Err(e) = ctx.subject_sms(&appointment.customer, TemplateId::RescheduleConfirmation, &vars) {
-                unreachable!("RESCHEDULE_CONFIRMATION always has its variables: {e}")
-            }
-        }
+        None => subject_sms(snapshot, &appointment, TemplateId::RescheduleConfirmation, &vars, ctx),
     }
     Ok(change)
 }

@@ -32,7 +32,7 @@
 use super::order::Outcome;
 use crate::domain::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, RefundPackage};
 use crate::domain::ctx::Ctx;
-use crate::domain::events::{Event, EventBody};
+use crate::domain::events::{PackageBooked, PackageCancelled, PackageEvent, VisitCancelled, VisitCompleted, VisitRescheduled};
 use crate::domain::ids::{SubjectId, TimerSubject};
 use crate::domain::money::{div_half_up, Money, Percent};
 use crate::domain::playbooks::package_expiry::PackageExpiry;
@@ -42,54 +42,56 @@ use crate::domain::records::case::{TimelineKind, TimerKind};
 use crate::domain::records::package::{CountedBy, Package, PackageStatus, Visit, VisitChange, VisitState};
 use crate::domain::refusal::{ErrorCode, Refusal};
 use crate::domain::sms::{SmsVars, TemplateId};
-use crate::domain::subjects::snapshot::{Snapshot, Subject, SubjectTimer};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectTimer};
 use chrono::{DateTime, Duration, Utc};
 
 /// The package of a package snapshot (`Snapshot::package` creates both together).
 fn package_mut(snapshot: &mut Snapshot) -> &mut Package {
-    match &mut snapshot.subject {
-        Subject::Package(p) => p,
-        Subject::Order(_) => unreachable!("a package input always locates a package snapshot"),
-    }
+    snapshot.as_package_mut().expect("a package input locates a package snapshot")
 }
 
-pub fn on_event(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
-    if let EventBody::PackageBooked { .. } = &event.body {
-        return booked(snapshot, event, ctx);
-    }
-    let mut snapshot =
-        snapshot.filter(|s| s.as_package().is_some()).cloned().ok_or_else(|| crate::domain::decide::unknown_subject(event))?;
-    let case_id = match &event.body {
-        EventBody::PackagePaid { .. } => paid(&mut snapshot, ctx),
-        EventBody::PackageCancelled { reason, .. } => cancelled(&mut snapshot, reason, ctx),
-        EventBody::PackageVisitCancelled { visit_id, .. } => {
+/// What a package event does to its package.
+pub fn on_event(snapshot: Option<&Snapshot>, event: &PackageEvent, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
+    let mut snapshot = match (snapshot, event) {
+        (None, PackageEvent::Booked(booking)) => return Ok(booked(booking, ctx)),
+        (Some(s), _) if s.as_package().is_some() => s.clone(),
+        _ => return Err(unknown_package(event.package_id())),
+    };
+    let case_id = match event {
+        // A booking that is not the one held (that one is an echo, R9.2).
+        PackageEvent::Booked(PackageBooked { package_id, .. }) => {
+            return Err(Refusal::conflict(
+                ErrorCode::AlreadyBooked,
+                format!("package {package_id:?} is already booked; send package_visit.rescheduled or package.paid to change it"),
+                Some("data.package_id"),
+            ))
+        }
+        PackageEvent::Paid(_) => paid(&mut snapshot, ctx),
+        PackageEvent::Cancelled(PackageCancelled { reason, .. }) => cancelled(&mut snapshot, reason, ctx),
+        PackageEvent::VisitCancelled(VisitCancelled { visit_id, .. }) => {
             visit_cancelled(&mut snapshot, visit_id, ctx)?;
             None
         }
-        EventBody::PackageVisitRescheduled { visit_id, window_start, .. } => {
+        PackageEvent::VisitRescheduled(VisitRescheduled { visit_id, window_start, .. }) => {
             visit_rescheduled(&mut snapshot, visit_id, *window_start, ctx)?;
             None
         }
-        EventBody::PackageVisitCompleted { visit_id, .. } => {
+        PackageEvent::VisitCompleted(VisitCompleted { visit_id, .. }) => {
             visit_completed(&mut snapshot, visit_id, ctx)?;
             None
         }
-        other => unreachable!("{} is not a package event", other.kind()),
     };
     Ok((snapshot, case_id))
 }
 
-fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<Outcome, Refusal> {
-    let EventBody::PackageBooked { package_id, customer, area, price, visits, start_date, payment_method, paid } = &event.body else {
-        unreachable!("called for package.booked only")
-    };
-    if snapshot.is_some() {
-        return Err(Refusal::conflict(
-            ErrorCode::AlreadyBooked,
-            format!("package {package_id:?} is already booked; send package_visit.rescheduled or package.paid to change it"),
-            Some("data.package_id"),
-        ));
-    }
+pub(crate) fn unknown_package(package_id: &str) -> Refusal {
+    Refusal::not_found(ErrorCode::UnknownPackage, format!("no package {package_id:?}"), "data.package_id")
+}
+
+/// `package.booked`: the package and its snapshot, the chase of an unpaid one (R4.1), the
+/// expiry ticks (R5.2, R5.4).
+fn booked(booking: &PackageBooked, ctx: &mut Ctx) -> Outcome {
+    let PackageBooked { package_id, customer, area, price, visits, start_date, payment_method, paid } = booking;
     let mut package = Package {
         package_id: package_id.clone(),
         customer: customer.clone(),
@@ -113,7 +115,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
         status: PackageStatus::Active,
         booked_at: Some(ctx.now),
         timeline: Vec::new(),
-        booking: Some(crate::domain::events::digest(&event.body)),
+        booking: Some(crate::domain::events::digest(booking)),
     };
     let p = &ctx.policy.package_expiry;
     let day1 = package.expiry_day1(p.validity_months);
@@ -137,7 +139,7 @@ fn booked(snapshot: Option<&Snapshot>, event: &Event, ctx: &mut Ctx) -> Result<O
     ctx.place_subject(&mut snapshot.timers, TimerSubject::Package(package_id.clone()), TimerKind::ExpiryDay1, tick_at);
     ctx.place_subject(&mut snapshot.timers, TimerSubject::Package(package_id.clone()), TimerKind::ExpiryDeactivate, end_at);
     ctx.index.extend([SubjectId::Expiry(day1, package_id.clone()), SubjectId::Expiry(end, package_id.clone())]);
-    Ok((snapshot, case_id))
+    (snapshot, case_id)
 }
 
 /// R4.6 payment at any point.
@@ -502,19 +504,19 @@ mod tests {
     }
 
     fn cancel_visit(id: &str) -> Input {
-        visit(|package_id, visit_id| EventBody::PackageVisitCancelled { package_id, visit_id }, id)
+        visit(|package_id, visit_id| EventBody::from(VisitCancelled { package_id, visit_id }), id)
     }
 
     fn complete_visit(id: &str) -> Input {
-        visit(|package_id, visit_id| EventBody::PackageVisitCompleted { package_id, visit_id }, id)
+        visit(|package_id, visit_id| EventBody::from(VisitCompleted { package_id, visit_id }), id)
     }
 
     fn reschedule(id: &str, to: &str) -> Input {
-        event(EventBody::PackageVisitRescheduled { package_id: "P1".into(), visit_id: id.into(), window_start: t(to) })
+        event(EventBody::from(VisitRescheduled { package_id: "P1".into(), visit_id: id.into(), window_start: t(to) }))
     }
 
     fn cancel_package() -> Input {
-        event(EventBody::PackageCancelled { package_id: "P1".into(), reason: "moving abroad".into() })
+        event(EventBody::from(PackageCancelled { package_id: "P1".into(), reason: "moving abroad".into() }))
     }
 
     #[test]

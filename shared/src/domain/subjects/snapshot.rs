@@ -63,6 +63,18 @@ impl Snapshot {
             Subject::Order(_) => None,
         }
     }
+    pub fn as_order_mut(&mut self) -> Option<&mut Order> {
+        match &mut self.subject {
+            Subject::Order(o) => Some(o),
+            Subject::Package(_) => None,
+        }
+    }
+    pub fn as_package_mut(&mut self) -> Option<&mut Package> {
+        match &mut self.subject {
+            Subject::Package(p) => Some(p),
+            Subject::Order(_) => None,
+        }
+    }
     pub fn case(&self, id: &str) -> Option<&Case> {
         self.cases.iter().find(|c| c.core.case_id == id)
     }
