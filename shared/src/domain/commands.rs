@@ -21,6 +21,28 @@ pub struct Command {
     pub at: DateTime<Utc>,
 }
 
+crate::named_enum! {
+    /// R4 which call of the payment chase a call task is.
+    pub enum CallStage {
+        /// R4.1 / R4.2 / R4.3.
+        First = "first",
+        /// R4.4.
+        DayBefore = "day_before",
+        /// R4.5.
+        Final = "final",
+    }
+}
+
+crate::named_enum! {
+    /// Why the engine cancels a package (R4.4).
+    pub enum PackageCancelReason {
+        /// Still unpaid at the deadline, or not reached on the day before (R4.4).
+        NotPaid = "not_paid",
+        /// The customer declined the package on the call.
+        Declined = "declined",
+    }
+}
+
 /// The schema of a command on the wire, for `docs/commands.schema.json`.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
@@ -162,9 +184,9 @@ pub struct CallCustomer {
     /// The attempt of the sequence this call is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
-    /// R4 which call of the payment chase (`first`, `day_before`, `final`).
+    /// R4 which call of the payment chase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<CallStage>,
     /// R2.3 the coupon to mention.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupon_code: Option<String>,
@@ -323,7 +345,7 @@ pub struct PaymentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CancelPackage {
     pub package_id: String,
-    pub reason: String,
+    pub reason: PackageCancelReason,
     /// `cancel_package_visits`: the visits still open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visit_ids: Option<Vec<String>>,

@@ -2,7 +2,7 @@
 //! intents a playbook leaves for the subject to carry out.
 
 use crate::domain::calendar::Calendar;
-use crate::domain::commands::{CallCustomer, Command, CommandBody};
+use crate::domain::commands::{CallCustomer, Command, CommandBody, PackageCancelReason};
 use crate::domain::effects::{Effect, Sms};
 use crate::domain::events::CancelledBy;
 use crate::domain::ids::{SubjectId, SubjectKey, TimerSubject};
@@ -14,7 +14,6 @@ use crate::domain::sms::{self, SmsVars, TemplateId};
 use crate::domain::timers::{SubjectTimer, SubjectTimers, TimerRef, TimerSpec};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a playbook asks of its subject (or, through it, of another playbook); the order or the
@@ -27,7 +26,7 @@ pub enum Intent {
     /// Move the appointment to a new window through the reschedule policy (R1.5 → R7, R3.8).
     MoveAppointment { appointment_id: String, window_start: DateTime<Utc>, window_end: DateTime<Utc>, requested_by: String },
     /// Cancel the package and its open visits (R4.4, or the customer declined it).
-    CancelPackage { reason: String },
+    CancelPackage { reason: PackageCancelReason },
 }
 
 /// An intent with the case that asked for it and where its effects go among the others.
@@ -330,13 +329,13 @@ impl<'a> Ctx<'a> {
         let after = &case.ticket;
         let mut diffs = Vec::new();
         if before.status != after.status {
-            diffs.push(format!("status {} → {}", wire_name(&before.status), wire_name(&after.status)));
+            diffs.push(format!("status {} → {}", before.status, after.status));
         }
         if before.priority != after.priority {
-            diffs.push(format!("priority {} → {}", wire_name(&before.priority), wire_name(&after.priority)));
+            diffs.push(format!("priority {} → {}", before.priority, after.priority));
         }
         if before.group != after.group {
-            diffs.push(format!("group {} → {}", wire_name(&before.group), wire_name(&after.group)));
+            diffs.push(format!("group {} → {}", before.group, after.group));
         }
         if before.result != after.result {
             diffs.push(format!("result {}", after.result.map_or("none", TicketResult::as_str)));
@@ -361,15 +360,6 @@ impl<'a> Ctx<'a> {
     /// Writes a decision on the case's timeline.
     pub fn decided(&self, case: &mut CaseCore, detail: impl Into<String>) {
         case.note(self.now, TimelineKind::Decision, detail);
-    }
-}
-
-/// The wire name of a serde enum value (`waiting_on_customer`), for timeline text.
-pub fn wire_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        Ok(Value::Object(o)) => o.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        _ => String::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! re-open or a case's timer goes to the case's playbook (`Case::visit`); the intents a playbook
 //! leaves are carried out by its subject before the decision is complete.
 
-use crate::domain::ctx::{wire_name, Ctx, Intent, Pending, SmsCount, SmsLedger};
+use crate::domain::ctx::{Ctx, Intent, Pending, SmsCount, SmsLedger};
 use crate::domain::effects::{Effect, TimerRef};
 use crate::domain::events::{AppointmentEvent, CallCompleted, CaseEvent, CaseReopen, Event, EventBody, Input};
 use crate::domain::ids::{SubjectId, TimerSubject};
@@ -303,7 +303,7 @@ fn carry_out(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Result<(), Refusal> {
                 Intent::MoveAppointment { appointment_id, window_start, window_end, requested_by } => {
                     order::move_appointment(snapshot, &appointment_id, (window_start, window_end), &requested_by, &case_id, ctx)?;
                 }
-                Intent::CancelPackage { reason } => package::cancel_by_engine(snapshot, &reason, &case_id, ctx),
+                Intent::CancelPackage { reason } => package::cancel_by_engine(snapshot, reason, &case_id, ctx),
             }
             shift += ctx.effects.len() - before;
             ctx.effects.extend(tail);
@@ -325,9 +325,9 @@ fn unknown_input(input: &Input) -> Refusal {
 }
 
 fn describe_call(call: &CallCompleted) -> String {
-    let mut s = format!("call {} by agent {}: {}", call.call_id, call.agent_id, wire_name(&call.outcome));
+    let mut s = format!("call {} by agent {}: {}", call.call_id, call.agent_id, call.outcome);
     if let Some(r) = &call.resolution {
-        s.push_str(&format!(", resolution {}", wire_name(r)));
+        s.push_str(&format!(", resolution {}", r.kind()));
     }
     if let Some(n) = &call.notes {
         s.push_str(&format!(" — {n}"));

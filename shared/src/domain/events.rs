@@ -117,6 +117,18 @@ pub enum Resolution {
     WillPay,
 }
 
+impl Resolution {
+    /// Its `kind` on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resolution::Rebooked { .. } => "rebooked",
+            Resolution::Declined { .. } => "declined",
+            Resolution::FollowUpLater { .. } => "follow_up_later",
+            Resolution::WillPay => "will_pay",
+        }
+    }
+}
+
 /// The webhook endpoint an event type is posted to (SPEC §5 routes; `wire` gives the paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {

@@ -60,6 +60,75 @@ pub enum RefusalKind {
     Rule,
 }
 
+crate::named_enum! {
+    /// The rule ids of the SPEC (stable, cited in refusals, on timelines and in tests).
+    pub enum Rule {
+        R0_1 = "R0.1",
+        R0_2 = "R0.2",
+        R0_3 = "R0.3",
+        R1_1 = "R1.1",
+        R1_2 = "R1.2",
+        R1_3 = "R1.3",
+        R1_4 = "R1.4",
+        R1_5 = "R1.5",
+        R1_6 = "R1.6",
+        R2_1 = "R2.1",
+        R2_2 = "R2.2",
+        R2_3 = "R2.3",
+        R2_4 = "R2.4",
+        R2_5 = "R2.5",
+        R2_6 = "R2.6",
+        R2_7 = "R2.7",
+        R2_8 = "R2.8",
+        R2_9 = "R2.9",
+        R2_10 = "R2.10",
+        R3_1 = "R3.1",
+        R3_2 = "R3.2",
+        R3_3 = "R3.3",
+        R3_4 = "R3.4",
+        R3_5 = "R3.5",
+        R3_6 = "R3.6",
+        R3_7 = "R3.7",
+        R3_8 = "R3.8",
+        R3_9 = "R3.9",
+        R4_1 = "R4.1",
+        R4_2 = "R4.2",
+        R4_3 = "R4.3",
+        R4_4 = "R4.4",
+        R4_5 = "R4.5",
+        R4_6 = "R4.6",
+        R4_7 = "R4.7",
+        R5_1 = "R5.1",
+        R5_2 = "R5.2",
+        R5_3 = "R5.3",
+        R5_4 = "R5.4",
+        R5_5 = "R5.5",
+        R6_1 = "R6.1",
+        R6_2 = "R6.2",
+        R6_3 = "R6.3",
+        R6_4 = "R6.4",
+        R7_1 = "R7.1",
+        R7_2 = "R7.2",
+        R7_3 = "R7.3",
+        R8_1 = "R8.1",
+        R8_2 = "R8.2",
+        R8_3 = "R8.3",
+        R9_1 = "R9.1",
+        R9_2 = "R9.2",
+        R9_3 = "R9.3",
+        R9_4 = "R9.4",
+        R9_5 = "R9.5",
+        R9_6 = "R9.6",
+        R9_7 = "R9.7",
+    }
+}
+
+impl From<Rule> for String {
+    fn from(rule: Rule) -> String {
+        rule.as_str().to_string()
+    }
+}
+
 /// Why an input is refused; nothing is stored and nothing is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -67,14 +136,14 @@ pub struct Refusal {
     pub code: ErrorCode,
     pub message: String,
     pub field: Option<String>,
-    pub rule: Option<&'static str>,
+    pub rule: Option<Rule>,
 }
 
 impl Refusal {
     pub fn not_found(code: ErrorCode, message: impl Into<String>, field: &str) -> Self {
         Refusal { kind: RefusalKind::NotFound, code, message: message.into(), field: Some(field.into()), rule: None }
     }
-    pub fn rule(rule: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+    pub fn rule(rule: Rule, message: impl Into<String>, field: Option<&str>) -> Self {
         Refusal {
             kind: RefusalKind::Rule,
             code: ErrorCode::RuleViolation,
@@ -87,7 +156,7 @@ impl Refusal {
         Refusal { kind: RefusalKind::Rule, code, message: message.into(), field: field.map(Into::into), rule: None }
     }
     /// A conflict with what is held, citing the rule it breaks.
-    pub fn conflict_rule(code: ErrorCode, rule: &'static str, message: impl Into<String>, field: Option<&str>) -> Self {
+    pub fn conflict_rule(code: ErrorCode, rule: Rule, message: impl Into<String>, field: Option<&str>) -> Self {
         Refusal { rule: Some(rule), ..Refusal::conflict(code, message, field) }
     }
     pub fn invalid(code: ErrorCode, message: impl Into<String>, field: &str) -> Self {

@@ -15,7 +15,7 @@ pub use crate::domain::policy::Policy;
 pub use crate::domain::records::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimerKind};
 pub use crate::domain::records::order::{Appointment, AppointmentStatus, Order};
 pub use crate::domain::records::package::{Package, PackageStatus};
-pub use crate::domain::refusal::{Refusal, RefusalKind};
+pub use crate::domain::refusal::{Refusal, RefusalKind, Rule};
 pub use crate::domain::sms::TemplateId;
 pub use crate::domain::subjects::snapshot::{Snapshot, Subject};
 pub use chrono::{DateTime, Duration, Utc};

@@ -23,3 +23,16 @@ fn an_event_reads_and_writes_as_its_type_and_data() {
     assert_eq!((body.kind(), serde_json::to_value(&body).unwrap()), ("package.paid", json));
     assert!(serde_json::from_value::<EventBody>(serde_json::json!({"package.lost": {}})).is_err());
 }
+
+#[test]
+fn a_resolution_names_its_kind_as_the_wire_does() {
+    let t = DateTime::parse_from_rfc3339("2026-03-02T10:00:00+02:00").unwrap().with_timezone(&Utc);
+    for r in [
+        Resolution::Rebooked { window_start: t, window_end: t },
+        Resolution::Declined { reason: "x".into(), complaint: false, follow_up: false },
+        Resolution::FollowUpLater { at: t },
+        Resolution::WillPay,
+    ] {
+        assert_eq!(serde_json::to_value(&r).unwrap()["kind"], r.kind());
+    }
+}

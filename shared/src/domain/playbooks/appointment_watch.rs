@@ -28,7 +28,7 @@ use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, CancelledBy, Resolution};
 use crate::domain::policy::Policy;
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimerKind};
 use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
@@ -133,8 +133,7 @@ impl Playbook for AppointmentWatch {
     fn open(case_id: String, order: &Order, appointment_id: &String, ctx: &mut Ctx) -> (CaseCore, Flow) {
         let appointment = order.appointment(appointment_id).expect("the order checked the appointment");
         let cancel_at = cancel_moment(appointment.window_start, ctx.policy);
-        let ticket = Ticket::open("appointment", "technician_assignment", "watch", Priority::Low, Group::Ops, &appointment.area)
-            .due(cancel_at.max(ctx.now));
+        let ticket = Ticket::open(TicketKind::Watch, Priority::Low, Group::Ops, &appointment.area).due(cancel_at.max(ctx.now));
         let mut flow = Flow { state: State::Watching };
         let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, ctx.now)
             .about_appointment(&appointment.appointment_id, &appointment.order_id);
@@ -241,7 +240,7 @@ mod tests {
         let c = w.case(&id);
         assert_eq!(c.playbook().as_str(), "appointment_watch");
         assert_eq!(c.opened_at, t("2026-03-03T07:00:00+02:00"), "exact, before working hours");
-        assert_eq!((c.ticket.category.as_str(), c.ticket.group, c.ticket.status), ("appointment", Group::Ops, TicketStatus::Open));
+        assert_eq!((c.ticket.kind.category(), c.ticket.group, c.ticket.status), ("appointment", Group::Ops, TicketStatus::Open));
         assert_eq!(c.state(), "status_sent");
         assert_eq!(w.due(&id, TimerKind::AutoCancel), Some(t("2026-03-03T09:00:00+02:00")));
         assert_eq!(c.ticket.resolution_due, Some(t("2026-03-03T09:00:00+02:00")));

@@ -16,9 +16,9 @@ use crate::domain::commands::{CallCustomer, CommandBody, CreateAppointmentReques
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{Availability, CallCompleted, CancelledBy};
 use crate::domain::policy::Policy;
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use crate::domain::records::order::{Appointment, Cancellation, Coupon, Order};
-use crate::domain::refusal::Refusal;
+use crate::domain::refusal::{Refusal, Rule};
 use crate::domain::sms::{SmsVars, TemplateId};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -133,8 +133,7 @@ impl Playbook for CancellationFollowUp {
         let day = ctx.cal().local_date(ctx.occurred);
         let close_at = now + Duration::days(ctx.policy.cancellation_follow_up.close_after_days as i64);
         // R2.1 the ticket view of seed 001 when a first visit is cancelled.
-        let ticket =
-            Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+        let ticket = Ticket::open(TicketKind::FollowUp, Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
         let mut flow = Flow { round: Round::new(day), cancelled_by: how.by, cancellation_day: day };
         let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, now)
             .about_appointment(&appointment.appointment_id, &appointment.order_id);
@@ -201,9 +200,9 @@ impl FollowUp for CancellationFollowUp {
             close_after_days: p.close_after_days,
             reopen_after_days: p.reopen_after_days,
             exhausted_priority: Some(Priority::Medium),
-            exhausted_rule: "R2.6",
-            declined_rule: "R2.8",
-            close_rule: "R2.9",
+            exhausted_rule: Rule::R2_6,
+            declined_rule: Rule::R2_8,
+            close_rule: Rule::R2_9,
         }
     }
     /// R2.5 the first attempt; R2.9 the close if still unresolved.

@@ -24,7 +24,7 @@ use super::events::{CallCompleted, Resolution};
 use super::order::Order;
 use super::package::Package;
 use super::records::Subject;
-use super::refusal::Refusal;
+use super::refusal::{Refusal, Rule};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ pub trait Playbook {
     /// `case.reopen` (R2.10): only the follow-up playbooks take it.
     fn on_reopen(_case: &mut CaseCore, _flow: &mut Self::Flow, _subject: &Self::Subject, _ctx: &mut Ctx) -> Result<(), Refusal> {
         Err(Refusal::rule(
-            "R2.10",
+            Rule::R2_10,
             format!("a {} case cannot be re-opened; only follow-up tickets can (R2.10, R3.9)", Self::NAME),
             Some("data.case_id"),
         ))

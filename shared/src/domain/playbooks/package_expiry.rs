@@ -27,7 +27,7 @@ use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::commands::CallCustomer;
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, Resolution};
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimerKind};
 use crate::domain::records::package::Package;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
@@ -146,9 +146,8 @@ impl Playbook for PackageExpiry {
         let end = cal.at(day1 + Duration::days(p.grace_days as i64), p.deactivate_time);
         let second_day = day1 + Duration::days(p.second_call_day.saturating_sub(1) as i64);
         let second_call_at = cal.working_moment(cal.at(second_day, p.call_time));
-        let ticket = Ticket::open("package", "expired", "package_expired", Priority::Low, Group::CustomerSuccess, &pkg.area)
-            .due(end)
-            .tagged("package_expired");
+        let ticket =
+            Ticket::open(TicketKind::PackageExpired, Priority::Low, Group::CustomerSuccess, &pkg.area).due(end).tagged("package_expired");
         let mut flow = Flow { state: State::Calling, day1, second_call_at, sms3_sent: false, attempts: Attempts::default() };
         let mut case = CaseCore::open(case_id, pkg.customer.clone(), ticket, now).about_package(&pkg.package_id);
         ctx.decided(

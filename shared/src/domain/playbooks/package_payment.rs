@@ -36,10 +36,10 @@
 use super::attempts::{Attempts, Report};
 use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::calendar::Calendar;
-use crate::domain::commands::{CallCustomer, CommandBody, PaymentRequest};
+use crate::domain::commands::{CallCustomer, CallStage as Stage, CommandBody, PackageCancelReason, PaymentRequest};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, PaymentMethod, Resolution};
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use crate::domain::records::package::{Package, PackageStatus};
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
@@ -66,18 +66,6 @@ crate::named_enum! {
         Closed = "closed",
         /// The customer cancelled the package (`package.cancelled`).
         Withdrawn = "withdrawn",
-    }
-}
-
-crate::named_enum! {
-    /// Which call of the chase the case is at.
-    pub enum Stage {
-        /// R4.1 / R4.2 / R4.3.
-        First = "first",
-        /// R4.4.
-        DayBefore = "day_before",
-        /// R4.5.
-        Final = "final",
     }
 }
 
@@ -115,7 +103,7 @@ pub fn working_day_before(cal: &Calendar, day: NaiveDate) -> NaiveDate {
 /// The call task of a stage; its report is awaited (R9.1).
 fn stage_call(case: &mut CaseCore, flow: &mut Flow, reason: &str, ctx: &mut Ctx) {
     let n = flow.attempts.task();
-    let task = CallCustomer { stage: Some(flow.stage.as_str().into()), attempt: Some(n), ..CallCustomer::default() };
+    let task = CallCustomer { stage: Some(flow.stage), attempt: Some(n), ..CallCustomer::default() };
     ctx.call_task(case, reason, task);
 }
 
@@ -158,8 +146,8 @@ fn day_before_call(case: &mut CaseCore, flow: &mut Flow, ctx: &mut Ctx) {
 /// R4.4 the package and its visits cancelled (by the package, asked here); with `sms2`, SMS2 and the R4.5 final call.
 fn cancel_for_non_payment(case: &mut CaseCore, flow: &mut Flow, sms2: bool, ctx: &mut Ctx) {
     ctx.cancel(case, &[TimerKind::CallAttempt, TimerKind::PaymentDeadline]);
-    let reason = if sms2 { "not_paid" } else { "declined" };
-    ctx.intend(case, Intent::CancelPackage { reason: reason.into() });
+    let reason = if sms2 { PackageCancelReason::NotPaid } else { PackageCancelReason::Declined };
+    ctx.intend(case, Intent::CancelPackage { reason });
     if sms2 {
         ctx.sms(case, TemplateId::Sms2, &SmsVars::default());
         let cal = ctx.cal().clone();
@@ -222,7 +210,7 @@ impl Playbook for PackagePayment {
         // R4.7 the day-before step's day has come (or passed) by the first call.
         let late = cal.local_date(first_call) >= scheduled_day_before;
         let day_before = if late { cal.local_date(first_call) } else { scheduled_day_before };
-        let ticket = Ticket::open("package", "payment", "not_paid", Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
+        let ticket = Ticket::open(TicketKind::NotPaid, Priority::Medium, Group::CustomerSuccess, &pkg.area).tagged("not_paid");
         let mut flow = Flow {
             state: State::Chasing,
             stage: Stage::First,

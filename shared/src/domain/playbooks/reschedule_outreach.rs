@@ -34,7 +34,7 @@ use super::{Playbook, PlaybookName, SubjectEvent};
 use crate::domain::commands::{CallCustomer, CommandBody, NotifyTechnician, Reason, RevokeStfLinks};
 use crate::domain::ctx::{Ctx, Intent};
 use crate::domain::events::{CallCompleted, CancelledBy, Resolution};
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use crate::domain::records::order::Order;
 use crate::domain::refusal::Refusal;
 use crate::domain::sms::{SmsVars, TemplateId};
@@ -160,8 +160,7 @@ impl Playbook for RescheduleOutreach {
         let cancel_at = cancel_moment(appointment.window_start, ctx);
         let manual = ctx.now >= cancel_at;
         let priority = if manual { Priority::Urgent } else { Priority::Medium };
-        let ticket = Ticket::open("appointment", "reschedule", "outreach", priority, Group::CustomerCare, &appointment.area)
-            .due(cancel_at.max(ctx.now));
+        let ticket = Ticket::open(TicketKind::Outreach, priority, Group::CustomerCare, &appointment.area).due(cancel_at.max(ctx.now));
         let mut flow = Flow { state: State::Reaching, stf_link: stf_link.clone(), reason: reason.clone(), attempts: Attempts::default() };
         let mut case = CaseCore::open(case_id, appointment.customer.clone(), ticket, ctx.now)
             .about_appointment(&appointment.appointment_id, &appointment.order_id);

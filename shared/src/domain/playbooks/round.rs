@@ -28,7 +28,7 @@ use crate::domain::events::{CallCompleted, Resolution};
 use crate::domain::policy::Policy;
 use crate::domain::records::case::{CaseCore, Priority, TicketResult, TicketStatus, TimerKind};
 use crate::domain::records::order::Order;
-use crate::domain::refusal::Refusal;
+use crate::domain::refusal::{Refusal, Rule};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -80,9 +80,9 @@ pub struct Rules {
     /// R2.6 raises the priority when the attempts are used up; R3.4 does not.
     pub exhausted_priority: Option<Priority>,
     /// The rules this playbook cites: used up (R2.6 / R3.4), declined (R2.8 / R3.6), close (R2.9 / R3.9).
-    pub exhausted_rule: &'static str,
-    pub declined_rule: &'static str,
-    pub close_rule: &'static str,
+    pub exhausted_rule: Rule,
+    pub declined_rule: Rule,
+    pub close_rule: Rule,
 }
 
 /// A follow-up playbook: what it adds to the shared round.
@@ -335,7 +335,7 @@ fn keep_if_live<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, rules: &Ru
 pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
     let rules = P::rules(ctx.policy);
     let round = P::round(flow);
-    let refuse = |message: String| Err(Refusal::rule("R2.10", message, Some("data.case_id")));
+    let refuse = |message: String| Err(Refusal::rule(Rule::R2_10, message, Some("data.case_id")));
     if !round.waited_on_customer {
         return refuse("only a case whose ticket went waiting_on_customer can be re-opened".into());
     }
@@ -359,7 +359,7 @@ pub fn on_reopen<P: FollowUp>(case: &mut CaseCore, flow: &mut P::Flow, subject: 
     let from = appointment_day.unwrap_or_else(|| cal.local_date(case.opened_at)) + Duration::days(rules.reopen_after_days as i64);
     if today < from {
         return Err(Refusal::rule(
-            "R2.10",
+            Rule::R2_10,
             format!("the case can be re-opened from {from}, {} days after the appointment day", rules.reopen_after_days),
             Some("data.case_id"),
         ));

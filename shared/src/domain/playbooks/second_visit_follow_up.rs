@@ -37,9 +37,9 @@ use crate::domain::ctx::Ctx;
 use crate::domain::events::{CallCompleted, CompletionOutcome, Painting, Resolution};
 use crate::domain::money::{split_remainder_last, Money};
 use crate::domain::policy::{Policy, SecondVisitPolicy};
-use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketResult, TicketStatus, TimerKind};
+use crate::domain::records::case::{CaseCore, Group, Priority, Ticket, TicketKind, TicketResult, TicketStatus, TimerKind};
 use crate::domain::records::order::Order;
-use crate::domain::refusal::Refusal;
+use crate::domain::refusal::{Refusal, Rule};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +94,7 @@ fn material_lead(flow: &Flow, call: &CallCompleted, window_start: DateTime<Utc>,
         (None, Some(true)) => ctx.now,
         (None, _) => {
             return Err(Refusal::rule(
-                "R3.5",
+                Rule::R3_5,
                 "the job needs material: confirm the material price with the customer (cost_told) before booking",
                 Some("data.resolution.window_start"),
             ))
@@ -105,7 +105,7 @@ fn material_lead(flow: &Flow, call: &CallCompleted, window_start: DateTime<Utc>,
     let earliest = ctx.cal().add_working_hours_days(confirmed, days);
     if window_start < earliest {
         return Err(Refusal::rule(
-            "R3.5",
+            Rule::R3_5,
             format!(
                 "the job needs material: the visit can start from {} ({days} working day(s) after the material price was confirmed)",
                 ctx.cal().rfc3339(earliest)
@@ -149,8 +149,7 @@ impl Playbook for SecondVisitFollowUp {
         let p = &ctx.policy.second_visit;
         let now = ctx.now;
         let close_at = now + Duration::days(p.close_after_days as i64);
-        let ticket =
-            Ticket::open("follow_up", "customer_care", "second_visit", Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
+        let ticket = Ticket::open(TicketKind::SecondVisit, Priority::Low, Group::CustomerCare, &appointment.area).due(close_at);
         let mut flow = Flow {
             round: Round::new(ctx.cal().local_date(now)),
             outcome: completion.outcome,
@@ -276,9 +275,9 @@ impl FollowUp for SecondVisitFollowUp {
             close_after_days: p.close_after_days,
             reopen_after_days: p.reopen_after_days,
             exhausted_priority: None,
-            exhausted_rule: "R3.4",
-            declined_rule: "R3.6",
-            close_rule: "R3.9",
+            exhausted_rule: Rule::R3_4,
+            declined_rule: Rule::R3_6,
+            close_rule: Rule::R3_9,
         }
     }
     /// Attempt 1 (now, or at the next opening), both SLAs at their exact instants (R9.4) and the

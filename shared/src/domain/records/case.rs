@@ -3,11 +3,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Language {
-    Ar,
-    En,
+crate::named_enum! {
+    /// The customer's language: the SMS templates are in Arabic and English.
+    pub enum Language {
+        Ar = "ar",
+        En = "en",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,42 +20,81 @@ pub struct Customer {
     pub language: Language,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TicketStatus {
-    Open,
-    Pending,
-    WaitingOnCustomer,
-    WaitingOnThirdParty,
-    Resolved,
-    Closed,
+crate::named_enum! {
+    /// Where a ticket stands (seed 001).
+    pub enum TicketStatus {
+        Open = "open",
+        Pending = "pending",
+        WaitingOnCustomer = "waiting_on_customer",
+        WaitingOnThirdParty = "waiting_on_third_party",
+        Resolved = "resolved",
+        Closed = "closed",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    Low,
-    Medium,
-    High,
-    Urgent,
+crate::named_enum! {
+    pub enum Priority {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        Urgent = "urgent",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Group {
-    CustomerCare,
-    CustomerSuccess,
-    EngineeringOperation,
-    Ops,
+crate::named_enum! {
+    /// The team that holds a ticket.
+    pub enum Group {
+        CustomerCare = "customer_care",
+        CustomerSuccess = "customer_success",
+        EngineeringOperation = "engineering_operation",
+        Ops = "ops",
+    }
+}
+
+crate::named_enum! {
+    /// What kind of ticket a playbook opens: its `type`, which also names its category and
+    /// sub-category (seed 001's ticket view).
+    pub enum TicketKind {
+        /// R0 an unassigned appointment watched.
+        Watch = "watch",
+        /// R1 a reschedule outreach.
+        Outreach = "outreach",
+        /// R2 the follow-up of a cancelled first visit.
+        FollowUp = "follow_up",
+        /// R3 the follow-up that books the second visit.
+        SecondVisit = "second_visit",
+        /// R4 an unpaid package.
+        NotPaid = "not_paid",
+        /// R5 an expired package.
+        PackageExpired = "package_expired",
+    }
+}
+
+impl TicketKind {
+    pub fn category(self) -> &'static str {
+        match self {
+            TicketKind::Watch | TicketKind::Outreach => "appointment",
+            TicketKind::FollowUp | TicketKind::SecondVisit => "follow_up",
+            TicketKind::NotPaid | TicketKind::PackageExpired => "package",
+        }
+    }
+    pub fn sub_category(self) -> &'static str {
+        match self {
+            TicketKind::Watch => "technician_assignment",
+            TicketKind::Outreach => "reschedule",
+            TicketKind::FollowUp | TicketKind::SecondVisit => "customer_care",
+            TicketKind::NotPaid => "payment",
+            TicketKind::PackageExpired => "expired",
+        }
+    }
 }
 
 /// The help-desk ticket as seed 001 shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
-    pub category: String,
-    pub sub_category: String,
+    /// Its type, with its category and sub-category.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: TicketKind,
     pub status: TicketStatus,
     pub priority: Priority,
     pub area: String,
@@ -69,11 +109,9 @@ pub struct Ticket {
 
 impl Ticket {
     /// A new ticket, open (seed 001: every ticket that needs a customer contact is sent with status open).
-    pub fn open(category: &str, sub_category: &str, kind: &str, priority: Priority, group: Group, area: &str) -> Ticket {
+    pub fn open(kind: TicketKind, priority: Priority, group: Group, area: &str) -> Ticket {
         Ticket {
-            category: category.into(),
-            sub_category: sub_category.into(),
-            kind: kind.into(),
+            kind,
             status: TicketStatus::Open,
             priority,
             area: area.into(),
@@ -100,16 +138,17 @@ impl Ticket {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    Answered,
-    NoAnswer,
-    Busy,
-    Voicemail,
-    /// R9.1 never reported by the time the next step fell due: counts as not reached. Only the
-    /// engine records it; a `call.completed` cannot carry it.
-    Unreported,
+crate::named_enum! {
+    /// What a call attempt came to.
+    pub enum CallOutcome {
+        Answered = "answered",
+        NoAnswer = "no_answer",
+        Busy = "busy",
+        Voicemail = "voicemail",
+        /// R9.1 never reported by the time the next step fell due: counts as not reached. Only the
+        /// engine records it; a `call.completed` cannot carry it.
+        Unreported = "unreported",
+    }
 }
 
 impl CallOutcome {

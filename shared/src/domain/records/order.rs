@@ -28,12 +28,12 @@ impl Order {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppointmentStatus {
-    Booked,
-    Cancelled,
-    Completed,
+crate::named_enum! {
+    pub enum AppointmentStatus {
+        Booked = "booked",
+        Cancelled = "cancelled",
+        Completed = "completed",
+    }
 }
 
 /// An appointment as the dashboard booked it, kept for the playbooks that follow it.

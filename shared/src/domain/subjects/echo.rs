@@ -26,7 +26,7 @@ use crate::domain::playbooks::{Case, PlaybookName};
 use crate::domain::records::case::{TicketStatus, TimelineEntry, TimelineKind};
 use crate::domain::records::order::{AppointmentStatus, Order};
 use crate::domain::records::package::{Package, PackageStatus, VisitChange};
-use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::refusal::{ErrorCode, Refusal, Rule};
 use crate::domain::subjects::snapshot::{Snapshot, Subject};
 use chrono::{DateTime, Utc};
 
@@ -48,10 +48,7 @@ pub fn held(snapshot: &Snapshot, event: &Event) -> Held {
     match (&snapshot.subject, event.body.fact()) {
         (_, Fact::Call { case_id, call_id }) => {
             match snapshot.case(case_id).and_then(|c| c.attempts.iter().find(|a| a.call_id.as_deref() == Some(call_id))) {
-                Some(first) => echo(format!(
-                    "call {call_id} was already reported ({}); the first report counts",
-                    crate::domain::ctx::wire_name(&first.outcome)
-                )),
+                Some(first) => echo(format!("call {call_id} was already reported ({}); the first report counts", first.outcome)),
                 None => Held::New,
             }
         }
@@ -82,7 +79,7 @@ fn order_holds(order: &Order, fact: Fact, at: DateTime<Utc>) -> Held {
         }
         Fact::AppointmentBooked { .. } => Held::Contradicts(Refusal::conflict_rule(
             ErrorCode::AlreadyBooked,
-            "R9.2",
+            Rule::R9_2,
             format!(
                 "appointment {appointment_id:?} is already booked with other details; send appointment.rescheduled or appointment.assigned to change it"
             ),
@@ -119,7 +116,7 @@ fn package_holds(pkg: &Package, fact: Fact, at: DateTime<Utc>) -> Held {
         }
         Fact::PackageBooked { .. } => Held::Contradicts(Refusal::conflict_rule(
             ErrorCode::AlreadyBooked,
-            "R9.2",
+            Rule::R9_2,
             format!("package {id:?} is already booked with other details; send package_visit.rescheduled or package.paid to change it"),
             Some("data.package_id"),
         )),
@@ -203,7 +200,7 @@ mod tests {
         assert_eq!(w.order().appointments.len(), before);
         assert_eq!(w.appointment("A1").window_start, t("2026-03-11T10:00:00+02:00"), "the reschedule stands");
         let e = w.when(booked("A1", "2026-03-12T10:00:00+02:00", None), at).unwrap_err();
-        assert_eq!((e.kind, e.rule), (RefusalKind::Rule, Some("R9.2")));
+        assert_eq!((e.kind, e.rule), (RefusalKind::Rule, Some(Rule::R9_2)));
     }
 
     #[test]

@@ -47,7 +47,7 @@ use crate::domain::playbooks::second_visit_follow_up::SecondVisitFollowUp;
 use crate::domain::playbooks::{Case, PlaybookName, SubjectEvent};
 use crate::domain::records::case::{TicketResult, TimelineEntry, TimelineKind, TimerKind};
 use crate::domain::records::order::{Appointment, AppointmentStatus, Cancellation, Completion, Order, Reschedule};
-use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::refusal::{ErrorCode, Refusal, Rule};
 use crate::domain::sms::{SmsVars, TemplateId};
 use crate::domain::subjects::snapshot::{Snapshot, SubjectTimer};
 use chrono::{DateTime, Duration, Utc};
@@ -83,7 +83,7 @@ fn booked_appointment<'s>(snapshot: &'s mut Snapshot, appointment_id: &str) -> R
     if !appointment.is_booked() {
         return Err(Refusal::conflict(
             ErrorCode::AppointmentClosed,
-            format!("appointment {appointment_id:?} is already {}", crate::domain::ctx::wire_name(&appointment.status)),
+            format!("appointment {appointment_id:?} is already {}", appointment.status),
             Some("data.appointment_id"),
         ));
     }
@@ -392,7 +392,7 @@ fn reschedule(
     // R7.2 at most `max_reschedules` per appointment.
     if appointment.reschedules >= max {
         return Err(Refusal::rule(
-            "R7.2",
+            Rule::R7_2,
             format!(
                 "appointment {appointment_id:?} has already been rescheduled {} times; at most {max} are allowed",
                 appointment.reschedules

@@ -30,7 +30,7 @@
 //!   package → 422 `package_closed`. `package.paid` is accepted at any time (R4.6).
 
 use super::order::Outcome;
-use crate::domain::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, RefundPackage};
+use crate::domain::commands::{CancelPackage, CommandBody, CompleteVisit, DeactivatePackage, PackageCancelReason, RefundPackage};
 use crate::domain::ctx::Ctx;
 use crate::domain::events::{PackageBooked, PackageCancelled, PackageEvent, VisitCancelled, VisitCompleted, VisitRescheduled};
 use crate::domain::ids::{SubjectId, TimerSubject};
@@ -40,7 +40,7 @@ use crate::domain::playbooks::package_payment::PackagePayment;
 use crate::domain::playbooks::{PlaybookName, SubjectEvent};
 use crate::domain::records::case::{TimelineKind, TimerKind};
 use crate::domain::records::package::{CountedBy, Package, PackageStatus, Visit, VisitChange, VisitState};
-use crate::domain::refusal::{ErrorCode, Refusal};
+use crate::domain::refusal::{ErrorCode, Refusal, Rule};
 use crate::domain::sms::{SmsVars, TemplateId};
 use crate::domain::subjects::snapshot::{Snapshot, SubjectTimer};
 use chrono::{DateTime, Duration, Utc};
@@ -346,7 +346,7 @@ fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: Date
             VisitState::Completed | VisitState::Forfeited => return Err(visit_closed(visit)),
             VisitState::CountedUsed if visit.counted_by == Some(CountedBy::SameDay) => {
                 return Err(Refusal::rule(
-                    "R6.3",
+                    Rule::R6_3,
                     format!("visit {visit_id:?} was cancelled on its own day and cannot be rescheduled"),
                     Some("data.visit_id"),
                 ))
@@ -361,7 +361,7 @@ fn visit_rescheduled(snapshot: &mut Snapshot, visit_id: &str, window_start: Date
     let detail = match (change, visit.state) {
         (Some(Change::SameDay), _) => {
             return Err(Refusal::rule(
-                "R6.3",
+                Rule::R6_3,
                 format!("visit {visit_id:?} is today; a visit cannot be rescheduled on its own day"),
                 Some("data.window_start"),
             ))
@@ -466,7 +466,7 @@ fn deactivate(snapshot: &mut Snapshot, ctx: &mut Ctx) -> Option<String> {
 
 /// The engine cancels the package for case `origin` (R4.4 not paid, or the customer declined it):
 /// `cancel_package` and `cancel_package_visits`, the package cancelled and its timers stopped.
-pub(crate) fn cancel_by_engine(snapshot: &mut Snapshot, reason: &str, origin: &str, ctx: &mut Ctx) {
+pub(crate) fn cancel_by_engine(snapshot: &mut Snapshot, reason: PackageCancelReason, origin: &str, ctx: &mut Ctx) {
     let now = ctx.now;
     let pkg = package_mut(snapshot);
     pkg.status = PackageStatus::Cancelled;
@@ -479,7 +479,7 @@ pub(crate) fn cancel_by_engine(snapshot: &mut Snapshot, reason: &str, origin: &s
         .collect();
     let package_id = pkg.package_id.clone();
     if let Some(case) = snapshot.cases.iter_mut().find(|c| c.case_id == origin) {
-        let cancel = CancelPackage { package_id: package_id.clone(), reason: reason.into(), visit_ids: None };
+        let cancel = CancelPackage { package_id: package_id.clone(), reason, visit_ids: None };
         ctx.command(&mut case.core, CommandBody::CancelPackage(cancel.clone()));
         ctx.command(&mut case.core, CommandBody::CancelPackageVisits(CancelPackage { visit_ids: Some(open_visits), ..cancel }));
     }

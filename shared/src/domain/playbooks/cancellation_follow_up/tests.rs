@@ -50,7 +50,7 @@ fn r2_1_ticket_view_and_reason_on_the_timeline() {
     let (w, id) = opened(CancelledBy::Customer);
     let c = w.case(&id);
     assert_eq!(
-        (c.ticket.category.as_str(), c.ticket.sub_category.as_str(), c.ticket.kind.as_str()),
+        (c.ticket.kind.category(), c.ticket.kind.sub_category(), c.ticket.kind.as_str()),
         ("follow_up", "customer_care", "follow_up")
     );
     assert_eq!((c.ticket.status, c.ticket.priority, c.ticket.group), (TicketStatus::Open, Priority::Low, Group::CustomerCare));
@@ -279,16 +279,16 @@ fn r2_10_reopen_from_thirty_days_after_the_appointment_day_when_it_waited() {
     let (mut w, id) = opened(CancelledBy::Customer);
     let reopen = || event(EventBody::from(CaseReopen { case_id: "o1-O1".into() }));
     let e = w.when(reopen(), "2026-04-05T10:00:00+02:00").unwrap_err();
-    assert_eq!(e.rule, Some("R2.10"), "never waited on the customer");
+    assert_eq!(e.rule, Some(Rule::R2_10), "never waited on the customer");
     w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-03T09:10:00+02:00").unwrap();
     w.when(call(&id, CallOutcome::NoAnswer, None), "2026-03-04T09:10:00+02:00").unwrap();
-    assert_eq!(w.when(reopen(), "2026-04-01T23:59:00+02:00").unwrap_err().rule, Some("R2.10"), "day 29");
+    assert_eq!(w.when(reopen(), "2026-04-01T23:59:00+02:00").unwrap_err().rule, Some(Rule::R2_10), "day 29");
     w.when(reopen(), "2026-04-02T00:00:00+02:00").unwrap();
     let c = w.case(&id);
     assert_eq!(c.ticket.status, TicketStatus::Open);
     assert_eq!(c.pending(TimerKind::CallAttempt).map(|t| t.due_at), Some(t("2026-04-04T09:00:00+02:00")), "Friday 04-03 skipped");
     assert_eq!(c.pending(TimerKind::AutoClose).map(|t| t.due_at), Some(t("2026-04-09T00:00:00+02:00")));
-    assert_eq!(w.when(reopen(), "2026-04-02T01:00:00+02:00").unwrap_err().rule, Some("R2.10"), "already open");
+    assert_eq!(w.when(reopen(), "2026-04-02T01:00:00+02:00").unwrap_err().rule, Some(Rule::R2_10), "already open");
 }
 
 #[test]
@@ -309,7 +309,7 @@ fn r2_10_a_case_closed_as_a_duplicate_is_not_reopened() {
     assert_eq!(w.case(&id).ticket.status, TicketStatus::WaitingOnThirdParty);
     let before = w.case(&id).clone();
     let e = w.when(event(EventBody::from(CaseReopen { case_id: id.clone() })), "2026-04-10T10:00:00+02:00").unwrap_err();
-    assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
+    assert_eq!((e.rule, e.field.as_deref()), (Some(Rule::R2_10), Some("data.case_id")));
     assert!(e.message.contains("duplicate"), "{}", e.message);
     assert_eq!(w.case(&id), &before, "nothing changed");
     assert!(w.case(&newer).ticket.is_open(), "the newer case still follows up");

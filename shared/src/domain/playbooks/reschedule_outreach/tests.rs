@@ -115,7 +115,7 @@ fn r1_5_a_rebooking_past_the_limit_is_refused_by_r7_2() {
     w.order_mut().appointment_mut("A1").unwrap().reschedules = 3;
     let e =
         w.when(calls(completed_call(&id, CallOutcome::Answered, Some(rebooked("2026-03-07T10:00:00+02:00")))), "2026-03-02T10:30:00+02:00");
-    assert_eq!(e.unwrap_err().rule, Some("R7.2"));
+    assert_eq!(e.unwrap_err().rule, Some(Rule::R7_2));
 }
 
 #[test]

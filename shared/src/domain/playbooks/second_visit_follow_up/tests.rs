@@ -125,7 +125,7 @@ fn r3_5_material_needs_a_working_day_after_the_price_skipping_friday_and_holiday
     let mut c = completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-07T16:00:00+02:00")));
     c.cost_told = Some(true);
     let e = w.when(calls(c.clone()), "2026-03-05T15:00:00+02:00").unwrap_err();
-    assert_eq!(e.rule, Some("R3.5"));
+    assert_eq!(e.rule, Some(Rule::R3_5));
     assert!(e.message.contains("2026-03-08T15:00:00+02:00"), "Friday off, Saturday a holiday: {}", e.message);
     c.resolution = Some(rebook("2026-03-08T15:00:00+02:00"));
     w.when(calls(c), "2026-03-05T15:00:00+02:00").unwrap();
@@ -141,7 +141,7 @@ fn r3_5_material_days_noted_by_ops_capped_at_two() {
     let e = w
         .when(calls(completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-04T11:59:00+02:00")))), "2026-03-02T13:00:00+02:00")
         .unwrap_err();
-    assert_eq!(e.rule, Some("R3.5"));
+    assert_eq!(e.rule, Some(Rule::R3_5));
     w.when(calls(completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-04T12:00:00+02:00")))), "2026-03-02T13:00:00+02:00")
         .unwrap();
     // Never confirmed: refused.
@@ -149,7 +149,7 @@ fn r3_5_material_days_noted_by_ops_capped_at_two() {
     let e = w
         .when(calls(completed_call(&id, CallOutcome::Answered, Some(rebook("2026-03-20T12:00:00+02:00")))), "2026-03-02T13:00:00+02:00")
         .unwrap_err();
-    assert_eq!(e.rule, Some("R3.5"));
+    assert_eq!(e.rule, Some(Rule::R3_5));
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn r3_9_closed_after_seven_days_and_reopened_after_thirty() {
         (TicketStatus::Closed, Some("unreachable"))
     );
     let reopen = || event(crate::domain::events::EventBody::from(CaseReopen { case_id: id.clone() }));
-    assert_eq!(w.when(reopen(), "2026-03-31T10:00:00+02:00").unwrap_err().rule, Some("R2.10"), "R3.9 re-opens as R2.10 and cites it");
+    assert_eq!(w.when(reopen(), "2026-03-31T10:00:00+02:00").unwrap_err().rule, Some(Rule::R2_10), "R3.9 re-opens as R2.10 and cites it");
     w.when(reopen(), "2026-04-01T10:00:00+02:00").unwrap();
     assert_eq!(w.case(&id).ticket.status, TicketStatus::Open);
     assert_eq!(w.commands(), vec!["call_customer"]);
@@ -262,7 +262,7 @@ fn r3_9_a_case_closed_because_r3_8_replaced_a_visit_is_not_reopened() {
     let before = w.case(&id).clone();
     let e =
         w.when(event(crate::domain::events::EventBody::from(CaseReopen { case_id: id.clone() })), "2026-04-10T10:00:00+02:00").unwrap_err();
-    assert_eq!((e.rule, e.field.as_deref()), (Some("R2.10"), Some("data.case_id")));
+    assert_eq!((e.rule, e.field.as_deref()), (Some(Rule::R2_10), Some("data.case_id")));
     assert!(e.message.contains("visit_replaced"), "{}", e.message);
     assert_eq!(w.case(&id), &before, "nothing changed");
 }

@@ -38,7 +38,7 @@ fn r7_2_the_fourth_reschedule_is_refused() {
     }
     let before = w.snapshot().clone();
     let e = w.when(rescheduled("A1", "2026-03-15T10:00:00+02:00"), MON_10).unwrap_err();
-    assert_eq!(e.rule, Some("R7.2"));
+    assert_eq!(e.rule, Some(Rule::R7_2));
     assert_eq!(w.snapshot(), &before, "nothing stored on a refusal");
     // The same window again is the dashboard echoing: not a fourth change.
     w.when(rescheduled("A1", "2026-03-14T10:00:00+02:00"), MON_10).unwrap();

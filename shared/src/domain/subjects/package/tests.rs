@@ -44,7 +44,7 @@ fn booking_creates_the_package_ticks_and_expiry_index() {
     w.when(weekly(true), MON).unwrap();
     assert!(w.echo && w.effects.is_empty());
     let e = w.when(weekly(false), MON).unwrap_err();
-    assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "already_booked", Some("R9.2")));
+    assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "already_booked", Some(Rule::R9_2)));
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn r6_3_same_day_cancellation_completes_the_visit_and_sends_sms5() {
     assert_eq!(w.pkg().visit("V1").unwrap().counted_by.map(CountedBy::as_str), Some("R6.3"));
     // It cannot be rescheduled afterwards, and the dashboard's completion echo is fine.
     let e = w.when(reschedule("V1", "2026-03-11T10:00:00+02:00"), "2026-03-09T09:00:00+02:00").unwrap_err();
-    assert_eq!((e.kind, e.rule), (RefusalKind::Rule, Some("R6.3")));
+    assert_eq!((e.kind, e.rule), (RefusalKind::Rule, Some(Rule::R6_3)));
     w.when(complete_visit("V1"), "2026-03-09T09:30:00+02:00").unwrap();
     assert_eq!((w.pkg().used(), w.pkg().remaining()), (1, 3));
 }
@@ -127,7 +127,7 @@ fn r6_3_a_same_day_reschedule_is_refused_and_nothing_changes() {
     let mut w = paid_package();
     let before = w.snapshot().clone();
     let e = w.when(reschedule("V1", "2026-03-10T10:00:00+02:00"), "2026-03-09T07:00:00+02:00").unwrap_err();
-    assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "rule_violation", Some("R6.3")));
+    assert_eq!((e.kind, e.code.as_str(), e.rule), (RefusalKind::Rule, "rule_violation", Some(Rule::R6_3)));
     assert_eq!(w.snapshot(), &before);
 }
 
