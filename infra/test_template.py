@@ -169,6 +169,18 @@ def test_the_sender_id_parameter_reaches_every_function_that_sends_sms(cfn):
             assert env.get("FOLLOWUP_SMS_SENDER_ID") == {"Ref": "SmsSenderId"}, f"{name}: {env}"
 
 
+def test_every_function_that_sends_sms_reads_and_writes_the_daily_sms_count():
+    """SPEC §4 (v3): the daily cap is counted in the table by whichever function sends, so each
+    one that may send an SMS may read a number's counter (`GetItem`) and write it in its commit's
+    transaction (a `Put`, which IAM checks as `PutItem`); the test above holds the template to it."""
+    code = code_grants()
+    senders = [name for name, grants in code.items() if ("sns:Publish", "phone_numbers") in grants]
+    assert senders, "some function sends SMS"
+    for name in senders:
+        for action in ("dynamodb:GetItem", "dynamodb:PutItem"):
+            assert (action, "table") in code[name], f"{name} sends SMS but cannot {action} its daily count"
+
+
 def test_the_dashboard_body_is_infra_dashboard_json():
     template = yaml_parse((ROOT / "template.yaml").read_text())
     body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]

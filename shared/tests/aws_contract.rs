@@ -9,7 +9,7 @@ mod contract;
 #[path = "common/moto.rs"]
 mod moto;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use contract::*;
 use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::case::TimerKind;
@@ -22,6 +22,7 @@ use followup::ports::{
 };
 use followup::wire::{self, Route};
 use moto::{serial, Fixture};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Every AWS adapter over one fixture, so the generic contract sees one implementation.
@@ -49,6 +50,9 @@ impl CaseStore for Aws {
     }
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
         self.store.delivery(id).await
+    }
+    async fn sms_counts(&self, phones: &[String], day: NaiveDate) -> Result<BTreeMap<String, u32>, StoreError> {
+        self.store.sms_counts(phones, day).await
     }
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         self.store.commit(commit).await
@@ -137,7 +141,14 @@ async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
     let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
-    let c = |stream, expected| Commit { stream, expected_version: expected, delivery: d.clone(), index: vec![], effects: vec![] };
+    let c = |stream, expected| Commit {
+        stream,
+        expected_version: expected,
+        delivery: d.clone(),
+        index: vec![],
+        effects: vec![],
+        sms_counts: vec![],
+    };
     expired.commit(c(s1.clone(), None)).await.expect("commit");
     assert_eq!(expired.delivery("d1").await.expect("delivery"), None, "past its expiry a record reads as absent");
     let mut s2 = s1.clone();
@@ -155,7 +166,10 @@ async fn the_stream_doc_is_stored_packed_and_an_unpacked_one_still_reads() {
     let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
-    store.commit(Commit { stream: s1.clone(), expected_version: None, delivery: d, index: vec![], effects: vec![] }).await.expect("commit");
+    store
+        .commit(Commit { stream: s1.clone(), expected_version: None, delivery: d, index: vec![], effects: vec![], sms_counts: vec![] })
+        .await
+        .expect("commit");
     let key = |k: &str| AttributeValue::S(k.into());
     let item = store.client().get_item().table_name(store.table()).key("PK", key("S#order:O1")).key("SK", key("STREAM")).send().await;
     let item = item.expect("get").item.expect("the stream item");
@@ -396,4 +410,127 @@ async fn an_effect_another_invocation_is_sending_stays_pending_until_it_is_sent(
     f.sms().send("e1", &sms).await.expect("a stale claim is taken over");
     f.sms().send("e1", &sms).await.expect("a sent SMS is dropped");
     assert_eq!(moto::sent_sms().await.iter().filter(|(_, body)| body == "hello from an in-flight send").count(), 1);
+}
+
+/// Every DynamoDB request sent, as the IAM actions it needs: one per request, and one per item of
+/// a `TransactWriteItems` (IAM has no action of its own for it: each `Put` needs `PutItem`, each
+/// `Update` `UpdateItem`), with the index it reads (none: the table) and the item's `PK`.
+#[derive(Debug, Clone, Default)]
+struct ActionLog(Arc<Mutex<Vec<Action>>>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Action {
+    operation: String,
+    action: String,
+    index: Option<String>,
+    pk: Option<String>,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for ActionLog {
+    fn name(&self) -> &'static str {
+        "ActionLog"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = ctx.request().headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_string();
+        let body: serde_json::Value = serde_json::from_slice(ctx.request().body().bytes().unwrap_or_default()).unwrap_or_default();
+        let pk = |v: &serde_json::Value| v.get("Key").or(v.get("Item")).and_then(|i| i["PK"]["S"].as_str()).map(str::to_owned);
+        let mut log = self.0.lock().unwrap();
+        match body["TransactItems"].as_array() {
+            Some(items) if operation == "TransactWriteItems" => {
+                for item in items {
+                    let (kind, detail) = item.as_object().and_then(|o| o.iter().next()).expect("one action per item");
+                    let action = match kind.as_str() {
+                        "ConditionCheck" => "dynamodb:ConditionCheckItem".to_string(),
+                        other => format!("dynamodb:{other}Item"),
+                    };
+                    log.push(Action { operation: operation.clone(), action, index: None, pk: pk(detail) });
+                }
+            }
+            _ => {
+                let index = body["IndexName"].as_str().map(str::to_owned);
+                log.push(Action { action: format!("dynamodb:{operation}"), operation, index, pk: pk(&body) });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ActionLog {
+    fn take(&self) -> Vec<Action> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// SPEC §4 (v3): a decision that sends an SMS reads its number's daily count (one consistent
+/// `GetItem` of `C#<phone>#<local day>`) and writes it in the same `TransactWriteItems` as the
+/// snapshot; and every DynamoDB action a webhook function takes for it, the counter's included,
+/// is one the grants every webhook function composes (`READS`, `WRITES`) declare, which
+/// `infra/test_template.py` holds `template.yaml` to.
+#[tokio::test]
+async fn an_sms_decision_counts_its_number_in_its_own_transaction_with_granted_actions_only() {
+    use followup::adapters::aws::grants::{Grant, Resource, READS, WRITES};
+    let _one_at_a_time = serial().await;
+    let log = ActionLog::default();
+    let f = Fixture::with_dynamo("sms-count", |b| b.interceptor(log.clone())).await;
+    log.take(); // the fixture's own CreateTable
+    let engine = Engine {
+        store: f.store(),
+        timers: f.timers(),
+        sms: f.sms(),
+        commands: f.commands(),
+        clock: FixedClock(DateTime::parse_from_rfc3339("2026-03-02T10:00:00+02:00").unwrap().with_timezone(&Utc)),
+        policy: Arc::new(Policy::default()),
+        secret: "s".into(),
+        locks: Default::default(),
+    };
+    let post = |route: Route, body: Vec<u8>| {
+        let engine = &engine;
+        async move {
+            let ts = Utc::now().timestamp();
+            let sig = wire::sign("s", ts, &body);
+            engine.webhook(route, Some(&ts.to_string()), Some(&sig), &body, ts).await
+        }
+    };
+    let phone = "+201001234567";
+    let counter = format!("C#{phone}#2026-03-02");
+    let r = post(Route::Appointments, sample("01_appointment.booked")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let booked = log.take();
+    assert!(booked.iter().all(|a| a.pk.as_deref() != Some(&counter)), "a decision that sends nothing reads no counter: {booked:?}");
+
+    // R7.3 the move is confirmed by SMS: the counter is read, then written with the snapshot.
+    let r = post(Route::Appointments, sample("04_appointment.rescheduled")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let moved = log.take();
+    let on_counter: Vec<(&str, &str)> =
+        moved.iter().filter(|a| a.pk.as_deref() == Some(&counter)).map(|a| (a.operation.as_str(), a.action.as_str())).collect();
+    assert_eq!(on_counter, [("GetItem", "dynamodb:GetItem"), ("TransactWriteItems", "dynamodb:PutItem")], "{moved:?}");
+    let stream_in = |a: &Action| a.operation == "TransactWriteItems" && a.pk.as_deref() == Some("S#order:O-501");
+    assert!(moved.iter().any(stream_in), "the counter rides in the snapshot's transaction: {moved:?}");
+    assert_eq!(moved.iter().filter(|a| a.operation == "TransactWriteItems").count(), 3, "stream, delivery, counter: {moved:?}");
+    assert_eq!(moto::sent_sms().await.iter().filter(|(to, _)| to == phone).count(), 1);
+    let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    assert_eq!(f.store().sms_counts(&[phone.to_string()], day).await.expect("counts"), counts(&[(phone, 1)]));
+
+    // The counter expires after its day (TTL on `expires_at`), whatever the clock that decided.
+    let key = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+    let item = f.dynamo.get_item().table_name(&f.table).key("PK", key(&counter)).key("SK", key("SMS_COUNT")).send().await;
+    let item = item.expect("GetItem").item.expect("the counter item");
+    let expires: i64 = item["expires_at"].as_n().expect("expires_at").parse().unwrap();
+    assert!(expires >= Utc::now().timestamp() + 86_400, "{item:?}");
+
+    let granted: Vec<Grant> = [READS, WRITES].concat();
+    for a in booked.iter().chain(&moved) {
+        let resource = match a.index.as_deref() {
+            None => Resource::Table,
+            Some(index) => panic!("a webhook reads no index: {a:?} ({index})"),
+        };
+        assert!(granted.iter().any(|g| g.action == a.action && g.resource == resource), "{a:?} is not declared in READS or WRITES");
+    }
 }

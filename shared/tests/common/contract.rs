@@ -6,18 +6,20 @@
 //! an implementation offers its tests.
 #![allow(dead_code)]
 
-use chrono::{DateTime, TimeZone, Utc};
-use followup::domain::case::{CaseCore, Customer, Group, PendingTimer, Priority, SubjectIds, Ticket};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use followup::domain::case::{CaseCore, Customer, Group, PendingTimer, Priority, SubjectIds, Ticket, TicketKind};
 use followup::domain::case::{Language, TimerKind};
 use followup::domain::commands::{CallCustomer, Command, CommandBody};
+use followup::domain::ctx::SmsCount;
 use followup::domain::effects::{Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::events::PaymentMethod;
 use followup::domain::money::Money;
-use followup::domain::package::{Package, PackageStatus, Visit, VisitState};
+use followup::domain::package::{Package, PackageStatus, VisitState};
 use followup::domain::playbooks::{appointment_watch, Case, CaseFlow, PlaybookName};
 use followup::domain::sms::TemplateId;
 use followup::domain::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, PendingEffect, SmsSender, Timers};
+use std::collections::BTreeMap;
 use std::future::Future;
 
 /// An SMS as the customer's phone receives it: what every SMS adapter can be read back as.
@@ -58,20 +60,21 @@ pub fn order(id: &str) -> SubjectKey {
 pub fn stream_at(key: &SubjectKey, version: u64) -> Snapshot {
     let mut s = match key {
         SubjectKey::Order(order_id) => Snapshot::order(order_id),
-        SubjectKey::Package(package_id) => Snapshot::package(Package {
-            package_id: package_id.clone(),
-            customer: Customer { id: "C1".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::Ar },
-            area: "Cairo".into(),
-            price: Money::new(100_000, "EGP"),
-            visits: vec![Visit { visit_id: "V1".into(), window_start: at(10, 0), state: VisitState::Scheduled, counted_by: None }],
-            start_date: at(10, 0).date_naive(),
-            payment_method: PaymentMethod::Card,
-            paid: true,
-            paid_at: None,
-            status: PackageStatus::Active,
-            booked_at: None,
-            timeline: Vec::new(),
-        }),
+        // From JSON: what the record adds later with a default (R9.2's visit changes) needs no mention here.
+        SubjectKey::Package(package_id) => Snapshot::package(
+            serde_json::from_value::<Package>(serde_json::json!({
+                "package_id": package_id,
+                "customer": customer(),
+                "area": "Cairo",
+                "price": Money::new(100_000, "EGP"),
+                "visits": [{"visit_id": "V1", "window_start": at(10, 0), "state": VisitState::Scheduled}],
+                "start_date": at(10, 0).date_naive(),
+                "payment_method": PaymentMethod::Card,
+                "paid": true,
+                "status": PackageStatus::Active,
+            }))
+            .expect("a one-visit package"),
+        ),
     };
     s.version = version;
     s.seq = version as u32;
@@ -120,6 +123,30 @@ pub fn commit(stream: Snapshot, expected: Option<u64>, delivery_id: &str, index:
         sms_counts: Vec::new(),
     }
 }
+
+/// SPEC §4 (v3) a number's daily count as a decision moves it: from `held` to `count`.
+pub fn sms_count(phone: &str, day: NaiveDate, held: u32, count: u32) -> SmsCount {
+    SmsCount { phone: phone.into(), day, held, count }
+}
+
+/// `commit` with the daily SMS counts it moves.
+pub fn counting(mut c: Commit, counts: Vec<SmsCount>) -> Commit {
+    c.sms_counts = counts;
+    c
+}
+
+pub fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+}
+
+pub fn counts(entries: &[(&str, u32)]) -> BTreeMap<String, u32> {
+    entries.iter().map(|(phone, n)| (phone.to_string(), *n)).collect()
+}
+
+/// Two customers' numbers and one never sent to.
+pub const MONA: &str = "+201001234567";
+pub const KARIM: &str = "+201009876543";
+pub const NOBODY: &str = "+201000000000";
 
 pub fn timer(stream: &str, case_id: &str, kind: TimerKind, step: u32, due_at: DateTime<Utc>) -> TimerSpec {
     TimerSpec {
@@ -303,7 +330,7 @@ pub async fn contract_a_subject_belongs_to_one_stream<S: Contract>(s: &S) {
 fn waiting_on(key: &SubjectKey, version: u64, due: Option<DateTime<Utc>>) -> Snapshot {
     let mut snapshot = stream_at(key, version);
     if let Some(due_at) = due {
-        let ticket = Ticket::open("follow_up", "customer_care", "follow_up", Priority::Low, Group::CustomerCare, "Cairo");
+        let ticket = Ticket::open(TicketKind::Watch, Priority::Low, Group::Ops, "Cairo");
         let mut core = CaseCore::open(key.case_id(1), customer(), ticket, at(9, 0));
         core.timers.push(PendingTimer { kind: TimerKind::CallAttempt, due_at, step: 1 });
         let flow = CaseFlow::AppointmentWatch(appointment_watch::Flow { state: appointment_watch::State::Watching });
@@ -347,6 +374,94 @@ pub async fn contract_subjects_with_prefix_lists_only_that_prefix<S: Contract>(s
     assert_eq!(found, vec![("expiry:2026-04-09:P1".to_string(), p1), ("expiry:2026-04-09:P2".to_string(), p2.clone())]);
     assert_eq!(s.subjects_with_prefix("expiry:2026-04-23:").await.expect("prefix"), vec![("expiry:2026-04-23:P2".to_string(), p2)]);
     assert!(s.subjects_with_prefix("expiry:2026-05-01:").await.expect("prefix").is_empty());
+}
+
+/// SPEC §4 (v3) the daily count is per number and local day, whichever stream's decision sent:
+/// a read returns what commits wrote for that (number, day) and nothing for another day or number.
+pub async fn contract_sms_counts_return_what_commits_wrote_per_number_and_day<S: Contract>(s: &S) {
+    let everyone = [MONA.to_string(), KARIM.to_string(), NOBODY.to_string()];
+    assert_eq!(s.sms_counts(&everyone, day(1)).await.expect("counts"), counts(&[]), "no SMS yet: every number absent");
+
+    let (o1, p1) = (order("O1"), SubjectKey::Package("P1".into()));
+    let first =
+        counting(commit(stream_at(&o1, 1), None, "d1", &[], vec![]), vec![sms_count(MONA, day(1), 0, 1), sms_count(KARIM, day(1), 0, 2)]);
+    s.commit(first).await.expect("commit on an order");
+    // Another stream (a package of the same customer) counts on from what the order's commit left.
+    s.commit(counting(commit(stream_at(&p1, 1), None, "d2", &[], vec![]), vec![sms_count(MONA, day(1), 1, 3)]))
+        .await
+        .expect("commit on a package");
+    // The next local day starts from none.
+    s.commit(counting(commit(stream_at(&o1, 2), Some(1), "d3", &[], vec![]), vec![sms_count(MONA, day(2), 0, 1)]))
+        .await
+        .expect("commit the next day");
+
+    assert_eq!(s.sms_counts(&everyone, day(1)).await.expect("counts"), counts(&[(MONA, 3), (KARIM, 2)]));
+    assert_eq!(s.sms_counts(&everyone, day(2)).await.expect("counts"), counts(&[(MONA, 1)]));
+    assert_eq!(s.sms_counts(&everyone, day(3)).await.expect("counts"), counts(&[]));
+    assert_eq!(s.sms_counts(&[KARIM.to_string()], day(1)).await.expect("counts"), counts(&[(KARIM, 2)]), "only the numbers asked about");
+    assert_eq!(s.sms_counts(&[], day(1)).await.expect("counts"), counts(&[]));
+}
+
+/// SPEC §4 (v3) a count the store no longer holds as the decision read it refuses the whole commit
+/// as a `Conflict` (the engine reads again and decides again): no snapshot, delivery, index,
+/// effect or count of it is written.
+pub async fn contract_a_stale_sms_count_conflicts_and_writes_nothing<S: Contract>(s: &S) {
+    let key = order("O1");
+    let v1 = stream_at(&key, 1);
+    let first = commit(v1.clone(), None, "d1", &["appointment:A1"], vec![Effect::SendSms(sms("one"))]);
+    s.commit(counting(first, vec![sms_count(MONA, day(1), 0, 1)])).await.expect("commit");
+    let before = s.pending_effects(100).await.expect("pending");
+    let both = [MONA.to_string(), KARIM.to_string()];
+
+    // The stream's version fits; one count does not: none yet when there is one, one more than
+    // held, and one held of a number that has none (absent counts as 0).
+    let stale = [
+        vec![sms_count(KARIM, day(1), 0, 1), sms_count(MONA, day(1), 0, 1)],
+        vec![sms_count(MONA, day(1), 2, 3)],
+        vec![sms_count(MONA, day(1), 1, 2), sms_count(KARIM, day(1), 1, 2)],
+    ];
+    for (i, moved) in stale.into_iter().enumerate() {
+        let mut next = stream_at(&key, 2);
+        next.seq = 99;
+        let c = commit(next, Some(1), "d2", &["appointment:A2"], vec![Effect::SendSms(sms("stale")), Effect::Emit(call_customer("o1-O1"))]);
+        let outcome = s.commit(counting(c, moved)).await;
+        assert!(matches!(outcome, Err(CommitError::Conflict)), "stale count {i}: {outcome:?}");
+        assert_eq!(s.load(&key).await.expect("load"), Some(v1.clone()), "stale count {i}");
+        assert_eq!(s.delivery("d2").await.expect("delivery"), None, "stale count {i}");
+        assert_eq!(s.locate("appointment:A2").await.expect("locate"), None, "stale count {i}");
+        assert_eq!(s.pending_effects(100).await.expect("pending"), before, "stale count {i}");
+        assert_eq!(s.sms_counts(&both, day(1)).await.expect("counts"), counts(&[(MONA, 1)]), "stale count {i}");
+    }
+
+    // Decided again with what the store holds, it lands.
+    let again = commit(stream_at(&key, 2), Some(1), "d2", &["appointment:A2"], vec![Effect::SendSms(sms("again"))]);
+    s.commit(counting(again, vec![sms_count(MONA, day(1), 1, 2), sms_count(KARIM, day(1), 0, 1)])).await.expect("commit");
+    assert_eq!(s.sms_counts(&both, day(1)).await.expect("counts"), counts(&[(MONA, 2), (KARIM, 1)]));
+}
+
+/// SPEC §4 (v3) two decisions on different streams (an order and a package of one customer)
+/// sending to one number from the same count: exactly one commits, so both cannot pass the cap.
+pub async fn contract_concurrent_commits_on_one_sms_count_let_exactly_one_win<S: Contract>(s: &S) {
+    let (o1, p1) = (order("O1"), SubjectKey::Package("P1".into()));
+    s.commit(counting(commit(stream_at(&o1, 1), None, "d0", &[], vec![]), vec![sms_count(MONA, day(1), 0, 4)])).await.expect("commit");
+
+    let a = counting(commit(stream_at(&o1, 2), Some(1), "da", &[], vec![Effect::SendSms(sms("a"))]), vec![sms_count(MONA, day(1), 4, 5)]);
+    let b = counting(commit(stream_at(&p1, 1), None, "db", &[], vec![Effect::SendSms(sms("b"))]), vec![sms_count(MONA, day(1), 4, 5)]);
+    let (ra, rb) = tokio::join!(s.commit(a), s.commit(b));
+    let loser = match (ra, rb) {
+        (Ok(()), Err(CommitError::Conflict)) => {
+            assert_eq!(s.load(&p1).await.expect("load"), None);
+            "db"
+        }
+        (Err(CommitError::Conflict), Ok(())) => {
+            assert_eq!(s.load(&o1).await.expect("load").map(|s| s.version), Some(1));
+            "da"
+        }
+        other => panic!("exactly one commit must win: {other:?}"),
+    };
+    assert_eq!(s.delivery(loser).await.expect("delivery"), None);
+    assert_eq!(s.sms_counts(&[MONA.to_string()], day(1)).await.expect("counts"), counts(&[(MONA, 5)]));
+    assert_eq!(s.pending_effects(100).await.expect("pending").len(), 1, "only the winner's SMS is pending");
 }
 
 pub async fn contract_timers_place_once_and_cancel_quietly<S: Contract>(s: &S) {
@@ -404,6 +519,9 @@ macro_rules! every_contract {
             contract_effects_are_marked_done_together_or_one_by_one,
             contract_locate_follows_the_index,
             contract_a_subject_belongs_to_one_stream,
+            contract_sms_counts_return_what_commits_wrote_per_number_and_day,
+            contract_a_stale_sms_count_conflicts_and_writes_nothing,
+            contract_concurrent_commits_on_one_sms_count_let_exactly_one_win,
             contract_subjects_with_prefix_lists_only_that_prefix,
             contract_overdue_lists_snapshots_by_their_earliest_timer,
             contract_timers_place_once_and_cancel_quietly,

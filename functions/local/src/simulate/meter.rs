@@ -40,6 +40,10 @@ pub struct AwsCalls {
     pub write_units: u64,
     /// Write units the three sparse GSIs take when an item enters, moves in or leaves them.
     pub gsi_write_units: u64,
+    /// SPEC §4 (v3) the daily SMS counters: `GetItem`s of them (in `dynamodb_get_item` too) and
+    /// the `Put`s of them in commit transactions (in `dynamodb_transact_items` too).
+    pub sms_counter_reads: u64,
+    pub sms_counter_writes: u64,
     pub scheduler_create: u64,
     pub scheduler_delete: u64,
     /// SNS `Publish` to the ops topic (commands); SMS are counted on their own.
@@ -155,6 +159,13 @@ fn delivery_effects(json: usize, stream_key: &str) -> usize {
         - NUMBER_BYTES
 }
 
+/// SPEC §4 (v3) a number's daily SMS counter: `PK` `C#<phone>#<day>`, `SK` `SMS_COUNT`, `count`,
+/// `expires_at`. Read at 1 unit (under 4 KB), written in the transaction at 2 (under 1 KB).
+fn sms_counter_item(phone: &str) -> usize {
+    let pk = "C#".len() + phone.len() + "#2026-03-02".len();
+    "PK".len() + "SK".len() + pk + "SMS_COUNT".len() + "count".len() + "expires_at".len() + 2 * NUMBER_BYTES
+}
+
 /// The send-log item: `status`, `doc`, `claim_id`, `message_id`, the claim and send times, `expires_at`.
 fn send_log_item(id: &str, doc: usize) -> usize {
     KEY_OVERHEAD
@@ -190,8 +201,11 @@ struct Counted {
     json: usize,
     doc: usize,
     due: Option<i64>,
-    /// Sizes of the delivery (with the commit's effects) and index items (the stream item is sized from `doc`).
+    /// Sizes of the delivery (with the commit's effects), index and daily SMS counter items (the
+    /// stream item is sized from `doc`).
     items: Vec<usize>,
+    /// How many of `items` are daily SMS counters.
+    counters: u64,
     /// Index items that enter the `subjects` GSI.
     grouped: u64,
     /// The delivery record's size when it carries effects (it enters the `pending` GSI).
@@ -229,6 +243,7 @@ impl Counted {
             items.push(KEY_OVERHEAD + 2 + subject.len() + "stream_key".len() + key.len() + group);
             grouped += u64::from(g);
         }
+        items.extend(commit.sms_counts.iter().map(|c| sms_counter_item(&c.phone)));
         let pending_record = (!commit.effects.is_empty()).then(|| {
             let json = serde_json::to_string(&commit.effects).unwrap_or_default();
             items[0] += delivery_effects(packed::pack(&json).len(), &key);
@@ -264,6 +279,7 @@ impl Counted {
             due: commit.stream.next_due().map(|d| d.timestamp_millis()),
             key,
             items,
+            counters: commit.sms_counts.len() as u64,
             grouped,
             pending_record,
             cases,
@@ -293,6 +309,7 @@ impl Tally {
         let stream = stream_item(&c.key, c.doc, c.due.is_some());
         self.aws.dynamodb_transact_write += 1;
         self.aws.dynamodb_transact_items += 1 + c.items.len() as u64;
+        self.aws.sms_counter_writes += c.counters;
         self.aws.write_units += 2 * write_units(stream) + c.items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
         // Expiry index items enter the `subjects` GSI.
         self.aws.gsi_write_units += c.grouped;
@@ -375,7 +392,16 @@ impl CaseStore for Metered {
         self.inner.delivery(id).await
     }
 
-    async fn sms_counts(&self, phones: &[String], day: chrono::NaiveDate) -> Result<std::collections::BTreeMap<String, u32>, StoreError> {
+    /// One consistent `GetItem` of each number's counter, found or not.
+    async fn sms_counts(&self, phones: &[String], day: chrono::NaiveDate) -> Result<BTreeMap<String, u32>, StoreError> {
+        {
+            let mut t = self.tally();
+            let distinct = phones.iter().collect::<std::collections::BTreeSet<_>>().len() as u64;
+            t.aws.dynamodb_get_item += distinct;
+            t.aws.sms_counter_reads += distinct;
+            // A counter is far under 4 KB: one unit each, found or not.
+            t.aws.read_units += distinct;
+        }
         self.inner.sms_counts(phones, day).await
     }
 
@@ -481,5 +507,45 @@ impl CommandBus for Metered {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use followup::domain::ctx::SmsCount;
+
+    fn commit(order_id: &str, counts: Vec<SmsCount>) -> Commit {
+        let mut stream = Snapshot::order(order_id);
+        stream.version = 1;
+        let accepted_at = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+        let delivery = Delivery { id: format!("d-{order_id}"), body_hash: "h".into(), case_id: None, accepted_at };
+        Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![], sms_counts: counts }
+    }
+
+    /// SPEC §4 (v3) on the bill: a consistent `GetItem` per number asked about (1 read unit each),
+    /// and a `Put` per number counted in the commit's transaction (2 write units: under 1 KB).
+    #[tokio::test]
+    async fn the_daily_sms_counter_costs_a_read_per_number_and_two_write_units_per_commit() {
+        let m = Metered::new(SqliteStore::open_in_memory().expect("open"));
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let mona = "+201001234567".to_string();
+        m.sms_counts(&[mona.clone(), "+201009876543".into(), mona.clone()], day).await.expect("counts");
+        {
+            let t = m.tally();
+            assert_eq!((t.aws.dynamodb_get_item, t.aws.read_units, t.aws.sms_counter_reads), (2, 2, 2));
+        }
+
+        m.commit(commit("O1", vec![])).await.expect("commit");
+        let (units, items) = {
+            let t = m.tally();
+            (t.aws.write_units, t.aws.dynamodb_transact_items)
+        };
+        m.commit(commit("O2", vec![SmsCount { phone: mona.clone(), day, held: 0, count: 1 }])).await.expect("commit");
+        let t = m.tally();
+        assert_eq!(t.aws.write_units - units, units + 2, "the same commit again, and the counter");
+        assert_eq!(t.aws.dynamodb_transact_items - items, items + 1);
+        assert_eq!(t.aws.sms_counter_writes, 1);
     }
 }

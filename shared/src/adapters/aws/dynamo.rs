@@ -1,8 +1,11 @@
 //! DynamoDB case store: one table holds streams, delivery records, the subject index,
-//! pending effects and the SMS / command send log. Layout and access patterns: docs/dynamodb.md.
+//! pending effects, the daily SMS counters and the SMS / command send log. Layout and access
+//! patterns: docs/dynamodb.md.
 
 use super::error::AwsError;
 use crate::adapters::packed;
+use crate::domain::case::mask_phone;
+use crate::domain::ctx::SmsCount;
 use crate::domain::effects::Effect;
 use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
@@ -10,18 +13,19 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::grants::{grant, Grant, Resource};
 
-/// `load` and `locate` (consistent `GetItem` of a stream or an index item), and reading a send-log entry.
+/// `load` and `locate` (consistent `GetItem` of a stream or an index item), `sms_counts` (a
+/// consistent `GetItem` of each number's daily counter), and reading a send-log entry.
 pub const READS: &[Grant] = &[grant("dynamodb:GetItem", Resource::Table)];
-/// `commit` (`TransactWriteItems` of `Put`s: each needs `PutItem`), marking an effect done and the
-/// send log (`PutItem`, `UpdateItem`).
+/// `commit` (`TransactWriteItems` of `Put`s, the daily SMS counters' included: each needs
+/// `PutItem`), marking an effect done and the send log (`PutItem`, `UpdateItem`).
 pub const WRITES: &[Grant] = &[grant("dynamodb:PutItem", Resource::Table), grant("dynamodb:UpdateItem", Resource::Table)];
 /// `pending_effects`: the re-drive reads the `pending` GSI.
 pub const PENDING_QUERY: &[Grant] = &[grant("dynamodb:Query", Resource::PendingIndex)];
@@ -79,6 +83,12 @@ const EFFECTS: &str = "effects";
 const EFFECT_COUNT: &str = "effect_count";
 const DONE_IDS: &str = "done_ids";
 const SENT_SK: &str = "SENT";
+/// SPEC §4 (v3) one number's SMS on one local day: `C#<phone>#<day>` / `SMS_COUNT`, attribute `count`.
+const SMS_COUNT_SK: &str = "SMS_COUNT";
+const SMS_COUNT: &str = "count";
+/// How long a daily counter is kept past the start of its day (UTC midnight) or its last write,
+/// whichever is later: past the end of that local day in any time zone, then TTL removes it.
+const SMS_COUNT_RETENTION: Duration = Duration::days(2);
 
 /// Positions of the fixed items inside the commit transaction.
 const STREAM_POS: usize = 0;
@@ -386,6 +396,27 @@ impl DynamoStore {
         }
         Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
     }
+
+    /// SPEC §4 (v3) a number's daily SMS counter as the decision leaves it, on the condition that
+    /// the table still holds the count the decision was made with (none yet for `held` 0): of
+    /// two decisions sending to one number at once, one commits and the other is a `Conflict`.
+    fn sms_count_put(&self, c: &SmsCount, now: DateTime<Utc>) -> Result<TransactWriteItem, StoreError> {
+        let day_start = c.day.and_time(NaiveTime::MIN).and_utc();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(sms_count_pk(&c.phone, c.day)))
+            .item(SK, s(SMS_COUNT_SK))
+            .item(SMS_COUNT, n(c.count))
+            .item("expires_at", n((now.max(day_start) + SMS_COUNT_RETENTION).timestamp()));
+        let put = if c.held == 0 {
+            put.condition_expression("attribute_not_exists(#pk)").expression_attribute_names("#pk", PK)
+        } else {
+            put.condition_expression("#count = :held")
+                .expression_attribute_names("#count", SMS_COUNT)
+                .expression_attribute_values(":held", n(c.held))
+        };
+        Ok(TransactWriteItem::builder().put(put.build().map_err(build_error)?).build())
+    }
 }
 
 impl CaseStore for DynamoStore {
@@ -419,6 +450,24 @@ impl CaseStore for DynamoStore {
         delivery_from(id, &item, Utc::now())
     }
 
+    /// One consistent `GetItem` per number (a decision asks about the customers of its one
+    /// stream: one number, rarely two), so the count read is the one the commit's condition sees.
+    async fn sms_counts(&self, phones: &[String], day: NaiveDate) -> Result<BTreeMap<String, u32>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for phone in phones {
+            if counts.contains_key(phone) {
+                continue;
+            }
+            if let Some(item) = self.get(sms_count_pk(phone, day), SMS_COUNT_SK, "GetItem SMS count").await? {
+                let count = item.get(SMS_COUNT).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u32>().ok());
+                let count =
+                    count.ok_or_else(|| StoreError::Corrupt(format!("the SMS count of {} on {day} is not a count", mask_phone(phone))))?;
+                counts.insert(phone.clone(), count);
+            }
+        }
+        Ok(counts)
+    }
+
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let now = Utc::now();
         let key = commit.stream.key.to_string();
@@ -438,12 +487,30 @@ impl CaseStore for DynamoStore {
                 subjects.push(subject);
             }
         }
-        let mut items = Vec::with_capacity(2 + subjects.len());
+        // One transaction may not write an item twice; a decision counts each number once.
+        for (i, c) in commit.sms_counts.iter().enumerate() {
+            if commit.sms_counts[..i].iter().any(|o| o.phone == c.phone && o.day == c.day) {
+                return Err(StoreError::Corrupt(format!(
+                    "a commit of {key} counts the SMS of {} on {} twice",
+                    mask_phone(&c.phone),
+                    c.day
+                ))
+                .into());
+            }
+        }
+        let mut items = Vec::with_capacity(2 + subjects.len() + commit.sms_counts.len());
         items.push(self.stream_put(&commit, doc)?);
         items.push(self.delivery_put(&commit, now)?);
         for subject in &subjects {
             items.push(self.index_put(subject, &key)?);
         }
+        // After the index items: counter `j` is item `2 + subjects + j`.
+        let counts_pos = items.len();
+        for c in &commit.sms_counts {
+            items.push(self.sms_count_put(c, now)?);
+        }
+        // Counters are the numbers the decision sends to, all its stream's customers (one, rarely
+        // two), so a commit stays far below the limit; one that would not is refused whole.
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(StoreError::Corrupt(format!(
                 "a commit of {key} needs {} writes; one DynamoDB transaction takes at most {MAX_TRANSACTION_ITEMS}",
@@ -463,7 +530,8 @@ impl CaseStore for DynamoStore {
             _ => return Err(StoreError::from(AwsError::from_sdk("TransactWriteItems commit", err)).into()),
         };
         let failed = |pos: usize| reasons.get(pos).and_then(|c| c.as_deref()) == Some("ConditionalCheckFailed");
-        // The same precedence as every store: a repeated delivery first, then the version, then the index.
+        // The same precedence as every store: a repeated delivery first, then the version and the
+        // daily SMS counts (another decision moved them: reload and decide again), then the index.
         if failed(DELIVERY_POS) {
             return match self.delivery(&commit.delivery.id).await? {
                 Some(first) => Err(CommitError::DuplicateDelivery(first)),
@@ -471,7 +539,7 @@ impl CaseStore for DynamoStore {
                 None => Err(CommitError::Conflict),
             };
         }
-        if failed(STREAM_POS) {
+        if failed(STREAM_POS) || (counts_pos..counts_pos + commit.sms_counts.len()).any(failed) {
             return Err(CommitError::Conflict);
         }
         if let Some(i) = (0..subjects.len()).find(|i| failed(2 + i)) {
@@ -700,7 +768,20 @@ fn request_token(key: &str, commit: &Commit, doc: &str) -> String {
         h.update(e.id.as_bytes());
         h.update([0]);
     }
+    // A decision made again after another moved a count may differ from the first in its counts
+    // alone: it must not share the first one's token (DynamoDB would refuse the changed request).
+    for c in &commit.sms_counts {
+        for part in [c.phone.as_str(), &c.day.to_string(), &c.held.to_string(), &c.count.to_string()] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+    }
     hex::encode(h.finalize())[..36].to_string()
+}
+
+/// The partition key of a number's SMS counter on a local day (`C#+201001234567#2026-03-01`).
+fn sms_count_pk(phone: &str, day: NaiveDate) -> String {
+    format!("C#{phone}#{day}")
 }
 
 /// An `UpdateItem` its condition refused (the item absent, or not in the state asked for).
