@@ -16,41 +16,19 @@ use crate::domain::ids::SubjectId;
 use crate::domain::playbooks::Case;
 use crate::domain::policy::Policy;
 use crate::domain::snapshot::{Snapshot, SubjectKey};
-use crate::domain::ErrorCode;
 use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
 };
-use crate::wire::{self, Route, WireError};
+use crate::wire::{self, CaseQuery, Reply, Route, WireError};
 use chrono::NaiveDate;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::{info, warn};
 
 /// How often a decision is retried when another writer committed the stream first.
 const MAX_CONFLICT_RETRIES: usize = 8;
-
-/// An HTTP-shaped answer, so the local server and the Lambda functions share one mapping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl From<WireError> for Reply {
-    fn from(e: WireError) -> Self {
-        Reply { status: e.status, body: e.body() }
-    }
-}
-
-impl From<StoreError> for Reply {
-    fn from(e: StoreError) -> Self {
-        warn!(error = %e, "storage failure");
-        WireError::new(503, ErrorCode::Unavailable, "storage is unavailable; retry later").into()
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -62,12 +40,13 @@ pub enum ProcessError {
     Contended,
 }
 
+/// The wire sits below the engine, so the engine maps its own error here; each status is the wire's.
 impl From<ProcessError> for Reply {
     fn from(e: ProcessError) -> Self {
         match e {
             ProcessError::Refused(w) => w.into(),
             ProcessError::Store(s) => s.into(),
-            ProcessError::Contended => WireError::new(503, ErrorCode::Contended, "the case is busy; retry").into(),
+            ProcessError::Contended => WireError::contended().into(),
         }
     }
 }
@@ -79,14 +58,6 @@ pub struct Accepted {
     pub duplicate: bool,
     /// R9.2 the input reported a fact already held: written on the timeline, nothing else.
     pub echo: bool,
-}
-
-/// Which cases `GET /v1/cases?…` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CaseQuery {
-    Appointment(String),
-    Order(String),
-    Package(String),
 }
 
 pub struct Engine<S, T, M, C, K> {
@@ -149,17 +120,7 @@ where
         // R9.7 an event cannot have happened after now (the sender's clock may run a little ahead).
         let ahead = event.occurred_at - self.clock.now();
         if ahead > chrono::Duration::seconds(self.policy.events.future_tolerance_secs as i64) {
-            let e = WireError::new(
-                400,
-                ErrorCode::InvalidField,
-                format!(
-                    "occurred_at is {} s ahead of the clock; an event is reported after it happens (at most {} s ahead)",
-                    ahead.num_seconds(),
-                    self.policy.events.future_tolerance_secs
-                ),
-            )
-            .at("occurred_at")
-            .cite("R9.7");
+            let e = WireError::ahead_of_clock(ahead.num_seconds(), self.policy.events.future_tolerance_secs);
             metrics::record(Metric::Refused { code: e.code, timer: false });
             return e.into();
         }
@@ -171,7 +132,7 @@ where
                 if a.duplicate {
                     metrics::record(Metric::Duplicate { timer: false });
                 }
-                Reply { status: 202, body: wire::accepted(a.case_id.as_deref(), a.duplicate, a.echo) }
+                Reply::accepted(a.case_id.as_deref(), a.duplicate, a.echo)
             }
             Err(e) => {
                 info!(event_id = %delivery_id, event_type = %kind, error = %e, "webhook refused");
@@ -363,10 +324,7 @@ where
                 Err(CommitError::Conflict) => continue,
                 Err(CommitError::DuplicateDelivery(d)) => return replay(d, body_hash),
                 Err(CommitError::SubjectTaken(subject)) => {
-                    // An appointment id names one appointment of one order.
-                    let refusal = WireError::new(422, ErrorCode::AlreadyBooked, format!("{subject} belongs to another order"))
-                        .at("data.appointment_id");
-                    return self.refuse(delivery_id, body_hash, refusal).await;
+                    return self.refuse(delivery_id, body_hash, WireError::subject_taken(&subject)).await;
                 }
                 Err(CommitError::Store(e)) => return Err(e.into()),
             }
@@ -492,30 +450,20 @@ where
     /// `GET /v1/cases/{id}` as a reply.
     pub async fn case_reply(&self, case_id: &str) -> Reply {
         match self.case(case_id).await {
-            Ok(Some(case)) => Reply { status: 200, body: wire::case_view(&case, &self.policy.calendar) },
-            Ok(None) => WireError::new(404, ErrorCode::UnknownCase, format!("case_id {case_id:?} names no case")).at("case_id").into(),
+            Ok(Some(case)) => Reply::ok(wire::case_view(&case, &self.policy.calendar)),
+            Ok(None) => WireError::unknown_case(case_id).into(),
             Err(e) => e.into(),
         }
     }
 
     /// `GET /v1/cases?appointment_id=…|order_id=…|package_id=…` as a reply.
     pub async fn cases_reply(&self, params: &[(String, String)]) -> Reply {
-        let query = params.iter().find_map(|(k, v)| match k.as_str() {
-            "appointment_id" => Some(CaseQuery::Appointment(v.clone())),
-            "order_id" => Some(CaseQuery::Order(v.clone())),
-            "package_id" => Some(CaseQuery::Package(v.clone())),
-            _ => None,
-        });
-        let Some(query) = query else {
-            return WireError::new(400, ErrorCode::MissingField, "give one of appointment_id, order_id or package_id")
-                .at("appointment_id")
-                .into();
+        let query = match CaseQuery::from_params(params) {
+            Ok(q) => q,
+            Err(e) => return e.into(),
         };
         match self.cases(&query).await {
-            Ok(cases) => Reply {
-                status: 200,
-                body: serde_json::json!({"cases": cases.iter().map(|c| wire::case_view(c, &self.policy.calendar)).collect::<Vec<_>>()}),
-            },
+            Ok(cases) => Reply::ok(wire::cases_view(&cases, &self.policy.calendar)),
             Err(e) => e.into(),
         }
     }
@@ -548,8 +496,6 @@ fn replay(d: Delivery, body_hash: &str) -> Result<Accepted, ProcessError> {
     if d.body_hash == body_hash {
         Ok(Accepted { case_id: d.case_id, duplicate: true, echo: false })
     } else {
-        Err(WireError::new(409, ErrorCode::DeliveryConflict, format!("delivery {:?} was already accepted with another body", d.id))
-            .at("id")
-            .into())
+        Err(WireError::delivery_conflict(&d.id).into())
     }
 }

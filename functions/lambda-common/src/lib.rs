@@ -13,9 +13,9 @@ use followup::adapters::aws::{AwsSettings, DynamoStore, MissingSetting, Schedule
 use followup::domain::effects::{TimerRef, TimerSpec};
 use followup::domain::policy::{Policy, PolicyError};
 use followup::domain::ErrorCode;
-use followup::engine::{Engine, ProcessError, Reply};
+use followup::engine::{Engine, ProcessError};
 use followup::ports::{CaseStore, Clock, CommandBus, SmsSender, StoreError, SystemClock, Timers};
-use followup::wire::{self, Route, WireError};
+use followup::wire::{self, Reply, Route, WireError};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 use std::sync::Arc;
