@@ -1,7 +1,7 @@
 //! What both benchmarks build: an engine on a SQLite file, and the inputs of one cancelled first visit.
 
 use chrono::{DateTime, Utc};
-use followup::adapters::local::SqliteStore;
+use followup::adapters::local::{LocalPorts, SqliteStore};
 use followup::domain::case::{Customer, Language};
 use followup::domain::events::{AppointmentBooked, AppointmentCancelled, CancelledBy, Event, EventBody, Input};
 use followup::domain::money::Money;
@@ -10,7 +10,7 @@ use followup::engine::Engine;
 use followup::ports::SystemClock;
 use std::sync::Arc;
 
-pub type BenchEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, SystemClock>;
+pub type BenchEngine = Engine<LocalPorts<SystemClock>>;
 
 pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("RFC 3339").with_timezone(&Utc)

@@ -19,7 +19,7 @@ use crate::domain::snapshot::{Snapshot, SubjectKey};
 use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
+    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, Ports, SmsSender, StoreError, Timers,
 };
 use crate::wire::{self, CaseQuery, Reply, Route, WireError};
 use chrono::NaiveDate;
@@ -60,12 +60,13 @@ pub struct Accepted {
     pub echo: bool,
 }
 
-pub struct Engine<S, T, M, C, K> {
-    pub store: S,
-    pub timers: T,
-    pub sms: M,
-    pub commands: C,
-    pub clock: K,
+/// The shell over one runtime's adapters, named once by its [`Ports`].
+pub struct Engine<P: Ports> {
+    pub store: P::Store,
+    pub timers: P::Timers,
+    pub sms: P::Sms,
+    pub commands: P::Commands,
+    pub clock: P::Clock,
     pub policy: Arc<Policy>,
     pub secret: String,
     pub locks: StreamLocks,
@@ -90,14 +91,7 @@ impl StreamLocks {
     }
 }
 
-impl<S, T, M, C, K> Engine<S, T, M, C, K>
-where
-    S: CaseStore,
-    T: Timers,
-    M: SmsSender,
-    C: CommandBus,
-    K: Clock,
-{
+impl<P: Ports> Engine<P> {
     /// A signed webhook: the whole contract of SPEC §5 for one POST.
     /// `wall_unix` is the real wall clock, against which signatures are checked even under a virtual clock.
     pub async fn webhook(&self, route: Route, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], wall_unix: i64) -> Reply {
@@ -386,8 +380,8 @@ where
     /// `Some(false)` if it is left to mark, `None` if it failed (it stays pending).
     async fn perform(&self, pending: &PendingEffect) -> Option<bool> {
         let marked = match &pending.effect {
-            Effect::SendSms(_) => M::MARKS_DONE,
-            Effect::Emit(_) => C::MARKS_DONE,
+            Effect::SendSms(_) => <P::Sms as SmsSender>::MARKS_DONE,
+            Effect::Emit(_) => <P::Commands as CommandBus>::MARKS_DONE,
             Effect::PlaceTimer(_) | Effect::CancelTimer(_) => false,
         };
         let result = match &pending.effect {

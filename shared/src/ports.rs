@@ -1,4 +1,5 @@
-//! The narrow traits the engine shell talks through: store, timers, SMS, commands, clock.
+//! The narrow traits the engine shell talks through: store, timers, SMS, commands, clock, and
+//! the bundle of them a runtime names once.
 //!
 //! Every adapter (SQLite locally, DynamoDB / Scheduler / SNS on AWS) implements
 //! these and is checked by the same contract suite.
@@ -144,6 +145,17 @@ pub trait CommandBus: Send + Sync + 'static {
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+}
+
+/// One runtime's adapters, one for each port, named once: `Engine<P: Ports>` holds one of each,
+/// and code generic over the engine takes one parameter instead of five. A bundle is a type that
+/// is never built (`LocalPorts`, `AwsPorts`, a test's own): only its associated types matter.
+pub trait Ports: 'static {
+    type Store: CaseStore;
+    type Timers: Timers;
+    type Sms: SmsSender;
+    type Commands: CommandBus;
+    type Clock: Clock;
 }
 
 /// The wall clock.

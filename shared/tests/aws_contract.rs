@@ -11,7 +11,7 @@ mod moto;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use contract::*;
-use followup::adapters::aws::{DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
+use followup::adapters::aws::{AwsPorts, DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::case::TimerKind;
 use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::policy::Policy;
@@ -314,7 +314,7 @@ async fn a_webhook_costs_one_read_and_one_transaction_on_the_happy_path() {
     let counter = CallCounter::default();
     let f = Fixture::with_dynamo("cost", |b| b.interceptor(counter.clone())).await;
     let policy = Policy::default();
-    let engine = Engine {
+    let engine = Engine::<AwsPorts<FixedClock>> {
         store: f.store(),
         timers: f.timers(),
         sms: f.sms(),
@@ -479,7 +479,7 @@ async fn an_sms_decision_counts_its_number_in_its_own_transaction_with_granted_a
     let log = ActionLog::default();
     let f = Fixture::with_dynamo("sms-count", |b| b.interceptor(log.clone())).await;
     log.take(); // the fixture's own CreateTable
-    let engine = Engine {
+    let engine = Engine::<AwsPorts<FixedClock>> {
         store: f.store(),
         timers: f.timers(),
         sms: f.sms(),

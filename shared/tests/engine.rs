@@ -6,7 +6,7 @@ use followup::adapters::local::SqliteStore;
 use followup::domain::effects::Sms;
 use followup::domain::policy::Policy;
 use followup::engine::Engine;
-use followup::ports::{CaseStore, Clock, EffectError, SmsSender};
+use followup::ports::{CaseStore, Clock, EffectError, Ports, SmsSender};
 use followup::wire::{sign, Route};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +38,18 @@ impl SmsSender for FlakySms {
     }
 }
 
-type TestEngine = Engine<SqliteStore, SqliteStore, FlakySms, SqliteStore, FixedClock>;
+/// SQLite for everything but the SMS gateway, on a fixed clock.
+enum TestPorts {}
+
+impl Ports for TestPorts {
+    type Store = SqliteStore;
+    type Timers = SqliteStore;
+    type Sms = FlakySms;
+    type Commands = SqliteStore;
+    type Clock = FixedClock;
+}
+
+type TestEngine = Engine<TestPorts>;
 
 fn engine(sms_failures: usize) -> TestEngine {
     let store = SqliteStore::open_in_memory().unwrap();

@@ -14,7 +14,7 @@ use followup::adapters::local::SqliteStore;
 use followup::domain::effects::Effect;
 use followup::domain::policy::Policy;
 use followup::engine::{Engine, ProcessError};
-use followup::ports::{CaseStore, Clock};
+use followup::ports::{CaseStore, Clock, Ports};
 use followup::wire::{self, Route};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -29,6 +29,17 @@ impl Clock for TestClock {
 }
 
 type Faulted = Faulty<SqliteStore>;
+
+/// Every port faulted, on the test's clock.
+enum FaultedPorts {}
+
+impl Ports for FaultedPorts {
+    type Store = Faulted;
+    type Timers = Faulted;
+    type Sms = Faulted;
+    type Commands = Faulted;
+    type Clock = TestClock;
+}
 const SECRET: &str = "fault-secret";
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -36,7 +47,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 struct Run {
-    engine: Engine<Faulted, Faulted, Faulted, Faulted, TestClock>,
+    engine: Engine<FaultedPorts>,
     clock: TestClock,
     retries: u64,
     seq: u64,

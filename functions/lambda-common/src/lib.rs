@@ -9,19 +9,19 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use followup::adapters::aws::grants::Grant;
 use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
-use followup::adapters::aws::{AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
+use followup::adapters::aws::{AwsPorts, AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
 use followup::domain::effects::{TimerRef, TimerSpec};
 use followup::domain::policy::{Policy, PolicyError};
 use followup::domain::ErrorCode;
 use followup::engine::{Engine, ProcessError};
-use followup::ports::{CaseStore, Clock, CommandBus, SmsSender, StoreError, SystemClock, Timers};
+use followup::ports::{CaseStore, Clock, Ports, StoreError, SystemClock};
 use followup::wire::{self, Reply, Route, WireError};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tracing::{info, warn};
 
-pub type AwsEngine<K = SystemClock> = Engine<DynamoStore, SchedulerTimers, SnsSms, SnsCommands, K>;
+pub type AwsEngine<K = SystemClock> = Engine<AwsPorts<K>>;
 
 /// The six functions of template.yaml, one concern each (SPEC §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +229,7 @@ pub fn connect_at_init() -> bool {
 /// One read of a delivery that never exists (`GetItem`, which every function's role grants):
 /// the HTTPS connection, the credentials and the SDK's first-call set-up are then paid during
 /// init, not by the first request. A failure is only logged; the first request meets it again.
-pub async fn open_store_connection<S: CaseStore, T: Timers, M: SmsSender, C: CommandBus, K: Clock>(engine: &Engine<S, T, M, C, K>) {
+pub async fn open_store_connection<P: Ports>(engine: &Engine<P>) {
     if let Err(e) = engine.store.delivery("init-connection").await {
         warn!(error = %e, "the store did not answer during init");
     }
@@ -253,14 +253,7 @@ pub fn init_logging() {
 pub type Payload = Value;
 
 /// One invocation of `function`.
-pub async fn handle<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, function: Function, event: Value) -> Result<Value, HandlerError>
-where
-    S: CaseStore,
-    T: Timers,
-    M: SmsSender,
-    C: CommandBus,
-    K: Clock,
-{
+pub async fn handle<P: Ports>(engine: &Engine<P>, function: Function, event: Value) -> Result<Value, HandlerError> {
     if event.get("requestContext").is_some() {
         let request: ApiGatewayV2httpRequest = serde_json::from_value(event)
             .map_err(|e| HandlerError::UnknownEvent(format!("an HTTP API request that does not parse: {e}")))?;
@@ -325,14 +318,7 @@ pub fn housekeeping(event: &Value, now: DateTime<Utc>) -> Option<Housekeeping> {
 }
 
 /// A timer from Scheduler. One that can never succeed is acknowledged, so Scheduler does not retry it for a day.
-async fn fire<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, timer: &TimerSpec) -> Result<Value, HandlerError>
-where
-    S: CaseStore,
-    T: Timers,
-    M: SmsSender,
-    C: CommandBus,
-    K: Clock,
-{
+async fn fire<P: Ports>(engine: &Engine<P>, timer: &TimerSpec) -> Result<Value, HandlerError> {
     match engine.fire_timer(timer).await {
         Ok(a) => Ok(json!({"case_id": a.case_id, "duplicate": a.duplicate})),
         Err(ProcessError::Refused(e)) => {
@@ -344,14 +330,7 @@ where
     }
 }
 
-async fn http<S, T, M, C, K>(engine: &Engine<S, T, M, C, K>, function: Function, request: &ApiGatewayV2httpRequest) -> Value
-where
-    S: CaseStore,
-    T: Timers,
-    M: SmsSender,
-    C: CommandBus,
-    K: Clock,
-{
+async fn http<P: Ports>(engine: &Engine<P>, function: Function, request: &ApiGatewayV2httpRequest) -> Value {
     let method = request.request_context.http.method.as_str();
     let path = request.raw_path.as_deref().or(request.request_context.http.path.as_deref()).unwrap_or("/");
     let path = path.trim_end_matches('/');

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use followup::adapters::local::{LocalClock, SqliteStore};
+use followup::adapters::local::{LocalClock, LocalPorts, SqliteStore};
 use followup::domain::effects::TimerSpec;
 use followup::domain::policy::Policy;
 use followup::domain::ErrorCode;
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use tokio::sync::RwLock;
 use tracing::{info, warn};
 
-pub type LocalEngine = Engine<SqliteStore, SqliteStore, SqliteStore, SqliteStore, LocalClock>;
+pub type LocalEngine = Engine<LocalPorts>;
 
 /// Every port is the one SQLite file, so each commit also performs its effects (timers, outboxes).
 pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: String) -> LocalEngine {

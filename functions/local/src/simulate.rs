@@ -37,7 +37,7 @@ use followup::domain::effects::TimerSpec;
 use followup::domain::policy::Policy;
 use followup::domain::snapshot::SubjectKey;
 use followup::engine::{Engine, ProcessError};
-use followup::ports::Clock;
+use followup::ports::{Clock, Ports};
 use followup::wire::{self, Route};
 use meter::Metered;
 use serde::Serialize;
@@ -60,7 +60,18 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200
 /// validity, 14 days of grace (R5.1) — for the progress estimate only.
 const PACKAGE_LIFE_DAYS: i64 = 4 + 31 + 15;
 
-type SimEngine = Engine<Metered, Metered, Metered, Metered, SimClock>;
+type SimEngine = Engine<SimPorts>;
+
+/// The simulated engine's ports: SQLite metered as AWS would bill it, on the per-input clock.
+enum SimPorts {}
+
+impl Ports for SimPorts {
+    type Store = Metered;
+    type Timers = Metered;
+    type Sms = Metered;
+    type Commands = Metered;
+    type Clock = SimClock;
+}
 
 tokio::task_local! {
     /// The instant the input being decided on this task happens at.
@@ -404,7 +415,7 @@ async fn simulate(args: &[String]) -> anyhow::Result<()> {
     let cal = policy.calendar.clone();
     let start = cal.at(opts.start, NaiveTime::MIN);
     let clock = SimClock { fallback: Arc::new(Mutex::new(start)) };
-    let engine = Arc::new(Engine {
+    let engine = Arc::new(SimEngine {
         store: meter.clone(),
         timers: meter.clone(),
         sms: meter.clone(),

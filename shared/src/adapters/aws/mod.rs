@@ -62,11 +62,25 @@ pub use error::AwsError;
 pub use scheduler::{at_expression, SchedulerTimers, TimerTargets};
 pub use sns::{SnsCommands, SnsSms, COMMAND_TYPE_ATTRIBUTE, EFFECT_ID_ATTRIBUTE};
 
+use crate::ports::{Clock, Ports, SystemClock};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::env;
+use std::marker::PhantomData;
 
 /// The SDK crates, for the functions that build clients from one `SdkConfig`.
 pub use {aws_config, aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
+
+/// The engine's ports on AWS: DynamoDB, EventBridge Scheduler, SNS for SMS and for commands; the
+/// clock is the wall clock in production and a test's own under test.
+pub struct AwsPorts<K = SystemClock>(PhantomData<fn() -> K>);
+
+impl<K: Clock> Ports for AwsPorts<K> {
+    type Store = DynamoStore;
+    type Timers = SchedulerTimers;
+    type Sms = SnsSms;
+    type Commands = SnsCommands;
+    type Clock = K;
+}
 
 /// Where the adapters point, read from the environment the SAM template sets.
 #[derive(Debug, Clone)]
