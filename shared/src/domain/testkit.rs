@@ -6,8 +6,8 @@ pub use crate::domain::decide::decide;
 pub use crate::domain::effects::{Effect, Sms, TimerRef};
 pub use crate::domain::events::{
     AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentEvent, AppointmentRescheduled,
-    CallCompleted, CancelledBy, CaseReopen, CompletionOutcome, Event, EventBody, Input, PackageBooked, PackageCancelled, PackagePaid,
-    PackageVisit, PaymentMethod, RescheduleRequested, Resolution, VisitCancelled, VisitCompleted, VisitRescheduled,
+    CallCompleted, CancelledBy, CaseReopen, CompletionOutcome, Event, EventBody, Input, PackageBooked, PackagePaid, PackageVisit,
+    PaymentMethod, RescheduleRequested, Resolution, VisitCompleted,
 };
 pub use crate::domain::money::{Money, Percent};
 pub use crate::domain::playbooks::Case;
