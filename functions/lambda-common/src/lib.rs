@@ -5,8 +5,9 @@
 //! generic over the ports, so the tests drive it with the AWS adapters on a local emulator.
 
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use followup::adapters::aws::grants::Grant;
 use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
 use followup::adapters::aws::{AwsPorts, AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
@@ -206,10 +207,10 @@ pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
         open_store_connection(&engine).await;
     }
     info!(function = function.name(), "engine ready");
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Payload>| {
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Invocation>| {
         let engine = Arc::clone(&engine);
         // Boxed: the engine's future is deep enough to overflow rustc's layout query limit inline.
-        async move { Box::pin(handle(&engine, function, event.payload)).await }
+        async move { Box::pin(dispatch(&engine, function, event.payload)).await }
     }))
     .await
 }
@@ -249,72 +250,84 @@ pub fn init_logging() {
     let _ = tracing_subscriber::fmt().json().with_current_span(false).without_time().finish().with(filter).try_init();
 }
 
-/// What every function is invoked with: an HTTP API request, a Scheduler timer or the daily tick.
-pub type Payload = Value;
-
-/// One invocation of `function`.
-pub async fn handle<P: Ports>(engine: &Engine<P>, function: Function, event: Value) -> Result<Value, HandlerError> {
-    if event.get("requestContext").is_some() {
-        let request: ApiGatewayV2httpRequest = serde_json::from_value(event)
-            .map_err(|e| HandlerError::UnknownEvent(format!("an HTTP API request that does not parse: {e}")))?;
-        return Ok(http(engine, function, &request).await);
-    }
-    if let Some(task) = housekeeping(&event, engine.clock.now()) {
-        if function != Function::PackageExpiry {
-            return Err(HandlerError::UnknownEvent(format!("housekeeping goes to package-expiry, not {}", function.name())));
-        }
-        return match task {
-            Housekeeping::DailySweep { at } => {
-                // The local day that ended before the rule fired (00:05 Cairo): its Day 1 and end-of-grace
-                // ticks are all due by now. A retried invocation carries the same `time`, so the same day.
-                let day = engine.policy.calendar.local_date(at) - chrono::Duration::days(1);
-                let fired = engine.expiry_sweep(day).await?;
-                let performed = engine.drive_pending().await?;
-                info!(day = %day, fired, performed, "daily expiry sweep");
-                Ok(json!({"date": day.to_string(), "fired": fired, "performed": performed}))
-            }
-            Housekeeping::Redrive => {
-                let performed = engine.drive_pending().await?;
-                // R9.3 the safety net under Scheduler: timers lost on the way are re-fired.
-                let timers = engine.timer_sweep().await?;
-                info!(performed, timers, "pending effects re-driven, lost timers swept");
-                Ok(json!({"performed": performed, "timers": timers}))
-            }
-        };
-    }
-    // The Input SchedulerTimers placed is the TimerSpec; a bare TimerRef (as in events/timer.*.json) is accepted too.
-    let timer = match serde_json::from_value::<TimerSpec>(event.clone()) {
-        Ok(spec) => spec,
-        Err(_) => match serde_json::from_value::<TimerRef>(event) {
-            Ok(timer) => TimerSpec { timer, due_at: engine.clock.now(), playbook: None },
-            Err(e) => return Err(HandlerError::UnknownEvent(format!("neither a request, a tick nor a timer: {e}"))),
-        },
-    };
-    fire(engine, &timer).await
+/// What a function is invoked with, read once into a type. Each source has a shape of its own,
+/// tried in this order: the redrive rule's constant input (`{"task": "redrive"}`), the daily
+/// rule's EventBridge scheduled event (`detail-type`, `time`), the timer input Scheduler carries
+/// (the `TimerSpec` the engine placed, or a bare `TimerRef` as in `events/timer.*.json`), and an
+/// HTTP API request (payload v2). A payload of none of these shapes is not an invocation of ours.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Invocation {
+    Task { task: Task },
+    Scheduled(EventBridgeEvent<Value>),
+    Timer(TimerSpec),
+    TimerRef(TimerRef),
+    Http(Box<ApiGatewayV2httpRequest>),
 }
 
-/// The two EventBridge rules of template.yaml that drive package-expiry besides its timers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Housekeeping {
-    /// The daily rule (a `Scheduled Event`): the R5 safety sweep of the local day that ended
-    /// before `at`, the event's `time`; then any effect left pending.
-    DailySweep { at: DateTime<Utc> },
-    /// `{"task": "redrive"}` every few minutes: effects a crashed or throttled invocation left
-    /// pending are performed (Lambda has no background loop, unlike followup-local's re-driver),
-    /// and the timer sweep re-fires any timer overdue past the policy's grace (R9.3).
+/// The housekeeping tasks a rule names in its constant input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// Every few minutes: effects a crashed or throttled invocation left pending are performed
+    /// (Lambda has no background loop, unlike followup-local's re-driver), and the timer sweep
+    /// re-fires any timer overdue past the policy's grace (R9.3).
     Redrive,
 }
 
-/// Which housekeeping task `event` asks for, if it is one (`now` stands in for a missing event time).
-pub fn housekeeping(event: &Value, now: DateTime<Utc>) -> Option<Housekeeping> {
-    if event.get("task").and_then(Value::as_str) == Some("redrive") {
-        return Some(Housekeeping::Redrive);
+impl Invocation {
+    /// Reads a payload (the tests' and the local Runtime API emulator's JSON).
+    pub fn read(event: Value) -> Result<Invocation, HandlerError> {
+        serde_json::from_value(event).map_err(|_| {
+            HandlerError::UnknownEvent("neither an HTTP API request, a housekeeping task, a scheduled event nor a timer".into())
+        })
     }
-    if event.get("detail-type").and_then(Value::as_str) != Some("Scheduled Event") {
-        return None;
+}
+
+/// One invocation of `function`, from its JSON payload.
+pub async fn handle<P: Ports>(engine: &Engine<P>, function: Function, event: Value) -> Result<Value, HandlerError> {
+    dispatch(engine, function, Invocation::read(event)?).await
+}
+
+/// One invocation of `function`.
+pub async fn dispatch<P: Ports>(engine: &Engine<P>, function: Function, invocation: Invocation) -> Result<Value, HandlerError> {
+    let housekeeping = |what: &str| {
+        (function != Function::PackageExpiry)
+            .then(|| HandlerError::UnknownEvent(format!("{what} goes to package-expiry, not {}", function.name())))
+    };
+    match invocation {
+        Invocation::Http(request) => Ok(http(engine, function, &request).await),
+        Invocation::Task { task: Task::Redrive } => {
+            if let Some(e) = housekeeping("the redrive task") {
+                return Err(e);
+            }
+            let performed = engine.drive_pending().await?;
+            // R9.3 the safety net under Scheduler: timers lost on the way are re-fired.
+            let timers = engine.timer_sweep().await?;
+            info!(performed, timers, "pending effects re-driven, lost timers swept");
+            Ok(json!({"performed": performed, "timers": timers}))
+        }
+        Invocation::Scheduled(event) => {
+            if let Some(e) = housekeeping("the daily sweep") {
+                return Err(e);
+            }
+            if event.detail_type != "Scheduled Event" {
+                return Err(HandlerError::UnknownEvent(format!(
+                    "an EventBridge event of type {:?}, not a scheduled one",
+                    event.detail_type
+                )));
+            }
+            // The local day that ended before the rule fired (00:05 Cairo): its Day 1 and end-of-grace
+            // ticks are all due by now. A retried invocation carries the same `time`, so the same day.
+            let day = engine.policy.calendar.local_date(event.time.unwrap_or_else(|| engine.clock.now())) - chrono::Duration::days(1);
+            let fired = engine.expiry_sweep(day).await?;
+            let performed = engine.drive_pending().await?;
+            info!(day = %day, fired, performed, "daily expiry sweep");
+            Ok(json!({"date": day.to_string(), "fired": fired, "performed": performed}))
+        }
+        Invocation::Timer(timer) => fire(engine, &timer).await,
+        Invocation::TimerRef(timer) => fire(engine, &TimerSpec { timer, due_at: engine.clock.now(), playbook: None }).await,
     }
-    let at = event.get("time").and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
-    Some(Housekeeping::DailySweep { at: at.unwrap_or(now) })
 }
 
 /// A timer from Scheduler. One that can never succeed is acknowledged, so Scheduler does not retry it for a day.
@@ -458,6 +471,39 @@ mod tests {
         let path = file.to_str().unwrap();
         assert_eq!(policy(Some(path), None).unwrap().sms.sender_id, "FromFile");
         assert_eq!(policy(Some(path), Some("AcmeHome".into())).unwrap().sms.sender_id, "AcmeHome", "the template's parameter wins");
+    }
+
+    fn sample(name: &str) -> Value {
+        let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// Each source's payload reads into its own type, whatever order the shapes are tried in; a
+    /// payload of no known shape is refused.
+    #[test]
+    fn every_payload_reads_into_its_own_type() {
+        assert!(matches!(Invocation::read(sample("task.redrive")), Ok(Invocation::Task { task: Task::Redrive })));
+        let Ok(Invocation::Scheduled(e)) = Invocation::read(sample("scheduled.daily_sweep")) else { panic!("a scheduled event") };
+        assert_eq!((e.detail_type.as_str(), e.time.map(|t| t.to_rfc3339())), ("Scheduled Event", Some("2026-04-09T22:05:00+00:00".into())));
+        for timer in ["timer.call_attempt", "timer.expiry_day1", "timer.held_sms"] {
+            assert!(matches!(Invocation::read(sample(timer)), Ok(Invocation::TimerRef(_))), "{timer}");
+        }
+        let spec = TimerSpec {
+            timer: serde_json::from_value(sample("timer.call_attempt")).unwrap(),
+            due_at: Utc::now(),
+            playbook: Some(followup::domain::case::PlaybookName::CancellationFollowUp),
+        };
+        assert!(matches!(Invocation::read(serde_json::to_value(&spec).unwrap()), Ok(Invocation::Timer(s)) if s == spec));
+        let request = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/v1/cases/o1-O-1", "rawQueryString": "",
+            "requestContext": {"http": {"method": "GET", "path": "/v1/cases/o1-O-1", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
+                               "routeKey": "$default", "stage": "$default", "requestId": "r", "accountId": "1", "apiId": "a",
+                               "domainName": "d", "domainPrefix": "d", "time": "02/Mar/2026:08:00:00 +0000", "timeEpoch": 0},
+            "isBase64Encoded": false
+        });
+        assert!(matches!(Invocation::read(request), Ok(Invocation::Http(_))));
+        assert!(matches!(Invocation::read(json!({"hello": 1})), Err(HandlerError::UnknownEvent(_))));
+        assert!(matches!(Invocation::read(json!({"task": "compact"})), Err(HandlerError::UnknownEvent(_))));
     }
 
     fn tempfile_dir() -> std::path::PathBuf {
