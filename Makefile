@@ -55,7 +55,7 @@ test-local:
 	$(CARGO) test --workspace --no-fail-fast $(addprefix --exclude ,$(AWS_CRATES))
 	@# make bench in short: each criterion bench once, the in-process group commit, the HTTP load (every answer a 202)
 	BENCH_ORDERS=200 $(CARGO) test -q -p followup-shared --benches
-	LOAD_EVENTS=300 LOAD_CLIENTS=1,8,32 $(CARGO) run -q -p followup-tests --example load
+	LOAD_EVENTS=300 LOAD_CLIENTS=1,8,32 $(CARGO) run -q -p followup-tools --example load
 
 # The AWS adapters and the Lambda handlers against moto on 127.0.0.1 (dummy credentials, no AWS).
 test-aws: venv
@@ -92,7 +92,7 @@ demo:
 # The in-process group-commit bench (writes per commit) runs on its own: cargo bench -p followup-shared --bench throughput
 bench:
 	$(CARGO) bench -p followup-shared --bench decide
-	$(CARGO) run -q --release -p followup-tests --example load
+	$(CARGO) run -q --release -p followup-tools --example load
 	$(MAKE) --no-print-directory footprint
 
 soak:

@@ -1,29 +1,67 @@
 //! followup-local: every route of the follow-up engine in one process, on embedded SQLite.
 //!
-//! Environment (SPEC §5): `FOLLOWUP_ADDR` (default 127.0.0.1:3000), `FOLLOWUP_DATA_DIR`
-//! (default ./.followup), `FOLLOWUP_WEBHOOK_SECRET` (default local-dev-secret),
-//! `FOLLOWUP_CONFIG` (policy TOML, optional), `FOLLOWUP_VIRTUAL_CLOCK` (RFC 3339 start
-//! of a clock that moves only through `POST /local/clock`), `FOLLOWUP_LOG=json` for JSON logs.
-//! `followup-local simulate --help`: a month of generated traffic through the engine, priced (simulate.rs).
+//! `followup-local [serve]` serves them over HTTP, configured by the environment (SPEC §5;
+//! `serve --help` lists it); `followup-local simulate` runs a month of generated traffic through
+//! the engine and prices it (followup-tools). `--help` on each says the rest.
 
 mod server;
-mod simulate;
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use followup::adapters::local::{LocalClock, SqliteStore, VirtualClock};
 use followup::domain::policy::Policy;
 use followup::ports::SystemClock;
+use followup_tools::simulate::{self, SimulateArgs};
 use std::sync::Arc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("simulate") {
-        // The engine logs every input at info; a month of them would drown the report.
-        let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
-        return simulate::run(&args[1..]).await;
+/// Every route of the follow-up engine in one process, on embedded SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "followup-local", version, after_help = "With no command, followup-local serves (see `followup-local serve --help`).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every route over HTTP (the default); configured by the environment
+    #[command(after_help = environment())]
+    Serve,
+    /// Run a month of generated traffic through the engine, with its AWS bill
+    Simulate(Box<SimulateArgs>),
+}
+
+/// The environment `serve` reads, with each default.
+fn environment() -> String {
+    format!(
+        "Environment:
+  FOLLOWUP_ADDR            address to listen on [default: 127.0.0.1:3000]
+  FOLLOWUP_DATA_DIR        directory of the SQLite store [default: ./.followup]
+  FOLLOWUP_WEBHOOK_SECRET  secret the webhooks are signed with [default: {}]
+  FOLLOWUP_CONFIG          policy TOML over the SPEC's figures [default: none]
+  FOLLOWUP_VIRTUAL_CLOCK   RFC 3339 start of a clock that moves only through POST /local/clock
+                           [default: the system clock]
+  FOLLOWUP_LOG             `json` for JSON logs on stderr [default: text]
+  RUST_LOG                 log filter [default: info]
+
+stdout carries one line, `listening on <address>`; the logs go to stderr.",
+        followup::wire::DEFAULT_LOCAL_SECRET
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        Command::Serve => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve()),
+        Command::Simulate(args) => {
+            // The engine logs every input at info; a month of them would drown the report.
+            let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
+            simulate::run(*args)
+        }
     }
+}
+
+async fn serve() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "info".into());
     if std::env::var("FOLLOWUP_LOG").as_deref() == Ok("json") {
         tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter).init();

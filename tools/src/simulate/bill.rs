@@ -68,28 +68,10 @@ impl Prices {
             sms_per_segment: SMS_EGYPT_PER_SEGMENT_USD,
         }
     }
-
-    /// Applies `--price-<name> <usd>`; false when `name` is not a price.
-    pub fn set(&mut self, name: &str, value: f64) -> bool {
-        let slot = match name {
-            "lambda-gb-second" => &mut self.lambda_gb_second,
-            "lambda-per-million-requests" => &mut self.lambda_per_million_requests,
-            "http-api-per-million" => &mut self.http_api_per_million,
-            "dynamodb-per-million-write-units" => &mut self.dynamodb_per_million_write_units,
-            "dynamodb-per-million-read-units" => &mut self.dynamodb_per_million_read_units,
-            "scheduler-per-million-invocations" => &mut self.scheduler_per_million_invocations,
-            "sns-per-million-publishes" => &mut self.sns_per_million_publishes,
-            "sfn-per-transition" => &mut self.sfn_per_transition,
-            "durable-per-million-operations" => &mut self.durable_per_million_operations,
-            _ => return false,
-        };
-        *slot = value;
-        true
-    }
 }
 
 /// The deployment as `template.yaml` sizes it.
-pub const TEMPLATE: &str = include_str!("../../../../template.yaml");
+pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 /// The functions of `template.yaml`, by their binary names.
 pub const FUNCTIONS: [&str; 6] = ["appointments", "cancellation-request", "call-attempt", "package-payment", "package-expiry", "cases"];
@@ -189,6 +171,66 @@ pub fn shared_lines(p: &Prices, http_requests: u64, lambda: &BTreeMap<&'static s
             usd: sns as f64 / 1e6 * p.sns_per_million_publishes,
         },
     ]
+}
+
+/// What a month used, as the three designs price it.
+pub struct Usage<'a> {
+    pub http_requests: u64,
+    pub lambda: &'a BTreeMap<&'static str, Invocations>,
+    pub sns_publishes: u64,
+    /// On the table and on its GSIs.
+    pub write_units: u64,
+    /// By the inputs and by the fixed-rate rules.
+    pub read_units: f64,
+    pub scheduler_invocations: u64,
+    pub sfn_transitions: u64,
+    pub durable_operations: u64,
+}
+
+/// The month's bill in each design: this one (DynamoDB and Scheduler hold the state and the
+/// waits), Step Functions Standard, Lambda durable functions.
+pub struct Designs {
+    pub this: Bill,
+    pub step_functions: Bill,
+    pub durable: Bill,
+}
+
+pub fn designs(p: &Prices, u: &Usage) -> Designs {
+    let shared = shared_lines(p, u.http_requests, u.lambda, u.sns_publishes);
+    let mut this = shared.clone();
+    this.push(Line {
+        item: "DynamoDB write request units",
+        quantity: u.write_units as f64,
+        unit: "WRU",
+        usd: u.write_units as f64 / 1e6 * p.dynamodb_per_million_write_units,
+    });
+    this.push(Line {
+        item: "DynamoDB read request units",
+        quantity: u.read_units,
+        unit: "RRU",
+        usd: u.read_units / 1e6 * p.dynamodb_per_million_read_units,
+    });
+    this.push(Line {
+        item: "EventBridge Scheduler invocations",
+        quantity: u.scheduler_invocations as f64,
+        unit: "invocations",
+        usd: u.scheduler_invocations as f64 / 1e6 * p.scheduler_per_million_invocations,
+    });
+    let mut sfn = shared.clone();
+    sfn.push(Line {
+        item: "Step Functions Standard transitions",
+        quantity: u.sfn_transitions as f64,
+        unit: "transitions",
+        usd: u.sfn_transitions as f64 * p.sfn_per_transition,
+    });
+    let mut durable = shared;
+    durable.push(Line {
+        item: "Lambda durable functions operations",
+        quantity: u.durable_operations as f64,
+        unit: "operations",
+        usd: u.durable_operations as f64 / 1e6 * p.durable_per_million_operations,
+    });
+    Designs { this: Bill::of(this), step_functions: Bill::of(sfn), durable: Bill::of(durable) }
 }
 
 /// Dollars with cents, or more digits below a dollar so small lines still show.
