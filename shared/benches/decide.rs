@@ -1,5 +1,5 @@
 //! The decision core, SMS rendering and one durable commit, measured with criterion; `make bench`
-//! prints their means in its summary table (`tests/examples/load.rs` reads them back from
+//! prints their means in its summary table (`tools/examples/load.rs` reads them back from
 //! `target/criterion/<group>/<bench>/new/estimates.json`).
 //!
 //! - `decide/<playbook>`: one `decide` per playbook, on a snapshot built by deciding the inputs

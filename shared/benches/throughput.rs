@@ -7,7 +7,7 @@
 //! before it is answered. Writes in flight share group commits; the table says how many per fsync.
 //! `BENCH_ORDERS` (1,000) orders per run, `BENCH_CONCURRENCY` (1,8,32,128) the events in flight.
 //!
-//! `make bench` measures the same levels end to end over HTTP (`tests/examples/load.rs`) and
+//! `make bench` measures the same levels end to end over HTTP (`tools/examples/load.rs`) and
 //! prints them in its summary; this bench runs on its own (`cargo bench -p followup-shared
 //! --bench throughput`) for the engine without HTTP and for the writes each group commit carries.
 
