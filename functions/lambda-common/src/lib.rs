@@ -420,38 +420,14 @@ fn response(reply: Reply, allow: Option<&str>) -> Value {
     })
 }
 
+/// A query string's pairs, decoded (`+` is a space there).
 fn query_pairs(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
+    form_urlencoded::parse(raw.as_bytes()).into_owned().collect()
 }
 
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push(hi * 16 + lo);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A path segment, percent-decoded (`+` is a plus there, as axum's `Path` reads it locally).
+fn percent_decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy().into_owned()
 }
 
 /// Re-exported for tests that sign requests.
@@ -557,5 +533,6 @@ mod tests {
         );
         assert_eq!(percent_decode("o1-O%2F1"), "o1-O/1");
         assert_eq!(percent_decode("bad%2"), "bad%2");
+        assert_eq!(percent_decode("o1-A+B"), "o1-A+B", "a plus in a path is a plus, as followup-local reads it");
     }
 }
