@@ -210,6 +210,7 @@ impl Visitor for OnCall<'_, '_, '_> {
             return Err(Refusal::conflict(ErrorCode::ResolutionNotApplicable, message, Some("data.resolution.kind")));
         }
         if self.late && !P::resolves(case, flow, self.call) {
+            P::late_report(case, flow, self.call, self.ctx);
             self.ctx.decided(case, "R9.1 a late report: recorded; it resolves nothing, so nothing is sent");
             return Ok(false);
         }

@@ -63,6 +63,10 @@ pub trait Playbook {
             && matches!(call.resolution, Some(Resolution::Rebooked { .. }) | Some(Resolution::Declined { follow_up: false, .. }))
     }
 
+    /// What a late report that resolves nothing still tells the case (R9.1 v3): it sends nothing,
+    /// but a fact it reports (R3.3's cost told) stays true. Nothing, by default.
+    fn late_report(_case: &mut CaseCore, _flow: &mut Self::Flow, _call: &CallCompleted, _ctx: &mut Ctx) {}
+
     /// A `call.completed` on the case (already written on its timeline).
     fn on_call(
         case: &mut CaseCore,

@@ -122,6 +122,15 @@ fn job_days(cal: &Calendar, first: NaiveDate, n: u32) -> Vec<NaiveDate> {
     (0..n.max(1)).map(|i| cal.nth_working_day_after(start, i)).collect()
 }
 
+/// R3.3 the cost told (when the call happened), which confirms the material price (R3.5).
+fn cost_told(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, ctx: &mut Ctx) {
+    if call.cost_told == Some(true) && flow.cost_confirmed_at.is_none() {
+        flow.cost_confirmed_at = Some(ctx.occurred);
+        ctx.cancel(case, &[TimerKind::CostSla]);
+        ctx.decided(case, "R3.3 cost told: material price confirmed");
+    }
+}
+
 /// R3.5 resolved as rebooked. R3.7 (v3) a painting job's one follow-up call outlives the
 /// resolution: it is the case's one timer after it, and the case stays resolved.
 fn resolve_rebooked(case: &mut CaseCore, flow: &mut Flow, why: String, ctx: &mut Ctx) {
@@ -188,6 +197,11 @@ impl Playbook for SecondVisitFollowUp {
         job_call || round::resolves(case, &flow.round, call)
     }
 
+    /// A late report still tells that the cost was told (R3.3, R3.5).
+    fn late_report(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, ctx: &mut Ctx) {
+        cost_told(case, flow, call, ctx);
+    }
+
     fn on_call(case: &mut CaseCore, flow: &mut Flow, call: &CallCompleted, order: &Order, ctx: &mut Ctx) -> Result<(), Refusal> {
         let rebooks = round::resolves(case, &flow.round, call);
         if let (true, Some(Resolution::Rebooked { window_start, .. })) = (rebooks, &call.resolution) {
@@ -195,12 +209,7 @@ impl Playbook for SecondVisitFollowUp {
         }
         // R3.2 any outcome meets the first-call SLA.
         ctx.cancel(case, &[TimerKind::FirstCallSla]);
-        // R3.3 the cost told, which confirms the material price (R3.5).
-        if call.cost_told == Some(true) && flow.cost_confirmed_at.is_none() {
-            flow.cost_confirmed_at = Some(ctx.now);
-            ctx.cancel(case, &[TimerKind::CostSla]);
-            ctx.decided(case, "R3.3 cost told: material price confirmed");
-        }
+        cost_told(case, flow, call, ctx);
         if matches!(flow.round.state, State::Rebooked | State::Resolved) && flow.painting.is_some() {
             ctx.decided(case, "R3.7 follow-up during the job recorded");
             return Ok(());
