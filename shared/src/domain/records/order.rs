@@ -3,7 +3,7 @@
 //! order is `subjects::order`.
 
 use crate::domain::calendar::Calendar;
-use crate::domain::events::{Availability, CancelledBy, CompletionOutcome, Painting};
+use crate::domain::events::{AppointmentBooked, Availability, CancelledBy, CompletionOutcome, Painting};
 use crate::domain::money::{Money, Percent};
 use crate::domain::records::case::{Customer, TimelineEntry};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -73,6 +73,32 @@ pub struct Appointment {
 }
 
 impl Appointment {
+    /// The appointment as `appointment.booked` reports it, booked at `now`.
+    pub fn booked(booking: &AppointmentBooked, now: DateTime<Utc>) -> Appointment {
+        let b = booking.clone();
+        Appointment {
+            appointment_id: b.appointment_id,
+            order_id: b.order_id,
+            customer: b.customer,
+            area: b.area,
+            service: b.service,
+            price: b.price,
+            window_start: b.window_start,
+            window_end: b.window_end,
+            visit_number: b.visit_number,
+            technician_id: b.technician_id,
+            discount_percent: b.discount_percent,
+            status: AppointmentStatus::Booked,
+            reschedules: 0,
+            booked_at: Some(now),
+            reschedule_log: Vec::new(),
+            completion: None,
+            coupon: None,
+            booking: Some(crate::domain::events::digest(booking)),
+            requests: Vec::new(),
+        }
+    }
+
     /// The appointment day in the business calendar's local date.
     pub fn day(&self, cal: &Calendar) -> NaiveDate {
         cal.local_date(self.window_start)

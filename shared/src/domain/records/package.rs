@@ -10,7 +10,7 @@
 //!   end of a shorter month (booked 2026-01-31 → Day 1 is 2026-02-28).
 
 use crate::domain::calendar::Calendar;
-use crate::domain::events::PaymentMethod;
+use crate::domain::events::{PackageBooked, PaymentMethod};
 use crate::domain::money::Money;
 use crate::domain::records::case::{Customer, TimelineEntry, TimelineKind};
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
@@ -103,6 +103,34 @@ pub struct Package {
 }
 
 impl Package {
+    /// The package as `package.booked` reports it, booked at `now`.
+    pub fn booked(booking: &PackageBooked, now: DateTime<Utc>) -> Package {
+        let b = booking.clone();
+        let visits = b.visits.into_iter().map(|v| Visit {
+            visit_id: v.visit_id,
+            window_start: v.window_start,
+            state: VisitState::Scheduled,
+            counted_by: None,
+            cancelled: false,
+            changes: Vec::new(),
+        });
+        Package {
+            package_id: b.package_id,
+            customer: b.customer,
+            area: b.area,
+            price: b.price,
+            visits: visits.collect(),
+            start_date: b.start_date,
+            payment_method: b.payment_method,
+            paid: b.paid,
+            paid_at: b.paid.then_some(now),
+            status: PackageStatus::Active,
+            booked_at: Some(now),
+            timeline: Vec::new(),
+            booking: Some(crate::domain::events::digest(booking)),
+        }
+    }
+
     pub fn visit(&self, visit_id: &str) -> Option<&Visit> {
         self.visits.iter().find(|v| v.visit_id == visit_id)
     }

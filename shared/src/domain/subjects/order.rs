@@ -159,19 +159,7 @@ pub fn on_event(snapshot: Option<&Snapshot>, event: &AppointmentEvent, ctx: &mut
 /// `appointment.booked`: the appointment joins its order, and is watched (R0.1). Returns the
 /// watch case when one opens at once.
 fn booked(snapshot: &mut Snapshot, booking: &AppointmentBooked, ctx: &mut Ctx) -> Result<Option<String>, Refusal> {
-    let AppointmentBooked {
-        appointment_id,
-        order_id,
-        customer,
-        area,
-        service,
-        price,
-        window_start,
-        window_end,
-        visit_number,
-        technician_id,
-        discount_percent,
-    } = booking;
+    let appointment_id = &booking.appointment_id;
     let order = order_mut(snapshot);
     if order.appointment(appointment_id).is_some() {
         return Err(Refusal::conflict(
@@ -180,27 +168,7 @@ fn booked(snapshot: &mut Snapshot, booking: &AppointmentBooked, ctx: &mut Ctx) -
             Some("data.appointment_id"),
         ));
     }
-    order.appointments.push(Appointment {
-        appointment_id: appointment_id.clone(),
-        order_id: order_id.clone(),
-        customer: customer.clone(),
-        area: area.clone(),
-        service: service.clone(),
-        price: price.clone(),
-        window_start: *window_start,
-        window_end: *window_end,
-        visit_number: *visit_number,
-        technician_id: technician_id.clone(),
-        discount_percent: *discount_percent,
-        status: AppointmentStatus::Booked,
-        reschedules: 0,
-        booked_at: Some(ctx.now),
-        reschedule_log: Vec::new(),
-        completion: None,
-        coupon: None,
-        booking: Some(crate::domain::events::digest(booking)),
-        requests: Vec::new(),
-    });
+    order.appointments.push(Appointment::booked(booking, ctx.now));
     ctx.index.push(SubjectId::Appointment(appointment_id.clone()));
     // R3.5 (v2) a rebooked second visit is done once a later visit of the order is booked.
     let event = SubjectEvent::VisitBooked { appointment_id: appointment_id.clone() };

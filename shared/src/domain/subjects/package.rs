@@ -91,32 +91,8 @@ pub(crate) fn unknown_package(package_id: &str) -> Refusal {
 /// `package.booked`: the package and its snapshot, the chase of an unpaid one (R4.1), the
 /// expiry ticks (R5.2, R5.4).
 fn booked(booking: &PackageBooked, ctx: &mut Ctx) -> Outcome {
-    let PackageBooked { package_id, customer, area, price, visits, start_date, payment_method, paid } = booking;
-    let mut package = Package {
-        package_id: package_id.clone(),
-        customer: customer.clone(),
-        area: area.clone(),
-        price: price.clone(),
-        visits: visits
-            .iter()
-            .map(|v| Visit {
-                visit_id: v.visit_id.clone(),
-                window_start: v.window_start,
-                state: VisitState::Scheduled,
-                counted_by: None,
-                cancelled: false,
-                changes: Vec::new(),
-            })
-            .collect(),
-        start_date: *start_date,
-        payment_method: *payment_method,
-        paid: *paid,
-        paid_at: paid.then_some(ctx.now),
-        status: PackageStatus::Active,
-        booked_at: Some(ctx.now),
-        timeline: Vec::new(),
-        booking: Some(crate::domain::events::digest(booking)),
-    };
+    let PackageBooked { package_id, price, visits, start_date, payment_method, paid, .. } = booking;
+    let mut package = Package::booked(booking, ctx.now);
     let p = &ctx.policy.package_expiry;
     let day1 = package.expiry_day1(p.validity_months);
     let end = day1 + Duration::days(p.grace_days as i64);
