@@ -45,6 +45,22 @@ def booked(tag: str) -> dict[str, Any]:
     return e
 
 
+def unpaid_package(tag: str, to: str) -> dict[str, Any]:
+    """events/09 for a new unpaid package and customer, four weekly visits from three days ahead."""
+    pkg = sample("09_package.booked")
+    first_visit = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
+    pkg["id"] = f"evt-package-{tag}"
+    pkg["occurred_at"] = rfc3339(datetime.now(timezone.utc))
+    pkg["data"].update(
+        package_id=f"P-{tag}",
+        start_date=first_visit.date().isoformat(),
+        visits=[{"visit_id": f"V-{tag}-{i}", "window_start": rfc3339(first_visit + timedelta(days=7 * i))} for i in range(4)],
+        paid=False,
+    )
+    pkg["data"]["customer"] = {**pkg["data"]["customer"], "id": f"C-{tag}", "phone": to}
+    return pkg
+
+
 def commands_for(api: Api, case_id: str, kind: str) -> list[dict[str, Any]]:
     return [c for c in api.control("GET", "commands")["commands"]
             if isinstance(c, dict) and c.get("case_id") == case_id and c.get("type") == kind]
@@ -106,18 +122,7 @@ def test_a_cancelled_first_visit_reaches_the_day_2_call_task_without_any_report(
 def test_an_unpaid_package_gets_sms1_after_an_unanswered_call_sent_base64_encoded(api: Api):
     tag = uid()
     to = phone()
-    pkg = sample("09_package.booked")
-    first_visit = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
-    pkg["id"] = f"evt-package-{tag}"
-    pkg["occurred_at"] = rfc3339(datetime.now(timezone.utc))
-    pkg["data"].update(
-        package_id=f"P-{tag}",
-        start_date=first_visit.date().isoformat(),
-        visits=[{"visit_id": f"V-{tag}-{i}", "window_start": rfc3339(first_visit + timedelta(days=7 * i))} for i in range(4)],
-        paid=False,
-    )
-    pkg["data"]["customer"] = {**pkg["data"]["customer"], "id": f"C-{tag}", "phone": to}
-    r = api.post("/v1/packages", pkg)
+    r = api.post("/v1/packages", unpaid_package(tag, to))
     assert r.status == 202, r.body
     case_id = r.body["case_id"]
     assert case_id, r.body
@@ -225,18 +230,7 @@ def test_a_call_resent_under_a_new_id_is_an_echo_and_counts_once(api: Api):
     attempt, and one SMS1 went out (the per-number count lives in the DynamoDB table, SPEC §4)."""
     tag = uid()
     to = phone()
-    pkg = sample("09_package.booked")
-    first_visit = (datetime.now(timezone.utc) + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0)
-    pkg["id"] = f"evt-package-{tag}"
-    pkg["occurred_at"] = rfc3339(datetime.now(timezone.utc))
-    pkg["data"].update(
-        package_id=f"P-{tag}",
-        start_date=first_visit.date().isoformat(),
-        visits=[{"visit_id": f"V-{tag}-{i}", "window_start": rfc3339(first_visit + timedelta(days=7 * i))} for i in range(4)],
-        paid=False,
-    )
-    pkg["data"]["customer"] = {**pkg["data"]["customer"], "id": f"C-{tag}", "phone": to}
-    r = api.post("/v1/packages", pkg)
+    r = api.post("/v1/packages", unpaid_package(tag, to))
     assert r.status == 202, r.body
     case_id = r.body["case_id"]
 
