@@ -16,11 +16,11 @@ mod scenarios;
 mod support;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use followup::domain::case::Language;
 use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::playbooks::PlaybookName;
 use followup::domain::policy::Policy;
+use followup::domain::records::case::Language;
 use followup::domain::sms::{self, SmsVars, TemplateId};
 
 fn decide_per_playbook(c: &mut Criterion) {

@@ -2,7 +2,6 @@
 //! inputs, and the call report or timer that drives the playbook's main rule from there.
 
 use chrono::{DateTime, Duration, Utc};
-use followup::domain::case::{CallOutcome, Customer, Language, TimerKind};
 use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::TimerRef;
@@ -13,7 +12,8 @@ use followup::domain::events::{
 use followup::domain::money::Money;
 use followup::domain::playbooks::PlaybookName;
 use followup::domain::policy::Policy;
-use followup::domain::snapshot::Snapshot;
+use followup::domain::records::case::{CallOutcome, Customer, Language, TimerKind};
+use followup::domain::subjects::snapshot::Snapshot;
 
 pub fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("RFC 3339").with_timezone(&Utc)

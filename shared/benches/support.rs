@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use followup::adapters::local::{LocalPorts, SqliteStore};
-use followup::domain::case::{Customer, Language};
 use followup::domain::events::{AppointmentBooked, AppointmentCancelled, CancelledBy, Event, EventBody, Input};
 use followup::domain::money::Money;
 use followup::domain::policy::Policy;
+use followup::domain::records::case::{Customer, Language};
 use followup::engine::Engine;
 use followup::ports::SystemClock;
 use std::sync::Arc;

@@ -8,14 +8,14 @@
 //! of the same effect id. A conflicting concurrent commit is retried by reloading
 //! and deciding again.
 
-use crate::domain::case::{mask_phone, TimerKind};
 use crate::domain::ctx::SmsLedger;
 use crate::domain::effects::{Effect, TimerRef, TimerSpec};
 use crate::domain::events::Input;
 use crate::domain::ids::SubjectId;
 use crate::domain::playbooks::Case;
 use crate::domain::policy::Policy;
-use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::records::case::{mask_phone, TimerKind};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{

@@ -7,7 +7,7 @@
 //! Each metric is published with its own dimension (template, command type, error code, timer
 //! kind) and with none, so the dashboard can show both the split and the total.
 
-use crate::domain::case::TimerKind;
+use crate::domain::records::case::TimerKind;
 use crate::domain::refusal::ErrorCode;
 use crate::domain::sms::TemplateId;
 use chrono::{DateTime, Utc};

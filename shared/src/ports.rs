@@ -6,7 +6,7 @@
 
 use crate::domain::ctx::SmsCount;
 use crate::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
-use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -12,10 +12,10 @@ mod moto;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use contract::*;
 use followup::adapters::aws::{AwsPorts, DynamoStore, SchedulerTimers, SnsCommands, SnsSms};
-use followup::domain::case::TimerKind;
 use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::policy::Policy;
-use followup::domain::snapshot::SubjectKey;
+use followup::domain::records::case::TimerKind;
+use followup::domain::subjects::snapshot::SubjectKey;
 use followup::engine::Engine;
 use followup::ports::{
     CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers,
@@ -45,7 +45,7 @@ impl CaseStore for Aws {
     async fn locate(&self, subject: &str) -> Result<Option<SubjectKey>, StoreError> {
         self.store.locate(subject).await
     }
-    async fn load(&self, key: &SubjectKey) -> Result<Option<followup::domain::snapshot::Snapshot>, StoreError> {
+    async fn load(&self, key: &SubjectKey) -> Result<Option<followup::domain::subjects::snapshot::Snapshot>, StoreError> {
         self.store.load(key).await
     }
     async fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
@@ -138,7 +138,7 @@ async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
     let _one_at_a_time = serial().await;
     let f = Fixture::new("expiry").await;
     let expired = f.store().with_delivery_ttl(Duration::seconds(-1));
-    let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
+    let mut s1 = followup::domain::subjects::snapshot::Snapshot::order("O1");
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     let c = |stream, expected| Commit {
@@ -163,7 +163,7 @@ async fn the_stream_doc_is_stored_packed_and_an_unpacked_one_still_reads() {
     let _one_at_a_time = serial().await;
     let f = Fixture::new("packed").await;
     let store = f.store();
-    let mut s1 = followup::domain::snapshot::Snapshot::order("O1");
+    let mut s1 = followup::domain::subjects::snapshot::Snapshot::order("O1");
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     store

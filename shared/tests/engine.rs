@@ -122,7 +122,7 @@ async fn concurrent_outcomes_on_one_case_are_all_kept() {
     }
     let case = e.case(&case_id).await.unwrap().unwrap();
     assert_eq!(case.attempts.len(), 24, "every outcome survived the optimistic retries");
-    let stream = e.store.load(&followup::domain::snapshot::SubjectKey::Order("O1".into())).await.unwrap().unwrap();
+    let stream = e.store.load(&followup::domain::subjects::snapshot::SubjectKey::Order("O1".into())).await.unwrap().unwrap();
     assert_eq!(stream.version, 2 + 24);
     assert_eq!(e.store.commands().await.unwrap().iter().filter(|c| c.body.kind() == "cancel_order").count(), 1, "R2.6 once");
 }
@@ -131,11 +131,11 @@ async fn concurrent_outcomes_on_one_case_are_all_kept() {
 async fn a_refused_input_records_nothing() {
     let e = engine(0);
     let case_id = booked_and_cancelled(&e).await;
-    let before = e.store.load(&followup::domain::snapshot::SubjectKey::Order("O1".into())).await.unwrap();
+    let before = e.store.load(&followup::domain::subjects::snapshot::SubjectKey::Order("O1".into())).await.unwrap();
     let (status, body) = post(&e, Route::Cancellations, "r1", "case.reopen", json!({"case_id": case_id})).await;
     assert_eq!((status, body["error"]["rule"].as_str()), (422, Some("R2.10")));
     assert!(e.store.delivery("r1").await.unwrap().is_none(), "no idempotency record");
-    assert_eq!(e.store.load(&followup::domain::snapshot::SubjectKey::Order("O1".into())).await.unwrap(), before);
+    assert_eq!(e.store.load(&followup::domain::subjects::snapshot::SubjectKey::Order("O1".into())).await.unwrap(), before);
     assert!(e.store.pending_effects(10).await.unwrap().is_empty());
 }
 

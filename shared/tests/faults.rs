@@ -170,7 +170,7 @@ async fn under_ten_percent_faults_on_every_port_every_effect_happens_once_and_no
     let keys: Vec<String> =
         raw.prepare("SELECT key FROM streams").unwrap().query_map([], |r| r.get::<_, String>(0)).unwrap().map(Result::unwrap).collect();
     for key in keys {
-        let snapshot = sqlite.load(&followup::domain::snapshot::SubjectKey::parse(&key).unwrap()).await.unwrap().unwrap();
+        let snapshot = sqlite.load(&followup::domain::subjects::snapshot::SubjectKey::parse(&key).unwrap()).await.unwrap().unwrap();
         cases += workload::assert_none_stuck(&snapshot, &live);
     }
     println!(

@@ -7,7 +7,6 @@
 //! is on its case's timeline once; and once every timer has fired, every case has ended.
 
 use chrono::{DateTime, Duration, Utc};
-use followup::domain::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimelineKind, TimerKind};
 use followup::domain::ctx::SmsLedger;
 use followup::domain::decide;
 use followup::domain::effects::{Effect, TimerRef, TimerSpec};
@@ -19,7 +18,8 @@ use followup::domain::events::{
 use followup::domain::money::Money;
 use followup::domain::playbooks::PlaybookName;
 use followup::domain::policy::Policy;
-use followup::domain::snapshot::{Snapshot, SubjectKey};
+use followup::domain::records::case::{CallOutcome, Customer, Language, TicketResult, TicketStatus, TimelineKind, TimerKind};
+use followup::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -386,15 +386,17 @@ impl World {
                 // Only what already happened: a cancelled appointment, a cancelled or paid package.
                 let echo = self.streams.values().find_map(|s| match (which, s.as_order(), s.as_package()) {
                     (0, Some(o), _) => {
-                        o.appointments.iter().find(|a| a.status == followup::domain::order::AppointmentStatus::Cancelled).map(|a| {
-                            EventBody::from(AppointmentCancelled {
-                                appointment_id: a.appointment_id.clone(),
-                                cancelled_by: CancelledBy::Ops,
-                                reason: "echo".into(),
-                                wants_follow_up: true,
-                                availability: None,
-                            })
-                        })
+                        o.appointments.iter().find(|a| a.status == followup::domain::records::order::AppointmentStatus::Cancelled).map(
+                            |a| {
+                                EventBody::from(AppointmentCancelled {
+                                    appointment_id: a.appointment_id.clone(),
+                                    cancelled_by: CancelledBy::Ops,
+                                    reason: "echo".into(),
+                                    wants_follow_up: true,
+                                    availability: None,
+                                })
+                            },
+                        )
                     }
                     (1, _, Some(p)) if !p.is_active() => {
                         Some(EventBody::from(PackageCancelled { package_id: p.package_id.clone(), reason: "echo".into() }))

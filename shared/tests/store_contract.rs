@@ -11,8 +11,8 @@ mod contract;
 use chrono::Duration;
 use contract::*;
 use followup::adapters::local::SqliteStore;
-use followup::domain::case::TimerKind;
 use followup::domain::effects::{Command, Effect, TimerSpec};
+use followup::domain::records::case::TimerKind;
 use followup::ports::{CaseStore, CommandBus, SmsSender, StoreError, Timers};
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! Dates: 2026-03-02 is a Monday; Friday is the day off.
 
 use followup::adapters::local::SqliteStore;
-use followup::domain::case::TimerKind;
+use followup::domain::records::case::TimerKind;
 use followup_tests::{call, customer, timers, Local};
 use serde_json::{json, Value};
 

@@ -29,7 +29,7 @@ mod load;
 use chrono::{DateTime, Duration, Utc};
 use followup::adapters::local::SqliteStore;
 use followup::domain::effects::TimerRef;
-use followup::domain::snapshot::SubjectKey;
+use followup::domain::subjects::snapshot::SubjectKey;
 use followup::ports::CaseStore;
 use followup_tests::Local;
 use load::{request, Answer, Client, Delivery, Report, Rng, Server, Trace};

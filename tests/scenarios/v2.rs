@@ -302,7 +302,7 @@ fn sms_customer_protection() {
 #[test]
 fn r9_3_the_timer_sweep_re_fires_a_lost_timer() {
     use followup::adapters::local::SqliteStore;
-    use followup::domain::case::TimerKind;
+    use followup::domain::records::case::TimerKind;
     let l = Local::virtual_at(MON_10);
     l.accept("/v1/appointments", "appointment.booked", booked("A1", "O1", "2026-03-05T10:00:00+02:00", "2026-03-05T12:00:00+02:00"));
     let id = l.accept("/v1/cancellations", "appointment.cancelled", cancelled("A1", "no_show", false)).unwrap();

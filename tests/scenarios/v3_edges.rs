@@ -7,9 +7,9 @@
 mod doc;
 
 use chrono::{DateTime, Duration, Utc};
-use followup::domain::case::TimerKind;
 use followup::domain::effects::TimerSpec;
 use followup::domain::policy::Policy;
+use followup::domain::records::case::TimerKind;
 use followup_tests::{booked, customer, timers, Local};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

@@ -467,7 +467,7 @@ mod tests {
         let spec = TimerSpec {
             timer: serde_json::from_value(sample("timer.call_attempt")).unwrap(),
             due_at: Utc::now(),
-            playbook: Some(followup::domain::case::PlaybookName::CancellationFollowUp),
+            playbook: Some(followup::domain::records::case::PlaybookName::CancellationFollowUp),
         };
         assert!(matches!(Invocation::read(serde_json::to_value(&spec).unwrap()), Ok(Invocation::Timer(s)) if s == spec));
         let request = json!({

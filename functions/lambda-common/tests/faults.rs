@@ -24,7 +24,7 @@ use followup::adapters::faults::http::{faulty_http_client, Tally};
 use followup::adapters::faults::{Fault, Faults};
 use followup::domain::effects::{Sms, TimerSpec};
 use followup::domain::policy::Policy;
-use followup::domain::snapshot::SubjectKey;
+use followup::domain::subjects::snapshot::SubjectKey;
 use followup::ports::{CaseStore, Clock};
 use followup::wire::Route;
 use followup_lambda::{engine, handle, AwsEngine, Function};

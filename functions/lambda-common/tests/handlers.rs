@@ -8,9 +8,9 @@ mod moto;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use followup::domain::case::Language;
 use followup::domain::effects::{Effect, TimerSpec};
 use followup::domain::policy::Policy;
+use followup::domain::records::case::Language;
 use followup::domain::sms::{self, SmsVars, TemplateId};
 use followup::ports::{CaseStore, Clock, Commit, Delivery, PendingEffect};
 use followup_lambda::{engine, handle, AwsEngine, Function, HandlerError};
@@ -271,7 +271,7 @@ async fn every_timer_sample_is_handled_by_its_function_and_a_hopeless_one_is_ack
         .map(|n| n.trim_end_matches(".json").to_string())
         .collect();
     names.sort();
-    assert_eq!(names.len(), followup::domain::case::TimerKind::ALL.len(), "one sample per timer kind: {names:?}");
+    assert_eq!(names.len(), followup::domain::records::case::TimerKind::ALL.len(), "one sample per timer kind: {names:?}");
     let mut owners = std::collections::HashSet::new();
     for name in names {
         let input: Value = serde_json::from_str(&sample(&name)).unwrap();
@@ -300,7 +300,7 @@ async fn the_daily_sweep_re_drives_a_lost_day1_schedule_and_others_refuse_the_ti
         .await
         .into_iter()
         .map(|(_, _, input)| serde_json::from_str::<TimerSpec>(&input).unwrap())
-        .find(|t| t.timer.kind == followup::domain::case::TimerKind::ExpiryDay1)
+        .find(|t| t.timer.kind == followup::domain::records::case::TimerKind::ExpiryDay1)
         .expect("R5.2 Day 1 placed at booking");
     assert_eq!(day1.due_at, at("2026-04-09T09:00:00+02:00"));
     aws_sdk_scheduler::Client::new(&f.config).delete_schedule().group_name(&f.group).name(day1.timer.name()).send().await.unwrap();
@@ -335,7 +335,7 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     let (f, e, _clock) = setup("redrive").await;
     let sms_before = moto::sent_sms().await.len();
     // A commit whose effects were never performed: the invocation died right after it.
-    let mut stream = followup::domain::snapshot::Snapshot::order("O-9");
+    let mut stream = followup::domain::subjects::snapshot::Snapshot::order("O-9");
     stream.version = 1;
     let sms = followup::domain::effects::Sms {
         to: "+201009999999".into(),

@@ -9,7 +9,7 @@
 //! client, so that the SDK's own retry layer is part of what the AWS fault test exercises.
 
 use crate::domain::effects::{Command, Sms, TimerRef, TimerSpec};
-use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::BTreeMap;

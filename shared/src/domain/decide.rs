@@ -147,13 +147,13 @@ fn stamp(original: Option<&Snapshot>, next: &mut Snapshot, event: &Event) {
         mark(&mut case.core.timeline, from, true);
     }
     let from = |s: &Snapshot| match &s.subject {
-        super::snapshot::Subject::Order(o) => o.timeline.len(),
-        super::snapshot::Subject::Package(p) => p.timeline.len(),
+        crate::domain::records::Subject::Order(o) => o.timeline.len(),
+        crate::domain::records::Subject::Package(p) => p.timeline.len(),
     };
     let before = original.map_or(0, from);
     match &mut next.subject {
-        super::snapshot::Subject::Order(o) => mark(&mut o.timeline, before, false),
-        super::snapshot::Subject::Package(p) => mark(&mut p.timeline, before, false),
+        crate::domain::records::Subject::Order(o) => mark(&mut o.timeline, before, false),
+        crate::domain::records::Subject::Package(p) => mark(&mut p.timeline, before, false),
     }
 }
 

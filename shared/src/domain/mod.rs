@@ -29,6 +29,4 @@ pub(crate) mod testkit;
 pub mod timers;
 
 pub use decide::{decide, Decision, Target};
-pub use records::{case, order, package};
 pub use refusal::{ErrorCode, Refusal, RefusalKind};
-pub use subjects::{echo, snapshot};

@@ -1,13 +1,13 @@
 //! What SPEC §5 asks of an event's fields beyond their types: ids, text, money, windows, phones.
 
 use super::{WireError, MAX_AMOUNT, MAX_PAINTING_DAYS};
-use crate::domain::case::CallOutcome;
 use crate::domain::events::{
     AppointmentAssigned, AppointmentBooked, AppointmentCancelled, AppointmentCompleted, AppointmentEvent, AppointmentRescheduled,
     CaseEvent, CaseReopen, EventBody, PackageBooked, PackageCancelled, PackageEvent, PackagePaid, RescheduleRequested, Resolution,
     VisitCancelled, VisitCompleted, VisitRescheduled,
 };
 use crate::domain::money::Money;
+use crate::domain::records::case::CallOutcome;
 use crate::domain::ErrorCode;
 use chrono::{DateTime, Utc};
 
@@ -148,7 +148,7 @@ impl Checks {
     fn window(&mut self, field: &str, start: &DateTime<Utc>, end: &DateTime<Utc>) {
         self.check(end > start, field, "window_end must be after window_start");
     }
-    fn customer(&mut self, field: &str, c: &crate::domain::case::Customer) {
+    fn customer(&mut self, field: &str, c: &crate::domain::records::case::Customer) {
         self.id(&format!("{field}.id"), &c.id);
         self.text(&format!("{field}.name"), &c.name);
         let digits = c.phone.strip_prefix('+').unwrap_or("");

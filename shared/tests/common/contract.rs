@@ -7,17 +7,17 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use followup::domain::case::{CaseCore, Customer, Group, PendingTimer, Priority, SubjectIds, Ticket, TicketKind};
-use followup::domain::case::{Language, TimerKind};
 use followup::domain::commands::{CallCustomer, Command, CommandBody};
 use followup::domain::ctx::SmsCount;
 use followup::domain::effects::{Effect, Sms, TimerRef, TimerSpec};
 use followup::domain::events::PaymentMethod;
 use followup::domain::money::Money;
-use followup::domain::package::{Package, PackageStatus, VisitState};
 use followup::domain::playbooks::{appointment_watch, Case, CaseFlow, PlaybookName};
+use followup::domain::records::case::{CaseCore, Customer, Group, PendingTimer, Priority, SubjectIds, Ticket, TicketKind};
+use followup::domain::records::case::{Language, TimerKind};
+use followup::domain::records::package::{Package, PackageStatus, VisitState};
 use followup::domain::sms::TemplateId;
-use followup::domain::snapshot::{Snapshot, SubjectKey};
+use followup::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, PendingEffect, SmsSender, Timers};
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use followup::domain::effects::TimerRef;
-use followup::domain::snapshot::Snapshot;
+use followup::domain::subjects::snapshot::Snapshot;
 use followup::wire::Route;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

@@ -7,7 +7,7 @@ use super::world::{SimEngine, NOW, SECRET};
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 use followup::domain::effects::TimerSpec;
-use followup::domain::snapshot::SubjectKey;
+use followup::domain::subjects::snapshot::SubjectKey;
 use followup::engine::ProcessError;
 use followup::wire::{self, Route};
 use serde_json::json;

@@ -10,7 +10,7 @@ use followup::adapters::local::SqliteStore;
 use followup::adapters::packed;
 use followup::domain::commands::CommandBody;
 use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
-use followup::domain::snapshot::{Snapshot, SubjectKey};
+use followup::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -182,8 +182,8 @@ fn send_log_item(id: &str, doc: usize) -> usize {
         + 4 * (12 + NUMBER_BYTES)
 }
 
-fn status_name(s: followup::domain::case::TicketStatus) -> &'static str {
-    use followup::domain::case::TicketStatus::*;
+fn status_name(s: followup::domain::records::case::TicketStatus) -> &'static str {
+    use followup::domain::records::case::TicketStatus::*;
     match s {
         Open => "open",
         Pending => "pending",

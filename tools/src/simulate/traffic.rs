@@ -408,7 +408,7 @@ pub fn render_stream(step: &Step) -> String {
 }
 
 fn case_stream(case_id: &str) -> String {
-    followup::domain::snapshot::SubjectKey::of_case(case_id).map(|k| k.to_string()).unwrap_or_default()
+    followup::domain::subjects::snapshot::SubjectKey::of_case(case_id).map(|k| k.to_string()).unwrap_or_default()
 }
 
 /// R3.7 the job a painting visit quotes, varied by order: 1–4 days, a tax invoice every other order.

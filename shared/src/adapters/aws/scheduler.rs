@@ -3,7 +3,7 @@
 use super::error::AwsError;
 use crate::domain::effects::{TimerRef, TimerSpec};
 use crate::domain::playbooks::PlaybookName;
-use crate::domain::snapshot::SubjectKey;
+use crate::domain::subjects::snapshot::SubjectKey;
 use crate::ports::{EffectError, Timers};
 use aws_sdk_scheduler::types::{ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target};
 use aws_sdk_scheduler::Client;
@@ -154,7 +154,7 @@ impl Timers for SchedulerTimers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::case::TimerKind;
+    use crate::domain::records::case::TimerKind;
     use chrono::TimeZone;
 
     fn spec(stream: SubjectKey, playbook: Option<&str>) -> TimerSpec {

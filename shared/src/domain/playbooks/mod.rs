@@ -17,12 +17,12 @@ pub mod reschedule_outreach;
 pub mod round;
 pub mod second_visit_follow_up;
 
-pub use super::case::PlaybookName;
-use super::case::{CaseCore, TicketResult, TimerKind};
 use super::ctx::Ctx;
 use super::events::{CallCompleted, Resolution};
-use super::order::Order;
-use super::package::Package;
+pub use super::records::case::PlaybookName;
+use super::records::case::{CaseCore, TicketResult, TimerKind};
+use super::records::order::Order;
+use super::records::package::Package;
 use super::records::Subject;
 use super::refusal::{Refusal, Rule};
 use chrono::{DateTime, Utc};

@@ -9,8 +9,8 @@ use super::items::{
 use super::{DynamoStore, DUE_INDEX, DUE_LOOKBACK_DAYS, EFFECT_RETENTION, MAX_STREAM_DOC_BYTES, PENDING_INDEX, SUBJECTS_INDEX};
 use crate::adapters::aws::AwsError;
 use crate::adapters::packed;
-use crate::domain::case::mask_phone;
-use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::records::case::mask_phone;
+use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::AttributeValue;

@@ -3,7 +3,7 @@
 use super::effects::Performed;
 use super::{decode, encode, exec, one, sql, SqliteStore};
 use crate::domain::effects::Effect;
-use crate::domain::snapshot::{Snapshot, SubjectKey};
+use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection};
