@@ -164,7 +164,31 @@ struct World {
     events: Vec<(DateTime<Utc>, Input)>,
 }
 
+/// The stream an input goes to, as the shell locates it (`None`: an appointment no order holds).
+fn stream_of(streams: &BTreeMap<SubjectKey, Snapshot>, input: &Input) -> Option<SubjectKey> {
+    match input.target().ok()? {
+        followup::domain::Target::Key(k) => Some(k),
+        followup::domain::Target::Appointment(id) => {
+            streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(&id).is_some())).map(|st| st.key.clone())
+        }
+    }
+}
+
 impl World {
+    /// Nothing booked yet, the clock on Monday 2026-03-02 10:00 Cairo.
+    fn new(policy: Policy) -> World {
+        World {
+            policy,
+            now: t("2026-03-02T10:00:00+02:00"),
+            streams: BTreeMap::new(),
+            live: BTreeMap::new(),
+            seq: 0,
+            tasks: Vec::new(),
+            fired: None,
+            events: Vec::new(),
+        }
+    }
+
     fn customer() -> Customer {
         Customer { id: "C".into(), name: "Mona".into(), phone: "+201001234567".into(), language: Language::En }
     }
@@ -180,16 +204,7 @@ impl World {
 
     /// Runs one input through `decide`, applies the decision as the shell would, and checks it.
     fn apply(&mut self, input: Input, quiet: bool) -> Result<(), TestCaseError> {
-        let key = match input.target() {
-            Ok(followup::domain::Target::Key(k)) => k,
-            Ok(followup::domain::Target::Appointment(id)) => {
-                match self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(&id).is_some())) {
-                    Some(st) => st.key.clone(),
-                    None => return Ok(()),
-                }
-            }
-            Err(_) => return Ok(()),
-        };
+        let Some(key) = stream_of(&self.streams, &input) else { return Ok(()) };
         let before = self.streams.get(&key).cloned();
         let Ok(decision) = decide(before.as_ref(), &input, self.now, &self.policy, &SmsLedger::default()) else {
             return Ok(());
@@ -535,16 +550,7 @@ proptest! {
 
     #[test]
     fn cases_keep_moving_whatever_reports_are_lost_echoed_or_late(ops in proptest::collection::vec(op(), 1..60)) {
-        let mut w = World {
-            policy: Policy::default(),
-            now: t("2026-03-02T10:00:00+02:00"),
-            streams: BTreeMap::new(),
-            live: BTreeMap::new(),
-            seq: 0,
-            tasks: Vec::new(),
-            fired: None,
-            events: Vec::new(),
-        };
+        let mut w = World::new(Policy::default());
         for op in &ops {
             w.run(op)?;
         }
@@ -602,18 +608,9 @@ impl Runner {
         }
     }
 
-    fn key(&self, input: &Input) -> Option<SubjectKey> {
-        match input.target().ok()? {
-            followup::domain::Target::Key(k) => Some(k),
-            followup::domain::Target::Appointment(id) => {
-                self.streams.values().find(|st| st.as_order().is_some_and(|o| o.appointment(&id).is_some())).map(|st| st.key.clone())
-            }
-        }
-    }
-
     /// Decides one input at `now`; `Some(echo)` when accepted.
     fn feed(&mut self, now: DateTime<Utc>, input: &Input) -> Option<bool> {
-        let key = self.key(input)?;
+        let key = stream_of(&self.streams, input)?;
         let d = decide(self.streams.get(&key), input, now, &self.policy, &SmsLedger::default()).ok()?;
         if std::env::var("PROP_TRACE").is_ok() {
             let what = match input {
@@ -738,7 +735,7 @@ fn resent_and_late(events: &[(DateTime<Utc>, Input)], copies: &[usize], policy: 
         clean.feed(*now, input);
         noisy.fire_until(*now);
         send_copies(&mut noisy, *now, &mut pending, false)?;
-        if let Some(key) = noisy.key(input) {
+        if let Some(key) = stream_of(&noisy.streams, input) {
             noisy.release(*now, &key, None);
         }
         if noisy.holds(input) {
@@ -779,16 +776,7 @@ proptest! {
         let mut policy = Policy::default();
         policy.second_visit.first_call_sla_hours = 100_000;
         policy.second_visit.cost_sla_hours = 100_000;
-        let mut w = World {
-            policy: policy.clone(),
-            now: t("2026-03-02T10:00:00+02:00"),
-            streams: BTreeMap::new(),
-            live: BTreeMap::new(),
-            seq: 0,
-            tasks: Vec::new(),
-            fired: None,
-            events: Vec::new(),
-        };
+        let mut w = World::new(policy.clone());
         for op in &ops {
             // Echoes and repeated timers are this property's own business.
             if !matches!(op, Op::Echo { .. } | Op::Refire) {
