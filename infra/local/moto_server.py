@@ -8,7 +8,9 @@ and leaves its caller waiting for an answer that never comes. This server takes 
 number of connections, as moto's own does, and serves DynamoDB's one after the other. Only
 DynamoDB's: an SNS Publish is delivered to its subscribers inside the request, and a subscriber
 may call moto back, which a lock around every request would deadlock. It exits when its parent
-does, however that ends. Used by the topology (``topology/procs.py``) and by the Rust tests'
+does, however that ends. With ``FOLLOWUP_MOTO_IAM`` set, moto's IAM check is handed the resource
+each call names (``moto_iam.py``); the check itself starts when ``POST /moto-api/reset-auth``
+sets the count of unchecked calls (the topology does, once its stack and roles exist). Used by the topology (``topology/procs.py``) and by the Rust tests'
 moto (``shared/tests/common/moto.rs``).
 """
 import logging
@@ -34,6 +36,12 @@ def main() -> None:
     from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import run_simple
 
+    iam = bool(os.environ.get("FOLLOWUP_MOTO_IAM"))
+    if iam:
+        import moto_iam
+
+        moto_iam.install()
+
     moto_app = DomainDispatcherApplication(create_backend_app)
     dynamodb = threading.Lock()
 
@@ -44,7 +52,7 @@ def main() -> None:
         with dynamodb:
             return list(moto_app(environ, start_response))
 
-    run_simple("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    run_simple("127.0.0.1", port, moto_iam.keep_raw_body(app) if iam else app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

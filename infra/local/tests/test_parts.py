@@ -5,18 +5,20 @@ dead-letter queue on moto, cron and rate rules, the intrinsic functions and the 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import botocore.exceptions
 import pytest
 
 from conftest import poll
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from topology import runtime, stack  # noqa: E402
+from topology import access, runtime, stack  # noqa: E402
 from topology.front import match, routes_from_openapi  # noqa: E402
 from topology.procs import LineSink, MotoServer  # noqa: E402
 from topology.runtime import LambdaService, LocalFunction  # noqa: E402
@@ -264,3 +266,79 @@ def test_the_template_transforms_and_every_function_has_its_binary_and_route():
     apis = [r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
     paths = apis[0]["Properties"]["Body"]["paths"]
     assert {"/v1/appointments", "/v1/cancellations", "/v1/calls", "/v1/packages", "/v1/cases", "/v1/cases/{case_id}", "$default"} <= set(paths)
+
+
+def _denied(call) -> str:
+    """The refusal's code (moto answers a JSON service's refusal in XML, which boto3 leaves unread)."""
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call()
+    error = e.value.response["Error"]
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403, error
+    found = re.search(r"<Code>(\w+)</Code>", error.get("Message", ""))
+    return found.group(1) if found else error["Code"]
+
+
+def test_iam_on_moto_refuses_what_a_role_does_not_grant(tmp_path):
+    """moto with IAM switched on, as the topology runs it (access.py, moto_iam.py): a role's session
+    may make exactly the calls its policies grant, on the resources they name, a DynamoDB
+    transaction checked item by item; anything else is refused, as is an unknown key."""
+    server = MotoServer(sys.executable, 0, LineSink(tmp_path / "logs"), iam=True)
+    server.wait_ready()
+    try:
+        admin = stack.clients_for(server.endpoint)
+        ddb, iam = admin("dynamodb"), admin("iam")
+        for table in ("cases", "other"):
+            ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+        secret_arn = admin("secretsmanager").create_secret(Name="hook/secret", SecretString="s")["ARN"]
+        admin("secretsmanager").create_secret(Name="hook/secret-other", SecretString="o")
+        topic, other_topic = (admin("sns").create_topic(Name=n)["TopicArn"] for n in ("ops", "elsewhere"))
+        admin("scheduler").create_schedule_group(Name="timers")
+        table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/cases"
+        grants = [
+            {"Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
+            # The template's pattern: Secrets Manager appends six characters to the name.
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+             "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hook/secret-??????"},
+            {"Effect": "Allow", "Action": "sns:Publish", "Resource": topic},
+            {"Effect": "Allow", "Action": "sns:Publish", "NotResource": "arn:aws:sns:*:*:*"},
+            {"Effect": "Allow", "Action": "scheduler:CreateSchedule",
+             "Resource": "arn:aws:scheduler:us-east-1:123456789012:schedule/timers/*"},
+        ]
+        role = iam.create_role(RoleName="fn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))["Role"]
+        iam.put_role_policy(RoleName="fn", PolicyName="grants",
+                            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": grants}))
+        session = admin("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="fn")["Credentials"]
+        access.switch_on(server.endpoint)
+
+        fn = stack.clients_for(server.endpoint, credentials={
+            "aws_access_key_id": session["AccessKeyId"], "aws_secret_access_key": session["SecretAccessKey"],
+            "aws_session_token": session["SessionToken"]})
+        ddb, secrets, sns, scheduler = fn("dynamodb"), fn("secretsmanager"), fn("sns"), fn("scheduler")
+        key = {"pk": {"S": "a"}}
+        ddb.put_item(TableName="cases", Item=key)
+        assert ddb.get_item(TableName="cases", Key=key)["Item"] == key
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "cases", "Item": {"pk": {"S": "b"}}}}])
+        assert secrets.get_secret_value(SecretId="hook/secret")["ARN"] == secret_arn
+        sns.publish(TopicArn=topic, Message="command")
+        sns.publish(PhoneNumber="+201000000000", Message="sms")
+        _place(scheduler, "timers", "t1", datetime.now(timezone.utc) + timedelta(hours=1),
+               "arn:aws:lambda:us-east-1:123456789012:function:f", {})
+
+        assert _denied(lambda: ddb.get_item(TableName="other", Key=key)) == "AccessDenied"
+        assert _denied(lambda: ddb.query(TableName="cases", KeyConditionExpression="pk = :a",
+                                         ExpressionAttributeValues={":a": {"S": "a"}})) == "AccessDenied"
+        # A transaction's Update needs UpdateItem, which the role does not grant.
+        assert _denied(lambda: ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": "cases", "Item": {"pk": {"S": "c"}}}},
+            {"Update": {"TableName": "cases", "Key": key, "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "1"}}}}])) == "AccessDenied"
+        assert _denied(lambda: secrets.get_secret_value(SecretId="hook/secret-other")) == "AccessDenied"
+        assert _denied(lambda: sns.publish(TopicArn=other_topic, Message="x")) == "AccessDenied"
+        assert _denied(lambda: scheduler.delete_schedule(Name="t1", GroupName="timers")) == "AccessDenied"
+        stranger = stack.clients_for(server.endpoint, credentials={"aws_access_key_id": "AKIAUNKNOWN0000000000",
+                                                                    "aws_secret_access_key": "x"})
+        assert _denied(lambda: stranger("dynamodb").get_item(TableName="cases", Key=key)) == "InvalidClientTokenId"
+    finally:
+        server.stop()

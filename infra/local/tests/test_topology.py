@@ -12,6 +12,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import boto3
+import pytest
+
 from conftest import SENDER_ID, Api, poll, sample
 
 # SPEC §4, SMS1 (exact text, hotline 19125).
@@ -253,3 +256,31 @@ def test_a_call_resent_under_a_new_id_is_an_echo_and_counts_once(api: Api):
     # Give a wrongly doubled send time to show up, then count.
     time.sleep(1)
     assert len([m for m in api.control("GET", "sms")["messages"] if m["to"] == to]) == 1
+
+
+def test_a_grant_taken_from_a_role_fails_the_call_that_needs_it(api: Api):
+    """IAM enforced on moto (topology/access.py): each function calls AWS with a session of its own
+    execution role. With the one policy of the cases function's role detached, the case view's
+    read is refused and the request fails; attached again, the same request is answered. (Last:
+    it leaves a failed read in the cases function's log, which the test above counts none of.)"""
+    r = api.post("/v1/packages", unpaid_package(uid(), phone()))
+    assert r.status == 202, r.body
+    case_id = r.body["case_id"]
+    assert api.get(f"/v1/cases/{case_id}").status == 200
+
+    stack = api.control("GET", "stack")
+    if not stack["iam"]["enforced"]:
+        pytest.skip("IAM is not enforced (FOLLOWUP_IAM=0)")
+    operator = {k: v for k, v in stack["iam"]["operator"].items() if k.startswith("aws_")}
+    iam = boto3.client("iam", endpoint_url=stack["moto"], region_name=stack["region"], **operator)
+    (cases,) = [name for name in stack["iam"]["roles"] if name.endswith("-cases")]
+    role = stack["iam"]["roles"][cases].rsplit("/", 1)[-1]
+    (grant,) = [p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+                if "CaseReadPolicy" in p["PolicyName"]]
+    iam.detach_role_policy(RoleName=role, PolicyArn=grant)
+    try:
+        refused = api.get(f"/v1/cases/{case_id}")
+    finally:
+        iam.attach_role_policy(RoleName=role, PolicyArn=grant)
+    assert refused.status >= 500, (refused.status, refused.body)
+    assert api.get(f"/v1/cases/{case_id}").status == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -37,6 +38,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "default: the SPEC's policy)")
     p.add_argument("--template", type=Path, default=REPO / "template.yaml")
     p.add_argument("--bin-dir", type=Path, default=REPO / "target" / "debug", help="where the function binaries are")
+    p.add_argument("--shipped", type=Path, default=os.environ.get("FOLLOWUP_SHIPPED_DIR") or None, metavar="DIR",
+                   help="run the release zips as make build ships them, unpacked to DIR/<binary>/bootstrap, instead of "
+                        "--bin-dir's host build (env FOLLOWUP_SHIPPED_DIR; make test-shipped)")
+    p.add_argument("--emulator", default=os.environ.get("FOLLOWUP_LAMBDA_EMULATOR") or None, metavar="COMMAND",
+                   help="what each function binary runs under, e.g. 'qemu-aarch64-static -L /usr/aarch64-linux-gnu' "
+                        "(env FOLLOWUP_LAMBDA_EMULATOR; default: nothing for a binary of this machine, qemu-user for an "
+                        "aarch64 one elsewhere)")
+    p.add_argument("--no-iam", action="store_true", default=os.environ.get("FOLLOWUP_IAM") == "0",
+                   help="leave IAM unenforced: every function on moto's dummy credentials (env FOLLOWUP_IAM=0)")
     p.add_argument("--stack-name", default="followup-local")
     p.add_argument("--parameter", action="append", default=[], metavar="NAME=VALUE", help="a template parameter override")
     p.add_argument("--log-dir", type=Path, help="one log file per process here, instead of prefixed lines on stderr")
@@ -58,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         template=args.template, bin_dir=args.bin_dir, host=args.addr[0], port=args.addr[1], moto_port=args.moto_port,
         stack_name=args.stack_name, secret=args.secret, virtual_start=virtual, log_dir=args.log_dir,
         parameters=dict(kv.split("=", 1) for kv in args.parameter), moto_access_log=args.verbose, policy=args.policy,
+        shipped=args.shipped is not None, emulator=tuple(shlex.split(args.emulator)) if args.emulator else None,
+        iam=not args.no_iam,
     )
+    if args.shipped is not None:
+        opts.bin_dir = args.shipped
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -82,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"front: {topo.front.url}", flush=True)
     print(f"webhook secret: {topo.secret}", flush=True)
     print(f"moto: {topo.moto.endpoint}", flush=True)
+    print(f"iam: {'enforced, each function on its own role' if topo.access.enforced else 'not enforced'}", flush=True)
     print(f"clock: {'virtual, at ' + iso(topo.clock.now()) if topo.clock.virtual else 'real'}", flush=True)
     print("control: GET /_local/ lists the endpoints; Ctrl-C stops everything", flush=True)
     while not stop.wait(0.5):

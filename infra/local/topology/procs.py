@@ -60,12 +60,16 @@ _MOTO_SERVER = Path(__file__).resolve().parent.parent / "moto_server.py"
 
 
 class MotoServer:
-    def __init__(self, python: str, port: int, sink: LineSink, access_log: bool = False):
+    def __init__(self, python: str, port: int, sink: LineSink, access_log: bool = False, iam: bool = False):
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         # AWS managed policies (AWSLambdaBasicExecutionRole, which SAM attaches) exist on moto only with this.
         env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        # Ready for IAM enforcement (moto_iam.py); it starts when the topology switches it on.
+        env.pop("FOLLOWUP_MOTO_IAM", None)
+        if iam:
+            env["FOLLOWUP_MOTO_IAM"] = "1"
         self.proc = subprocess.Popen(
             [python, str(_MOTO_SERVER), str(self.port), "access-log" if access_log else "quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import queue
 import re
 import secrets
+import shutil
 import subprocess
 import threading
 import time
@@ -31,8 +33,9 @@ from collections import deque
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+from .access import DUMMY_CREDENTIALS, Credentials
 from .httpio import QuietServer, read_body
 from .procs import LineSink, stop_process
 from .stack import FunctionSpec
@@ -209,7 +212,7 @@ class Instance:
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                          name=f"runtime-api-{function.short}", daemon=True).start()
         env = function.environment(f"127.0.0.1:{self.port}")
-        self.proc = subprocess.Popen([str(function.binary)], env=env, cwd=str(function.binary.parent),
+        self.proc = subprocess.Popen([*function.emulator, str(function.binary)], env=env, cwd=str(function.binary.parent),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      # Its own session: a Ctrl-C on the terminal reaches the topology, which
                                      # stops the instances itself; an orphan exits when its Runtime API is gone.
@@ -237,9 +240,12 @@ class LocalFunction:
     """One function of the stack, as the Lambda service runs it."""
 
     def __init__(self, spec: FunctionSpec, binary: Path, endpoint: str, region: str, sink: LineSink,
-                 dead_letter: Callable[["LocalFunction", AsyncEvent, Invocation], None]):
+                 dead_letter: Callable[["LocalFunction", AsyncEvent, Invocation], None],
+                 emulator: Sequence[str] = (), credentials: Credentials | None = None):
         self.spec = spec
         self.binary = binary
+        self.emulator = tuple(emulator)  # e.g. qemu-user for a binary built for another machine
+        self.credentials = credentials or DUMMY_CREDENTIALS
         self.endpoint = endpoint
         self.region = region
         self.sink = sink
@@ -276,10 +282,9 @@ class LocalFunction:
             "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            # The execution role's credentials on Lambda; dummy ones for the emulator.
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            # The execution role's credentials, as on Lambda: a session of the function's own role
+            # when IAM is enforced on moto (access.py), dummy ones when it is not.
+            **self.credentials.environment(),
             # Not set on Lambda: points the SDK clients at the emulator (AwsSettings honours it).
             "AWS_ENDPOINT_URL": self.endpoint,
             "_HANDLER": "bootstrap",
@@ -527,6 +532,7 @@ class LocalFunction:
                 "name": self.spec.name,
                 "arn": self.spec.arn,
                 "binary": str(self.binary),
+                "command": [*self.emulator, str(self.binary)],
                 "memory_mb": self.spec.memory_mb,
                 "timeout_s": self.spec.timeout_s,
                 "dead_letter_arn": self.spec.dead_letter_arn,
@@ -574,8 +580,37 @@ class LambdaService:
             t.join(10)
 
 
-def binary_path(bin_dir: Path, spec: FunctionSpec) -> Path:
-    p = bin_dir / spec.binary
+def binary_path(bin_dir: Path, spec: FunctionSpec, shipped: bool = False) -> Path:
+    """The function's executable: ``<bin_dir>/<binary>`` of a host build, or, ``shipped``, the
+    ``bootstrap`` of its release zip unpacked to ``<bin_dir>/<binary>/`` (what Lambda runs)."""
+    p = bin_dir / spec.binary / "bootstrap" if shipped else bin_dir / spec.binary
     if not (p.is_file() and os.access(p, os.X_OK)):
-        raise FileNotFoundError(f"{p}: no function binary; build it with cargo build -p followup-fn-{spec.binary}")
+        how = "make test-shipped unpacks make build's zips there" if shipped else f"build it with cargo build -p followup-fn-{spec.binary}"
+        raise FileNotFoundError(f"{p}: no function binary; {how}")
     return p
+
+
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64"}  # e_machine
+
+
+def elf_machine(binary: Path) -> str | None:
+    """The machine an ELF executable is built for (``x86_64``, ``aarch64``), or None."""
+    with open(binary, "rb") as f:
+        head = f.read(20)
+    if head[:4] != b"\x7fELF":
+        return None
+    return _ELF_MACHINES.get(int.from_bytes(head[18:20], "little" if head[5] == 1 else "big"))
+
+
+def default_emulator(binary: Path) -> tuple[str, ...]:
+    """What runs ``binary`` on this machine: nothing for its own architecture; for an aarch64
+    binary on another host, qemu-user (``qemu-aarch64-static``, Debian's qemu-user-static) with
+    the aarch64 glibc of Debian's libc6-arm64-cross as its library root."""
+    machine = elf_machine(binary)
+    if machine is None or machine == platform.machine():
+        return ()
+    qemu = shutil.which(f"qemu-{machine}-static") or shutil.which(f"qemu-{machine}")
+    if qemu is None:
+        raise FileNotFoundError(f"{binary} is built for {machine}: install qemu-user-static to run it here")
+    root = Path(f"/usr/{machine}-linux-gnu")
+    return (qemu, "-L", str(root)) if root.is_dir() else (qemu,)

@@ -349,6 +349,7 @@ class FunctionSpec:
     environment: dict[str, str]
     dead_letter_arn: str | None
     logging_config: dict[str, str] = field(default_factory=dict)
+    role_arn: str | None = None  # its execution role
 
 
 @dataclass
@@ -372,8 +373,11 @@ class Stack:
         return [k for k, r in self.template["Resources"].items() if r["Type"] == rtype and k in self.physical]
 
 
-def clients_for(endpoint: str, region: str = REGION):
-    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+def clients_for(endpoint: str, region: str = REGION, credentials: dict[str, Any] | None = None):
+    """boto3 clients on moto; with moto's dummy credentials unless ``credentials`` (boto3's
+    keyword arguments) name a principal, which moto needs once IAM is enforced."""
+    session = boto3.session.Session(**(credentials or {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}),
+                                    region_name=region)
     cfg = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
     def client(service: str):
@@ -658,6 +662,7 @@ class Provisioner:
             environment=env,
             dead_letter_arn=(p.get("DeadLetterConfig") or {}).get("TargetArn"),
             logging_config=dict(p.get("LoggingConfig") or {}),
+            role_arn=p.get("Role"),
         )
         self.skipped[logical] = "run locally (runtime.py): moto runs Lambda code only in Docker"
         return Physical(name, {"Arn": arn}, held_by="local")

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import access
 from . import stack as stackmod
 from .front import Front, routes_from_openapi
 from .observe import OpsObserver, SmsLog, peek_queue
 from .procs import LineSink, MotoServer
-from .runtime import AsyncEvent, Invocation, LambdaService, LocalFunction, binary_path
+from .runtime import AsyncEvent, Invocation, LambdaService, LocalFunction, binary_path, default_emulator
 from .timers import Clock, RulesService, SchedulerService, iso, parse_time
 
 log = logging.getLogger("topology")
@@ -41,6 +42,10 @@ class Options:
     parameters: dict[str, str] | None = None
     moto_access_log: bool = False
     policy: Path | None = None  # the policy file every function reads (FOLLOWUP_CONFIG); None: the SPEC's
+    # bin_dir holds make build's zips unpacked (<binary>/bootstrap), not a host build's binaries.
+    shipped: bool = False
+    emulator: tuple[str, ...] | None = None  # what runs each binary; None: chosen by its architecture
+    iam: bool = True  # each function on its own role's session, moto's IAM check on (access.py)
 
 
 def _error(status: int, code: str, message: str) -> tuple[int, Any]:
@@ -64,19 +69,25 @@ class Topology:
 
     def start(self) -> None:
         o = self.opts
-        self.moto = MotoServer(o.python, o.moto_port, self.sink, o.moto_access_log)
+        self.moto = MotoServer(o.python, o.moto_port, self.sink, o.moto_access_log, iam=o.iam)
         self.moto.wait_ready()
         endpoint = self.moto.endpoint
         self.stack = stackmod.stand_up(o.template, endpoint, self.secret, o.stack_name, o.parameters)
-        client = stackmod.clients_for(endpoint, self.stack.region)
+        if o.iam:
+            self.access = access.enforce(self.stack, stackmod.clients_for(endpoint, self.stack.region))
+        else:
+            self.access = access.unenforced(self.stack.functions)
+        client = stackmod.clients_for(endpoint, self.stack.region, self.access.operator.boto())
         self.sqs, self.sns = client("sqs"), client("sns")
 
         functions = {}
         for name, spec in self.stack.functions.items():
             if o.policy:
                 spec.environment["FOLLOWUP_CONFIG"] = str(o.policy.resolve())
-            functions[name] = LocalFunction(spec, binary_path(o.bin_dir, spec), endpoint, self.stack.region, self.sink,
-                                            self._dead_letter)
+            binary = binary_path(o.bin_dir, spec, o.shipped)
+            emulator = default_emulator(binary) if o.emulator is None else o.emulator
+            functions[name] = LocalFunction(spec, binary, endpoint, self.stack.region, self.sink, self._dead_letter,
+                                            emulator=emulator, credentials=self.access.functions[name])
         self.lambdas = LambdaService(functions)
 
         topics = self.stack.resources_of("AWS::SNS::Topic")
@@ -214,6 +225,7 @@ class Topology:
                 "resources": {k: {"type": self.stack.template["Resources"][k]["Type"], "physical_id": v.ref,
                                   "held_by": v.held_by} for k, v in self.stack.physical.items()},
                 "not_on_moto": self.stack.skipped,
+                "iam": self.access.describe(),
                 "outputs": self.stack.outputs,
                 "routes": [{"route": r.key, "function": r.function.spec.name, "iam": r.iam} for r in self.front.routes],
                 "environment": {name: {k: ("<secret>" if k == "FOLLOWUP_WEBHOOK_SECRET" else v) for k, v in f.environment.items()}
