@@ -18,7 +18,9 @@
 //! Summary: the table printed last puts beside these the criterion means of `decide` per
 //! playbook, SMS rendering and one durable commit (`shared/benches/decide.rs`, which `make bench`
 //! runs first), read from `target/criterion/<group>/<bench>/new/estimates.json` (or
-//! `$CRITERION_HOME`); a row criterion has not measured is shown as missing and named below.
+//! `$CRITERION_HOME`). Rows criterion has not measured are left out, and one line says so: `make
+//! test` runs the benches once in test mode, which leaves no means, so its table holds only what
+//! this run measured.
 //!
 //! `LOAD_EVENTS` (10,000 per level) and `LOAD_CLIENTS` (`1,8,32,128`) change the run.
 
@@ -311,12 +313,10 @@ fn summary(bound: f64, levels: &[Level]) {
                 oldest = Some(oldest.map_or(at, |o| o.min(at)));
                 rows.push(row(id, format!("{us:.2}"), "µs (mean)"));
             }
-            None => {
-                rows.push(row(id.clone(), "missing".into(), "µs (mean)"));
-                missing.push(id);
-            }
+            None => missing.push(id),
         }
     }
+    let expected = missing.len() + rows.len();
     rows.push(row("fsync bound".into(), format!("{bound:.0}"), "tx/s"));
     for l in levels {
         let label = match l.traffic {
@@ -385,13 +385,16 @@ fn summary(bound: f64, levels: &[Level]) {
     for r in &rows {
         line(r);
     }
-    match oldest.and_then(|o| o.elapsed().ok()) {
-        Some(age) => println!("criterion means from {}, the oldest measured {:.0} min ago", dir.display(), age.as_secs_f64() / 60.0),
-        None => println!("no criterion means in {}", dir.display()),
+    if let Some(age) = oldest.and_then(|o| o.elapsed().ok()) {
+        println!("criterion means from {}, the oldest measured {:.0} min ago", dir.display(), age.as_secs_f64() / 60.0);
     }
-    if !missing.is_empty() {
+    // make test runs the criterion benches once in test mode, which records no means: the table
+    // then holds this run's HTTP figures only, and that is the expected outcome, not a failure.
+    if missing.len() == expected {
+        println!("this table has the HTTP load only; `make bench` measures decide, SMS rendering and the durable commit and prints the full table");
+    } else if !missing.is_empty() {
         println!(
-            "missing {} criterion rows ({}): run `cargo bench -p followup-shared --bench decide` first (make bench does)",
+            "{} of {expected} criterion rows not measured yet ({}); `make bench` measures them all and prints the full table",
             missing.len(),
             missing.join(", ")
         );
