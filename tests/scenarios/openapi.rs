@@ -49,9 +49,16 @@ fn the_document_names_every_route_the_server_has_and_no_other() {
     }
     // SPEC §5's case routes and their query.
     assert!(documented.contains(&("GET".into(), "/v1/cases/{case_id}".into())));
-    let query: BTreeSet<&str> =
-        doc.operation("GET", "/v1/cases")["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    // One exploded form object: each subject id is its own query parameter, at least one given.
+    let params = doc.operation("GET", "/v1/cases")["parameters"].as_array().unwrap();
+    assert_eq!(params.len(), 1);
+    let subject = &params[0];
+    assert_eq!((&subject["in"], &subject["style"], &subject["explode"], &subject["required"]), (&json!("query"), &json!("form"), &json!(true), &json!(true)));
+    let query: BTreeSet<&str> = subject["schema"]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(query, BTreeSet::from(["appointment_id", "order_id", "package_id"]));
+    let one_of_them: BTreeSet<&str> =
+        subject["schema"]["anyOf"].as_array().unwrap().iter().map(|a| a["required"][0].as_str().unwrap()).collect();
+    assert_eq!(one_of_them, query);
     // Every $ref resolves.
     fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         match v {

@@ -40,11 +40,13 @@ pub fn parse_event(route: Route, body: &[u8], currency: &str) -> Result<Event, W
         None => return Err(WireError::bad(ErrorCode::MissingField, "type is required", "type")),
     };
     if !route.event_types().contains(&kind.as_str()) {
-        return Err(WireError::bad(
-            ErrorCode::UnknownType,
-            format!("{kind:?} is not an event type of {}; expected one of: {}", route.path(), route.event_types().join(", ")),
-            "type",
-        ));
+        let takes = route.event_types().join(", ");
+        // A known type sent to another route's path: the answer names the route that takes it.
+        let message = match Route::ALL.into_iter().find(|r| r.event_types().contains(&kind.as_str())) {
+            Some(right) => format!("{kind} is sent to {}, not to {} (which takes: {takes})", right.path(), route.path()),
+            None => format!("{kind:?} is not an event type of {}; expected one of: {takes}", route.path()),
+        };
+        return Err(WireError::bad(ErrorCode::UnknownType, message, "type"));
     }
     let occurred_at = match envelope.get("occurred_at") {
         Some(Value::String(s)) => crate::domain::events::parse_time(s)
@@ -84,6 +86,14 @@ fn parse_json(body: &[u8]) -> Result<Value, WireError> {
         }
         None => WireError::new(400, ErrorCode::InvalidJson, format!("the body is not valid JSON: {e}")),
     })
+}
+
+/// A number JSON Schema counts as an integer (`45000.0`, `4.5e4`) read as that integer, so the
+/// typed fields take what the document's `integer` allows. Only up to 2^53, where every integer
+/// has exactly one binary form; every integer field of the contract is bounded well below it.
+fn integral(v: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    (v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
 }
 
 /// Where a JSON value sits, rendered only for an error (`data.visits[1].visit_id`).
@@ -132,7 +142,7 @@ impl<'de> serde::de::Visitor<'de> for Unique<'_> {
         Ok(v.into())
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(v.into())
+        Ok(integral(v).map_or_else(|| v.into(), Value::from))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(v.into())
@@ -291,6 +301,23 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn an_integer_is_what_json_schema_counts_as_one() {
+        let body = |amount: &str| {
+            let text = String::from_utf8(envelope("appointment.booked", booked())).unwrap();
+            text.replace("\"amount\":45000", &format!("\"amount\":{amount}")).into_bytes()
+        };
+        for same in ["45000", "45000.0", "4.5e4", "450e2"] {
+            let e = parse_event(Route::Appointments, &body(same), "EGP").unwrap();
+            let EventBody::Appointment(AppointmentEvent::Booked(AppointmentBooked { price, .. })) = e.body else { panic!("{same}") };
+            assert_eq!(price, Money::new(45_000, "EGP"), "{same}");
+        }
+        for not_whole in ["45000.5", "4.50005e4", "1e300"] {
+            let e = parse_event(Route::Appointments, &body(not_whole), "EGP").unwrap_err();
+            assert_eq!((e.status, e.field.as_deref()), (400, Some("data.price.amount")), "{not_whole}");
+        }
+    }
+
+    #[test]
     fn a_valid_booking_parses() {
         let e = parse_event(Route::Appointments, &envelope("appointment.booked", booked()), "EGP").unwrap();
         assert_eq!(e.id, "d-1");
@@ -328,6 +355,9 @@ pub(super) mod tests {
         assert_eq!((e.status, e.code.as_str(), e.field.as_deref()), (400, "unknown_type", Some("type")));
         let e = parse_event(Route::Calls, &envelope("appointment.booked", booked()), "EGP").unwrap_err();
         assert_eq!(e.code, "unknown_type");
+        assert!(e.message.starts_with("appointment.booked is sent to /v1/appointments, not to /v1/calls"), "{}", e.message);
+        let e = parse_event(Route::Appointments, &envelope("appointment.exploded", json!({})), "EGP").unwrap_err();
+        assert!(e.message.contains("not an event type of /v1/appointments"), "{}", e.message);
     }
 
     #[test]
