@@ -4,6 +4,7 @@
 mod named;
 
 pub mod adapters;
+pub mod console;
 pub mod domain;
 pub mod engine;
 pub mod metrics;

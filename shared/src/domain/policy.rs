@@ -25,6 +25,25 @@ pub struct Policy {
     pub package_visits: PackageVisitPolicy,
     pub timers: TimerPolicy,
     pub events: EventPolicy,
+    pub console: ConsolePolicy,
+}
+
+/// The team lead's console (followup-local `/console`): when an outstanding call task counts as
+/// overdue, and how far ahead and back the SLA page looks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsolePolicy {
+    /// A call task out this many minutes with no report is overdue.
+    pub task_overdue_minutes: u32,
+    /// SLA and deadline timers due within this many hours are listed as coming.
+    pub sla_horizon_hours: u32,
+    /// Breaches of the last this many hours are listed.
+    pub breach_lookback_hours: u32,
+}
+impl Default for ConsolePolicy {
+    fn default() -> Self {
+        ConsolePolicy { task_overdue_minutes: 60, sla_horizon_hours: 24, breach_lookback_hours: 24 * 7 }
+    }
 }
 
 /// R9.7 (v3) how far ahead of the clock an event's `occurred_at` may be (the sender's clock may

@@ -63,10 +63,10 @@ impl SqliteStore {
 
     /// Appends to an outbox unless this effect was already delivered there, and marks the effect
     /// done in the same write: sent and done are one fact here.
-    async fn append_outbox(&self, outbox: Outbox, effect_id: &str, doc: String) -> Result<(), EffectError> {
+    async fn append_outbox(&self, outbox: Outbox, effect_id: &str, doc: String, sent: Option<Sent>) -> Result<(), EffectError> {
         let effect_id = effect_id.to_owned();
         self.write(move |conn| {
-            append(conn, outbox, &effect_id, &doc)?;
+            append(conn, outbox, &effect_id, &doc, sent.as_ref())?;
             exec(conn, "UPDATE effects SET done = 1 WHERE id = ?1", [&effect_id])
                 .map(drop)
                 .map_err(sql(format_args!("marking effect {effect_id} done")))
@@ -92,7 +92,7 @@ impl SmsSender for SqliteStore {
     const MARKS_DONE: bool = true;
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         let doc = encode(sms, "sms").map_err(effect_error)?;
-        self.append_outbox(Outbox::Sms, effect_id, doc).await
+        self.append_outbox(Outbox::Sms, effect_id, doc, Some(Sent::of(sms))).await
     }
 }
 
@@ -100,7 +100,7 @@ impl CommandBus for SqliteStore {
     const MARKS_DONE: bool = true;
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         let doc = encode(command, "command").map_err(effect_error)?;
-        self.append_outbox(Outbox::Commands, effect_id, doc).await
+        self.append_outbox(Outbox::Commands, effect_id, doc, None).await
     }
 }
 
@@ -108,7 +108,19 @@ impl CommandBus for SqliteStore {
 pub(super) enum Performed {
     PlaceTimer { name: String, due_at_ms: i64, doc: String },
     CancelTimer { name: String },
-    Append { outbox: Outbox, effect_id: String, doc: String },
+    Append { outbox: Outbox, effect_id: String, doc: String, sent: Option<Sent> },
+}
+
+/// An SMS's send time and case, kept beside its row for the console (today's SMS, a case's SMS).
+pub(super) struct Sent {
+    at_ms: i64,
+    case_id: Option<String>,
+}
+
+impl Sent {
+    fn of(sms: &Sms) -> Sent {
+        Sent { at_ms: sms.at.timestamp_millis(), case_id: sms.case_id.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +140,7 @@ impl Outbox {
     /// Appends unless this effect was already delivered there.
     fn insert(self) -> &'static str {
         match self {
-            Outbox::Sms => "INSERT OR IGNORE INTO sms_outbox (effect_id, doc) VALUES (?1, ?2)",
+            Outbox::Sms => "INSERT OR IGNORE INTO sms_outbox (effect_id, doc, at_ms, case_id) VALUES (?1, ?2, ?3, ?4)",
             Outbox::Commands => "INSERT OR IGNORE INTO command_outbox (effect_id, doc) VALUES (?1, ?2)",
         }
     }
@@ -141,9 +153,14 @@ impl Performed {
                 Performed::PlaceTimer { name: t.timer.name(), due_at_ms: t.due_at.timestamp_millis(), doc: encode(t, "timer")? }
             }
             Effect::CancelTimer(t) => Performed::CancelTimer { name: t.name() },
-            Effect::SendSms(sms) => Performed::Append { outbox: Outbox::Sms, effect_id: effect_id.to_owned(), doc: encode(sms, "sms")? },
+            Effect::SendSms(sms) => Performed::Append {
+                outbox: Outbox::Sms,
+                effect_id: effect_id.to_owned(),
+                doc: encode(sms, "sms")?,
+                sent: Some(Sent::of(sms)),
+            },
             Effect::Emit(cmd) => {
-                Performed::Append { outbox: Outbox::Commands, effect_id: effect_id.to_owned(), doc: encode(cmd, "command")? }
+                Performed::Append { outbox: Outbox::Commands, effect_id: effect_id.to_owned(), doc: encode(cmd, "command")?, sent: None }
             }
         })
     }
@@ -160,14 +177,18 @@ impl Performed {
             .map(drop)
             .map_err(sql(format_args!("placing timer {name}"))),
             Performed::CancelTimer { name } => delete_timer(conn, name),
-            Performed::Append { outbox, effect_id, doc } => append(conn, *outbox, effect_id, doc),
+            Performed::Append { outbox, effect_id, doc, sent } => append(conn, *outbox, effect_id, doc, sent.as_ref()),
         }
     }
 }
 
 /// Appends to an outbox unless this effect was already delivered there.
-fn append(conn: &Connection, outbox: Outbox, effect_id: &str, doc: &str) -> Result<(), StoreError> {
-    exec(conn, outbox.insert(), params![effect_id, doc]).map(drop).map_err(sql(format_args!("appending to {}", outbox.table())))
+fn append(conn: &Connection, outbox: Outbox, effect_id: &str, doc: &str, sent: Option<&Sent>) -> Result<(), StoreError> {
+    let appended = match sent {
+        Some(s) => exec(conn, outbox.insert(), params![effect_id, doc, s.at_ms, s.case_id]),
+        None => exec(conn, outbox.insert(), params![effect_id, doc]),
+    };
+    appended.map(drop).map_err(sql(format_args!("appending to {}", outbox.table())))
 }
 
 fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {

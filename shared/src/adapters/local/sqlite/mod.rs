@@ -1,8 +1,10 @@
 //! SQLite adapter for the local runtime: case store, durable timers and the SMS / command outboxes in one file.
 //!
 //! [`SqliteStore`] and its connections here; the schema in `schema`, the group-commit writer in
-//! `writer`, the case store in `store`, the timers and outboxes in `effects`.
+//! `writer`, the case store in `store`, the timers and outboxes in `effects`, the console's read
+//! model in `console`.
 
+mod console;
 mod effects;
 mod schema;
 mod store;

@@ -56,6 +56,7 @@ impl CaseStore for SqliteStore {
         let key = commit.stream.key.to_string();
         let stream_doc = encode(&commit.stream, "stream")?;
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
+        let console = crate::console::project(&commit.stream);
         let accepted_at = commit.delivery.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         // Effects performed here need no pending row: the timer table and the outboxes hold what
         // they did, and the case timeline records each. Otherwise each waits in `effects` for
@@ -99,6 +100,7 @@ impl CaseStore for SqliteStore {
                 params![key, commit.stream.version, stream_doc, next_due_ms],
             )
             .map_err(sql(format_args!("writing stream {key}")))?;
+            super::console::write(tx, &key, &console)?;
             let d = &commit.delivery;
             exec(
                 tx,
