@@ -4,6 +4,7 @@
 //! `serve --help` lists it); `followup-local simulate` runs a month of generated traffic through
 //! the engine and prices it (followup-tools). `--help` on each says the rest.
 
+mod console;
 mod server;
 
 use anyhow::Context;
@@ -41,6 +42,9 @@ fn environment() -> String {
   FOLLOWUP_CONFIG          policy TOML over the SPEC's figures [default: none]
   FOLLOWUP_VIRTUAL_CLOCK   RFC 3339 start of a clock that moves only through POST /local/clock
                            [default: the system clock]
+  FOLLOWUP_CONSOLE_TOKEN   token the console (/console) and GET /v1/cases* need when FOLLOWUP_ADDR is not a
+                           loopback address (Authorization: Bearer, or /console?token= once for a cookie);
+                           unset there, those routes answer 401 [default: none]
   FOLLOWUP_LOG             `json` for JSON logs on stderr [default: text]
   RUST_LOG                 log filter [default: info]
 

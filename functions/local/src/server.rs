@@ -93,6 +93,13 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         Err(e) => warn!(error = %e, "could not re-drive pending effects"),
     }
     let background = tokio::spawn(background(app.clone()));
+    // The console and the case routes: open on loopback, behind FOLLOWUP_CONSOLE_TOKEN elsewhere.
+    let gate = crate::console::auth::Gate::from_env(listener.local_addr()?);
+    if gate.is_closed() {
+        warn!("{}", gate.describe());
+    } else {
+        info!("{}", gate.describe());
+    }
     let router = Router::new()
         .route("/v1/appointments", post(webhook))
         .route("/v1/cancellations", post(webhook))
@@ -107,11 +114,14 @@ pub async fn serve(engine: Arc<LocalEngine>, listener: tokio::net::TcpListener) 
         .route("/openapi.json", get(openapi))
         .route("/local/timer-sweep", post(post_timer_sweep))
         .route("/local/metrics", get(local_metrics))
+        // The team lead's console (HTML under /console, not part of docs/openapi.json).
+        .merge(crate::console::router(engine.clone()))
         // R9.6 every error answer has the error body: a path that does not exist is a 404, and
         // (v3) a path that exists asked with any method it does not serve is a 405 with `Allow`.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app);
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(gate, crate::console::auth::guard));
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, router).with_graceful_shutdown(shutdown()).await?;
     background.abort();
