@@ -6,7 +6,8 @@
 //! order with bash (`-e -o pipefail`) from the workspace root, `http://localhost:3000` replaced by
 //! the engine's address (and `FOLLOWUP_URL` set for `events/send`). Each must exit 0, and a `text`
 //! block right after one lists lines its output must contain, in order (`…` stands for anything).
-//! The README's routes are held to docs/openapi.json, and `events/send`'s routes to the engine's.
+//! The README's routes are held to docs/openapi.json, `events/send`'s routes to the engine's, and
+//! what its prose says of the night hold and of the samples on the real clock is tested too.
 
 use followup_tests::{root, Local};
 use serde_json::Value;
@@ -280,4 +281,47 @@ fn events_send_fails_on_a_refusal_and_on_no_engine() {
         .expect("run events/send");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is followup-local running?"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// "SMS at night": a coupon SMS at 22:00 in Cairo is held, the case's timeline says until when,
+/// and moving the virtual clock there sends it.
+#[test]
+fn the_coupon_sms_held_at_night_goes_out_when_the_clock_reaches_its_time() {
+    let l = Local::virtual_at("2026-03-02T22:00:00+02:00");
+    for name in ["01_appointment.booked.json", "05_appointment.cancelled.json"] {
+        let (status, body) = l.post_signed(route_of(name), &std::fs::read(root().join("events").join(name)).expect("sample"));
+        assert_eq!(status, 202, "{name}: {body}");
+    }
+    assert!(l.sms().is_empty(), "nothing goes out at night: {:?}", l.sms());
+    let case = l.case("o1-O-501");
+    let held: Vec<&Value> = case["timeline"].as_array().expect("timeline").iter().filter(|t| t["kind"] == "sms_held").collect();
+    assert_eq!(held.len(), 1, "{case}");
+    let detail = held[0]["detail"].as_str().expect("detail");
+    assert!(detail.starts_with("DISCOUNT_OFFER to +201******567 held until 2026-03-03T09:00:00+02:00"), "{detail}");
+    l.clock_to("2026-03-03T09:00:00+02:00");
+    let sms = l.sms();
+    assert_eq!(sms.len(), 1, "{sms:?}");
+    assert_eq!((sms[0]["template"].as_str(), sms[0]["sent_at"].as_str()), (Some("DISCOUNT_OFFER"), Some("2026-03-03T09:00:00+02:00")));
+}
+
+/// "On the real clock": the package sample as written has its whole expiry behind it, and its
+/// deactivation goes out on arrival.
+#[test]
+fn on_the_real_clock_the_package_sample_as_written_is_deactivated_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let l = Local::spawn(dir.path(), None, &[]);
+    let name = "09_package.booked.json";
+    let (status, body) = l.post_signed(route_of(name), &std::fs::read(root().join("events").join(name)).expect("sample"));
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while l.commands_of("deactivate_package").is_empty() {
+        assert!(Instant::now() < deadline, "no deactivate_package: {:?}", l.commands());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The route of a numbered sample, by its type.
+fn route_of(name: &str) -> &'static str {
+    let kind = followup_tests::sample(name)["type"].as_str().expect("type").to_owned();
+    followup::wire::Route::ALL.into_iter().find(|r| r.event_types().contains(&kind.as_str())).expect("a route").path()
 }
