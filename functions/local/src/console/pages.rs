@@ -93,7 +93,7 @@ tbody th{font-weight:600}
 .counts{display:flex;flex-wrap:wrap;gap:1em;list-style:none;padding:0}
 .counts li{border:1px solid #767676;padding:.4em .8em;border-radius:4px}
 .counts strong{font-size:1.3em;display:block}
-.sms-body{white-space:pre-wrap;margin:0}
+.sms-body{white-space:pre-wrap;margin:0;text-align:start}
 form.filters{display:flex;flex-wrap:wrap;gap:.8em;align-items:flex-end}
 form.filters label{display:flex;flex-direction:column;font-weight:600}
 select,input,button{font:inherit;padding:.2em .4em}
