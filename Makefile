@@ -1,9 +1,13 @@
 # Follow-up engine — every task a developer or CI runs.
 #   make run    start followup-local on the embedded default (SQLite in ./.followup)
-#   make test   every test (unit, contract, scenarios, AWS adapters on a local moto server, the deployed topology)
+#   make test   every test (unit, contract, scenarios, AWS adapters on a local moto server, the deployed topology,
+#               the console in a browser)
 #   make run-aws  template.yaml's topology on 127.0.0.1: moto, the six functions behind a Lambda Runtime API
 #                 emulator, the HTTP API, Scheduler and the rules (infra/local; prints the URL and the secret)
 #   make test-infra  that topology end to end: signed requests, the virtual clock, SMS and commands (pytest)
+#   make test-console  the team lead's console (/console) in Debian's Chromium driven by Playwright (.venv-console):
+#               every page, its counts and marks, right-to-left Arabic, the keyboard, the 401 off loopback;
+#               screenshots in target/console-screenshots/ (test-console-short, the due page and the 401s, is in make test)
 #   make demo   play a cancelled first visit through the virtual clock and print what happens
 #   make bench  criterion benches (decide per playbook, SMS rendering, one durable commit), then the HTTP load test
 #               (fsync bound; 1, 8, 32, 128 clients against a release followup-local: events/s, p50/p99, CPU per
@@ -42,12 +46,12 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local footprint deploy fmt lint clean
+.PHONY: run run-aws test test-local test-aws test-infra test-console test-console-short venv-console venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local footprint deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
 
-test: test-local test-aws test-infra
+test: test-local test-aws test-infra test-console-short
 
 # Without the aws feature: followup-local and its tests never compile the AWS SDK.
 test-local:
@@ -76,6 +80,29 @@ run-aws: venv
 test-infra: venv
 	$(CARGO) build $(addprefix -p followup-fn-,$(FUNCTIONS))
 	$(VPY) -m pytest -q -p no:cacheprovider infra/local/tests
+
+# The team lead's console in a real browser (tests/console/test_console.py): Debian's Chromium driven by
+# Playwright from .venv-console; the test starts its own followup-local on 127.0.0.1 and on 0.0.0.0.
+CONSOLE_VENV := .venv-console
+CONSOLE_PY := $(CONSOLE_VENV)/bin/python
+test-console: venv-console
+	$(CARGO) build -p followup-local --bin followup-local
+	$(CONSOLE_PY) -m pytest -q -p no:cacheprovider tests/console
+
+# make test-console in short: the due page (counts, the overdue mark, the skip link) and the 401s off loopback.
+test-console-short: venv-console
+	$(CARGO) build -p followup-local --bin followup-local
+	$(CONSOLE_PY) -m pytest -q -p no:cacheprovider tests/console -k "due_page or unauthorized"
+
+# Creates .venv-console with Playwright and pytest when missing. Playwright's own browser download is not
+# used (this machine cannot reach it): Debian's chromium at /usr/bin/chromium, installed only when missing.
+CONSOLE_SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+venv-console:
+	@if [ ! -x $(CONSOLE_PY) ]; then $(PYTHON) -m venv $(CONSOLE_VENV); fi
+	@$(CONSOLE_PY) -c "import playwright, pytest" 2>/dev/null || $(CONSOLE_PY) -m pip install -q playwright pytest
+	@if [ ! -x /usr/bin/chromium ]; then \
+		$(CONSOLE_SUDO) apt-get install -y -q chromium || { $(CONSOLE_SUDO) apt-get update -q && $(CONSOLE_SUDO) apt-get install -y -q chromium; }; \
+	fi
 
 # Creates .venv and installs the Python tools only when one is missing.
 venv:
