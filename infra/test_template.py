@@ -190,7 +190,7 @@ def test_the_dashboard_body_is_infra_dashboard_json():
 
 
 def test_the_webhook_secret_is_never_in_a_functions_configuration(cfn):
-    """The functions read the secret from Secrets Manager at cold start; the template gives them its name only."""
+    """The functions read the secret from Secrets Manager; the template gives them its name only."""
     for rid, r in cfn["Resources"].items():
         if r["Type"] != "AWS::Lambda::Function":
             continue

@@ -95,10 +95,25 @@ impl<P: Ports> Engine<P> {
     /// A signed webhook: the whole contract of SPEC §5 for one POST.
     /// `wall_unix` is the real wall clock, against which signatures are checked even under a virtual clock.
     pub async fn webhook(&self, route: Route, timestamp: Option<&str>, signature: Option<&str>, body: &[u8], wall_unix: i64) -> Reply {
+        self.webhook_signed_with(&self.secret, route, timestamp, signature, body, wall_unix).await
+    }
+
+    /// [`Engine::webhook`] with its signature checked against `secret` instead of the engine's
+    /// own: for a runtime that reads its secret after start-up (the Lambda functions read theirs
+    /// from Secrets Manager at their first webhook). An empty `secret` verifies nothing.
+    pub async fn webhook_signed_with(
+        &self,
+        secret: &str,
+        route: Route,
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        body: &[u8],
+        wall_unix: i64,
+    ) -> Reply {
         if let Err(e) = wire::check_size(body) {
             return e.into();
         }
-        if let Err(e) = wire::verify_signature(&self.secret, timestamp, signature, body, wall_unix) {
+        if let Err(e) = wire::verify_signature(secret, timestamp, signature, body, wall_unix) {
             info!(route = route.path(), reason = %e.message, "webhook refused: signature");
             metrics::record(Metric::Refused { code: e.code, timer: false });
             return e.into();

@@ -8,6 +8,7 @@ use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine as _;
 use chrono::Utc;
+use followup::adapters::aws::aws_config::SdkConfig;
 use followup::adapters::aws::grants::Grant;
 use followup::adapters::aws::{aws_sdk_dynamodb, aws_sdk_scheduler, aws_sdk_sns};
 use followup::adapters::aws::{AwsPorts, AwsSettings, DynamoStore, MissingSetting, SchedulerTimers, SnsCommands, SnsSms};
@@ -20,7 +21,7 @@ use followup::wire::{self, Reply, Route, WireError};
 use lambda_runtime::Diagnostic;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub type AwsEngine<K = SystemClock> = Engine<AwsPorts<K>>;
 
@@ -99,6 +100,10 @@ pub enum HandlerError {
     Contended,
     #[error("not an event this function handles: {0}")]
     UnknownEvent(String),
+    /// The webhook secret could not be read: the webhook fails rather than go unverified, and
+    /// the next one reads it again.
+    #[error(transparent)]
+    Secret(BootError),
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -107,6 +112,7 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Store(_) => "Retryable.StoreUnavailable",
             HandlerError::Contended => "Retryable.Contended",
             HandlerError::UnknownEvent(_) => "UnknownEvent",
+            HandlerError::Secret(_) => "WebhookSecretUnavailable",
         };
         Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }
@@ -123,13 +129,7 @@ pub enum BootError {
 }
 
 /// The engine over the AWS adapters; `clock` is the wall clock in production.
-pub fn engine<K: Clock>(
-    settings: &AwsSettings,
-    config: &followup::adapters::aws::aws_config::SdkConfig,
-    policy: Policy,
-    secret: String,
-    clock: K,
-) -> AwsEngine<K> {
+pub fn engine<K: Clock>(settings: &AwsSettings, config: &SdkConfig, policy: Policy, secret: String, clock: K) -> AwsEngine<K> {
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), &settings.table);
     let sns = aws_sdk_sns::Client::new(config);
     Engine {
@@ -164,23 +164,78 @@ pub fn policy(config: Option<&str>, sender_id: Option<String>) -> Result<Policy,
 }
 
 /// Settings, policy and secret from the environment the SAM template sets. The webhook secret is
-/// read from Secrets Manager once per cold start (`FOLLOWUP_WEBHOOK_SECRET_NAME`), so it is never
-/// in the function's configuration; a function that verifies no webhook (cases, package-expiry)
-/// does not read it. `FOLLOWUP_WEBHOOK_SECRET`, when set, is used as it is (a local run).
-pub async fn engine_from_env(function: Function) -> Result<AwsEngine, BootError> {
+/// read from Secrets Manager (`FOLLOWUP_WEBHOOK_SECRET_NAME`), so it is never in the function's
+/// configuration: at the first webhook, not during init (see [`WebhookSecret`]); a function that
+/// verifies no webhook (cases, package-expiry) never reads it. `FOLLOWUP_WEBHOOK_SECRET`, when
+/// set, is used as it is (a local run).
+pub fn engine_from_env(function: Function) -> Result<(AwsEngine, WebhookSecret), BootError> {
     let settings = AwsSettings::from_env()?;
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let policy = policy(var("FOLLOWUP_CONFIG").as_deref(), var("FOLLOWUP_SMS_SENDER_ID"))?;
     let config = settings.sdk_config()?;
-    let secret = match (var("FOLLOWUP_WEBHOOK_SECRET"), function.route()) {
-        (Some(secret), _) => secret,
-        (None, None) => String::new(),
+    let (secret, webhook_secret) = match (var("FOLLOWUP_WEBHOOK_SECRET"), function.route()) {
+        (Some(secret), _) => (secret, WebhookSecret::in_engine()),
+        (None, None) => (String::new(), WebhookSecret::in_engine()),
         (None, Some(_)) => {
             let name = var("FOLLOWUP_WEBHOOK_SECRET_NAME").ok_or(MissingSetting("FOLLOWUP_WEBHOOK_SECRET_NAME"))?;
-            webhook_secret(&aws_sdk_secretsmanager::Client::new(&config), &name).await?
+            (String::new(), WebhookSecret::from_secrets_manager(&config, name))
         }
     };
-    Ok(engine(&settings, &config, policy, secret, SystemClock))
+    Ok((engine(&settings, &config, policy, secret, SystemClock), webhook_secret))
+}
+
+/// The secret a function checks webhook signatures against.
+///
+/// Read from Secrets Manager at the first webhook, not during init, and kept for the life of the
+/// instance: the read (a client built, its endpoint rules parsed, the first call's set-up) was
+/// what held a webhook function's cold init above 1.5x a hello-world's (docs/performance.md), and
+/// a cold start for a timer never needs it. A failed read is kept for nobody: the webhook that met
+/// it fails with [`BootError::Secret`] (logged, reported as `WebhookSecretUnavailable`), never
+/// passes unverified, and the next webhook reads again.
+pub struct WebhookSecret {
+    source: SecretSource,
+    value: tokio::sync::OnceCell<String>,
+}
+
+enum SecretSource {
+    /// The engine's own secret (`FOLLOWUP_WEBHOOK_SECRET`, or none for a function without webhooks).
+    Engine,
+    SecretsManager {
+        config: SdkConfig,
+        name: String,
+    },
+}
+
+impl WebhookSecret {
+    /// The engine's own secret, known at start-up.
+    pub const fn in_engine() -> WebhookSecret {
+        WebhookSecret { source: SecretSource::Engine, value: tokio::sync::OnceCell::const_new() }
+    }
+
+    /// The secret `name` in Secrets Manager, read when first needed.
+    pub fn from_secrets_manager(config: &SdkConfig, name: impl Into<String>) -> WebhookSecret {
+        WebhookSecret {
+            source: SecretSource::SecretsManager { config: config.clone(), name: name.into() },
+            value: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The secret to check a signature against; `engine_secret` is the engine's own.
+    pub async fn get<'a>(&'a self, engine_secret: &'a str) -> Result<&'a str, BootError> {
+        match &self.source {
+            SecretSource::Engine => Ok(engine_secret),
+            SecretSource::SecretsManager { config, name } => self
+                .value
+                .get_or_try_init(|| async { webhook_secret(&aws_sdk_secretsmanager::Client::new(config), name).await })
+                .await
+                .map(String::as_str),
+        }
+    }
+
+    /// Whether the secret has been read (a Secrets Manager secret, after its first webhook).
+    pub fn is_read(&self) -> bool {
+        self.value.initialized()
+    }
 }
 
 /// The webhook secret (one, or `new,old` during a rotation) from Secrets Manager.
@@ -196,21 +251,22 @@ pub async fn webhook_secret(client: &aws_sdk_secretsmanager::Client, name: &str)
 }
 
 /// The whole life of one function: JSON logs, the clients and the engine built once per cold
-/// start, then every invocation through [`handle`]. A boot failure (a missing setting, a bad
-/// policy) is an init error Lambda reports; a panic inside an invocation is caught by the
+/// start, then every invocation through [`dispatch_with`]. A boot failure (a missing setting, a
+/// bad policy) is an init error Lambda reports; a panic inside an invocation is caught by the
 /// runtime and reported as that invocation's error (the release profile unwinds).
 pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     init_logging();
     followup::metrics::enable_emf(function.name());
-    let engine = Arc::new(engine_from_env(function).await?);
+    let (engine, secret) = engine_from_env(function)?;
+    let (engine, secret) = (Arc::new(engine), Arc::new(secret));
     if connect_at_init() {
         open_store_connection(&engine).await;
     }
     info!(function = function.name(), "engine ready");
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Invocation>| {
-        let engine = Arc::clone(&engine);
+        let (engine, secret) = (Arc::clone(&engine), Arc::clone(&secret));
         // Boxed: the engine's future is deep enough to overflow rustc's layout query limit inline.
-        async move { Box::pin(dispatch(&engine, function, event.payload)).await }
+        async move { Box::pin(dispatch_with(&engine, &secret, function, event.payload)).await }
     }))
     .await
 }
@@ -289,14 +345,24 @@ pub async fn handle<P: Ports>(engine: &Engine<P>, function: Function, event: Val
     dispatch(engine, function, Invocation::read(event)?).await
 }
 
-/// One invocation of `function`.
+/// One invocation of `function`, webhooks checked against the engine's own secret.
 pub async fn dispatch<P: Ports>(engine: &Engine<P>, function: Function, invocation: Invocation) -> Result<Value, HandlerError> {
+    dispatch_with(engine, &WebhookSecret::in_engine(), function, invocation).await
+}
+
+/// One invocation of `function`, webhooks checked against `secret`.
+pub async fn dispatch_with<P: Ports>(
+    engine: &Engine<P>,
+    secret: &WebhookSecret,
+    function: Function,
+    invocation: Invocation,
+) -> Result<Value, HandlerError> {
     let housekeeping = |what: &str| {
         (function != Function::PackageExpiry)
             .then(|| HandlerError::UnknownEvent(format!("{what} goes to package-expiry, not {}", function.name())))
     };
     match invocation {
-        Invocation::Http(request) => Ok(http(engine, function, &request).await),
+        Invocation::Http(request) => http(engine, secret, function, &request).await,
         Invocation::Task { task: Task::Redrive } => {
             if let Some(e) = housekeeping("the redrive task") {
                 return Err(e);
@@ -343,7 +409,12 @@ async fn fire<P: Ports>(engine: &Engine<P>, timer: &TimerSpec) -> Result<Value, 
     }
 }
 
-async fn http<P: Ports>(engine: &Engine<P>, function: Function, request: &ApiGatewayV2httpRequest) -> Value {
+async fn http<P: Ports>(
+    engine: &Engine<P>,
+    secret: &WebhookSecret,
+    function: Function,
+    request: &ApiGatewayV2httpRequest,
+) -> Result<Value, HandlerError> {
     let method = request.request_context.http.method.as_str();
     let path = request.raw_path.as_deref().or(request.request_context.http.path.as_deref()).unwrap_or("/");
     let path = path.trim_end_matches('/');
@@ -353,20 +424,25 @@ async fn http<P: Ports>(engine: &Engine<P>, function: Function, request: &ApiGat
         }
         (Function::Cases, "GET") => match path.strip_prefix("/v1/cases/") {
             Some(id) if !id.is_empty() && !id.contains('/') => engine.case_reply(&percent_decode(id)).await,
-            _ => return unmatched(method, path),
+            _ => return Ok(unmatched(method, path)),
         },
         (f, "POST") if f.route().is_some_and(|r| r.path() == path) => {
             let body = match body_bytes(request) {
                 Ok(b) => b,
-                Err(e) => return response(e.into(), None),
+                Err(e) => return Ok(response(e.into(), None)),
             };
+            let secret = secret.get(&engine.secret).await.map_err(|e| {
+                error!(function = function.name(), error = %e, "webhook not verified: its secret is unreadable");
+                HandlerError::Secret(e)
+            })?;
             let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
-            engine.webhook(f.route().expect("checked"), header("x-timestamp"), header("x-signature"), &body, Utc::now().timestamp()).await
+            let route = f.route().expect("checked");
+            engine.webhook_signed_with(secret, route, header("x-timestamp"), header("x-signature"), &body, Utc::now().timestamp()).await
         }
         // R9.6 the HTTP API's `$default` route brings every other request here.
-        _ => return unmatched(method, path),
+        _ => return Ok(unmatched(method, path)),
     };
-    response(reply, None)
+    Ok(response(reply, None))
 }
 
 /// The methods the HTTP API serves on `path` (SPEC §5), as an `Allow` value; `None`: no such path.

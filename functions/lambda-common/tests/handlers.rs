@@ -13,7 +13,7 @@ use followup::domain::policy::Policy;
 use followup::domain::records::case::Language;
 use followup::domain::sms::{self, SmsVars, TemplateId};
 use followup::ports::{CaseStore, Clock, Commit, Delivery, PendingEffect};
-use followup_lambda::{engine, handle, AwsEngine, Function, HandlerError};
+use followup_lambda::{dispatch_with, engine, handle, AwsEngine, BootError, Function, HandlerError, Invocation, WebhookSecret};
 use moto::{serial, Fixture};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -502,8 +502,8 @@ async fn lost_schedules_are_swept_and_every_case_ends() {
     }
 }
 
-/// The webhook secret comes from Secrets Manager at cold start (the template holds its name only);
-/// a missing secret is a boot error that names it.
+/// The webhook secret comes from Secrets Manager (the template holds its name only); a missing
+/// secret is an error that names it.
 #[tokio::test]
 async fn the_webhook_secret_is_read_from_secrets_manager() {
     let _one = serial().await;
@@ -514,4 +514,69 @@ async fn the_webhook_secret_is_read_from_secrets_manager() {
     assert_eq!(followup_lambda::webhook_secret(&client, &name).await.expect("the secret"), "new-secret,old-secret");
     let missing = followup_lambda::webhook_secret(&client, "followup/nowhere").await.unwrap_err();
     assert!(missing.to_string().contains("followup/nowhere"), "{missing}");
+}
+
+/// A webhook function reads its secret from Secrets Manager at its first webhook, not during init,
+/// and keeps it for the life of the instance: an invocation that is not a webhook never reads it,
+/// and once read, the secret answers every later webhook even if Secrets Manager no longer does.
+#[tokio::test]
+async fn the_webhook_secret_is_read_at_the_first_webhook_and_kept() {
+    let _one = serial().await;
+    let f = Fixture::new("secret-first-webhook").await;
+    let client = aws_sdk_secretsmanager::Client::new(&f.config);
+    let name = format!("followup/{}/webhook-secret", f.table);
+    client.create_secret().name(&name).secret_string(SECRET).send().await.expect("CreateSecret");
+    let clock = TestClock(Arc::new(Mutex::new(start())));
+    // As engine_from_env builds a webhook function: no secret in the engine, its name only.
+    let e = engine(&f.settings(), &f.config, Policy::default(), String::new(), clock);
+    let secret = WebhookSecret::from_secrets_manager(&f.config, &name);
+    let run = |event: Value| dispatch_with(&e, &secret, Function::Appointments, Invocation::read(event).expect("an invocation"));
+
+    let (status, _) = answer(run(get("/v1/appointments", "")).await.expect("an answer"));
+    assert_eq!((status, secret.is_read()), (405, false), "a request that is no webhook does not read the secret");
+    let (status, body) = answer(run(post("/v1/appointments", &sample("01_appointment.booked"), false)).await.expect("an answer"));
+    assert_eq!((status, secret.is_read()), (202, true), "{body}");
+
+    client.delete_secret().secret_id(&name).force_delete_without_recovery(true).send().await.expect("DeleteSecret");
+    let mut again = json_sample("01_appointment.booked");
+    again["id"] = json!("evt-booked-again");
+    let (status, body) = answer(run(post("/v1/appointments", &again.to_string(), false)).await.expect("an answer"));
+    assert_eq!(status, 202, "the secret read once serves the instance's life: {body}");
+    // A wrong signature is still refused with the secret kept.
+    let mut forged = post("/v1/appointments", &again.to_string(), false);
+    forged["headers"]["x-signature"] = json!(followup_lambda::sign("not-the-secret", Utc::now().timestamp(), again.to_string().as_bytes()));
+    assert_eq!(answer(run(forged).await.expect("an answer")).0, 401);
+}
+
+/// A webhook whose secret cannot be read fails as an invocation, with the boot error's message
+/// (naming the secret), and is never accepted unverified; the next webhook reads again, so the
+/// function recovers as soon as the secret is there.
+#[tokio::test]
+async fn a_webhook_whose_secret_cannot_be_read_fails_and_the_next_one_reads_again() {
+    let _one = serial().await;
+    let f = Fixture::new("secret-unreadable").await;
+    let name = format!("followup/{}/not-yet", f.table);
+    let clock = TestClock(Arc::new(Mutex::new(start())));
+    let e = engine(&f.settings(), &f.config, Policy::default(), String::new(), clock);
+    let secret = WebhookSecret::from_secrets_manager(&f.config, &name);
+    let booking = || Invocation::read(post("/v1/appointments", &sample("01_appointment.booked"), false)).expect("an invocation");
+
+    let err = dispatch_with(&e, &secret, Function::Appointments, booking()).await.expect_err("no secret, no answer");
+    assert!(matches!(&err, HandlerError::Secret(BootError::Secret { name: n, .. }) if *n == name), "{err:?}");
+    assert!(err.to_string().starts_with(&format!("cannot read the webhook secret {name} from Secrets Manager: ")), "{err}");
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "WebhookSecretUnavailable");
+    assert!(!secret.is_read());
+    // An unsigned request fails the same way: nothing is checked against a secret it does not have.
+    let mut unsigned = post("/v1/appointments", &sample("01_appointment.booked"), false);
+    unsigned["headers"].as_object_mut().unwrap().remove("x-signature");
+    assert!(matches!(
+        dispatch_with(&e, &secret, Function::Appointments, Invocation::read(unsigned).unwrap()).await,
+        Err(HandlerError::Secret(_))
+    ));
+    assert!(f.schedules().await.is_empty(), "nothing was decided");
+
+    aws_sdk_secretsmanager::Client::new(&f.config).create_secret().name(&name).secret_string(SECRET).send().await.expect("CreateSecret");
+    let (status, body) = answer(dispatch_with(&e, &secret, Function::Appointments, booking()).await.expect("an answer"));
+    assert_eq!((status, secret.is_read()), (202, true), "{body}");
 }

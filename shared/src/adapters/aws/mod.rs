@@ -47,7 +47,7 @@ pub mod grants {
         WebhookSecret,
     }
 
-    /// `engine_from_env` of a webhook function: the secret, once per cold start.
+    /// A webhook function: its secret, once per instance, at its first webhook.
     pub const WEBHOOK_SECRET: &[Grant] = &[grant("secretsmanager:GetSecretValue", Resource::WebhookSecret)];
 
     pub const fn grant(action: &'static str, resource: Resource) -> Grant {
