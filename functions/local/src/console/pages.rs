@@ -110,7 +110,7 @@ pub fn layout(title: &str, section: Option<Section>, clock: &ClockLine, cal: &Ca
     let kind = if clock.virtual_clock { "virtual clock" } else { "real clock" };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title} · Follow-up console</title><style>{STYLE}</style></head><body>\
+<link rel=\"icon\" href=\"data:,\"><title>{title} · Follow-up console</title><style>{STYLE}</style></head><body>\
 <a class=\"skip\" href=\"#main\">Skip to content</a>\
 <header><p class=\"brand\">Follow-up console</p><nav aria-label=\"Console\"><ul>{nav}</ul></nav>\
 <p class=\"clock\">Now: {now} <span>({kind})</span></p></header>\
