@@ -7,15 +7,18 @@ decides when the schedules fire.
 
 from __future__ import annotations
 
+import os
+import platform
 import secrets
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from conftest import SENDER_ID, Api, poll, sample
+from conftest import REPO, SENDER_ID, Api, poll, sample
 
 # SPEC §4, SMS1 (exact text, hotline 19125).
 SMS1 = (
@@ -256,6 +259,21 @@ def test_a_call_resent_under_a_new_id_is_an_echo_and_counts_once(api: Api):
     # Give a wrongly doubled send time to show up, then count.
     time.sleep(1)
     assert len([m for m in api.control("GET", "sms")["messages"] if m["to"] == to]) == 1
+
+
+def test_each_function_runs_the_build_asked_for(api: Api):
+    """make test-infra runs the host's debug build; make test-shipped (FOLLOWUP_SHIPPED_DIR) each
+    release zip's bootstrap, under qemu-user when this machine is not arm64."""
+    functions = api.control("GET", "functions")["functions"]
+    shipped = os.environ.get("FOLLOWUP_SHIPPED_DIR")
+    for f in functions:
+        binary = Path(f["binary"])
+        if not shipped:
+            assert binary.parent == REPO / "target" / "debug" and f["command"] == [str(binary)], f
+            continue
+        assert binary.name == "bootstrap" and binary.parent.parent == Path(shipped), f
+        if platform.machine() != "aarch64":
+            assert "qemu-aarch64" in Path(f["command"][0]).name and f["command"][-1] == str(binary), f
 
 
 def test_a_grant_taken_from_a_role_fails_the_call_that_needs_it(api: Api):
