@@ -200,8 +200,9 @@ pub struct WebhookSecret {
 enum SecretSource {
     /// The engine's own secret (`FOLLOWUP_WEBHOOK_SECRET`, or none for a function without webhooks).
     Engine,
+    // Boxed: an SDK configuration is many times the size of the other variant.
     SecretsManager {
-        config: SdkConfig,
+        config: Box<SdkConfig>,
         name: String,
     },
 }
@@ -215,7 +216,7 @@ impl WebhookSecret {
     /// The secret `name` in Secrets Manager, read when first needed.
     pub fn from_secrets_manager(config: &SdkConfig, name: impl Into<String>) -> WebhookSecret {
         WebhookSecret {
-            source: SecretSource::SecretsManager { config: config.clone(), name: name.into() },
+            source: SecretSource::SecretsManager { config: Box::new(config.clone()), name: name.into() },
             value: tokio::sync::OnceCell::new(),
         }
     }
