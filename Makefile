@@ -8,6 +8,8 @@
 #                 IAM enforced on moto (each function on its own role's session from the template)
 #   make test-shipped  the same end-to-end story on what make build ships: the six arm64 release zips unpacked,
 #                 each bootstrap run under qemu-user behind the same Runtime API emulator (not in make test: below)
+#   make test-contract  the published contract from outside: Schemathesis (.venv-schemathesis), every check on, against
+#               followup-local's /openapi.json through a signing proxy (tests/contract; a short budget, in make test)
 #   make test-console  the team lead's console (/console) in Debian's Chromium driven by Playwright (.venv-console):
 #               every page, its counts and marks, right-to-left Arabic, the keyboard, the 401 off loopback;
 #               screenshots in target/console-screenshots/ (test-console-short, the due page and the 401s, is in make test)
@@ -20,9 +22,9 @@
 #               (a 1,000-event, 5-kill run of it is in make test)
 #   make simulate  a month of 100,000 appointments and 20,000 packages through the engine, with its AWS bill
 #               (followup-local simulate --help for the rates and prices; a small run of it is in make test)
-#   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json) and
-#               200,000 cases per envelope-parsing and signature property and of the playbook model
-#               (shared/tests/properties.rs; short runs are in make test)
+#   make fuzz   long fuzz runs: 100,000 generated API calls against followup-local (docs/openapi.json), Schemathesis
+#               at 200 cases per operation and phase (15 minutes at most), and 200,000 cases per envelope-parsing and
+#               signature property and of the playbook model (shared/tests/properties.rs; short runs are in make test)
 #   make build  the six Lambda functions as arm64 zips (cargo lambda, from .venv), with their sizes (each at most 3 MB)
 #   make footprint  cold start of a real function next to a hello-world lambda_runtime binary (same lambda profile,
 #               this machine) against a Runtime API stub and moto on 127.0.0.1, and its first request with and
@@ -49,12 +51,12 @@ PY_TOOLS := moto[server] cfn-lint aws-sam-translator pytest
 FUNCTIONS := appointments cancellation-request call-attempt package-payment package-expiry cases
 AWS_CRATES := followup-lambda $(addprefix followup-fn-,$(FUNCTIONS))
 
-.PHONY: run run-aws test test-local test-aws test-infra test-shipped qemu-arm64 test-console test-console-short venv-console venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local footprint deploy fmt lint clean
+.PHONY: run run-aws test test-local test-contract venv-schemathesis test-aws test-infra test-shipped qemu-arm64 test-console test-console-short venv-console venv venv-build venv-sam venv-checkov validate demo bench soak fuzz simulate build build-local footprint deploy fmt lint clean
 
 run:
 	$(CARGO) run -p followup-local --bin followup-local
 
-test: test-local test-aws test-infra test-console-short
+test: test-local test-contract test-aws test-infra test-console-short
 
 # Without the aws feature: followup-local and its tests never compile the AWS SDK.
 test-local:
@@ -115,6 +117,23 @@ qemu-arm64:
 		fi; \
 	fi
 
+# The published contract tested from outside (tests/contract/run.py): Schemathesis with every check on, against
+# a followup-local of its own on 127.0.0.1, through a proxy that signs as a webhook sender does. The only
+# failures it accepts are the state-dependent refusals of tests/contract/baseline.json, each with its reason.
+SCHEMATHESIS_VENV := .venv-schemathesis
+SCHEMATHESIS_VERSION := 4.32.5
+CONTRACT_EXAMPLES ?= 15
+test-contract: venv-schemathesis
+	$(CARGO) build -p followup-local --bin followup-local
+	$(PYTHON) tests/contract/run.py --max-examples $(CONTRACT_EXAMPLES)
+
+venv-schemathesis:
+	@if [ ! -x $(SCHEMATHESIS_VENV)/bin/python ]; then $(PYTHON) -m venv $(SCHEMATHESIS_VENV); fi
+	@if [ "$$($(SCHEMATHESIS_VENV)/bin/schemathesis --version 2>/dev/null)" != "schemathesis, version $(SCHEMATHESIS_VERSION)" ]; then \
+		echo "installing schemathesis $(SCHEMATHESIS_VERSION) into $(SCHEMATHESIS_VENV)"; \
+		$(SCHEMATHESIS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION); \
+	fi
+
 # The team lead's console in a real browser (tests/console/test_console.py): Debian's Chromium driven by
 # Playwright from .venv-console; the test starts its own followup-local on 127.0.0.1 and on 0.0.0.0.
 CONSOLE_VENV := .venv-console
@@ -162,9 +181,10 @@ soak:
 simulate:
 	$(CARGO) run -q --release -p followup-local -- simulate --appointments 100000 --packages 20000
 
-fuzz:
+fuzz: venv-schemathesis
 	$(CARGO) build -p followup-local --bin followup-local
 	FOLLOWUP_FUZZ_CASES=100000 FOLLOWUP_FUZZ_SECS=900 $(CARGO) test -p followup-tests --test api_fuzz
+	$(PYTHON) tests/contract/run.py --max-examples 200 --max-time 900
 	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test wire_fuzz
 	PROPTEST_CASES=200000 $(CARGO) test -p followup-shared --test properties
 
