@@ -6,8 +6,9 @@
 //! order with bash (`-e -o pipefail`) from the workspace root, `http://localhost:3000` replaced by
 //! the engine's address (and `FOLLOWUP_URL` set for `events/send`). Each must exit 0, and a `text`
 //! block right after one lists lines its output must contain, in order (`…` stands for anything).
-//! The README's routes are held to docs/openapi.json, `events/send`'s routes to the engine's, and
-//! what its prose says of the night hold and of the samples on the real clock is tested too.
+//! The README's routes are held to docs/openapi.json, its make targets to the Makefile and
+//! `events/send`'s routes to the engine's; what its prose says of the night hold and of the
+//! samples on the real clock is tested too.
 
 use followup_tests::{root, Local};
 use serde_json::Value;
@@ -324,4 +325,17 @@ fn on_the_real_clock_the_package_sample_as_written_is_deactivated_at_once() {
 fn route_of(name: &str) -> &'static str {
     let kind = followup_tests::sample(name)["type"].as_str().expect("type").to_owned();
     followup::wire::Route::ALL.into_iter().find(|r| r.event_types().contains(&kind.as_str())).expect("a route").path()
+}
+
+/// The README's table of make targets names every target the Makefile declares.
+#[test]
+fn the_readme_names_every_make_target() {
+    let text = readme();
+    let makefile = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let phony = makefile.lines().find_map(|l| l.strip_prefix(".PHONY:")).expect("a .PHONY line");
+    let table: Vec<&str> = text.lines().filter(|l| l.starts_with("| `make ")).collect();
+    for target in phony.split_whitespace() {
+        let named = table.iter().any(|row| row.contains(&format!("`make {target}`")) || row.contains(&format!("`{target}`")));
+        assert!(named, "README.md's make targets do not name `{target}`");
+    }
 }
