@@ -4,9 +4,9 @@ moto (with ``INITIAL_NO_AUTH_ACTION_COUNT``, or ``POST /moto-api/reset-auth``) c
 SigV4 signature and its action (``<signing name>:<operation>``) against the caller's policies, but
 hands its check the resource ``*`` for most services, so a statement scoped to an ARN never
 matches; it reads ``?`` in a policy as a regular expression, ignores ``NotResource``, and
-recomputes the signature of a form POST or a body-less request over something else than its body. Installed
-into moto's server process (``moto_server.py``, when ``FOLLOWUP_MOTO_IAM`` is set), this module
-gives the check, for the services the functions call:
+recomputes the signature of a form POST or a body-less request over something other than the
+body that was signed. Installed into moto's server process (``moto_server.py``, when
+``FOLLOWUP_MOTO_IAM`` is set), this module gives the check, for the services the functions call:
 
 - DynamoDB: the table's ARN (``.../index/<name>`` for a ``Query`` or ``Scan`` of an index); a
   ``TransactWriteItems`` or ``TransactGetItems`` is checked as AWS authorizes it, each item as its
@@ -17,11 +17,10 @@ gives the check, for the services the functions call:
 - Scheduler: ``arn:...:schedule/<group>/<name>`` and ``arn:...:schedule-group/<name>``;
 
 and policy matching with IAM's wildcards (``*``, ``?``) and ``NotResource``, and the signature
-recomputed over the body as it came (``keep_raw_body`` wraps moto's WSGI app to keep it). Other services keep
-moto's own choice (SQS and IAM name their resource; the rest ``*``). See infra/local/README.md for
-what is still not checked.
+recomputed over the body as it came (``keep_raw_body`` wraps moto's WSGI app to keep it). Other
+services keep moto's own choice (SQS and IAM name their resource; the rest ``*``). See
+infra/local/README.md for what is still not checked.
 """
-
 from __future__ import annotations
 
 import io

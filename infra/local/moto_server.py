@@ -10,8 +10,8 @@ DynamoDB's: an SNS Publish is delivered to its subscribers inside the request, a
 may call moto back, which a lock around every request would deadlock. It exits when its parent
 does, however that ends. With ``FOLLOWUP_MOTO_IAM`` set, moto's IAM check is handed the resource
 each call names (``moto_iam.py``); the check itself starts when ``POST /moto-api/reset-auth``
-sets the count of unchecked calls (the topology does, once its stack and roles exist). Used by the topology (``topology/procs.py``) and by the Rust tests'
-moto (``shared/tests/common/moto.rs``).
+sets the count of unchecked calls (the topology does, once its stack and roles exist). Used by
+the topology (``topology/procs.py``) and by the Rust tests' moto (``shared/tests/common/moto.rs``).
 """
 import logging
 import os
