@@ -5,6 +5,7 @@
 //! the engine and prices it (followup-tools). `--help` on each says the rest.
 
 mod console;
+mod engine;
 mod server;
 
 use anyhow::Context;
@@ -94,7 +95,7 @@ async fn serve() -> anyhow::Result<()> {
         _ => LocalClock::System(SystemClock),
     };
     let store = SqliteStore::open(std::path::Path::new(&data_dir)).with_context(|| format!("opening data dir {data_dir}"))?;
-    let engine = Arc::new(server::engine(store, clock, policy, secret));
+    let engine = Arc::new(engine::engine(store, clock, policy, secret));
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir, virtual_clock = engine.clock.virtual_clock().is_some(), "followup-local listening");
     server::serve(engine, listener).await

@@ -7,11 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
-use followup::adapters::local::{LocalClock, LocalPorts, SqliteStore};
 use followup::domain::effects::TimerSpec;
-use followup::domain::policy::Policy;
 use followup::domain::ErrorCode;
-use followup::engine::{Engine, ProcessError};
+use followup::engine::ProcessError;
 use followup::ports::{CaseStore, Clock};
 use followup::wire::{self, Reply, Route, WireError};
 use serde_json::{json, Value};
@@ -19,22 +17,7 @@ use std::sync::Arc;
 use tokio::sync::RwLock;
 use tracing::{info, warn};
 
-pub type LocalEngine = Engine<LocalPorts>;
-
-/// Every port is the one SQLite file, so each commit also performs its effects (timers, outboxes).
-pub fn engine(store: SqliteStore, clock: LocalClock, policy: Policy, secret: String) -> LocalEngine {
-    let store = store.performing_effects();
-    Engine {
-        timers: store.clone(),
-        sms: store.clone(),
-        commands: store.clone(),
-        store,
-        clock,
-        policy: Arc::new(policy),
-        secret,
-        locks: Default::default(),
-    }
-}
+use crate::engine::LocalEngine;
 
 #[derive(Clone)]
 struct App {

@@ -9,7 +9,7 @@
 pub mod auth;
 pub mod pages;
 
-use crate::server::LocalEngine;
+use crate::engine::LocalEngine;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
