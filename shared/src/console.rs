@@ -6,6 +6,7 @@
 //! timeline (a call task is a `call_customer` command line; a breach is an SLA timer's `fired`
 //! line followed by the decision's command or SMS), and the ticket. Nothing new is decided.
 
+use crate::domain::ctx::DAILY_CAP;
 use crate::domain::effects::Sms;
 use crate::domain::playbooks::Case;
 use crate::domain::records::case::{Group, PlaybookName, Priority, TicketStatus, TimelineKind, TimerKind};
@@ -196,7 +197,7 @@ fn stopped(case: &Case) -> Vec<StoppedSms> {
         let stop = match line.kind {
             TimelineKind::SmsHeld => SmsStop::Held,
             // The domain words a cap stop with the cap it reached (`ctx::gate`).
-            TimelineKind::SmsSuppressed if line.detail.contains("daily cap") => SmsStop::Capped,
+            TimelineKind::SmsSuppressed if line.detail.contains(DAILY_CAP) => SmsStop::Capped,
             TimelineKind::SmsSuppressed => SmsStop::Suppressed,
             _ => continue,
         };

@@ -16,6 +16,10 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The words of an `sms_suppressed` timeline line that the per-number daily cap (v3) stopped: the
+/// console tells a capped SMS from a suppressed number by them, stored cases keep them.
+pub const DAILY_CAP: &str = "daily cap";
+
 /// What a playbook asks of its subject (or, through it, of another playbook); the order or the
 /// package carries it out once, after the playbook's handler.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,7 +295,7 @@ impl<'a> Ctx<'a> {
         }
         let sent = self.sms_today(&sms.to);
         if sent >= p.daily_cap {
-            return Gate::Suppressed(format!("{} SMS already went to this number today (daily cap {})", sent, p.daily_cap));
+            return Gate::Suppressed(format!("{} SMS already went to this number today ({DAILY_CAP} {})", sent, p.daily_cap));
         }
         Gate::Send
     }
