@@ -19,7 +19,8 @@ use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, Ports, SmsSender, StoreError, Timers,
+    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, Ports, Received, SmsSender, StoreError,
+    Timers, RECEIVED,
 };
 use crate::wire::{self, CaseQuery, Reply, Route, WireError};
 use chrono::NaiveDate;
@@ -135,7 +136,8 @@ impl<P: Ports> Engine<P> {
         }
         let delivery_id = event.id.clone();
         let kind = event.body.kind();
-        match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body)).await {
+        let received = Received { route: route.path(), occurred_at: event.occurred_at, body: body.into() };
+        match RECEIVED.scope(received, self.process(Input::Event(event), &delivery_id, &wire::body_hash(body))).await {
             Ok(a) => {
                 info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, echo = a.echo, "webhook accepted");
                 if a.duplicate {

@@ -12,6 +12,24 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 
+/// A webhook as it was received: its route's path, its `occurred_at` and the raw envelope, for a
+/// store that keeps every input it accepted (the local runtime's `inputs` table, which
+/// `followup-local export` writes out for a replay).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub route: &'static str,
+    pub occurred_at: DateTime<Utc>,
+    pub body: std::sync::Arc<[u8]>,
+}
+
+tokio::task_local! {
+    /// Set by `Engine::webhook` around the decision of one webhook, read by a store's `commit`
+    /// that keeps the envelope in the same transaction as the delivery record. A task-local, not a
+    /// field of `Commit`: the ports' shapes stay as every store and test builds them, and a store
+    /// that keeps no envelopes never sees it.
+    pub static RECEIVED: Received;
+}
+
 /// What the idempotency record remembers of an accepted delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {

@@ -249,8 +249,8 @@ async fn sqlite_keeps_done_effects_as_the_audit_trail() {
     let journal: String = raw.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal_mode");
     assert_eq!(journal, "wal");
     let version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).expect("user_version");
-    // 3: the daily SMS counts of SPEC §4 (v3); 4: the console's read model.
-    assert_eq!(version, 4);
+    // 3: the daily SMS counts of SPEC §4 (v3); 4: the console's read model; 5: the inputs as received.
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]

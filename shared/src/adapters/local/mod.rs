@@ -4,7 +4,7 @@ mod clock;
 mod sqlite;
 
 pub use clock::{LocalClock, VirtualClock};
-pub use sqlite::SqliteStore;
+pub use sqlite::{AcceptedInput, SqliteStore};
 
 use crate::ports::{Clock, Ports};
 use std::marker::PhantomData;

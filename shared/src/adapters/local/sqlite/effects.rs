@@ -6,6 +6,18 @@ use crate::ports::{CommandBus, EffectError, SmsSender, StoreError, Timers};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
+/// A webhook the store accepted, as it was received (a row of `inputs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AcceptedInput {
+    pub delivery_id: String,
+    /// The route's path (`/v1/appointments`).
+    pub route: String,
+    /// The envelope's `occurred_at`, RFC 3339.
+    pub occurred_at: String,
+    /// The raw envelope, as the sender signed it.
+    pub body: String,
+}
+
 impl SqliteStore {
     /// When the earliest timer falls due, so the runner can sleep until then.
     pub async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -54,6 +66,19 @@ impl SqliteStore {
     /// Every SMS sent, in send order (`GET /local/sms`).
     pub async fn sms_outbox(&self) -> Result<Vec<Sms>, StoreError> {
         self.run(|conn| query_docs(conn, "SELECT doc FROM sms_outbox ORDER BY seq", "listing sms_outbox")).await
+    }
+
+    /// Every webhook accepted, as received, in the order accepted (`followup-local export`).
+    pub async fn accepted_inputs(&self) -> Result<Vec<AcceptedInput>, StoreError> {
+        self.run(|conn| {
+            let what = "listing inputs";
+            let mut stmt = conn.prepare("SELECT delivery_id, route, occurred_at, body FROM inputs ORDER BY seq").map_err(sql(what))?;
+            let rows = stmt
+                .query_map([], |r| Ok(AcceptedInput { delivery_id: r.get(0)?, route: r.get(1)?, occurred_at: r.get(2)?, body: r.get(3)? }))
+                .map_err(sql(what))?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql(what))
+        })
+        .await
     }
 
     /// Every command published, in emit order (`GET /local/commands`).

@@ -11,6 +11,7 @@ mod store;
 mod writer;
 
 use crate::ports::{EffectError, StoreError};
+pub use effects::AcceptedInput;
 use rusqlite::{Connection, OptionalExtension};
 use schema::migrate;
 use serde::de::DeserializeOwned;

@@ -5,7 +5,7 @@ use crate::ports::StoreError;
 use rusqlite::Connection;
 
 /// Bumped whenever `SCHEMA` changes shape; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS streams (
@@ -57,6 +57,15 @@ CREATE TABLE IF NOT EXISTS sms_outbox (
     -- (v4) when it was sent and its case, for the console's today's SMS and case story.
     at_ms     INTEGER,
     case_id   TEXT
+);
+-- (v5) Every webhook accepted, as received (its route, occurred_at and raw envelope), written
+-- in the commit that records its delivery: `followup-local export` writes them out for a replay.
+CREATE TABLE IF NOT EXISTS inputs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery_id TEXT UNIQUE NOT NULL,
+    route       TEXT NOT NULL,
+    occurred_at TEXT NOT NULL,
+    body        TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS command_outbox (
     seq       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -138,6 +147,8 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     let tx = conn.transaction().map_err(sql("beginning the schema migration"))?;
     tx.execute_batch(SCHEMA).map_err(sql("creating the schema"))?;
+    // A version 4 data dir gains the (empty) `inputs` table from `SCHEMA`: the inputs it accepted
+    // before were never kept, so an export of it starts at the upgrade.
     // Version 2 and 3 data dirs: the outbox gains its console columns and the console's read
     // model is built once from every stored snapshot (a single pass at start-up, never again).
     if (2..4).contains(&found) {

@@ -4,7 +4,7 @@ use super::effects::Performed;
 use super::{decode, encode, exec, one, sql, SqliteStore};
 use crate::domain::effects::Effect;
 use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
-use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
+use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError, RECEIVED};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
@@ -58,6 +58,12 @@ impl CaseStore for SqliteStore {
         let next_due_ms = commit.stream.next_due().map(|d| d.timestamp_millis());
         let console = crate::console::project(&commit.stream);
         let accepted_at = commit.delivery.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        // The webhook's envelope as received, when this commit decides one (a fired timer has none).
+        let received = RECEIVED
+            .try_with(|r| {
+                (r.route, r.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true), String::from_utf8_lossy(&r.body).into_owned())
+            })
+            .ok();
         // Effects performed here need no pending row: the timer table and the outboxes hold what
         // they did, and the case timeline records each. Otherwise each waits in `effects` for
         // the engine to perform it, and stays there, done, as the audit trail.
@@ -108,6 +114,14 @@ impl CaseStore for SqliteStore {
                 params![d.id, d.body_hash, d.case_id, accepted_at],
             )
             .map_err(sql(format_args!("recording delivery {}", d.id)))?;
+            if let Some((route, occurred_at, body)) = &received {
+                exec(
+                    tx,
+                    "INSERT INTO inputs (delivery_id, route, occurred_at, body) VALUES (?1, ?2, ?3, ?4)",
+                    params![d.id, route, occurred_at, body],
+                )
+                .map_err(sql(format_args!("keeping the envelope of {}", d.id)))?;
+            }
             for subject in unindexed {
                 exec(tx, "INSERT INTO subject_index (subject, stream_key) VALUES (?1, ?2)", params![subject, key])
                     .map_err(sql(format_args!("indexing {subject}")))?;
