@@ -29,6 +29,7 @@ mod bill;
 mod inputs;
 mod meter;
 mod month;
+mod observe;
 mod options;
 mod report;
 mod text;

@@ -100,6 +100,7 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
         Work::Request(Step::View { case_id }) => {
             // The dashboard's read, signed on AWS by the HTTP API's IAM authorizer, not by the engine.
             let reply = NOW.scope(at, engine.case_reply(&case_id)).await;
+            engine.store.tally().observed.lambda(at, started.elapsed().as_secs_f64() * 1e3);
             let refused =
                 (reply.status != 200).then(|| format!("case view {} {}", reply.status, reply.body["error"]["code"].as_str().unwrap_or("")));
             Ok(Done { function: "cases", ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::View, refused })
@@ -117,7 +118,13 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
             if reply.status == 503 {
                 bail!("{kind}: storage failure: {}", reply.body);
             }
-            Ok(Done { function: route_function(route), ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::Webhook, refused })
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            let mut t = engine.store.tally();
+            t.observed.lambda(at, ms);
+            if let (Step::Call { case_id, answered: true, .. }, 202) = (&step, reply.status) {
+                t.observed.reached.insert(case_id.clone());
+            }
+            Ok(Done { function: route_function(route), ms, kind: Kind::Webhook, refused })
         }
         Work::Timer(spec) => {
             let refused = match NOW.scope(at, engine.fire_timer(&spec)).await {
@@ -127,6 +134,11 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
                 Err(ProcessError::Store(e)) => return Err(e.into()),
             };
             let ms = started.elapsed().as_secs_f64() * 1e3;
+            {
+                let mut t = engine.store.tally();
+                t.observed.lambda(at, ms);
+                t.observed.fired(at);
+            }
             // On AWS the schedule deletes itself after it ran (`ActionAfterCompletion: DELETE`).
             engine.store.inner.remove_timer(&spec.timer.name()).await?;
             Ok(Done { function: timer_function(&spec), ms, kind: Kind::Timer, refused })

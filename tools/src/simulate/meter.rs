@@ -6,6 +6,7 @@
 //! estimated from averages: a stream read costs what that stream's last committed doc
 //! weighs, a transaction what its items weigh.
 
+use super::observe::{Observed, Rate};
 use followup::adapters::local::SqliteStore;
 use followup::adapters::packed;
 use followup::domain::commands::CommandBody;
@@ -94,6 +95,8 @@ pub struct Tally {
     /// Cases that published `cancel_order` (R2.6, R2.8) or `convert_order_to_complete` (R3.4,
     /// R3.6) since the agent last looked: those left waiting on the customer may be re-opened.
     pub gave_up: Vec<String>,
+    /// When each call happened, and what the what-if report reads beside the totals.
+    pub observed: Observed,
     /// Stream key → (doc size, earliest timer): what the next read of it costs and whether the
     /// next write moves it in the `due` GSI.
     streams: HashMap<String, (usize, Option<i64>)>,
@@ -192,6 +195,19 @@ fn status_name(s: followup::domain::records::case::TicketStatus) -> &'static str
         Resolved => "resolved",
         Closed => "closed",
     }
+}
+
+/// The lines a commit adds to its cases' timelines (past the length the tally last saw), of the
+/// kinds the what-if report counts.
+fn new_lines(commit: &Commit, t: &Tally) -> Vec<followup::domain::records::case::TimelineEntry> {
+    use followup::domain::records::case::TimelineKind::{SmsHeld, SmsSuppressed};
+    let mut lines = Vec::new();
+    for case in &commit.stream.cases {
+        let seen = t.cases.get(&case.core.case_id).map_or(0, |c| c.entries);
+        let fresh = case.core.timeline.iter().skip(seen);
+        lines.extend(fresh.filter(|l| matches!(l.kind, SmsHeld | SmsSuppressed)).cloned());
+    }
+    lines
 }
 
 /// What a commit weighs and which cases it leaves how, measured before the store takes it.
@@ -321,6 +337,7 @@ impl Tally {
             self.aws.dynamodb_update_item += 1;
             self.aws.write_units += write_units(record);
         }
+        self.observed.write(&c.key, 2 * write_units(stream), c.pending_record.map_or(0, |r| 2 * write_units(r)));
         self.aws.stream_doc_bytes_written += c.json as u64;
         self.aws.stream_docz_bytes_written += c.doc as u64;
         self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.json as u64);
@@ -407,10 +424,14 @@ impl CaseStore for Metered {
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
+        let lines = new_lines(&commit, &self.tally());
         let result = self.inner.commit(commit).await;
         let mut t = self.tally();
         match &result {
-            Ok(()) => t.commit(counted),
+            Ok(()) => {
+                t.observed.timeline(&lines);
+                t.commit(counted)
+            }
             Err(_) => {
                 // A cancelled transaction is charged the units it attempted.
                 t.aws.dynamodb_transact_write += 1;
@@ -460,6 +481,8 @@ impl Timers for Metered {
             let mut t = self.tally();
             t.aws.scheduler_create += 1;
             t.timers_placed += 1;
+            t.observed.call(Rate::CreateSchedule);
+            t.observed.schedule(1);
         }
         self.inner.place(timer).await
     }
@@ -469,6 +492,7 @@ impl Timers for Metered {
             let mut t = self.tally();
             t.aws.scheduler_delete += 1;
             t.timers_cancelled += 1;
+            t.observed.schedule(-1);
         }
         self.inner.cancel(timer).await
     }
@@ -483,6 +507,7 @@ impl SmsSender for Metered {
         self.inner.send(effect_id, sms).await?;
         let mut t = self.tally();
         t.send_log(effect_id, json_len(sms));
+        t.observed.sms_sent();
         let e = t.sms.entry(sms.template.as_str()).or_default();
         e.0 += 1;
         e.1 += u64::from(sms.segments);
@@ -498,6 +523,8 @@ impl CommandBus for Metered {
         let mut t = self.tally();
         t.send_log(effect_id, json_len(command));
         t.aws.sns_publish += 1;
+        let playbook = command.case_id.as_ref().and_then(|c| t.cases.get(c)).map(|c| c.playbook);
+        t.observed.command(command, playbook);
         *t.commands.entry(command.body.kind()).or_default() += 1;
         match (&command.body, &command.case_id) {
             (CommandBody::CallCustomer(c), Some(case_id)) => {
