@@ -62,7 +62,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
 /// The month, step by step: build the world, plan the traffic, run the clock, read what the
 /// store holds at the end, then report (the counts, the AWS calls and the bills).
 async fn simulate(opts: &Options) -> anyhow::Result<()> {
-    let world = World::build(opts)?;
+    let world = World::build(opts, world::policy_from_env()?)?;
     let started = Instant::now();
     let plan = Plan::generate(&world.cal, opts);
     let ran = Month::new(&world, opts, plan, started).run().await?;

@@ -69,13 +69,10 @@ pub(super) struct World {
 }
 
 impl World {
-    /// The policy of `FOLLOWUP_CONFIG` (else SPEC's), a store in `--data-dir` (else a temporary
-    /// one), and the engine over them, its clock at the month's first local midnight.
-    pub(super) fn build(opts: &Options) -> anyhow::Result<World> {
-        let policy = match std::env::var("FOLLOWUP_CONFIG") {
-            Ok(path) if !path.is_empty() => Policy::load(&path)?,
-            _ => Policy::default(),
-        };
+    /// The engine deciding by `policy` over a fresh store in `--data-dir` (else a temporary one),
+    /// its clock at the month's first local midnight. Each call builds a world of its own, so two
+    /// policies can run the same month side by side.
+    pub(super) fn build(opts: &Options, policy: Policy) -> anyhow::Result<World> {
         let (dir, cleanup) = match &opts.data_dir {
             Some(d) => {
                 anyhow::ensure!(!d.join("followup.db").exists(), "{} already holds a store; give a new --data-dir", d.display());
@@ -103,6 +100,14 @@ impl World {
         });
         Ok(World { engine, meter, clock, cal, start, _cleanup: cleanup })
     }
+}
+
+/// The policy of `FOLLOWUP_CONFIG`, else SPEC's.
+pub(super) fn policy_from_env() -> anyhow::Result<Policy> {
+    Ok(match std::env::var("FOLLOWUP_CONFIG") {
+        Ok(path) if !path.is_empty() => Policy::load(&path)?,
+        _ => Policy::default(),
+    })
 }
 
 /// A fresh directory for the store: tmpfs when the machine has one.
