@@ -1,4 +1,5 @@
-//! The adapter contract run against SQLite (in memory and on a file), plus SQLite specifics.
+//! The adapter contract run against SQLite (in memory and on a file) and the in-memory store,
+//! plus SQLite specifics.
 //!
 //! The generic `contract_*` functions live in `common/contract.rs`; `aws_contract.rs` runs
 //! the same functions against the AWS adapters.
@@ -10,27 +11,38 @@ mod contract;
 
 use chrono::Duration;
 use contract::*;
+use followup::adapters::embedded::EmbeddedStore;
 use followup::adapters::local::SqliteStore;
+use followup::adapters::memory::MemoryStore;
 use followup::domain::effects::{Command, Effect, TimerSpec};
 use followup::domain::records::case::TimerKind;
 use followup::ports::{CaseStore, CommandBus, SmsSender, StoreError, Timers};
 use std::path::{Path, PathBuf};
 
-impl Probe for SqliteStore {
-    async fn all_timers(&self) -> Vec<TimerSpec> {
-        self.timers().await.expect("timers")
-    }
-    async fn sent_sms(&self) -> Vec<Delivered> {
-        self.sms_outbox().await.expect("sms_outbox").iter().map(delivered).collect()
-    }
-    async fn published(&self) -> Vec<Command> {
-        self.commands().await.expect("commands")
-    }
+/// Both embedded stores are read back through their own timer table and outboxes.
+macro_rules! probe_embedded {
+    ($($store:ty),+) => {
+        $(
+            impl Probe for $store {
+                async fn all_timers(&self) -> Vec<TimerSpec> {
+                    EmbeddedStore::timers(self).await.expect("timers")
+                }
+                async fn sent_sms(&self) -> Vec<Delivered> {
+                    EmbeddedStore::sms_outbox(self).await.expect("sms_outbox").iter().map(delivered).collect()
+                }
+                async fn published(&self) -> Vec<Command> {
+                    EmbeddedStore::commands(self).await.expect("commands")
+                }
+            }
+        )+
+    };
 }
 
-// ---- the local timer runner's view (SQLite only) --------------------------
+probe_embedded!(SqliteStore, MemoryStore);
 
-async fn local_due_timers_are_bounded_ordered_and_removable(s: &SqliteStore) {
+// ---- the embedded timer table's view (SQLite and memory) --------------------
+
+async fn local_due_timers_are_bounded_ordered_and_removable<S: EmbeddedStore + Timers>(s: &S) {
     assert_eq!(s.next_due_at().await.expect("next"), None);
     assert!(s.due_timers(at(23, 0), 10).await.expect("due").is_empty());
 
@@ -84,8 +96,18 @@ impl Drop for TempDir {
     }
 }
 
-macro_rules! run_against_sqlite {
+macro_rules! run_against_embedded {
     ($($name:ident),+ $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&MemoryStore::new()).await;
+                }
+            )+
+        }
+
         mod sqlite_in_memory {
             use super::*;
             $(
@@ -111,7 +133,7 @@ macro_rules! run_against_sqlite {
     };
 }
 
-every_contract!(run_against_sqlite, local_due_timers_are_bounded_ordered_and_removable);
+every_contract!(run_against_embedded, local_due_timers_are_bounded_ordered_and_removable);
 
 // ---- SQLite specifics -------------------------------------------------------
 

@@ -219,3 +219,24 @@ fn append(conn: &Connection, outbox: Outbox, effect_id: &str, doc: &str, sent: O
 fn delete_timer(conn: &Connection, name: &str) -> Result<(), StoreError> {
     exec(conn, "DELETE FROM timers WHERE name = ?1", [name]).map(drop).map_err(sql(format_args!("removing timer {name}")))
 }
+
+impl crate::adapters::embedded::EmbeddedStore for SqliteStore {
+    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        SqliteStore::next_due_at(self).await
+    }
+    async fn due_timers(&self, upto: DateTime<Utc>, limit: usize) -> Result<Vec<TimerSpec>, StoreError> {
+        SqliteStore::due_timers(self, upto, limit).await
+    }
+    async fn remove_timer(&self, name: &str) -> Result<(), StoreError> {
+        SqliteStore::remove_timer(self, name).await
+    }
+    async fn timers(&self) -> Result<Vec<TimerSpec>, StoreError> {
+        SqliteStore::timers(self).await
+    }
+    async fn sms_outbox(&self) -> Result<Vec<Sms>, StoreError> {
+        SqliteStore::sms_outbox(self).await
+    }
+    async fn commands(&self) -> Result<Vec<Command>, StoreError> {
+        SqliteStore::commands(self).await
+    }
+}
