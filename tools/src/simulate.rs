@@ -26,52 +26,98 @@
 //! rather than this machine's disk (the bill prices DynamoDB by units, not by local latency).
 
 mod bill;
+mod capacity;
+mod compare;
+mod html;
 mod inputs;
 mod meter;
 mod month;
 mod observe;
 mod options;
+mod quotas;
+mod replay;
 mod report;
 mod text;
 mod traffic;
 mod world;
 
 pub use options::SimulateArgs;
+pub use replay::export;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use month::{Month, Plan};
 use options::Options;
 use report::{Ending, Report};
+use std::sync::Arc;
 use std::time::Instant;
 use world::World;
 
 /// `followup-local simulate …`.
 ///
-/// The month runs on a single-threaded runtime of its own thread: the engine's work is handed
-/// between this thread, SQLite's blocking readers and its writer thread, and a second worker
-/// stealing tasks only added wake-ups (measured: more system time, no more throughput).
+/// Each policy's month runs on a single-threaded runtime of its own thread, over a store of its
+/// own: the engine's work is handed between that thread, SQLite's blocking readers and its writer
+/// thread, and a second worker stealing tasks only added wake-ups (measured: more system time, no
+/// more throughput). Under `--compare` the traffic is planned once and the two months run side
+/// by side, one per core.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let opts = args.options()?;
-    let month = std::thread::Builder::new().name("simulate".into()).spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(simulate(&opts))
-    })?;
-    month.join().map_err(|_| anyhow!("the simulation thread panicked"))?
-}
-
-/// The month, step by step: build the world, plan the traffic, run the clock, read what the
-/// store holds at the end, then report (the counts, the AWS calls and the bills).
-async fn simulate(opts: &Options) -> anyhow::Result<()> {
-    let world = World::build(opts, world::policy_from_env()?)?;
+    let mut opts = args.options()?;
     let started = Instant::now();
-    let plan = Plan::generate(&world.cal, opts);
-    let ran = Month::new(&world, opts, plan, started).run().await?;
-    let end = Ending::read(&world).await?;
-    let report = Report::build(opts, &world, ran, &end);
-    if opts.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.text());
+    let cal = opts.policies[0].1.calendar.clone();
+    let plan = match &opts.replay {
+        Some(file) => {
+            let (plan, first_day) = replay::plan(&cal, file)?;
+            opts.start = first_day.unwrap_or(opts.start);
+            plan
+        }
+        None => Plan::generate(&cal, &opts),
+    };
+    let opts = Arc::new(opts);
+    let months = opts
+        .policies
+        .iter()
+        .cloned()
+        .map(|(name, policy)| {
+            let (opts, plan) = (Arc::clone(&opts), plan.clone());
+            std::thread::Builder::new().name("simulate".into()).spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(simulate(&opts, &name, policy, plan, started))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let reports = months
+        .into_iter()
+        .map(|m| m.join().map_err(|_| anyhow!("a simulation thread panicked"))?)
+        .collect::<anyhow::Result<Vec<Report>>>()?;
+    let wall = started.elapsed().as_secs_f64();
+    if let Some(file) = &opts.html {
+        std::fs::write(file, html::page(&reports)).with_context(|| format!("writing {}", file.display()))?;
+    }
+    match (reports.as_slice(), opts.json) {
+        ([one], true) => println!("{}", serde_json::to_string_pretty(one)?),
+        ([one], false) => print!("{}", one.text()),
+        ([a, b], true) => {
+            let mut doc = compare::json(a, b);
+            doc["wall_seconds"] = serde_json::json!((wall * 100.0).round() / 100.0);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        ([a, b], false) => print!("{}\nboth months in {wall:.2} s wall\n", compare::text(a, b)),
+        _ => unreachable!("options() gives one policy or two"),
     }
     Ok(())
+}
+
+/// One policy's month, step by step: build its world, run the clock over the planned traffic,
+/// read what the store holds at the end, then report (the counts, the AWS calls, the bills, the
+/// what-if and capacity figures).
+async fn simulate(
+    opts: &Options,
+    name: &str,
+    policy: followup::domain::policy::Policy,
+    plan: Plan,
+    started: Instant,
+) -> anyhow::Result<Report> {
+    let world = World::build(opts, policy)?;
+    let ran = Month::new(&world, opts, plan, started).run().await?;
+    let end = Ending::read(&world).await?;
+    Ok(Report::build(opts, name, &world, ran, &end))
 }

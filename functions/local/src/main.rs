@@ -31,6 +31,19 @@ enum Command {
     Serve,
     /// Run a month of generated traffic through the engine, with its AWS bill
     Simulate(Box<SimulateArgs>),
+    /// Write every webhook a store accepted, as received, as JSON lines (for `simulate --replay`)
+    Export(ExportArgs),
+}
+
+/// `followup-local export [--data-dir DIR] [--out FILE]`.
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// Data dir of the store [default: FOLLOWUP_DATA_DIR, else ./.followup]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// File to write [default: stdout]
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
 }
 
 /// The environment `serve` reads, with each default.
@@ -62,6 +75,12 @@ fn main() -> anyhow::Result<()> {
             let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| "warn".into());
             tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).init();
             simulate::run(*args)
+        }
+        Command::Export(args) => {
+            let dir = args.data_dir.unwrap_or_else(|| std::env::var("FOLLOWUP_DATA_DIR").unwrap_or_else(|_| "./.followup".into()).into());
+            let written = simulate::export(&dir, args.out.as_deref())?;
+            eprintln!("{written} inputs exported from {}", dir.display());
+            Ok(())
         }
     }
 }

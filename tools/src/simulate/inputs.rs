@@ -24,7 +24,7 @@ pub(super) enum Work {
 }
 
 /// The planned inputs, earliest first; `seq` keeps equal instants in the order they were planned.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Queue {
     heap: BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
     steps: HashMap<u64, Step>,
@@ -107,9 +107,15 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
         }
         Work::Request(step) => {
             let cal = &engine.policy.calendar;
-            let (route, _, kind, data) = traffic::render(cal, &step);
-            let body =
-                serde_json::to_vec(&json!({"id": format!("sim-{delivery}"), "type": kind, "occurred_at": cal.rfc3339(at), "data": data}))?;
+            let (route, kind, body) = match &step {
+                // A replayed input goes as it was received; only its signature is new.
+                Step::Received { route, kind, body, .. } => (*route, kind.clone(), body.clone().into_bytes()),
+                _ => {
+                    let (route, _, kind, data) = traffic::render(cal, &step);
+                    let envelope = json!({"id": format!("sim-{delivery}"), "type": kind, "occurred_at": cal.rfc3339(at), "data": data});
+                    (route, kind.to_owned(), serde_json::to_vec(&envelope)?)
+                }
+            };
             let ts = Utc::now().timestamp();
             let signature = wire::sign(SECRET, ts, &body);
             let reply = NOW.scope(at, engine.webhook(route, Some(&ts.to_string()), Some(&signature), &body, ts)).await;

@@ -24,6 +24,7 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(200
 const PACKAGE_LIFE_DAYS: i64 = 4 + 31 + 15;
 
 /// The month's traffic as planned from the flags, before any of it is sent.
+#[derive(Clone)]
 pub(super) struct Plan {
     queue: Queue,
     /// The day of each order's first visit, as booked or moved: R2.10 counts a re-open from it.
@@ -46,6 +47,15 @@ impl Plan {
         for i in 0..opts.packages {
             traffic::package(cal, &opts.rates, opts.seed, i + 1, opts.start, opts.days).into_iter().for_each(|s| queue.push(s));
         }
+        Plan { queue, visit_days }
+    }
+}
+
+impl Plan {
+    /// A plan of inputs given in advance (a replay): `visit_days` as [`Plan::generate`] keeps them.
+    pub(super) fn of(steps: impl IntoIterator<Item = Scheduled>, visit_days: HashMap<u32, NaiveDate>) -> Plan {
+        let mut queue = Queue::default();
+        steps.into_iter().for_each(|s| queue.push(s));
         Plan { queue, visit_days }
     }
 }

@@ -5,6 +5,7 @@ use super::bill::{self, Prices};
 use super::traffic::Rates;
 use chrono::NaiveDate;
 use clap::Args;
+use followup::domain::policy::Policy;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -39,6 +40,25 @@ pub struct SimulateArgs {
     /// Print one JSON document instead of the report
     #[arg(long)]
     json: bool,
+    /// Policy TOML the month runs under [default: FOLLOWUP_CONFIG, else the SPEC's figures]
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A second policy TOML: the same month (same traffic, same customers) under both, side by side with the difference
+    #[arg(long, value_name = "FILE")]
+    compare: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page (inline CSS and SVG charts)
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Replay the inputs `followup-local export` wrote (JSON lines) instead of generating traffic;
+    /// call reports and re-opens in it are left out: the simulated agent answers the policy's own calls
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Multiple of this traffic the capacity figures are scaled to
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    scale: f64,
+    /// AWS Region whose default quotas the capacity figures are held to
+    #[arg(long, value_name = "REGION", default_value = super::quotas::DEFAULT_REGION)]
+    region: String,
 
     #[command(flatten)]
     rates: RateArgs,
@@ -171,6 +191,12 @@ pub(super) struct Options {
     pub data_dir: Option<PathBuf>,
     pub concurrency: usize,
     pub json: bool,
+    /// The policies the month runs under, each with its name: one, or two to compare.
+    pub policies: Vec<(String, Policy)>,
+    pub html: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+    pub scale: f64,
+    pub region: String,
     pub rates: Rates,
     pub prices: Prices,
 }
@@ -187,14 +213,38 @@ impl SimulateArgs {
         ] {
             anyhow::ensure!(sum <= 1.0 + 1e-9, "{flags} exceed 1");
         }
+        let load = |path: &PathBuf| -> anyhow::Result<(String, Policy)> {
+            let name = path.display().to_string();
+            Ok((name.clone(), Policy::load(&name)?))
+        };
+        let first = match &self.policy {
+            Some(path) => load(path)?,
+            None => match std::env::var("FOLLOWUP_CONFIG") {
+                Ok(path) if !path.is_empty() => load(&PathBuf::from(path))?,
+                _ => ("the SPEC's figures".to_owned(), Policy::default()),
+            },
+        };
+        let mut policies = vec![first];
+        if let Some(path) = &self.compare {
+            anyhow::ensure!(self.data_dir.is_none(), "--compare runs two stores: leave out --data-dir");
+            policies.push(load(path)?);
+        }
+        anyhow::ensure!(self.scale > 0.0 && self.scale.is_finite(), "--scale must be a positive number");
+        // A replay's inputs carry no stream the batches could keep apart reliably: one at a time.
+        let concurrency = if self.replay.is_some() { 1 } else { (self.concurrency as usize).max(1) };
         Ok(Options {
+            policies,
+            html: self.html,
+            replay: self.replay,
+            scale: self.scale,
+            region: self.region,
             appointments: self.appointments,
             packages: self.packages,
             days: (self.days as i64).max(1),
             seed: self.seed,
             start: self.start,
             data_dir: self.data_dir,
-            concurrency: (self.concurrency as usize).max(1),
+            concurrency,
             json: self.json,
             rates,
             prices: self.prices.prices(),

@@ -35,6 +35,8 @@ impl Ending {
 
 #[derive(Debug, Serialize)]
 pub(super) struct Report {
+    /// The policy the month ran under: its file (or the SPEC's figures).
+    pub policy: Value,
     pub run: Value,
     pub rates: Rates,
     pub cases: Value,
@@ -42,6 +44,10 @@ pub(super) struct Report {
     pub commands: BTreeMap<&'static str, u64>,
     pub aws: Value,
     pub bills: Value,
+    /// What a team lead compares policies by (`compare::figures`).
+    pub what_if: Value,
+    /// The busiest second of each AWS call against the Region's quotas (`capacity::figures`).
+    pub capacity: Value,
 }
 
 /// The re-drive rule's period in minutes, from its `rate(N minutes)` in the template.
@@ -62,7 +68,7 @@ fn bill_the_rules(lambda: &mut BTreeMap<&'static str, Invocations>, sweeps: &Swe
 }
 
 impl Report {
-    pub(super) fn build(opts: &Options, world: &World, ran: Ran, end: &Ending) -> Report {
+    pub(super) fn build(opts: &Options, policy: &str, world: &World, ran: Ran, end: &Ending) -> Report {
         let tally = world.meter.tally();
         let t = &*tally;
         let p = &opts.prices;
@@ -87,7 +93,13 @@ impl Report {
         );
         let sms_usd = segments as f64 * p.sms_per_segment;
 
+        let mut what_if = super::compare::figures(t, &world.cal);
+        what_if["sms_usd"] = json!(sms_usd);
+        what_if["aws_bill_usd"] = json!(designs.this.total_usd);
         Report {
+            policy: json!({"name": policy}),
+            what_if,
+            capacity: super::capacity::figures(&t.observed, opts.scale, &opts.region, &world.cal),
             run: json!({
                 "appointments": opts.appointments, "packages": opts.packages, "days": opts.days, "seed": opts.seed,
                 "start": opts.start.to_string(), "virtual_end": world.cal.rfc3339(ran.virtual_now), "concurrency": opts.concurrency,

@@ -17,7 +17,42 @@ impl Report {
         self.sms_and_commands_text(&mut out);
         self.aws_text(&mut out);
         self.bills_text(&mut out);
+        self.what_if_text(&mut out);
+        out.push_str(&format!("\ncapacity\n{}", capacity_text(&self.capacity)));
         out
+    }
+
+    /// Agent load by hour, attempts per case, customers reached, what the SMS protection stopped.
+    fn what_if_text(&self, out: &mut String) {
+        let w = &self.what_if;
+        out.push_str(&format!(
+            "\nwhat-if figures (policy: {})\n  call tasks {}, cases called {}, customers reached {}, orders cancelled unreached {}, \
+             coupons {}, packages deactivated {}, escalations {}\n  attempts per case:",
+            self.policy["name"].as_str().unwrap_or(""),
+            n(&w["call_tasks"]),
+            n(&w["cases_called"]),
+            n(&w["customers_reached"]),
+            n(&w["orders_cancelled_unreached"]),
+            n(&w["coupons_issued"]),
+            n(&w["packages_deactivated"]),
+            n(&w["escalations"]),
+        ));
+        for (k, v) in w["attempts_per_case"].as_object().into_iter().flatten() {
+            out.push_str(&format!(" {k}: {}", n(v)));
+        }
+        out.push_str("\n  call tasks by local hour:");
+        for (h, v) in w["call_tasks_by_hour"].as_array().into_iter().flatten().enumerate() {
+            if n(v) > 0 {
+                out.push_str(&format!(" {h:02}h {}", n(v)));
+            }
+        }
+        out.push_str("\n  SMS stopped by the protection (held / capped / suppressed):");
+        for (t, v) in w["sms_by_template"].as_object().into_iter().flatten() {
+            if n(&v["held"]) + n(&v["capped"]) + n(&v["suppressed"]) > 0 {
+                out.push_str(&format!(" {t} {}/{}/{}", n(&v["held"]), n(&v["capped"]), n(&v["suppressed"])));
+            }
+        }
+        out.push('\n');
     }
 
     /// The month's size, its inputs and wall time, and what was refused or left over.
@@ -183,4 +218,40 @@ impl Report {
             bill::usd(b["sms"]["usd"].as_f64().unwrap_or(0.0))
         ));
     }
+}
+
+/// The capacity figures as text: each quota's peak, scaled, against its default.
+pub(super) fn capacity_text(c: &Value) -> String {
+    let mut out = format!(
+        "  at {}x this traffic, {} default quotas (as of {})\n  {:<52} {:>10} {:>10} {:>12} {:>10}\n",
+        c["scale"].as_f64().unwrap_or(1.0),
+        c["region"].as_str().unwrap_or(""),
+        c["quotas_as_of"].as_str().unwrap_or(""),
+        "",
+        "peak/s",
+        "scaled",
+        "quota",
+        "binds at"
+    );
+    for r in c["rows"].as_array().into_iter().flatten() {
+        let binds = r["binds_at_scale"].as_f64().map_or("-".to_owned(), |b| format!("{b:.1}x"));
+        out.push_str(&format!(
+            "  {:<52} {:>10.2} {:>10.2} {:>12} {:>10}{}\n",
+            r["quota"].as_str().unwrap_or(""),
+            r["peak"].as_f64().unwrap_or(0.0),
+            r["at_scale"].as_f64().unwrap_or(0.0),
+            r["limit"].as_f64().unwrap_or(0.0),
+            binds,
+            if r["checked"].as_bool() == Some(false) { " (quota unchecked)" } else { "" }
+        ));
+    }
+    if let Some(f) = c["first_binding"].as_object() {
+        out.push_str(&format!(
+            "  first to bind: {} at {:.1}x this traffic: {}\n",
+            f["quota"].as_str().unwrap_or(""),
+            f["binds_at_scale"].as_f64().unwrap_or(0.0),
+            f["remedy"].as_str().unwrap_or("")
+        ));
+    }
+    out
 }

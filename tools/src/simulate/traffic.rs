@@ -138,8 +138,9 @@ impl Rates {
     }
 }
 
-/// One input the senders will deliver, at its time: a webhook, or (`View`) a dashboard read of
-/// a case view.
+/// One input the senders will deliver, at its time: a webhook, (`View`) a dashboard read of a
+/// case view, or (`Received`) a webhook replayed as a store accepted it (`followup-local export`),
+/// on `stream` as far as its envelope names one.
 #[derive(Debug, Clone)]
 pub enum Step {
     Book { order: u32, visit: u8, window_start: DateTime<Utc>, technician: bool, discount: bool },
@@ -156,6 +157,7 @@ pub enum Step {
     Call { case_id: String, call_id: String, answered: bool, resolution: Option<Value>, cost_told: bool },
     Reopen { case_id: String },
     View { case_id: String },
+    Received { route: Route, stream: String, kind: String, body: String },
 }
 
 pub struct Scheduled {
@@ -404,6 +406,7 @@ pub fn render_stream(step: &Step) -> String {
         | Step::VisitCancel { package, .. }
         | Step::VisitReschedule { package, .. } => format!("package:P{package}"),
         Step::Call { case_id, .. } | Step::Reopen { case_id } | Step::View { case_id } => case_stream(case_id),
+        Step::Received { stream, .. } => stream.clone(),
     }
 }
 
@@ -503,6 +506,7 @@ pub fn render(cal: &Calendar, step: &Step) -> (Route, String, &'static str, Valu
         ),
         Step::Reopen { case_id } => (Route::Cancellations, case_stream(case_id), "case.reopen", json!({"case_id": case_id})),
         Step::View { .. } => unreachable!("a case view is a read: `perform` serves it without rendering a webhook"),
+        Step::Received { .. } => unreachable!("a replayed webhook goes as received: `perform` sends its body without rendering it"),
         Step::Call { case_id, call_id, answered, resolution, cost_told } => {
             let stream = case_stream(case_id);
             let outcome = if *answered { "answered" } else { "no_answer" };
