@@ -251,3 +251,106 @@ fn with_every_call_report_lost_every_case_still_ends_on_its_timers() {
         }
     }
 }
+
+/// A policy file in a fresh directory (kept until the test's `TempDir` goes).
+fn policy_file(dir: &tempfile::TempDir, name: &str, toml: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, toml).expect("write the policy");
+    path.display().to_string()
+}
+
+/// The what-if figures of the hand-computed month of unanswered no-shows, for B = three call
+/// attempts on a cancellation follow-up (R2.5's `attempts`, 2 by default).
+///
+/// By hand, under A (the SPEC: 2 attempts): each follow-up calls twice, unreached, then R2.6
+/// cancels the order; the expiry case calls twice (R5.2, R5.3). Call tasks 2 + 2 + 2 = 6, every
+/// case called twice. Under B each follow-up calls three times before R2.6: 3 + 3 + 2 = 8, two
+/// cases called three times and one twice. Nobody is reached under either; both follow-ups end
+/// in cancel_order; no coupon (a no-show gets none, R2.3); the package is deactivated at the end of
+/// its grace; SMS3 and SMS4 once each under both (the expiry playbook is the same).
+fn assert_three_attempts_against_two(a: &Value, b: &Value, diff: &Value) {
+    assert_eq!(count(a, &["call_tasks"]), 6);
+    assert_eq!(count(b, &["call_tasks"]), 8);
+    assert_eq!(a["attempts_per_case"], serde_json::json!({"2": 3}));
+    assert_eq!(b["attempts_per_case"], serde_json::json!({"2": 1, "3": 2}));
+    for side in [a, b] {
+        assert_eq!(count(side, &["customers_reached"]), 0);
+        assert_eq!(count(side, &["orders_cancelled_unreached"]), 2);
+        assert_eq!(count(side, &["coupons_issued"]), 0);
+        assert_eq!(count(side, &["packages_deactivated"]), 1);
+        assert_eq!(count(side, &["sms_by_template", "SMS3", "sent"]), 1);
+        assert_eq!(count(side, &["sms_by_template", "SMS4", "sent"]), 1);
+        assert_eq!(
+            side["cases_by_playbook_and_result"],
+            serde_json::json!({"cancellation_follow_up": {"unreachable": 2}, "package_expiry": {"unreachable": 1}})
+        );
+        // Every call task falls due at 09:00 local: R2.5's attempt time and R5.2 / R5.3's call time.
+        let hours = side["call_tasks_by_hour"].as_array().expect("24 hours");
+        assert_eq!(hours.iter().filter_map(Value::as_u64).sum::<u64>(), count(side, &["call_tasks"]));
+        assert_eq!(hours[9].as_u64(), Some(count(side, &["call_tasks"])));
+    }
+    assert_eq!(diff["call_tasks"], serde_json::json!(2));
+    assert_eq!(diff["call_tasks_by_hour"][9], serde_json::json!(2));
+    assert_eq!(diff["sms_usd"], serde_json::json!(0.0));
+}
+
+#[test]
+fn compare_runs_the_same_month_under_three_attempts_and_two_and_gives_the_difference() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let b = policy_file(&dir, "three-attempts.toml", "[cancellation_follow_up]\nattempts = 3\n");
+    let html = dir.path().join("compare.html");
+    let out = simulate(&["--compare", &b, "--html", &html.display().to_string()]);
+    assert_three_attempts_against_two(&out["a"]["what_if"], &out["b"]["what_if"], &out["difference"]);
+    // Same traffic, same customers: the webhooks differ by the two extra call reports only.
+    assert_eq!(count(&out, &["b", "run", "webhooks"]), count(&out, &["a", "run", "webhooks"]) + 2);
+    assert_eq!(out["a"]["policy"]["name"], serde_json::json!("the SPEC's figures"));
+    assert!(out["a"]["capacity"]["rows"].as_array().is_some_and(|r| r.len() == 7), "{}", out["a"]["capacity"]);
+
+    // One page: the four charts inline, nothing fetched from elsewhere, no script.
+    let page = std::fs::read_to_string(&html).expect("--html wrote the page");
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert_eq!(page.matches("<svg").count(), 4, "daily SMS, daily call tasks, tasks by hour, cases by result");
+    for chart in ["SMS sent per day", "Call tasks per day", "Call tasks by local hour of day", "Cases by playbook and result"] {
+        assert!(page.contains(chart), "the page has the chart {chart}");
+    }
+    for external in ["src=\"http", "href=\"http", "src='http", "href='http", "url(http", "@import", "<script"] {
+        assert!(!page.to_lowercase().contains(external), "the page refers outside itself: {external}");
+    }
+}
+
+#[test]
+fn an_exported_store_replayed_under_another_policy_counts_as_that_policy_would() {
+    // The store: the hand-computed month under the SPEC's figures, kept in a data dir. It
+    // accepted 11 webhooks (per no-show its booking, its cancellation and two call reports; the
+    // package's booking and its two call reports).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("store");
+    let kept = simulate(&["--data-dir", &data.display().to_string()]);
+    assert_eq!(count(&kept, &["run", "webhooks"]), 11);
+    let file = dir.path().join("inputs.jsonl");
+    let out = Command::new(followup_tests::binary())
+        .args(["export", "--data-dir", &data.display().to_string(), "--out", &file.display().to_string()])
+        .output()
+        .expect("run followup-local export");
+    assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&file).expect("the export").lines().map(|l| serde_json::from_str(l).expect("one JSON line")).collect();
+    assert_eq!(lines.len(), 11, "every accepted webhook, as received");
+    for l in &lines {
+        let envelope: Value = serde_json::from_str(l["body"].as_str().expect("the raw envelope")).expect("JSON");
+        assert!(l["route"].as_str().is_some_and(|r| r.starts_with("/v1/")), "{l}");
+        let instant = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().expect("an instant")).expect("RFC 3339");
+        assert_eq!(instant(&l["occurred_at"]), instant(&envelope["occurred_at"]), "{l}");
+    }
+
+    // Replayed under B (three attempts): the 5 inputs of the world (2 bookings, 2 cancellations,
+    // the package's booking) go again; the 6 call reports are left out and the agent answers B's
+    // own 8 call tasks (nobody reached). So B's figures, as `--compare` computed them by hand.
+    let b = policy_file(&dir, "three-attempts.toml", "[cancellation_follow_up]\nattempts = 3\n");
+    let a = policy_file(&dir, "spec.toml", "");
+    let replayed = simulate_month(&[ONE_DAY, MONTH].concat(), &["--replay", &file.display().to_string(), "--policy", &a, "--compare", &b]);
+    assert_three_attempts_against_two(&replayed["a"]["what_if"], &replayed["b"]["what_if"], &replayed["difference"]);
+    assert_eq!(count(&replayed, &["a", "run", "webhooks"]), 5 + 6);
+    assert_eq!(count(&replayed, &["b", "run", "webhooks"]), 5 + 8);
+    assert_eq!(replayed["b"]["run"]["refusals"], serde_json::json!({}));
+}

@@ -74,7 +74,14 @@ pub(super) fn plan(cal: &Calendar, file: &Path) -> anyhow::Result<(Plan, Option<
         }
         let at = || format!("{}:{}", file.display(), n + 1);
         let input: AcceptedInput = serde_json::from_str(&line).with_context(|| format!("{}: not an exported input", at()))?;
-        let envelope: Value = serde_json::from_str(&input.body).with_context(|| format!("{}: the body is not JSON", at()))?;
+        let mut envelope: Value = serde_json::from_str(&input.body).with_context(|| format!("{}: the body is not JSON", at()))?;
+        // A store the simulation filled names its inputs `sim-<n>`, as this run names the call
+        // reports it generates: such an id is renamed so the two never meet as one delivery.
+        let mut body = input.body;
+        if let Some(id) = envelope["id"].as_str().filter(|id| id.starts_with("sim-")) {
+            envelope["id"] = Value::from(format!("replayed-{id}"));
+            body = envelope.to_string();
+        }
         let kind = envelope["type"].as_str().unwrap_or("").to_owned();
         if AGENT_EVENTS.contains(&kind.as_str()) {
             continue;
@@ -90,7 +97,7 @@ pub(super) fn plan(cal: &Calendar, file: &Path) -> anyhow::Result<(Plan, Option<
                 visit_days.insert(o, cal.local_date(s.with_timezone(&Utc)));
             }
         }
-        steps.push(Scheduled { at: occurred, step: Step::Received { route, stream: stream_of(data), kind, body: input.body } });
+        steps.push(Scheduled { at: occurred, step: Step::Received { route, stream: stream_of(data), kind, body } });
     }
     steps.sort_by_key(|s| s.at);
     let first = steps.first().map(|s| cal.local_date(s.at));
