@@ -1,7 +1,7 @@
 //! AWS adapters: DynamoDB case store, EventBridge Scheduler timers, SNS for SMS and commands.
 //!
-//! Clients are built once (`AwsSettings::sdk_config` in each function's `main`) and lent
-//! to the adapters. Every SDK failure becomes an [`AwsError`] that keeps the service error
+//! Clients are built once per instance (from `AwsSettings::sdk_config`, at a function's first
+//! invocation) and lent to the adapters. Every SDK failure becomes an [`AwsError`] that keeps the service error
 //! code and whether a retry can help; the ports see `StoreError` / `EffectError` from it.
 
 mod dynamo;
@@ -160,13 +160,43 @@ impl AwsSettings {
 /// connector when it is made, so with the system's store every client re-parsed some 150 roots
 /// and the first one also read them from disk: about 3 ms of each cold start, against tens of
 /// microseconds for five.
+///
+/// The connector (the rustls configuration, the roots parsed) is built at the first request and
+/// shared by every client after it ([`ConnectorAtFirstCall`]), not once per client at start-up.
 pub fn https_client() -> SharedHttpClient {
+    SharedHttpClient::new(ConnectorAtFirstCall(amazon_roots_client()))
+}
+
+fn amazon_roots_client() -> SharedHttpClient {
     use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
     let roots = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_ROOT_CAS.as_bytes());
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .tls_context(TlsContext::builder().with_trust_store(roots).build().expect("a TLS context takes any trust store"))
         .build_https()
+}
+
+/// The hyper client, with the SDK's check at client construction left out: for each client made,
+/// hyper's builds a whole connector (TLS configuration, roots parsed) and drops it, so that a
+/// system trust store is read at start-up rather than at the first request. These roots are
+/// compiled in, and the connector every request uses is built at the first one and cached by
+/// the inner client for all the clients that share it; a connector is built the same way either
+/// way, so TLS and its verification are unchanged.
+#[derive(Debug)]
+struct ConnectorAtFirstCall(SharedHttpClient);
+
+impl aws_smithy_runtime_api::client::http::HttpClient for ConnectorAtFirstCall {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        self.0.http_connector(settings, components)
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.0.connector_metadata()
+    }
 }
 
 /// Amazon Root CA 1–4 and the Starfield Services root that cross-signs them, PEM: the roots AWS
@@ -179,8 +209,14 @@ mod tests {
 
     #[test]
     fn the_https_client_trusts_the_five_amazon_roots() {
+        use aws_smithy_runtime_api::client::http::HttpClient as _;
+        use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
         assert_eq!(AMAZON_ROOT_CAS.matches("-----BEGIN CERTIFICATE-----").count(), 5);
-        // Building a client builds a connector, which parses every root (a bad one panics).
+        // hyper's check builds a connector, which parses every root (a bad one panics).
+        amazon_roots_client()
+            .validate_base_client_config(&RuntimeComponentsBuilder::new("test"), &aws_smithy_types::config_bag::ConfigBag::base())
+            .expect("a connector");
+        // The shared client skips it, so building a client builds no connector.
         let config = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
