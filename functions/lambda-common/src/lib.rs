@@ -104,6 +104,10 @@ pub enum HandlerError {
     /// the next one reads it again.
     #[error(transparent)]
     Secret(BootError),
+    /// The engine's SDK clients could not be built at the first invocation: it fails, and the
+    /// next one builds them again.
+    #[error(transparent)]
+    Engine(BootError),
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -113,6 +117,7 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Contended => "Retryable.Contended",
             HandlerError::UnknownEvent(_) => "UnknownEvent",
             HandlerError::Secret(_) => "WebhookSecretUnavailable",
+            HandlerError::Engine(_) => "EngineUnavailable",
         };
         Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
     }
@@ -126,6 +131,8 @@ pub enum BootError {
     Policy(#[from] PolicyError),
     #[error("cannot read the webhook secret {name} from Secrets Manager: {message}")]
     Secret { name: String, message: String },
+    #[error("cannot build the engine's SDK clients (DynamoDB, Scheduler, SNS): {0}")]
+    Clients(String),
 }
 
 /// The engine over the AWS adapters; `clock` is the wall clock in production.
@@ -163,12 +170,13 @@ pub fn policy(config: Option<&str>, sender_id: Option<String>) -> Result<Policy,
     Ok(policy)
 }
 
-/// Settings, policy and secret from the environment the SAM template sets. The webhook secret is
+/// Settings, policy and secret from the environment the SAM template sets, checked during init;
+/// the engine itself is built at the first invocation (see [`LazyEngine`]). The webhook secret is
 /// read from Secrets Manager (`FOLLOWUP_WEBHOOK_SECRET_NAME`), so it is never in the function's
 /// configuration: at the first webhook, not during init (see [`WebhookSecret`]); a function that
 /// verifies no webhook (cases, package-expiry) never reads it. `FOLLOWUP_WEBHOOK_SECRET`, when
 /// set, is used as it is (a local run).
-pub fn engine_from_env(function: Function) -> Result<(AwsEngine, WebhookSecret), BootError> {
+pub fn engine_from_env(function: Function) -> Result<(LazyEngine, WebhookSecret), BootError> {
     let settings = AwsSettings::from_env()?;
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let policy = policy(var("FOLLOWUP_CONFIG").as_deref(), var("FOLLOWUP_SMS_SENDER_ID"))?;
@@ -181,7 +189,62 @@ pub fn engine_from_env(function: Function) -> Result<(AwsEngine, WebhookSecret),
             (String::new(), WebhookSecret::from_secrets_manager(&config, name))
         }
     };
-    Ok((engine(&settings, &config, policy, secret, SystemClock), webhook_secret))
+    Ok((LazyEngine::new(settings, config, policy, secret), webhook_secret))
+}
+
+/// The engine over the AWS adapters, built at the first invocation and kept for the life of the
+/// instance.
+///
+/// Building it is building its DynamoDB, Scheduler and SNS clients, and each SDK client parses
+/// its crate's endpoint partitions (JSON, with their region regexes) when it is made: that was
+/// most of what held a cold init above 1.5x a hello-world's (docs/performance.md). What can be
+/// wrong in the environment (a setting, the region, the policy) is checked during init all the
+/// same, before the first `GET /next`. A build that fails (a client's configuration refused) fails
+/// that invocation with [`BootError::Clients`], logged and reported as `EngineUnavailable`; the
+/// next invocation builds again.
+pub struct LazyEngine {
+    parts: EngineParts,
+    engine: tokio::sync::OnceCell<AwsEngine>,
+}
+
+struct EngineParts {
+    settings: AwsSettings,
+    config: SdkConfig,
+    policy: Policy,
+    secret: String,
+}
+
+impl LazyEngine {
+    pub fn new(settings: AwsSettings, config: SdkConfig, policy: Policy, secret: String) -> LazyEngine {
+        LazyEngine { parts: EngineParts { settings, config, policy, secret }, engine: tokio::sync::OnceCell::new() }
+    }
+
+    /// The engine, built now if no invocation has built it yet.
+    pub async fn get(&self) -> Result<&AwsEngine, BootError> {
+        self.engine
+            .get_or_try_init(|| async {
+                let EngineParts { settings, config, policy, secret } = &self.parts;
+                // The SDK reports a configuration it refuses by panicking in `Client::new`; the
+                // release profile unwinds, so it is caught here and named.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine(settings, config, policy.clone(), secret.clone(), SystemClock)
+                }))
+                .map_err(|panic| {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic without a message");
+                    BootError::Clients(message.to_string())
+                })
+            })
+            .await
+    }
+
+    /// Whether an invocation has built the engine.
+    pub fn is_built(&self) -> bool {
+        self.engine.initialized()
+    }
 }
 
 /// The secret a function checks webhook signatures against.
@@ -251,23 +314,33 @@ pub async fn webhook_secret(client: &aws_sdk_secretsmanager::Client, name: &str)
     out.secret_string.filter(|s| !s.trim().is_empty()).ok_or_else(|| failed("the secret has no string value".into()))
 }
 
-/// The whole life of one function: JSON logs, the clients and the engine built once per cold
-/// start, then every invocation through [`dispatch_with`]. A boot failure (a missing setting, a
-/// bad policy) is an init error Lambda reports; a panic inside an invocation is caught by the
-/// runtime and reported as that invocation's error (the release profile unwinds).
+/// The whole life of one function: JSON logs and the settings checked during init, the clients
+/// and the engine built once per instance at its first invocation ([`LazyEngine`]), then every
+/// invocation through [`dispatch_with`]. A boot failure (a missing setting, a bad policy) is an
+/// init error Lambda reports; a panic inside an invocation is caught by the runtime and reported
+/// as that invocation's error (the release profile unwinds).
 pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     init_logging();
     followup::metrics::enable_emf(function.name());
     let (engine, secret) = engine_from_env(function)?;
     let (engine, secret) = (Arc::new(engine), Arc::new(secret));
     if connect_at_init() {
-        open_store_connection(&engine).await;
+        match engine.get().await {
+            Ok(built) => open_store_connection(built).await,
+            Err(e) => warn!(error = %e, "the engine could not be built during init"),
+        }
     }
-    info!(function = function.name(), "engine ready");
+    info!(function = function.name(), "ready");
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Invocation>| {
         let (engine, secret) = (Arc::clone(&engine), Arc::clone(&secret));
         // Boxed: the engine's future is deep enough to overflow rustc's layout query limit inline.
-        async move { Box::pin(dispatch_with(&engine, &secret, function, event.payload)).await }
+        async move {
+            let engine = engine.get().await.map_err(|e| {
+                error!(function = function.name(), error = %e, "invocation failed: the engine could not be built");
+                HandlerError::Engine(e)
+            })?;
+            Box::pin(dispatch_with(engine, &secret, function, event.payload)).await
+        }
     }))
     .await
 }
@@ -524,6 +597,56 @@ mod tests {
         let path = file.to_str().unwrap();
         assert_eq!(policy(Some(path), None).unwrap().sms.sender_id, "FromFile");
         assert_eq!(policy(Some(path), Some("AcmeHome".into())).unwrap().sms.sender_id, "AcmeHome", "the template's parameter wins");
+    }
+
+    fn settings() -> AwsSettings {
+        let arn = |name: &str| format!("arn:aws:lambda:us-east-1:123456789012:function:{name}");
+        AwsSettings {
+            table: "followup".into(),
+            schedule_group: "followup".into(),
+            scheduler_role_arn: "arn:aws:iam::123456789012:role/scheduler".into(),
+            timer_dlq_arn: "arn:aws:sqs:us-east-1:123456789012:timer-dlq".into(),
+            ops_topic_arn: "arn:aws:sns:us-east-1:123456789012:ops".into(),
+            targets: followup::adapters::aws::TimerTargets {
+                appointments: arn("appointments"),
+                cancellation_request: arn("cancellation-request"),
+                package_payment: arn("package-payment"),
+                package_expiry: arn("package-expiry"),
+            },
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+        }
+    }
+
+    /// The engine and its clients are built at the first invocation that asks for them, once.
+    #[tokio::test]
+    async fn the_engine_is_built_at_the_first_invocation_and_kept() {
+        let settings = settings();
+        let config = SdkConfig::builder()
+            .behavior_version(followup::adapters::aws::aws_config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .http_client(followup::adapters::aws::https_client())
+            .build();
+        let lazy = LazyEngine::new(settings, config, Policy::default(), "s".into());
+        assert!(!lazy.is_built(), "nothing is built during init");
+        let first: *const AwsEngine = lazy.get().await.expect("an engine");
+        assert!(lazy.is_built());
+        assert!(std::ptr::eq(first, lazy.get().await.expect("the same engine")), "built once");
+    }
+
+    /// A client configuration the SDK refuses (it panics in `Client::new`) fails the invocation
+    /// with a named error, and the next one tries again rather than meet a poisoned cell.
+    #[tokio::test]
+    async fn an_engine_that_cannot_be_built_fails_the_invocation_with_a_named_error() {
+        // No behaviour version: every SDK client refuses the configuration.
+        let config = SdkConfig::builder().region(aws_sdk_dynamodb::config::Region::new("us-east-1")).build();
+        let lazy = LazyEngine::new(settings(), config, Policy::default(), "s".into());
+        for _ in 0..2 {
+            let e = lazy.get().await.err().expect("a refused configuration");
+            assert!(matches!(e, BootError::Clients(_)), "{e}");
+            assert!(e.to_string().contains("SDK clients") && e.to_string().contains("behavior"), "{e}");
+            assert_eq!(Diagnostic::from(HandlerError::Engine(e)).error_type, "EngineUnavailable");
+            assert!(!lazy.is_built());
+        }
     }
 
     fn sample(name: &str) -> Value {
