@@ -37,6 +37,7 @@ mod options;
 mod quotas;
 mod replay;
 mod report;
+mod store;
 mod text;
 mod traffic;
 mod world;

@@ -1,13 +1,16 @@
-//! The engine's ports over SQLite, counting what each call would cost on AWS as it happens.
+//! The engine's ports over the month's store, counting what each call would cost on AWS as it happens.
 //!
-//! `Metered` wraps the real `SqliteStore` and passes every call through; on the way it
+//! `Metered` wraps the real store (in memory or SQLite, `store::SimStore`) and passes every call
+//! through; on the way it
 //! counts the DynamoDB, Scheduler and SNS calls that `docs/dynamodb.md` says the AWS
 //! adapters make for the same port call, sized from the real documents. Nothing is
 //! estimated from averages: a stream read costs what that stream's last committed doc
 //! weighs, a transaction what its items weigh.
 
 use super::observe::{Observed, Rate};
-use followup::adapters::local::SqliteStore;
+use super::store::SimStore;
+use super::world::NOW;
+use chrono::{DateTime, Utc};
 use followup::adapters::packed;
 use followup::domain::commands::CommandBody;
 use followup::domain::effects::{Command, Effect, Sms, TimerRef, TimerSpec};
@@ -97,26 +100,111 @@ pub struct Tally {
     pub gave_up: Vec<String>,
     /// When each call happened, and what the what-if report reads beside the totals.
     pub observed: Observed,
-    /// Stream key → (doc size, earliest timer): what the next read of it costs and whether the
-    /// next write moves it in the `due` GSI.
-    streams: HashMap<String, (usize, Option<i64>)>,
+    /// Stream key → earliest timer: whether the next write moves it in the `due` GSI.
+    dues: HashMap<String, Option<i64>>,
+    /// Stream key → (doc size, waits on a timer): what the next read of it costs. Kept by the
+    /// sizing thread (see [`Sizer`]).
+    streams: HashMap<String, (usize, bool)>,
 }
 
-/// The ports of the simulated engine: SQLite underneath, a tally beside it.
+/// The ports of the simulated engine: the store underneath, a tally beside it.
 #[derive(Debug, Clone)]
 pub struct Metered {
-    pub inner: SqliteStore,
+    pub inner: SimStore,
     tally: Arc<Mutex<Tally>>,
+    sizer: Arc<Sizer>,
 }
 
 impl Metered {
-    pub fn new(inner: SqliteStore) -> Metered {
-        Metered { inner, tally: Arc::default() }
+    pub fn new(inner: SimStore) -> Metered {
+        let tally = Arc::<Mutex<Tally>>::default();
+        Metered { inner, sizer: Arc::new(Sizer::start(Arc::clone(&tally))), tally }
     }
 
+    /// The counts so far. What depends on the size of a stream item (write and read units, doc
+    /// sizes, the per-stream write figures) is counted behind, on the sizing thread, until
+    /// [`Metered::settle`].
     pub fn tally(&self) -> MutexGuard<'_, Tally> {
-        // Counters hold no invariant a panicking holder could have broken half-way.
-        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.tally)
+    }
+
+    /// Waits until the sizing thread has counted every call made so far.
+    pub fn settle(&self) {
+        self.sizer.settle();
+    }
+}
+
+fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
+    // Counters hold no invariant a panicking holder could have broken half-way.
+    tally.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Sizes stream items on a thread of its own: deflating every committed doc and effect list as
+/// the AWS adapter stores them is most of the meter's work, and the month's own thread has the
+/// engine to run. Jobs are counted in the order the engine made the calls (one channel), so a
+/// read is sized by the doc of the commit before it, as it would be inline.
+#[derive(Debug)]
+struct Sizer {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+enum Job {
+    /// A commit's stream and effects, and whether the store took it.
+    Commit {
+        at: Option<DateTime<Utc>>,
+        counted: Sized,
+        stream: Snapshot,
+        effects: Vec<PendingEffect>,
+        took: bool,
+    },
+    /// A `GetItem` of a stream.
+    Load {
+        key: String,
+    },
+    Settle(std::sync::mpsc::SyncSender<()>),
+}
+
+impl Sizer {
+    fn start(tally: Arc<Mutex<Tally>>) -> Sizer {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        // Ends when the last `Metered` clone drops the sender.
+        std::thread::Builder::new()
+            .name("simulate-meter".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Job::Commit { at, counted, stream, effects, took } => {
+                            let doc = DocSizes::of(&stream, &effects, &counted.key);
+                            let mut t = lock(&tally);
+                            match at {
+                                Some(at) => NOW.sync_scope(at, || t.sized(counted, doc, took)),
+                                None => t.sized(counted, doc, took),
+                            }
+                        }
+                        Job::Load { key } => {
+                            let mut t = lock(&tally);
+                            let size = t.streams.get(&key).map_or(0, |(doc, due)| stream_item(&key, *doc, *due));
+                            t.aws.read_units += read_units(size);
+                        }
+                        Job::Settle(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .expect("starting the meter's sizing thread");
+        Sizer { jobs }
+    }
+
+    fn send(&self, job: Job) {
+        // The thread only stops when every sender is gone, or by a panic, which the month reports.
+        let _ = self.jobs.send(job);
+    }
+
+    fn settle(&self) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.send(Job::Settle(done));
+        let _ = wait.recv();
     }
 }
 
@@ -212,30 +300,31 @@ fn new_lines(commit: &Commit, t: &Tally) -> Vec<followup::domain::records::case:
 
 /// What a commit weighs and which cases it leaves how, measured before the store takes it.
 struct Counted {
-    key: String,
-    /// The snapshot as JSON, and packed as the stream item stores it.
-    json: usize,
-    doc: usize,
-    due: Option<i64>,
-    /// Sizes of the delivery (with the commit's effects), index and daily SMS counter items (the
-    /// stream item is sized from `doc`).
-    items: Vec<usize>,
+    /// What the sizing thread needs beside the doc.
+    sized: Sized,
     /// How many of `items` are daily SMS counters.
     counters: u64,
     /// Index items that enter the `subjects` GSI.
     grouped: u64,
-    /// The delivery record's size when it carries effects (it enters the `pending` GSI).
-    pending_record: Option<usize>,
+    /// The commit carries effects: its delivery record enters the `pending` GSI.
+    pending: bool,
     cases: Vec<(String, CaseSummary)>,
     /// Effects about a case (not a subject): states / operations on the orchestrators.
     case_effects: u64,
 }
 
+/// A commit's items, sized but for its stream doc and effects.
+struct Sized {
+    key: String,
+    due: Option<i64>,
+    /// Sizes of the delivery (before the commit's effects are added to it), index and daily SMS
+    /// counter items (the stream item is sized from the doc).
+    items: Vec<usize>,
+}
+
 impl Counted {
     fn of(commit: &Commit) -> Counted {
         let key = commit.stream.key.to_string();
-        // Serialising a snapshot cannot fail: the store serialises the same value.
-        let json = serde_json::to_string(&commit.stream).unwrap_or_default();
         let d = &commit.delivery;
         let mut items = vec![
             KEY_OVERHEAD
@@ -260,11 +349,6 @@ impl Counted {
             grouped += u64::from(g);
         }
         items.extend(commit.sms_counts.iter().map(|c| sms_counter_item(&c.phone)));
-        let pending_record = (!commit.effects.is_empty()).then(|| {
-            let json = serde_json::to_string(&commit.effects).unwrap_or_default();
-            items[0] += delivery_effects(packed::pack(&json).len(), &key);
-            items[0]
-        });
         let cases = commit
             .stream
             .cases
@@ -290,17 +374,34 @@ impl Counted {
             })
             .count() as u64;
         Counted {
-            json: json.len(),
-            doc: packed::pack(&json).len(),
-            due: commit.stream.next_due().map(|d| d.timestamp_millis()),
-            key,
-            items,
+            sized: Sized { key, due: commit.stream.next_due().map(|d| d.timestamp_millis()), items },
             counters: commit.sms_counts.len() as u64,
             grouped,
-            pending_record,
+            pending: !commit.effects.is_empty(),
             cases,
             case_effects,
         }
+    }
+}
+
+/// The stream doc and the effects packed as the AWS adapter stores them: the sizing thread's work.
+struct DocSizes {
+    /// The snapshot as JSON, and packed as the stream item stores it.
+    json: usize,
+    doc: usize,
+    /// The effects' JSON packed, as the delivery record carries them (none: no effects).
+    effects: Option<usize>,
+}
+
+impl DocSizes {
+    fn of(stream: &Snapshot, effects: &[PendingEffect], key: &str) -> DocSizes {
+        // Serialising a snapshot or effects cannot fail: the store serialises the same values.
+        let json = serde_json::to_string(stream).unwrap_or_default();
+        let effects = (!effects.is_empty()).then(|| {
+            let json = serde_json::to_string(effects).unwrap_or_default();
+            delivery_effects(packed::pack(&json).len(), key)
+        });
+        DocSizes { json: json.len(), doc: packed::pack(&json).len(), effects }
     }
 }
 
@@ -320,31 +421,25 @@ impl Tally {
     /// Durable functions: every checkpointed operation is billed. An input reaching a case
     /// completes a wait or a callback: 1; each effect is a step (SMS, command) or a wait
     /// (timer): 1; a cancelled timer is not an operation; opening a case is the execution's start: 1.
-    fn commit(&mut self, c: Counted) {
+    ///
+    /// Returns what is left to count once the doc is sized (see [`Tally::sized`]).
+    fn commit(&mut self, c: Counted) -> Sized {
         self.commits += 1;
-        let stream = stream_item(&c.key, c.doc, c.due.is_some());
         self.aws.dynamodb_transact_write += 1;
-        self.aws.dynamodb_transact_items += 1 + c.items.len() as u64;
+        self.aws.dynamodb_transact_items += 1 + c.sized.items.len() as u64;
         self.aws.sms_counter_writes += c.counters;
-        self.aws.write_units += 2 * write_units(stream) + c.items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
         // Expiry index items enter the `subjects` GSI.
         self.aws.gsi_write_units += c.grouped;
-        if let Some(record) = c.pending_record {
-            // The delivery record enters the `pending` GSI (projection ALL); once its effects are
-            // performed the engine marks them all done in one `UpdateItem`, which takes it out.
-            // Every effect succeeds in the simulation, so that is the path every commit takes.
-            self.aws.gsi_write_units += 2 * write_units(record);
+        if c.pending {
+            // Once its effects are performed the engine marks them all done in one `UpdateItem`
+            // (sized with the doc). Every effect succeeds in the simulation, so that is the path
+            // every commit takes.
             self.aws.dynamodb_update_item += 1;
-            self.aws.write_units += write_units(record);
         }
-        self.observed.write(&c.key, 2 * write_units(stream), c.pending_record.map_or(0, |r| 2 * write_units(r)));
-        self.aws.stream_doc_bytes_written += c.json as u64;
-        self.aws.stream_docz_bytes_written += c.doc as u64;
-        self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(c.json as u64);
-        self.aws.largest_stream_docz = self.aws.largest_stream_docz.max(c.doc as u64);
         // The `due` GSI (KEYS_ONLY): an entry written, moved (delete + put) or removed.
-        let before = self.streams.insert(c.key, (c.doc, c.due)).and_then(|(_, d)| d);
-        self.aws.gsi_write_units += match (before, c.due) {
+        let due = c.sized.due;
+        let before = self.dues.insert(c.sized.key.clone(), due).flatten();
+        self.aws.gsi_write_units += match (before, due) {
             (None, None) => 0,
             (Some(a), Some(b)) if a == b => 0,
             (Some(_), Some(_)) => 2,
@@ -366,6 +461,35 @@ impl Tally {
         }
         self.sfn_transitions += 2 * touched + c.case_effects + 2 * opened;
         self.durable_ops += touched + c.case_effects + opened;
+        c.sized
+    }
+
+    /// The write units of a commit, once its doc and effects are sized (on the sizing thread).
+    /// A transaction the store refused is charged the units it attempted.
+    fn sized(&mut self, c: Sized, doc: DocSizes, took: bool) {
+        if !took {
+            self.aws.write_units += 2 * (c.items.len() as u64 + write_units(stream_item(&c.key, doc.doc, false)));
+            return;
+        }
+        let mut items = c.items;
+        let pending_record = doc.effects.map(|effects| {
+            items[0] += effects;
+            items[0]
+        });
+        let stream = stream_item(&c.key, doc.doc, c.due.is_some());
+        self.aws.write_units += 2 * write_units(stream) + items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
+        if let Some(record) = pending_record {
+            // The delivery record enters the `pending` GSI (projection ALL), and the one
+            // `UpdateItem` marking its effects done takes it out.
+            self.aws.gsi_write_units += 2 * write_units(record);
+            self.aws.write_units += write_units(record);
+        }
+        self.observed.write(&c.key, 2 * write_units(stream), pending_record.map_or(0, |r| 2 * write_units(r)));
+        self.aws.stream_doc_bytes_written += doc.json as u64;
+        self.aws.stream_docz_bytes_written += doc.doc as u64;
+        self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(doc.json as u64);
+        self.aws.largest_stream_docz = self.aws.largest_stream_docz.max(doc.doc as u64);
+        self.streams.insert(c.key, (doc.doc, c.due.is_some()));
     }
 }
 
@@ -391,12 +515,8 @@ impl CaseStore for Metered {
     }
 
     async fn load(&self, key: &SubjectKey) -> Result<Option<Snapshot>, StoreError> {
-        {
-            let mut t = self.tally();
-            let size = t.streams.get(&key.to_string()).map_or(0, |(doc, due)| stream_item(&key.to_string(), *doc, due.is_some()));
-            t.aws.dynamodb_get_item += 1;
-            t.aws.read_units += read_units(size);
-        }
+        self.tally().aws.dynamodb_get_item += 1;
+        self.sizer.send(Job::Load { key: key.to_string() });
         self.inner.load(key).await
     }
 
@@ -425,19 +545,20 @@ impl CaseStore for Metered {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
         let lines = new_lines(&commit, &self.tally());
+        let (stream, effects) = (commit.stream.clone(), commit.effects.clone());
         let result = self.inner.commit(commit).await;
-        let mut t = self.tally();
-        match &result {
-            Ok(()) => {
+        let took = result.is_ok();
+        let sized = {
+            let mut t = self.tally();
+            if took {
                 t.observed.timeline(&lines);
                 t.commit(counted)
-            }
-            Err(_) => {
-                // A cancelled transaction is charged the units it attempted.
+            } else {
                 t.aws.dynamodb_transact_write += 1;
-                t.aws.write_units += 2 * (counted.items.len() as u64 + write_units(stream_item(&counted.key, counted.doc, false)));
+                counted.sized
             }
-        }
+        };
+        self.sizer.send(Job::Commit { at: NOW.try_with(|t| *t).ok(), counted: sized, stream, effects, took });
         result
     }
 
@@ -499,9 +620,9 @@ impl Timers for Metered {
 }
 
 impl SmsSender for Metered {
-    /// As the SQLite outbox does; on DynamoDB the effect is marked done with the rest of its
+    /// As the embedded outboxes do; on DynamoDB the effect is marked done with the rest of its
     /// commit, counted with the commit.
-    const MARKS_DONE: bool = <SqliteStore as SmsSender>::MARKS_DONE;
+    const MARKS_DONE: bool = <SimStore as SmsSender>::MARKS_DONE;
 
     async fn send(&self, effect_id: &str, sms: &Sms) -> Result<(), EffectError> {
         self.inner.send(effect_id, sms).await?;
@@ -516,7 +637,7 @@ impl SmsSender for Metered {
 }
 
 impl CommandBus for Metered {
-    const MARKS_DONE: bool = <SqliteStore as CommandBus>::MARKS_DONE;
+    const MARKS_DONE: bool = <SimStore as CommandBus>::MARKS_DONE;
 
     async fn publish(&self, effect_id: &str, command: &Command) -> Result<(), EffectError> {
         self.inner.publish(effect_id, command).await?;
@@ -555,7 +676,7 @@ mod tests {
     /// and a `Put` per number counted in the commit's transaction (2 write units: under 1 KB).
     #[tokio::test]
     async fn the_daily_sms_counter_costs_a_read_per_number_and_two_write_units_per_commit() {
-        let m = Metered::new(SqliteStore::open_in_memory().expect("open"));
+        let m = Metered::new(SimStore::Memory(Default::default()));
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         let mona = "+201001234567".to_string();
         m.sms_counts(&[mona.clone(), "+201009876543".into(), mona.clone()], day).await.expect("counts");
@@ -565,11 +686,13 @@ mod tests {
         }
 
         m.commit(commit("O1", vec![])).await.expect("commit");
+        m.settle();
         let (units, items) = {
             let t = m.tally();
             (t.aws.write_units, t.aws.dynamodb_transact_items)
         };
         m.commit(commit("O2", vec![SmsCount { phone: mona.clone(), day, held: 0, count: 1 }])).await.expect("commit");
+        m.settle();
         let t = m.tally();
         assert_eq!(t.aws.write_units - units, units + 2, "the same commit again, and the counter");
         assert_eq!(t.aws.dynamodb_transact_items - items, items + 1);

@@ -158,6 +158,7 @@ impl<'a> Month<'a> {
                 (self.virtual_now - self.world.start).num_seconds() as f64 / (expected_end - self.world.start).num_seconds() as f64;
             self.draw_progress(fraction, false);
         }
+        self.world.meter.settle();
         self.draw_progress(1.0, true);
         self.progress.finish();
         self.counts.reopens = self.reopened.len() as u64;
@@ -325,6 +326,7 @@ impl SweepFigures {
     async fn run(&mut self, engine: &Arc<SimEngine>, cal: &Calendar, midnight: DateTime<Utc>) -> anyhow::Result<()> {
         let day = cal.local_date(midnight) - Duration::days(1);
         let units = |e: &Arc<SimEngine>| {
+            e.store.settle();
             let t = e.store.tally();
             (t.aws.read_units, t.aws.dynamodb_query)
         };

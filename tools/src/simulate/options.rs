@@ -31,7 +31,7 @@ pub struct SimulateArgs {
     /// First day of the month, local
     #[arg(long, value_name = "YYYY-MM-DD", default_value_t = first_day())]
     start: NaiveDate,
-    /// Keep the SQLite store there (must not hold one yet) [default: a temporary directory, removed afterwards]
+    /// Run the month on a SQLite store there, kept afterwards (must not hold one yet) [default: an in-memory store]
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
     /// Streams decided at once

@@ -1,16 +1,17 @@
-//! The world a month runs in: the real engine on a fresh SQLite store, its ports metered as AWS
-//! would bill them, and a virtual clock that gives each input its own instant.
+//! The world a month runs in: the real engine on a fresh store (in memory, or SQLite), its ports
+//! metered as AWS would bill them, and a virtual clock that gives each input its own instant.
 
 use super::meter::Metered;
 use super::options::Options;
+use super::store::SimStore;
 use anyhow::Context;
 use chrono::{DateTime, NaiveTime, Utc};
 use followup::adapters::local::SqliteStore;
+use followup::adapters::memory::MemoryStore;
 use followup::domain::calendar::Calendar;
 use followup::domain::policy::Policy;
 use followup::engine::Engine;
 use followup::ports::{Clock, Ports};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The webhook secret of the simulated senders (never leaves the process).
@@ -18,7 +19,7 @@ pub(super) const SECRET: &str = "simulate-secret";
 
 pub(super) type SimEngine = Engine<SimPorts>;
 
-/// The simulated engine's ports: SQLite metered as AWS would bill it, on the per-input clock.
+/// The simulated engine's ports: the store metered as AWS would bill it, on the per-input clock.
 pub(super) enum SimPorts {}
 
 impl Ports for SimPorts {
@@ -64,26 +65,20 @@ pub(super) struct World {
     pub cal: Calendar,
     /// Local midnight of the month's first day.
     pub start: DateTime<Utc>,
-    /// Last, so the store is closed before its temporary directory goes.
-    _cleanup: Cleanup,
 }
 
 impl World {
-    /// The engine deciding by `policy` over a fresh store in `--data-dir` (else a temporary one),
-    /// its clock at the month's first local midnight. Each call builds a world of its own, so two
-    /// policies can run the same month side by side.
+    /// The engine deciding by `policy` over a fresh store: SQLite in `--data-dir` when given, else
+    /// in memory; its clock at the month's first local midnight. Each call builds a world of its
+    /// own, so two policies can run the same month side by side.
     pub(super) fn build(opts: &Options, policy: Policy) -> anyhow::Result<World> {
-        let (dir, cleanup) = match &opts.data_dir {
+        let store = match &opts.data_dir {
             Some(d) => {
                 anyhow::ensure!(!d.join("followup.db").exists(), "{} already holds a store; give a new --data-dir", d.display());
-                (d.clone(), Cleanup(None))
+                SimStore::Sqlite(SqliteStore::open(d).with_context(|| format!("opening data dir {}", d.display()))?)
             }
-            None => {
-                let d = temp_data_dir();
-                (d.clone(), Cleanup(Some(d)))
-            }
+            None => SimStore::Memory(MemoryStore::new()),
         };
-        let store = SqliteStore::open(&dir).with_context(|| format!("opening data dir {}", dir.display()))?;
         let meter = Metered::new(store);
         let cal = policy.calendar.clone();
         let start = cal.at(opts.start, NaiveTime::MIN);
@@ -98,33 +93,6 @@ impl World {
             secret: SECRET.into(),
             locks: Default::default(),
         });
-        Ok(World { engine, meter, clock, cal, start, _cleanup: cleanup })
-    }
-}
-
-/// The policy of `FOLLOWUP_CONFIG`, else SPEC's.
-pub(super) fn policy_from_env() -> anyhow::Result<Policy> {
-    Ok(match std::env::var("FOLLOWUP_CONFIG") {
-        Ok(path) if !path.is_empty() => Policy::load(&path)?,
-        _ => Policy::default(),
-    })
-}
-
-/// A fresh directory for the store: tmpfs when the machine has one.
-fn temp_data_dir() -> PathBuf {
-    let shm = PathBuf::from("/dev/shm");
-    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    base.join(format!("followup-simulate-{}-{nanos}", std::process::id()))
-}
-
-/// Removes the temporary store however the run ends.
-struct Cleanup(Option<PathBuf>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.0 {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+        Ok(World { engine, meter, clock, cal, start })
     }
 }
