@@ -28,6 +28,7 @@
 mod bill;
 mod capacity;
 mod compare;
+mod floor;
 mod html;
 mod inputs;
 mod meter;
@@ -118,7 +119,10 @@ async fn simulate(
     started: Instant,
 ) -> anyhow::Result<Report> {
     let world = World::build(opts, policy)?;
-    let ran = Month::new(&world, opts, plan, started).run().await?;
+    let mut ran = Month::new(&world, opts, plan, started).run().await?;
+    let decided = std::mem::take(&mut ran.decided);
+    ran.floor = Some(floor::measure(&decided, &world.engine.policy, &world.engine.store.inner).await?);
+    drop(decided);
     let end = Ending::read(&world).await?;
     Ok(Report::build(opts, name, &world, ran, &end))
 }

@@ -2,6 +2,7 @@
 //! `Engine::webhook`, a dashboard read of a case, or a timer fired from the store, each at its
 //! own instant; and the queue the planned ones wait in.
 
+use super::floor::Decided;
 use super::traffic::{self, Scheduled, Step};
 use super::world::{SimEngine, NOW, SECRET};
 use anyhow::bail;
@@ -60,6 +61,8 @@ pub(super) struct Done {
     pub ms: f64,
     pub kind: Kind,
     pub refused: Option<String>,
+    /// What the engine decided on, for the decide-only floor (a case view decides nothing).
+    pub decided: Option<Decided>,
 }
 
 /// What an input was, for the run's counters.
@@ -103,7 +106,7 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
             engine.store.tally().observed.lambda(at, started.elapsed().as_secs_f64() * 1e3);
             let refused =
                 (reply.status != 200).then(|| format!("case view {} {}", reply.status, reply.body["error"]["code"].as_str().unwrap_or("")));
-            Ok(Done { function: "cases", ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::View, refused })
+            Ok(Done { function: "cases", ms: started.elapsed().as_secs_f64() * 1e3, kind: Kind::View, refused, decided: None })
         }
         Work::Request(step) => {
             let cal = &engine.policy.calendar;
@@ -130,7 +133,8 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
             if let (Step::Call { case_id, answered: true, .. }, 202) = (&step, reply.status) {
                 t.observed.reached.insert(case_id.clone());
             }
-            Ok(Done { function: route_function(route), ms, kind: Kind::Webhook, refused })
+            let decided = Some(Decided::Webhook { at, route, body });
+            Ok(Done { function: route_function(route), ms, kind: Kind::Webhook, refused, decided })
         }
         Work::Timer(spec) => {
             let refused = match NOW.scope(at, engine.fire_timer(&spec)).await {
@@ -147,7 +151,8 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
             }
             // On AWS the schedule deletes itself after it ran (`ActionAfterCompletion: DELETE`).
             engine.store.inner.remove_timer(&spec.timer.name()).await?;
-            Ok(Done { function: timer_function(&spec), ms, kind: Kind::Timer, refused })
+            let function = timer_function(&spec);
+            Ok(Done { function, ms, kind: Kind::Timer, refused, decided: Some(Decided::Timer { at, spec }) })
         }
     }
 }

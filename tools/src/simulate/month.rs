@@ -3,6 +3,7 @@
 //! waiting; and the sweeps of every local midnight.
 
 use super::bill::{self, Invocations};
+use super::floor::{Decided, Floor};
 use super::inputs::{self, Kind, Queue, Work};
 use super::options::Options;
 use super::traffic::{self, Scheduled, Step};
@@ -85,6 +86,10 @@ pub(super) struct Ran {
     pub wall_seconds: f64,
     /// Planned inputs still waiting when the clock stopped.
     pub left_over_inputs: u64,
+    /// Every input the engine decided on, in the order it did, for the decide-only floor.
+    pub decided: Vec<Decided>,
+    /// The floor, once measured.
+    pub floor: Option<Floor>,
 }
 
 /// The month in progress.
@@ -102,6 +107,7 @@ pub(super) struct Month<'a> {
     virtual_now: DateTime<Utc>,
     started: Instant,
     progress: Progress,
+    decided: Vec<Decided>,
 }
 
 impl<'a> Month<'a> {
@@ -135,6 +141,7 @@ impl<'a> Month<'a> {
             virtual_now: world.start,
             started,
             progress: Progress { last: Instant::now(), drawn: false },
+            decided: Vec::new(),
         }
     }
 
@@ -167,6 +174,8 @@ impl<'a> Month<'a> {
             left_over_inputs: self.queue.len() as u64,
             virtual_now: self.virtual_now,
             counts: self.counts,
+            decided: self.decided,
+            floor: None,
         })
     }
 
@@ -255,6 +264,7 @@ impl<'a> Month<'a> {
             if let Some(inv) = counts.lambda.get_mut(done.function) {
                 inv.add(done.ms, 1);
             }
+            self.decided.extend(done.decided);
         }
         Ok(())
     }

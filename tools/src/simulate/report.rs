@@ -105,6 +105,12 @@ impl Report {
                 "start": opts.start.to_string(), "virtual_end": world.cal.rfc3339(ran.virtual_now), "concurrency": opts.concurrency,
                 "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },
                 "wall_seconds": (ran.wall_seconds * 100.0).round() / 100.0,
+                "store": world.meter.inner.name(),
+                "decide_only_floor": ran.floor.as_ref().map(|f| json!({
+                    "seconds": (f.seconds * 1000.0).round() / 1000.0, "inputs": f.inputs, "decisions": f.decisions,
+                    "streams": f.streams, "streams_differing": f.streams_differing,
+                    "month_over_floor": (ran.wall_seconds / f.seconds.max(1e-9) * 10.0).round() / 10.0,
+                })),
                 "data_dir": opts.data_dir.as_ref().map(|d| d.display().to_string()),
                 "batches": c.batches, "mean_batch": (c.batched as f64 / c.batches.max(1) as f64 * 100.0).round() / 100.0,
                 "planned_inputs": c.planned, "webhooks": c.webhooks, "timers_fired": c.timers_fired,

@@ -80,6 +80,18 @@ impl Report {
                 r["virtual_end"].as_str().unwrap_or(""),
             ),
         );
+        if let Some(f) = r["decide_only_floor"].as_object() {
+            out.push_str(&format!(
+                "month: {:.2} s; decide-only floor: {:.2} s ({:.1}x; {} decisions, {} of {} streams differing from the {} store)\n",
+                r["wall_seconds"].as_f64().unwrap_or(0.0),
+                f["seconds"].as_f64().unwrap_or(0.0),
+                f["month_over_floor"].as_f64().unwrap_or(0.0),
+                n(&f["decisions"]),
+                n(&f["streams_differing"]),
+                n(&f["streams"]),
+                r["store"].as_str().unwrap_or(""),
+            ));
+        }
         let refusals = r["refusals"].as_object().cloned().unwrap_or_default();
         if !refusals.is_empty() {
             out.push_str("refused inputs:\n");
