@@ -252,6 +252,46 @@ fn with_every_call_report_lost_every_case_still_ends_on_its_timers() {
     }
 }
 
+/// The month's store does not change what it counts: the same seed on the in-memory store (the
+/// default) and on SQLite (`--data-dir`) gives the same cases, SMS, commands, AWS calls and units
+/// and bills but for the Lambda compute line, which is measured handler time. On both the
+/// decide-only floor decided against every state the store ended with.
+#[test]
+fn the_in_memory_store_and_sqlite_count_the_same_month() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data").display().to_string();
+    let args = ["--appointments", "300", "--packages", "60", "--seed", "11"];
+    let memory = simulate_month(&args, &[]);
+    let sqlite = simulate_month(&args, &["--data-dir", &data_dir]);
+    assert_eq!((memory["run"]["store"].as_str(), sqlite["run"]["store"].as_str()), (Some("memory"), Some("sqlite")));
+    for part in ["cases", "sms", "commands"] {
+        assert_eq!(memory[part], sqlite[part], "{part} differ between the stores");
+    }
+    for run in ["webhooks", "timers_fired", "case_views", "reopens", "commits", "refusals", "outbox_sms", "outbox_commands"] {
+        assert_eq!(memory["run"][run], sqlite["run"][run], "run.{run} differs between the stores");
+    }
+    for aws in ["dynamodb", "scheduler", "sns_publishes", "http_api_requests", "step_functions_transitions", "durable_operations"] {
+        assert_eq!(memory["aws"][aws], sqlite["aws"][aws], "aws.{aws} differs between the stores");
+    }
+    let invocations = |month: &Value| -> Vec<(String, u64)> {
+        let lambda = month["aws"]["lambda"].as_object().expect("lambda functions");
+        lambda.iter().map(|(f, inv)| (f.clone(), count(inv, &["count"]))).collect()
+    };
+    assert_eq!(invocations(&memory), invocations(&sqlite));
+    for design in ["this_design", "step_functions_standard", "lambda_durable_functions"] {
+        let lines = |month: &Value| -> Vec<Value> {
+            let all = month["bills"][design]["lines"].as_array().expect("bill lines");
+            all.iter().filter(|l| l["item"] != "Lambda compute").cloned().collect()
+        };
+        assert_eq!(lines(&memory), lines(&sqlite), "the {design} bill differs between the stores");
+    }
+    for month in [&memory, &sqlite] {
+        let floor = &month["run"]["decide_only_floor"];
+        assert_eq!(count(floor, &["streams_differing"]), 0, "{floor}");
+        assert!(count(floor, &["inputs"]) == count(month, &["run", "webhooks"]) + count(month, &["run", "timers_fired"]), "{floor}");
+    }
+}
+
 /// A policy file in a fresh directory (kept until the test's `TempDir` goes).
 fn policy_file(dir: &tempfile::TempDir, name: &str, toml: &str) -> String {
     let path = dir.path().join(name);

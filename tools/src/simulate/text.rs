@@ -82,7 +82,7 @@ impl Report {
         );
         if let Some(f) = r["decide_only_floor"].as_object() {
             out.push_str(&format!(
-                "month: {:.2} s; decide-only floor: {:.2} s ({:.1}x; {} decisions, {} of {} streams differing from the {} store)\n",
+                "month: {:.2} s; decide-only floor: {:.2} s ({:.1}×; {} decisions, {} of {} streams differing from the {} store)\n",
                 r["wall_seconds"].as_f64().unwrap_or(0.0),
                 f["seconds"].as_f64().unwrap_or(0.0),
                 f["month_over_floor"].as_f64().unwrap_or(0.0),
