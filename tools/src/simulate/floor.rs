@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 /// One input the month sent to the engine, at its instant.
 pub(super) enum Decided {
-    Webhook { at: DateTime<Utc>, route: Route, body: Vec<u8> },
+    Webhook { at: DateTime<Utc>, route: Route, body: Box<[u8]> },
     Timer { at: DateTime<Utc>, spec: TimerSpec },
 }
 

@@ -133,7 +133,7 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
             if let (Step::Call { case_id, answered: true, .. }, 202) = (&step, reply.status) {
                 t.observed.reached.insert(case_id.clone());
             }
-            let decided = Some(Decided::Webhook { at, route, body });
+            let decided = Some(Decided::Webhook { at, route, body: body.into_boxed_slice() });
             Ok(Done { function: route_function(route), ms, kind: Kind::Webhook, refused, decided })
         }
         Work::Timer(spec) => {

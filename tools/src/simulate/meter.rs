@@ -102,9 +102,6 @@ pub struct Tally {
     pub observed: Observed,
     /// Stream key → earliest timer: whether the next write moves it in the `due` GSI.
     dues: HashMap<String, Option<i64>>,
-    /// Stream key → (doc size, waits on a timer): what the next read of it costs. Kept by the
-    /// sizing thread (see [`Sizer`]).
-    streams: HashMap<String, (usize, bool)>,
 }
 
 /// The ports of the simulated engine: the store underneath, a tally beside it.
@@ -141,13 +138,21 @@ fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
 
 /// Sizes stream items on a thread of its own: deflating every committed doc and effect list as
 /// the AWS adapter stores them is most of the meter's work, and the month's own thread has the
-/// engine to run. Jobs are counted in the order the engine made the calls (one channel), so a
-/// read is sized by the doc of the commit before it, as it would be inline.
+/// engine to run. Jobs are counted in the order the engine made the calls (one queue), so a read
+/// is sized by the doc of the commit before it, as it would be inline. They are handed over
+/// [`HANDOVER`] at a time (a wake-up of the thread per call cost more than the sizing it saved),
+/// and handed back to be dropped on the month's thread, which made them: freeing the month's
+/// allocations on this thread had the two contend for the allocator's lock at every commit.
 #[derive(Debug)]
 struct Sizer {
-    jobs: std::sync::mpsc::Sender<Job>,
+    jobs: std::sync::mpsc::Sender<Vec<Job>>,
+    waiting: Mutex<Vec<Job>>,
+    spent: Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
 }
 
+const HANDOVER: usize = 256;
+
+#[derive(Debug)]
 enum Job {
     /// A commit's stream and effects, and whether the store took it.
     Commit {
@@ -166,44 +171,58 @@ enum Job {
 
 impl Sizer {
     fn start(tally: Arc<Mutex<Tally>>) -> Sizer {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let (jobs, queue) = std::sync::mpsc::channel::<Vec<Job>>();
+        let (done_with, spent) = std::sync::mpsc::channel::<Vec<Job>>();
         // Ends when the last `Metered` clone drops the sender.
         std::thread::Builder::new()
             .name("simulate-meter".into())
             .spawn(move || {
-                for job in queue {
-                    match job {
-                        Job::Commit { at, counted, stream, effects, took } => {
-                            let doc = DocSizes::of(&stream, &effects, &counted.key);
-                            let mut t = lock(&tally);
-                            match at {
-                                Some(at) => NOW.sync_scope(at, || t.sized(counted, doc, took)),
-                                None => t.sized(counted, doc, took),
+                let mut sizes = Sizes::default();
+                for jobs in queue {
+                    for job in &jobs {
+                        match job {
+                            Job::Commit { at, counted, stream, effects, took } => {
+                                sizes.commit(*at, counted, DocSizes::of(stream, effects, &counted.key), *took)
+                            }
+                            Job::Load { key } => sizes.load(key),
+                            Job::Settle(done) => {
+                                sizes.settle(&mut lock(&tally));
+                                let _ = done.send(());
                             }
                         }
-                        Job::Load { key } => {
-                            let mut t = lock(&tally);
-                            let size = t.streams.get(&key).map_or(0, |(doc, due)| stream_item(&key, *doc, *due));
-                            t.aws.read_units += read_units(size);
-                        }
-                        Job::Settle(done) => {
-                            let _ = done.send(());
-                        }
                     }
+                    let _ = done_with.send(jobs);
                 }
             })
             .expect("starting the meter's sizing thread");
-        Sizer { jobs }
+        Sizer { jobs, waiting: Mutex::new(Vec::with_capacity(HANDOVER)), spent: Mutex::new(spent) }
     }
 
     fn send(&self, job: Job) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        waiting.push(job);
+        if waiting.len() >= HANDOVER {
+            self.hand_over(&mut waiting);
+        }
+    }
+
+    fn hand_over(&self, waiting: &mut Vec<Job>) {
+        let jobs = std::mem::replace(waiting, Vec::with_capacity(HANDOVER));
         // The thread only stops when every sender is gone, or by a panic, which the month reports.
-        let _ = self.jobs.send(job);
+        let _ = self.jobs.send(jobs);
+        let spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Ok(jobs) = spent.try_recv() {
+            drop(jobs);
+        }
     }
 
     fn settle(&self) {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
-        self.send(Job::Settle(done));
+        {
+            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            waiting.push(Job::Settle(done));
+            self.hand_over(&mut waiting);
+        }
         let _ = wait.recv();
     }
 }
@@ -314,6 +333,7 @@ struct Counted {
 }
 
 /// A commit's items, sized but for its stream doc and effects.
+#[derive(Debug)]
 struct Sized {
     key: String,
     due: Option<i64>,
@@ -463,33 +483,78 @@ impl Tally {
         self.durable_ops += touched + c.case_effects + opened;
         c.sized
     }
+}
 
-    /// The write units of a commit, once its doc and effects are sized (on the sizing thread).
-    /// A transaction the store refused is charged the units it attempted.
-    fn sized(&mut self, c: Sized, doc: DocSizes, took: bool) {
+/// What the sizing thread counts between two settlements, then adds to the tally: it never takes
+/// the tally's lock while the month runs.
+#[derive(Debug, Default)]
+struct Sizes {
+    /// Only the unit and size figures of a commit or a stream read.
+    aws: AwsCalls,
+    /// Stream key → (doc size, waits on a timer): what the next read of it costs.
+    streams: HashMap<String, (usize, bool)>,
+    /// Each commit's stream and `pending` GSI write units, at its instant, for the per-second figures.
+    writes: Vec<(Option<DateTime<Utc>>, String, u64, u64)>,
+}
+
+impl Sizes {
+    /// The write units of a commit, once its doc and effects are sized. A transaction the store
+    /// refused is charged the units it attempted.
+    fn commit(&mut self, at: Option<DateTime<Utc>>, c: &Sized, doc: DocSizes, took: bool) {
         if !took {
             self.aws.write_units += 2 * (c.items.len() as u64 + write_units(stream_item(&c.key, doc.doc, false)));
             return;
         }
-        let mut items = c.items;
-        let pending_record = doc.effects.map(|effects| {
-            items[0] += effects;
-            items[0]
-        });
+        // The delivery record, first of the items, carries the commit's effects.
+        let record = c.items[0] + doc.effects.unwrap_or(0);
         let stream = stream_item(&c.key, doc.doc, c.due.is_some());
-        self.aws.write_units += 2 * write_units(stream) + items.iter().map(|&i| 2 * write_units(i)).sum::<u64>();
-        if let Some(record) = pending_record {
+        self.aws.write_units +=
+            2 * write_units(stream) + 2 * write_units(record) + c.items[1..].iter().map(|&i| 2 * write_units(i)).sum::<u64>();
+        let pending_units = match doc.effects {
             // The delivery record enters the `pending` GSI (projection ALL), and the one
             // `UpdateItem` marking its effects done takes it out.
-            self.aws.gsi_write_units += 2 * write_units(record);
-            self.aws.write_units += write_units(record);
-        }
-        self.observed.write(&c.key, 2 * write_units(stream), pending_record.map_or(0, |r| 2 * write_units(r)));
+            Some(_) => {
+                self.aws.gsi_write_units += 2 * write_units(record);
+                self.aws.write_units += write_units(record);
+                2 * write_units(record)
+            }
+            None => 0,
+        };
+        self.writes.push((at, c.key.clone(), 2 * write_units(stream), pending_units));
         self.aws.stream_doc_bytes_written += doc.json as u64;
         self.aws.stream_docz_bytes_written += doc.doc as u64;
         self.aws.largest_stream_doc = self.aws.largest_stream_doc.max(doc.json as u64);
         self.aws.largest_stream_docz = self.aws.largest_stream_docz.max(doc.doc as u64);
-        self.streams.insert(c.key, (doc.doc, c.due.is_some()));
+        match self.streams.get_mut(&c.key) {
+            Some(s) => *s = (doc.doc, c.due.is_some()),
+            None => {
+                self.streams.insert(c.key.clone(), (doc.doc, c.due.is_some()));
+            }
+        }
+    }
+
+    /// A consistent `GetItem` of a stream: as many read units as its last doc weighs.
+    fn load(&mut self, key: &str) {
+        let size = self.streams.get(key).map_or(0, |(doc, due)| stream_item(key, *doc, *due));
+        self.aws.read_units += read_units(size);
+    }
+
+    /// Adds what was counted since the last settlement to the tally.
+    fn settle(&mut self, t: &mut Tally) {
+        let a = std::mem::take(&mut self.aws);
+        t.aws.write_units += a.write_units;
+        t.aws.gsi_write_units += a.gsi_write_units;
+        t.aws.read_units += a.read_units;
+        t.aws.stream_doc_bytes_written += a.stream_doc_bytes_written;
+        t.aws.stream_docz_bytes_written += a.stream_docz_bytes_written;
+        t.aws.largest_stream_doc = t.aws.largest_stream_doc.max(a.largest_stream_doc);
+        t.aws.largest_stream_docz = t.aws.largest_stream_docz.max(a.largest_stream_docz);
+        for (at, key, units, pending) in self.writes.drain(..) {
+            match at {
+                Some(at) => NOW.sync_scope(at, || t.observed.write(&key, units, pending)),
+                None => t.observed.write(&key, units, pending),
+            }
+        }
     }
 }
 
