@@ -126,8 +126,9 @@ impl Metered {
     }
 
     /// Waits until the sizing thread has counted every call made so far.
-    pub fn settle(&self) {
-        self.sizer.settle();
+    /// Fails if the sizing thread has stopped (a panic): its figures would be missing.
+    pub fn settle(&self) -> anyhow::Result<()> {
+        self.sizer.settle()
     }
 }
 
@@ -158,7 +159,7 @@ enum Job {
     Commit {
         at: Option<DateTime<Utc>>,
         counted: Sized,
-        stream: Snapshot,
+        stream: Box<Snapshot>,
         effects: Vec<PendingEffect>,
         took: bool,
     },
@@ -216,14 +217,14 @@ impl Sizer {
         }
     }
 
-    fn settle(&self) {
+    fn settle(&self) -> anyhow::Result<()> {
         let (done, wait) = std::sync::mpsc::sync_channel(1);
         {
             let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             waiting.push(Job::Settle(done));
             self.hand_over(&mut waiting);
         }
-        let _ = wait.recv();
+        wait.recv().map_err(|_| anyhow::anyhow!("the meter's sizing thread stopped; the month's units would be missing"))
     }
 }
 
@@ -610,7 +611,7 @@ impl CaseStore for Metered {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
         let lines = new_lines(&commit, &self.tally());
-        let (stream, effects) = (commit.stream.clone(), commit.effects.clone());
+        let (stream, effects) = (Box::new(commit.stream.clone()), commit.effects.clone());
         let result = self.inner.commit(commit).await;
         let took = result.is_ok();
         let sized = {
@@ -751,13 +752,13 @@ mod tests {
         }
 
         m.commit(commit("O1", vec![])).await.expect("commit");
-        m.settle();
+        m.settle().expect("settled");
         let (units, items) = {
             let t = m.tally();
             (t.aws.write_units, t.aws.dynamodb_transact_items)
         };
         m.commit(commit("O2", vec![SmsCount { phone: mona.clone(), day, held: 0, count: 1 }])).await.expect("commit");
-        m.settle();
+        m.settle().expect("settled");
         let t = m.tally();
         assert_eq!(t.aws.write_units - units, units + 2, "the same commit again, and the counter");
         assert_eq!(t.aws.dynamodb_transact_items - items, items + 1);

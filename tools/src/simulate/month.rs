@@ -165,7 +165,7 @@ impl<'a> Month<'a> {
                 (self.virtual_now - self.world.start).num_seconds() as f64 / (expected_end - self.world.start).num_seconds() as f64;
             self.draw_progress(fraction, false);
         }
-        self.world.meter.settle();
+        self.world.meter.settle()?;
         self.draw_progress(1.0, true);
         self.progress.finish();
         self.counts.reopens = self.reopened.len() as u64;
@@ -335,23 +335,23 @@ pub(super) struct SweepFigures {
 impl SweepFigures {
     async fn run(&mut self, engine: &Arc<SimEngine>, cal: &Calendar, midnight: DateTime<Utc>) -> anyhow::Result<()> {
         let day = cal.local_date(midnight) - Duration::days(1);
-        let units = |e: &Arc<SimEngine>| {
-            e.store.settle();
+        let units = |e: &Arc<SimEngine>| -> anyhow::Result<(u64, u64)> {
+            e.store.settle()?;
             let t = e.store.tally();
-            (t.aws.read_units, t.aws.dynamodb_query)
+            Ok((t.aws.read_units, t.aws.dynamodb_query))
         };
-        let (r0, _) = units(engine);
+        let (r0, _) = units(engine)?;
         let t = Instant::now();
         self.ticks_fired += NOW.scope(midnight, engine.expiry_sweep(day)).await? as u64;
         self.daily_ms += t.elapsed().as_secs_f64() * 1e3;
-        let (r1, q1) = units(engine);
+        let (r1, q1) = units(engine)?;
         self.daily_runs += 1;
         self.daily_read_units += r1 - r0;
         let t = Instant::now();
         NOW.scope(midnight, engine.drive_pending()).await?;
         NOW.scope(midnight, engine.timer_sweep()).await?;
         self.redrive_ms += t.elapsed().as_secs_f64() * 1e3;
-        let (r2, q2) = units(engine);
+        let (r2, q2) = units(engine)?;
         self.redrive_runs += 1;
         self.redrive_read_units += r2 - r1;
         self.redrive_queries += q2 - q1;
