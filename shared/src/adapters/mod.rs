@@ -2,9 +2,12 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+// The embedded stores' own surface and the in-memory store: for in-process runs, never a Lambda.
+#[cfg(feature = "local")]
 pub mod embedded;
 pub mod faults;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "local")]
 pub mod memory;
 pub mod packed;
