@@ -39,7 +39,7 @@ fn help_names_the_commands_and_exits_0() {
         assert!(out.status.success(), "{flag}: {:?} {}", out.status, text(&out.stderr));
         let help = text(&out.stdout);
         assert!(help.contains("Usage: followup-local"), "{flag}: {help}");
-        for command in ["serve", "simulate"] {
+        for command in ["serve", "simulate", "export"] {
             assert!(help.contains(command), "{flag} does not name {command}: {help}");
         }
         assert!(!help.contains("listening on"), "{flag} started the server");
@@ -87,14 +87,25 @@ fn simulate_help_lists_every_flag_with_its_default() {
         let line = help.lines().skip_while(|l| !l.contains(&format!("{flag} <"))).take(2).collect::<Vec<_>>().join(" ");
         assert!(line.contains(&format!("[default: {default}]")), "{flag} is not listed with [default: {default}]: {line:?}\n{help}");
     }
-    for flag in ["--data-dir", "--json", "--visit-reschedule", "--price-durable-per-million-operations"] {
+    for flag in [
+        "--data-dir",
+        "--json",
+        "--visit-reschedule",
+        "--price-durable-per-million-operations",
+        "--policy",
+        "--compare",
+        "--replay",
+        "--html",
+        "--scale",
+        "--region",
+    ] {
         assert!(help.contains(flag), "simulate --help does not list {flag}");
     }
 }
 
 #[test]
 fn an_unknown_word_is_refused_and_never_serves() {
-    for args in [&["export", "--help"][..], &["frobnicate"], &["--json"], &["simulate", "--frobnicate", "1"]] {
+    for args in [&["exports", "--help"][..], &["frobnicate"], &["--json"], &["simulate", "--frobnicate", "1"], &["export", "--frobnicate"]] {
         let out = run(args);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");
