@@ -129,9 +129,10 @@ async fn simulate(
 ) -> anyhow::Result<Report> {
     let world = World::build(opts, policy)?;
     let mut ran = Month::new(&world, opts, plan, started).run().await?;
-    let decided = std::mem::take(&mut ran.decided);
-    ran.floor = Some(floor::measure(&decided, &world.engine.policy, &world.engine.store.inner).await?);
-    drop(decided);
+    if opts.measures_floor() {
+        let decided = std::mem::take(&mut ran.decided);
+        ran.floor = Some(floor::measure(&decided, &world.engine.policy, &world.engine.store.inner).await?);
+    }
     let end = Ending::read(&world).await?;
     Ok(Report::build(opts, name, &world, ran, &end))
 }

@@ -264,7 +264,9 @@ impl<'a> Month<'a> {
             if let Some(inv) = counts.lambda.get_mut(done.function) {
                 inv.add(done.ms, 1);
             }
-            self.decided.extend(done.decided);
+            if self.opts.measures_floor() {
+                self.decided.extend(done.decided);
+            }
         }
         Ok(())
     }

@@ -201,6 +201,15 @@ pub(super) struct Options {
     pub prices: Prices,
 }
 
+impl Options {
+    /// Whether the run measures the decide-only floor: a single month does, printed beside its
+    /// time; a `--compare` does not (it compares two policies, and two floors would only add
+    /// their time and the memory of every input kept for them).
+    pub fn measures_floor(&self) -> bool {
+        self.policies.len() == 1
+    }
+}
+
 impl SimulateArgs {
     /// The options of the run; refused when shares of one whole add up to more than it.
     pub(super) fn options(self) -> anyhow::Result<Options> {
