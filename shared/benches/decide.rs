@@ -70,7 +70,7 @@ fn durable_commit(c: &mut Criterion) {
             n += 1;
             let input = support::booked(&format!("O{n}"));
             let id = support::delivery_id(&input);
-            rt.block_on(engine.process(input, &id, "h")).expect("accepted")
+            rt.block_on(engine.process(input, &id, "h", None)).expect("accepted")
         })
     });
     group.finish();

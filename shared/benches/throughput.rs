@@ -53,7 +53,7 @@ fn run(orders: usize, concurrency: usize) -> (f64, Vec<Duration>, f64) {
                         for input in [booked(&order), cancelled(&order)] {
                             let id = support::delivery_id(&input);
                             let at = Instant::now();
-                            engine.process(input, &id, "h").await.expect("accepted");
+                            engine.process(input, &id, "h", None).await.expect("accepted");
                             latencies.lock().unwrap().push(at.elapsed());
                         }
                     }

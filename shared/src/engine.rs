@@ -19,8 +19,7 @@ use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use crate::domain::{decide, Target};
 use crate::metrics::{self, Metric};
 use crate::ports::{
-    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, Ports, Received, SmsSender, StoreError,
-    Timers, RECEIVED,
+    CaseStore, Clock, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, Ports, Received, SmsSender, StoreError, Timers,
 };
 use crate::wire::{self, CaseQuery, Reply, Route, WireError};
 use chrono::NaiveDate;
@@ -137,7 +136,7 @@ impl<P: Ports> Engine<P> {
         let delivery_id = event.id.clone();
         let kind = event.body.kind();
         let received = Received { route: route.path(), occurred_at: event.occurred_at, body: body.into() };
-        match RECEIVED.scope(received, self.process(Input::Event(event), &delivery_id, &wire::body_hash(body))).await {
+        match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body), Some(received)).await {
             Ok(a) => {
                 info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, echo = a.echo, "webhook accepted");
                 if a.duplicate {
@@ -159,7 +158,8 @@ impl<P: Ports> Engine<P> {
     /// A timer fired twice is a duplicate delivery; one for a step the case has left changes nothing.
     pub async fn fire_timer(&self, timer: &TimerSpec) -> Result<Accepted, ProcessError> {
         let name = timer.timer.name();
-        let result = self.process(Input::Timer(timer.timer.clone()), &format!("timer:{name}"), &wire::body_hash(name.as_bytes())).await;
+        let result =
+            self.process(Input::Timer(timer.timer.clone()), &format!("timer:{name}"), &wire::body_hash(name.as_bytes()), None).await;
         match &result {
             Ok(a) => {
                 info!(timer = %name, kind = %timer.timer.kind, case_id = ?a.case_id, duplicate = a.duplicate, "timer fired");
@@ -268,8 +268,15 @@ impl<P: Ports> Engine<P> {
     /// The happy path reads the stream once and writes once: a repeated delivery is
     /// caught by the commit's condition, and only a refusal looks the delivery up
     /// (a repeat of an accepted delivery answers as a duplicate even if the case has
-    /// moved on since).
-    pub async fn process(&self, input: Input, delivery_id: &str, body_hash: &str) -> Result<Accepted, ProcessError> {
+    /// moved on since). `received` is the webhook as it came, given to the commit for a store
+    /// that keeps every accepted input (`None` for a timer).
+    pub async fn process(
+        &self,
+        input: Input,
+        delivery_id: &str,
+        body_hash: &str,
+        received: Option<Received>,
+    ) -> Result<Accepted, ProcessError> {
         let target = input.target().map_err(WireError::from)?;
         let mut ledger = SmsLedger::default();
         for attempt in 0..MAX_CONFLICT_RETRIES {
@@ -321,6 +328,7 @@ impl<P: Ports> Engine<P> {
                 index: decision.index,
                 effects: effects.clone(),
                 sms_counts: decision.sms_counts,
+                received: received.clone(),
             };
             let echo = decision.echo;
             match self.store.commit(commit).await {

@@ -22,14 +22,6 @@ pub struct Received {
     pub body: std::sync::Arc<[u8]>,
 }
 
-tokio::task_local! {
-    /// Set by `Engine::webhook` around the decision of one webhook, read by a store's `commit`
-    /// that keeps the envelope in the same transaction as the delivery record. A task-local, not a
-    /// field of `Commit`: the ports' shapes stay as every store and test builds them, and a store
-    /// that keeps no envelopes never sees it.
-    pub static RECEIVED: Received;
-}
-
 /// What the idempotency record remembers of an accepted delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -65,6 +57,10 @@ pub struct Commit {
     /// SPEC §4 (v3) the per-number daily SMS counts the decision moved, each conditional on the
     /// store still holding the count it was decided with (`SmsCount::held`; 0 = none yet).
     pub sms_counts: Vec<SmsCount>,
+    /// The webhook this commit decides, as it was received (`None` for a fired timer): a store
+    /// that keeps every accepted input writes it in the same transaction as the delivery record
+    /// (SQLite's `inputs` table); the others ignore it.
+    pub received: Option<Received>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -148,6 +148,7 @@ async fn an_expired_delivery_no_longer_counts_as_a_repeat() {
         index: vec![],
         effects: vec![],
         sms_counts: vec![],
+        received: None,
     };
     expired.commit(c(s1.clone(), None)).await.expect("commit");
     assert_eq!(expired.delivery("d1").await.expect("delivery"), None, "past its expiry a record reads as absent");
@@ -167,7 +168,15 @@ async fn the_stream_doc_is_stored_packed_and_an_unpacked_one_still_reads() {
     s1.version = 1;
     let d = Delivery { id: "d1".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     store
-        .commit(Commit { stream: s1.clone(), expected_version: None, delivery: d, index: vec![], effects: vec![], sms_counts: vec![] })
+        .commit(Commit {
+            stream: s1.clone(),
+            expected_version: None,
+            delivery: d,
+            index: vec![],
+            effects: vec![],
+            sms_counts: vec![],
+            received: None,
+        })
         .await
         .expect("commit");
     let key = |k: &str| AttributeValue::S(k.into());

@@ -349,7 +349,15 @@ async fn the_redrive_task_performs_an_effect_left_pending() {
     let pending = PendingEffect { id: "d-redrive#0".into(), effect: Effect::SendSms(sms) };
     let delivery = Delivery { id: "d-redrive".into(), body_hash: "h".into(), case_id: None, accepted_at: Utc::now() };
     f.store()
-        .commit(Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![pending], sms_counts: vec![] })
+        .commit(Commit {
+            stream,
+            expected_version: None,
+            delivery,
+            index: vec![],
+            effects: vec![pending],
+            sms_counts: vec![],
+            received: None,
+        })
         .await
         .expect("commit");
 

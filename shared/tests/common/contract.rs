@@ -121,6 +121,7 @@ pub fn commit(stream: Snapshot, expected: Option<u64>, delivery_id: &str, index:
         index: index.iter().map(|s| s.to_string()).collect(),
         effects,
         sms_counts: Vec::new(),
+        received: None,
     }
 }
 

@@ -735,7 +735,7 @@ mod tests {
         stream.version = 1;
         let accepted_at = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
         let delivery = Delivery { id: format!("d-{order_id}"), body_hash: "h".into(), case_id: None, accepted_at };
-        Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![], sms_counts: counts }
+        Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![], sms_counts: counts, received: None }
     }
 
     /// SPEC §4 (v3) on the bill: a consistent `GetItem` per number asked about (1 read unit each),

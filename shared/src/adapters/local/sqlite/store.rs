@@ -4,7 +4,7 @@ use super::effects::Performed;
 use super::{decode, encode, exec, one, sql, SqliteStore};
 use crate::domain::effects::Effect;
 use crate::domain::subjects::snapshot::{Snapshot, SubjectKey};
-use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError, RECEIVED};
+use crate::ports::{CaseStore, Commit, CommitError, Delivery, PendingEffect, StoreError};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::{params, Connection};
 use std::collections::BTreeMap;
@@ -59,11 +59,10 @@ impl CaseStore for SqliteStore {
         let console = crate::console::project(&commit.stream);
         let accepted_at = commit.delivery.accepted_at.to_rfc3339_opts(SecondsFormat::AutoSi, true);
         // The webhook's envelope as received, when this commit decides one (a fired timer has none).
-        let received = RECEIVED
-            .try_with(|r| {
-                (r.route, r.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true), String::from_utf8_lossy(&r.body).into_owned())
-            })
-            .ok();
+        let received = commit
+            .received
+            .as_ref()
+            .map(|r| (r.route, r.occurred_at.to_rfc3339_opts(SecondsFormat::AutoSi, true), String::from_utf8_lossy(&r.body).into_owned()));
         // Effects performed here need no pending row: the timer table and the outboxes hold what
         // they did, and the case timeline records each. Otherwise each waits in `effects` for
         // the engine to perform it, and stays there, done, as the audit trail.
