@@ -400,9 +400,7 @@ fn cross_field(error: &Value) -> bool {
     let field = error["field"].as_str().unwrap_or_default();
     // R9.7 (v3) an `occurred_at` ahead of the engine's clock depends on the clock, not the document.
     let future = field == "occurred_at" && error["rule"] == "R9.7";
-    future
-        || field.ends_with("window_end")
-        || (field.starts_with("data.visits[") && field.ends_with("].visit_id"))
+    future || field.ends_with("window_end") || (field.starts_with("data.visits[") && field.ends_with("].visit_id"))
 }
 
 #[derive(Default)]

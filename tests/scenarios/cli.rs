@@ -105,7 +105,8 @@ fn simulate_help_lists_every_flag_with_its_default() {
 
 #[test]
 fn an_unknown_word_is_refused_and_never_serves() {
-    for args in [&["exports", "--help"][..], &["frobnicate"], &["--json"], &["simulate", "--frobnicate", "1"], &["export", "--frobnicate"]] {
+    for args in [&["exports", "--help"][..], &["frobnicate"], &["--json"], &["simulate", "--frobnicate", "1"], &["export", "--frobnicate"]]
+    {
         let out = run(args);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert_eq!(out.status.code(), Some(2), "{args:?}: a usage error");

@@ -53,7 +53,10 @@ fn the_document_names_every_route_the_server_has_and_no_other() {
     let params = doc.operation("GET", "/v1/cases")["parameters"].as_array().unwrap();
     assert_eq!(params.len(), 1);
     let subject = &params[0];
-    assert_eq!((&subject["in"], &subject["style"], &subject["explode"], &subject["required"]), (&json!("query"), &json!("form"), &json!(true), &json!(true)));
+    assert_eq!(
+        (&subject["in"], &subject["style"], &subject["explode"], &subject["required"]),
+        (&json!("query"), &json!("form"), &json!(true), &json!(true))
+    );
     let query: BTreeSet<&str> = subject["schema"]["properties"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(query, BTreeSet::from(["appointment_id", "order_id", "package_id"]));
     let one_of_them: BTreeSet<&str> =
