@@ -36,6 +36,7 @@
 
 mod bill;
 mod capacity;
+mod clock;
 mod compare;
 mod floor;
 mod html;
@@ -50,6 +51,7 @@ mod report;
 mod store;
 mod text;
 mod traffic;
+mod whatif;
 mod world;
 
 pub use options::SimulateArgs;

@@ -3,6 +3,7 @@
 
 use super::compare::{compared, difference};
 use super::report::Report;
+use super::whatif::HEADLINE;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -123,17 +124,7 @@ pub fn page(reports: &[Report]) -> String {
         (label.to_owned(), cells)
     };
     let mut rows = Vec::new();
-    for (label, key) in [
-        ("call tasks", "call_tasks"),
-        ("cases called", "cases_called"),
-        ("customers reached", "customers_reached"),
-        ("orders cancelled, customer unreached (R2.6)", "orders_cancelled_unreached"),
-        ("coupons issued", "coupons_issued"),
-        ("packages deactivated", "packages_deactivated"),
-        ("escalations", "escalations"),
-        ("SMS cost (USD)", "sms_usd"),
-        ("AWS bill, no SMS (USD)", "aws_bill_usd"),
-    ] {
+    for (label, key) in HEADLINE.into_iter().chain([("SMS cost (USD)", "sms_usd"), ("AWS bill, no SMS (USD)", "aws_bill_usd")]) {
         rows.push(row(label, &|f: &Value| &f[key]));
     }
     for k in keys(reports, |r| &r.what_if["attempts_per_case"]) {

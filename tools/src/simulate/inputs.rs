@@ -2,9 +2,10 @@
 //! `Engine::webhook`, a dashboard read of a case, or a timer fired from the store, each at its
 //! own instant; and the queue the planned ones wait in.
 
+use super::clock::NOW;
 use super::floor::Decided;
 use super::traffic::{self, Scheduled, Step};
-use super::world::{SimEngine, NOW, SECRET};
+use super::world::{SimEngine, SECRET};
 use anyhow::bail;
 use chrono::{DateTime, Utc};
 use followup::domain::effects::TimerSpec;

@@ -7,9 +7,9 @@
 //! estimated from averages: a stream read costs what that stream's last committed doc
 //! weighs, a transaction what its items weigh.
 
+use super::clock::NOW;
 use super::observe::{Observed, Rate};
 use super::store::SimStore;
-use super::world::NOW;
 use chrono::{DateTime, Utc};
 use followup::adapters::packed;
 use followup::domain::commands::CommandBody;

@@ -3,11 +3,12 @@
 //! waiting; and the sweeps of every local midnight.
 
 use super::bill::{self, Invocations};
+use super::clock::NOW;
 use super::floor::{Decided, Floor};
 use super::inputs::{self, Kind, Queue, Work};
 use super::options::Options;
 use super::traffic::{self, Scheduled, Step};
-use super::world::{SimEngine, World, NOW};
+use super::world::{SimEngine, World};
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use followup::domain::calendar::Calendar;

@@ -3,7 +3,7 @@
 //! SMS by local hour, attempts per case, the customers reached, and the SMS the customer
 //! protection held, capped or suppressed (SPEC §4 v2).
 
-use super::world::NOW;
+use super::clock::NOW;
 use chrono::{DateTime, Utc};
 use followup::domain::commands::CommandBody;
 use followup::domain::effects::Command;

@@ -44,7 +44,7 @@ pub(super) struct Report {
     pub commands: BTreeMap<&'static str, u64>,
     pub aws: Value,
     pub bills: Value,
-    /// What a team lead compares policies by (`compare::figures`).
+    /// What a team lead compares policies by (`whatif::figures`).
     pub what_if: Value,
     /// The busiest second of each AWS call against the Region's quotas (`capacity::figures`).
     pub capacity: Value,
@@ -93,7 +93,7 @@ impl Report {
         );
         let sms_usd = segments as f64 * p.sms_per_segment;
 
-        let mut what_if = super::compare::figures(t, &world.cal);
+        let mut what_if = super::whatif::figures(t, &world.cal);
         what_if["sms_usd"] = json!(sms_usd);
         what_if["aws_bill_usd"] = json!(designs.this.total_usd);
         Report {

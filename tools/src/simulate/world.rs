@@ -1,6 +1,7 @@
 //! The world a month runs in: the real engine on a fresh store (in memory, or SQLite), its ports
 //! metered as AWS would bill them, and a virtual clock that gives each input its own instant.
 
+use super::clock::SimClock;
 use super::meter::Metered;
 use super::options::Options;
 use super::store::SimStore;
@@ -11,8 +12,8 @@ use followup::adapters::memory::MemoryStore;
 use followup::domain::calendar::Calendar;
 use followup::domain::policy::Policy;
 use followup::engine::Engine;
-use followup::ports::{Clock, Ports};
-use std::sync::{Arc, Mutex, PoisonError};
+use followup::ports::Ports;
+use std::sync::Arc;
 
 /// The webhook secret of the simulated senders (never leaves the process).
 pub(super) const SECRET: &str = "simulate-secret";
@@ -28,32 +29,6 @@ impl Ports for SimPorts {
     type Sms = Metered;
     type Commands = Metered;
     type Clock = SimClock;
-}
-
-tokio::task_local! {
-    /// The instant the input being decided on this task happens at.
-    pub(super) static NOW: DateTime<Utc>;
-}
-
-/// A virtual clock per input: each task reads the instant of its own input, so inputs of
-/// different streams can be decided side by side, each at its own time.
-#[derive(Debug, Clone)]
-pub struct SimClock {
-    /// Outside an input (never, in practice): the latest instant the driver reached.
-    fallback: Arc<Mutex<DateTime<Utc>>>,
-}
-
-impl SimClock {
-    /// Moves the instant read outside an input.
-    pub(super) fn set_fallback(&self, at: DateTime<Utc>) {
-        *self.fallback.lock().unwrap_or_else(PoisonError::into_inner) = at;
-    }
-}
-
-impl Clock for SimClock {
-    fn now(&self) -> DateTime<Utc> {
-        NOW.try_with(|t| *t).unwrap_or_else(|_| *self.fallback.lock().unwrap_or_else(PoisonError::into_inner))
-    }
 }
 
 /// The engine of one run and what the run reads beside it.
@@ -82,7 +57,7 @@ impl World {
         let meter = Metered::new(store);
         let cal = policy.calendar.clone();
         let start = cal.at(opts.start, NaiveTime::MIN);
-        let clock = SimClock { fallback: Arc::new(Mutex::new(start)) };
+        let clock = SimClock::starting_at(start);
         let engine = Arc::new(SimEngine {
             store: meter.clone(),
             timers: meter.clone(),
