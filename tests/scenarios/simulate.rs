@@ -393,4 +393,5 @@ fn an_exported_store_replayed_under_another_policy_counts_as_that_policy_would()
     assert_eq!(count(&replayed, &["a", "run", "webhooks"]), 5 + 6);
     assert_eq!(count(&replayed, &["b", "run", "webhooks"]), 5 + 8);
     assert_eq!(replayed["b"]["run"]["refusals"], serde_json::json!({}));
+    assert_eq!(replayed["a"]["run"]["replay"], serde_json::json!(file.display().to_string()), "the report names the file it replayed");
 }

@@ -101,6 +101,7 @@ impl Report {
             what_if,
             capacity: super::capacity::figures(&t.observed, opts.scale, &opts.region, &world.cal),
             run: json!({
+                "replay": opts.replay.as_ref().map(|f| f.display().to_string()),
                 "appointments": opts.appointments, "packages": opts.packages, "days": opts.days, "seed": opts.seed,
                 "start": opts.start.to_string(), "virtual_end": world.cal.rfc3339(ran.virtual_now), "concurrency": opts.concurrency,
                 "build_profile": if cfg!(debug_assertions) { "debug" } else { "release" },

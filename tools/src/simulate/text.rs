@@ -58,17 +58,23 @@ impl Report {
     /// The month's size, its inputs and wall time, and what was refused or left over.
     fn run_text(&self, out: &mut String) {
         let r = &self.run;
-        let _ = std::fmt::Write::write_fmt(
-            &mut *out,
-            format_args!(
-                "month simulation: {} appointments, {} packages over {} days from {}, seed {}\n\
-                 {} inputs ({} webhooks with {} re-opens, {} timers, {} case views) in {:.2} s wall ({} build, concurrency {}); \
-                 virtual end {}\n",
+        // A replay's traffic is the file's, not the generator's: its size flags say nothing.
+        match r["replay"].as_str() {
+            Some(file) => out.push_str(&format!("replay of {file} from {}\n", r["start"].as_str().unwrap_or(""))),
+            None => out.push_str(&format!(
+                "month simulation: {} appointments, {} packages over {} days from {}, seed {}\n",
                 n(&r["appointments"]),
                 n(&r["packages"]),
                 n(&r["days"]),
                 r["start"].as_str().unwrap_or(""),
                 n(&r["seed"]),
+            )),
+        }
+        let _ = std::fmt::Write::write_fmt(
+            &mut *out,
+            format_args!(
+                "{} inputs ({} webhooks with {} re-opens, {} timers, {} case views) in {:.2} s wall ({} build, concurrency {}); \
+                 virtual end {}\n",
                 n(&r["webhooks"]) + n(&r["timers_fired"]) + n(&r["case_views"]),
                 n(&r["webhooks"]),
                 n(&r["reopens"]),
