@@ -288,6 +288,24 @@ def test_clock_page_says_virtual(seeded, tab):
     assert tab.page.locator("#clock-kind").inner_text().startswith("virtual")
 
 
+def test_what_if_page_runs_policy_b_beside_the_running_one(seeded, tab):
+    server, _ = seeded
+    tab.open(server.base + "/console/what-if")
+    # Every field is labelled; the form is a plain GET.
+    tab.page.get_by_label("Follow-up call attempts (R2.5)").fill("3")
+    tab.page.get_by_label("Appointments in the month (at most 5,000 here)").fill("150")
+    tab.page.get_by_label("Packages in the month (at most 1,000 here)").fill("30")
+    tab.page.get_by_role("button", name="Compare").click()
+    tab.page.wait_for_load_state()
+    assert "attempts=3" in tab.page.url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.page.screenshot(path=str(SHOTS / "what-if.png"), full_page=True)
+    assert tab.page.locator("main svg[role=img]").count() == 4
+    row = tab.page.locator("tr", has=tab.page.locator("th[scope=row]", has_text="call tasks")).first
+    a, b, diff = [int(c.replace("+", "")) for c in row.locator("td").all_inner_texts()[:3]]
+    assert b - a == diff and diff > 0, "a third attempt places more calls"
+
+
 def non_loopback_ip():
     """This machine's address on its default route, if it has one that is not loopback."""
     try:

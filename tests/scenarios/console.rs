@@ -229,3 +229,50 @@ fn a_data_dir_from_before_the_console_gets_its_read_model_at_start() {
     let (_, story) = page(&base, &format!("/console/cases/{package}"), None);
     assert!(story.contains("dir=\"rtl\" lang=\"ar\""), "the SMS found by case after the migration: {story}");
 }
+
+/// One cell of a what-if table row, by its label: `[A, B, B - A]`.
+fn row_of(html: &str, label: &str) -> Vec<String> {
+    let at = html.find(&format!("<th scope=\"row\">{label}</th>")).unwrap_or_else(|| panic!("no row {label:?}"));
+    html[at..].split("</tr>").next().unwrap().split("<td>").skip(1).map(|c| c.split('<').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_what_if_page_compares_the_running_policy_with_the_changes_as_the_command_line_does() {
+    let l = Local::virtual_at(START);
+    let (status, form) = page(&l.base, "/console/what-if", None);
+    assert_eq!(status, 200);
+    for field in ["attempts", "attempt_time", "discount", "daily_cap", "appointments", "packages"] {
+        assert!(form.contains(&format!("<label for=\"{field}\"")), "the form labels {field}");
+    }
+    assert!(form.contains("value=\"2\"") && form.contains("value=\"09:00\""), "the fields start at the running policy's figures");
+
+    // The same month and policies through the command line: the page must show its figures.
+    let dir = tempfile::tempdir().expect("dir");
+    let b = dir.path().join("b.toml");
+    std::fs::write(&b, "[cancellation_follow_up]\nattempts = 3\n").expect("policy");
+    let out = std::process::Command::new(followup_tests::binary())
+        .args(["simulate", "--appointments", "150", "--packages", "30", "--json", "--compare"])
+        .arg(&b)
+        .env_remove("FOLLOWUP_CONFIG")
+        .output()
+        .expect("simulate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: Value = serde_json::from_slice(&out.stdout).expect("json");
+
+    let (status, html) = page(&l.base, "/console/what-if?run=1&attempts=3&appointments=150&packages=30", None);
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(html.matches("<svg").count(), 4, "the four charts");
+    for (label, key) in [("call tasks", "call_tasks"), ("customers reached", "customers_reached"), ("coupons issued", "coupons_issued")] {
+        let (a, b) = (&cli["a"]["what_if"][key], &cli["b"]["what_if"][key]);
+        let diff = cli["difference"][key].as_i64().expect("a difference");
+        let shown = row_of(&html, label);
+        assert_eq!(shown[..2], [a.to_string(), b.to_string()], "{label}");
+        assert_eq!(shown[2].trim_start_matches('+'), diff.to_string(), "{label}");
+    }
+    assert!(cli["difference"]["call_tasks"].as_i64().unwrap() > 0, "a third attempt places more calls");
+
+    let (status, refused) = page(&l.base, "/console/what-if?run=1&attempts=9", None);
+    assert_eq!(status, 400);
+    assert!(refused.contains("attempts: a whole number from 1 to 5"), "{refused}");
+    assert!(!refused.contains("<svg"), "nothing ran");
+}

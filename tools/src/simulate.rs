@@ -58,6 +58,7 @@ pub use options::SimulateArgs;
 pub use replay::export;
 
 use anyhow::{anyhow, Context};
+use followup::domain::policy::Policy;
 use month::{Month, Plan};
 use options::Options;
 use report::{Ending, Report};
@@ -73,7 +74,50 @@ use world::World;
 /// more throughput). Under `--compare` the traffic is planned once and the two months run side
 /// by side, one per core.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let mut opts = args.options()?;
+    let (opts, reports, wall) = months(args.options()?)?;
+    if let Some(file) = &opts.html {
+        std::fs::write(file, html::page(&reports)).with_context(|| format!("writing {}", file.display()))?;
+    }
+    match (reports.as_slice(), opts.json) {
+        ([one], true) => println!("{}", serde_json::to_string_pretty(one)?),
+        ([one], false) => print!("{}", one.text()),
+        ([a, b], true) => {
+            let mut doc = compare::json(a, b);
+            doc["wall_seconds"] = serde_json::json!((wall * 100.0).round() / 100.0);
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        ([a, b], false) => print!("{}\nboth months in {wall:.2} s wall\n", compare::text(a, b)),
+        _ => unreachable!("options() gives one policy or two"),
+    }
+    Ok(())
+}
+
+/// The what-if of two policies over a generated month of `appointments` and `packages` (every
+/// other figure at its default): the figures, charts and capacity of the page `--compare …
+/// --html` writes, as the body of a page, and the style they need. The console's what-if runs
+/// it; it blocks for the two months, so call it off the async threads.
+pub fn what_if_sections(
+    appointments: u32,
+    packages: u32,
+    a: (String, Policy),
+    b: (String, Policy),
+) -> anyhow::Result<(String, &'static str)> {
+    #[derive(clap::Parser)]
+    struct Defaults {
+        #[command(flatten)]
+        args: SimulateArgs,
+    }
+    let sizes = ["simulate".to_owned(), "--appointments".into(), appointments.to_string(), "--packages".into(), packages.to_string()];
+    let mut opts = <Defaults as clap::Parser>::try_parse_from(sizes)?.args.options()?;
+    opts.policies = vec![a, b];
+    opts.progress = false;
+    let (_, reports, _) = months(opts)?;
+    Ok((html::sections(&reports), html::STYLE))
+}
+
+/// Plans the traffic once (or reads the replay) and runs it under each policy, each month on its
+/// own thread; the reports in the policies' order and the wall time of all of it.
+fn months(mut opts: Options) -> anyhow::Result<(Arc<Options>, Vec<Report>, f64)> {
     let started = Instant::now();
     let cal = opts.policies[0].1.calendar.clone();
     let plan = match &opts.replay {
@@ -101,34 +145,13 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|m| m.join().map_err(|_| anyhow!("a simulation thread panicked"))?)
         .collect::<anyhow::Result<Vec<Report>>>()?;
-    let wall = started.elapsed().as_secs_f64();
-    if let Some(file) = &opts.html {
-        std::fs::write(file, html::page(&reports)).with_context(|| format!("writing {}", file.display()))?;
-    }
-    match (reports.as_slice(), opts.json) {
-        ([one], true) => println!("{}", serde_json::to_string_pretty(one)?),
-        ([one], false) => print!("{}", one.text()),
-        ([a, b], true) => {
-            let mut doc = compare::json(a, b);
-            doc["wall_seconds"] = serde_json::json!((wall * 100.0).round() / 100.0);
-            println!("{}", serde_json::to_string_pretty(&doc)?);
-        }
-        ([a, b], false) => print!("{}\nboth months in {wall:.2} s wall\n", compare::text(a, b)),
-        _ => unreachable!("options() gives one policy or two"),
-    }
-    Ok(())
+    Ok((opts, reports, started.elapsed().as_secs_f64()))
 }
 
 /// One policy's month, step by step: build its world, run the clock over the planned traffic,
 /// read what the store holds at the end, then report (the counts, the AWS calls, the bills, the
 /// what-if and capacity figures).
-async fn simulate(
-    opts: &Options,
-    name: &str,
-    policy: followup::domain::policy::Policy,
-    plan: Plan,
-    started: Instant,
-) -> anyhow::Result<Report> {
+async fn simulate(opts: &Options, name: &str, policy: Policy, plan: Plan, started: Instant) -> anyhow::Result<Report> {
     let world = World::build(opts, policy)?;
     let mut ran = Month::new(&world, opts, plan, started).run().await?;
     if opts.measures_floor() {

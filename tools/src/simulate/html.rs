@@ -105,8 +105,8 @@ fn fmt(v: &Value) -> String {
     }
 }
 
-/// The page.
-pub fn page(reports: &[Report]) -> String {
+/// The report's figures, charts and capacity, as the body of a page.
+pub fn sections(reports: &[Report]) -> String {
     let names: Vec<String> =
         reports.iter().enumerate().map(|(i, r)| format!("{}: {}", ["A", "B"][i.min(1)], r.policy["name"].as_str().unwrap_or(""))).collect();
     let figures: Vec<Value> = reports.iter().map(compared).collect();
@@ -208,20 +208,9 @@ pub fn page(reports: &[Report]) -> String {
         }
     }
 
-    let title = if reports.len() == 2 { "Follow-up simulation: two policies compared" } else { "Follow-up simulation" };
     let run = &reports[0].run;
     format!(
-        r#"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<link rel="icon" href="data:,">
-<style>
-body{{font:14px/1.4 system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#222}}
-table{{border-collapse:collapse;margin:1rem 0}}th,td{{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}}
-th[scope=row]{{text-align:left;font-weight:normal}}figure{{margin:1rem 0}}svg{{width:100%;height:auto}}
-figcaption{{font-size:12px;color:#555}}
-</style></head><body>
-<h1>{title}</h1>
-<p>{appointments} appointments and {packages} packages from {start}, seed {seed}. {names}</p>
+        r#"<p>{appointments} appointments and {packages} packages from {start}, seed {seed}. {names}</p>
 <h2>Figures</h2>
 {figures}
 <h2>Charts</h2>
@@ -231,7 +220,6 @@ figcaption{{font-size:12px;color:#555}}
 {result_chart}
 <h2>Capacity</h2>
 {capacity}
-</body></html>
 "#,
         appointments = fmt(&run["appointments"]),
         packages = fmt(&run["packages"]),
@@ -243,5 +231,27 @@ figcaption{{font-size:12px;color:#555}}
         call_chart = bars("Call tasks per day", &call_days, &call_series),
         hour_chart = bars("Call tasks by local hour of day (agent load)", &hours, &hour_series),
         result_chart = bars("Cases by playbook and result", &results, &result_series),
+    )
+}
+
+/// The style the sections need, for a page that holds them (`page`, the console's what-if).
+pub const STYLE: &str = "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}\
+th[scope=row]{text-align:left;font-weight:normal}figure{margin:1rem 0}svg{width:100%;height:auto}figcaption{font-size:12px;color:#555}";
+
+/// The report (one policy, or two compared) as one self-contained page.
+pub fn page(reports: &[Report]) -> String {
+    let title = if reports.len() == 2 { "Follow-up simulation: two policies compared" } else { "Follow-up simulation" };
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="icon" href="data:,">
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#222}}
+{STYLE}
+</style></head><body>
+<h1>{title}</h1>
+{sections}</body></html>
+"#,
+        sections = sections(reports),
     )
 }

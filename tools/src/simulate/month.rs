@@ -141,7 +141,7 @@ impl<'a> Month<'a> {
             midnight: cal.at(cal.local_date(world.start) + Duration::days(1), NaiveTime::MIN),
             virtual_now: world.start,
             started,
-            progress: Progress { last: Instant::now(), drawn: false },
+            progress: Progress { shown: opts.progress, last: Instant::now(), drawn: false },
             decided: Vec::new(),
         }
     }
@@ -364,13 +364,15 @@ impl SweepFigures {
 
 /// A hand-drawn progress bar on stderr.
 struct Progress {
+    /// Drawn at all: not when the month runs inside a server (the console's what-if).
+    shown: bool,
     last: Instant,
     drawn: bool,
 }
 
 impl Progress {
     fn draw(&mut self, fraction: f64, now: &str, inputs: u64, started: Instant, force: bool) {
-        if !force && self.last.elapsed() < PROGRESS_EVERY {
+        if !self.shown || (!force && self.last.elapsed() < PROGRESS_EVERY) {
             return;
         }
         self.last = Instant::now();

@@ -197,6 +197,8 @@ pub(super) struct Options {
     pub replay: Option<PathBuf>,
     pub scale: f64,
     pub region: String,
+    /// A progress bar on stderr while the month runs.
+    pub progress: bool,
     pub rates: Rates,
     pub prices: Prices,
 }
@@ -247,6 +249,7 @@ impl SimulateArgs {
             replay: self.replay,
             scale: self.scale,
             region: self.region,
+            progress: true,
             appointments: self.appointments,
             packages: self.packages,
             days: (self.days as i64).max(1),

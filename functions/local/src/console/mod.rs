@@ -35,6 +35,7 @@ pub fn router<S>(engine: Arc<LocalEngine>) -> Router<S> {
         .route("/console/cases/:case_id", get(case))
         .route("/console/sms", get(sms))
         .route("/console/clock", get(clock))
+        .route("/console/what-if", get(what_if))
         .with_state(engine)
 }
 
@@ -189,6 +190,100 @@ pub(crate) fn unauthorized(message: &str) -> Response {
     let mut response = (StatusCode::UNAUTHORIZED, axum::Json(e.body())).into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer realm=\"followup-console\""));
     response
+}
+
+/// The largest month the console's what-if runs (a few seconds); the command line runs any.
+const WHAT_IF_MAX: (u32, u32) = (5_000, 1_000);
+
+/// The what-if form's values: policy B is the running policy with these, over a month this size.
+struct WhatIf {
+    attempts: u32,
+    attempt_time: chrono::NaiveTime,
+    discount: u32,
+    daily_cap: u32,
+    appointments: u32,
+    packages: u32,
+}
+
+impl WhatIf {
+    /// The form's fields, each defaulting to the running policy's figure; a value out of its range is refused by name.
+    fn read(params: &[(String, String)], p: &followup::domain::policy::Policy) -> Result<WhatIf, String> {
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim()).filter(|v| !v.is_empty());
+        let number = |k: &str, default: u32, range: std::ops::RangeInclusive<u32>| -> Result<u32, String> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| format!("{k}: a whole number from {} to {}", range.start(), range.end())),
+            }
+        };
+        let c = &p.cancellation_follow_up;
+        let attempt_time = match get("attempt_time") {
+            None => c.attempt_time,
+            Some(v) => chrono::NaiveTime::parse_from_str(v, "%H:%M").map_err(|_| "attempt_time: a time of day, HH:MM".to_string())?,
+        };
+        let discount = c.discount.to_string().parse::<u32>().unwrap_or(15);
+        Ok(WhatIf {
+            attempts: number("attempts", c.attempts, 1..=5)?,
+            attempt_time,
+            discount: number("discount", discount, 0..=100)?,
+            daily_cap: number("daily_cap", p.sms.daily_cap, 1..=50)?,
+            appointments: number("appointments", 1_000, 1..=WHAT_IF_MAX.0)?,
+            packages: number("packages", 200, 0..=WHAT_IF_MAX.1)?,
+        })
+    }
+
+    fn policy(&self, running: &followup::domain::policy::Policy) -> followup::domain::policy::Policy {
+        let mut b = running.clone();
+        b.cancellation_follow_up.attempts = self.attempts;
+        b.cancellation_follow_up.attempt_time = self.attempt_time;
+        b.cancellation_follow_up.discount = followup::domain::money::Percent::whole(self.discount);
+        b.sms.daily_cap = self.daily_cap;
+        b
+    }
+
+    fn fields(&self) -> [(&'static str, &'static str, String, &'static str); 6] {
+        [
+            ("attempts", "Follow-up call attempts (R2.5)", self.attempts.to_string(), "number"),
+            ("attempt_time", "Time of the follow-up calls (R2.5)", self.attempt_time.format("%H:%M").to_string(), "time"),
+            ("discount", "Coupon, percent (R2.3)", self.discount.to_string(), "number"),
+            ("daily_cap", "SMS per number per day (SPEC section 4)", self.daily_cap.to_string(), "number"),
+            ("appointments", "Appointments in the month (at most 5,000 here)", self.appointments.to_string(), "number"),
+            ("packages", "Packages in the month (at most 1,000 here)", self.packages.to_string(), "number"),
+        ]
+    }
+}
+
+/// The what-if: the form, and once submitted (`run`), the two months side by side.
+async fn what_if(State(engine): Engine, Query(params): Query<Vec<(String, String)>>) -> Response {
+    let running = &engine.policy;
+    let form = match WhatIf::read(&params, running) {
+        Ok(form) => form,
+        Err(e) => {
+            let shown = WhatIf::read(&[], running).expect("the running policy's figures are in range");
+            let body = pages::what_if_form(&shown.fields(), Some(&e));
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::layout("What-if", Some(Section::WhatIf), &clock_line(&engine), &running.calendar, &body),
+            );
+        }
+    };
+    let mut body = pages::what_if_form(&form.fields(), None);
+    if params.iter().any(|(k, _)| k == "run") {
+        let (a, b) = (("the running policy".to_string(), (**running).clone()), ("with the changes".to_string(), form.policy(running)));
+        let (appointments, packages) = (form.appointments, form.packages);
+        let ran = tokio::task::spawn_blocking(move || followup_tools::simulate::what_if_sections(appointments, packages, a, b)).await;
+        match ran {
+            Ok(Ok((sections, style))) => {
+                let _ = std::fmt::Write::write_fmt(&mut body, format_args!("<style>{style}</style><h2>A and B</h2>{sections}"));
+            }
+            Ok(Err(e)) => body.push_str(&format!("<p role=\"alert\">The simulation failed: {}</p>", pages::esc(&e.to_string()))),
+            Err(e) => body.push_str(&format!("<p role=\"alert\">The simulation failed: {}</p>", pages::esc(&e.to_string()))),
+        }
+    }
+    page(&engine, "What-if", Some(Section::WhatIf), &body)
 }
 
 #[cfg(test)]

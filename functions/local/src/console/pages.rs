@@ -54,14 +54,16 @@ pub enum Section {
     Cases,
     Sms,
     Clock,
+    WhatIf,
 }
 
-const NAV: [(Section, &str, &str); 5] = [
+const NAV: [(Section, &str, &str); 6] = [
     (Section::Due, "/console", "Due now"),
     (Section::Sla, "/console/sla", "SLA deadlines"),
     (Section::Cases, "/console/cases", "Cases"),
     (Section::Sms, "/console/sms", "Today's SMS"),
     (Section::Clock, "/console/clock", "Clock"),
+    (Section::WhatIf, "/console/what-if", "What-if"),
 ];
 
 /// Dark text on white, marks in white on dark red or dark blue: every pair above 7:1 (WCAG AAA).
@@ -538,6 +540,29 @@ pub fn clock(clock: &ClockLine, cal: &Calendar) -> String {
         kind,
         if cal.is_working_day(cal.local_date(clock.now)) { "yes" } else { "no (day off or holiday)" }
     )
+}
+
+/// The what-if form: the changes to the running policy a team lead can try, and the month's size.
+pub fn what_if_form(fields: &[(&str, &str, String, &str)], error: Option<&str>) -> String {
+    let mut out = String::from(
+        "<p>The same generated month (the same bookings, the same customers' answers) under the policy this engine runs \
+(A) and under it with the changes below (B), side by side with the difference, the charts and the AWS capacity. \
+Nothing is stored: the months run on a store of their own. <code>followup-local simulate --compare</code> runs \
+the full month.</p>",
+    );
+    if let Some(e) = error {
+        let _ = write!(out, "<p role=\"alert\" class=\"mark overdue\">{}</p>", esc(e));
+    }
+    out.push_str("<form method=\"get\" action=\"/console/what-if\"><fieldset><legend>Policy B and the month</legend>");
+    for (name, label, value, kind) in fields {
+        let _ = write!(
+            out,
+            "<p><label for=\"{name}\">{label}</label> <input id=\"{name}\" name=\"{name}\" type=\"{kind}\" value=\"{}\" required></p>",
+            esc(value)
+        );
+    }
+    out.push_str("<input type=\"hidden\" name=\"run\" value=\"1\"><button type=\"submit\">Compare</button></fieldset></form>");
+    out
 }
 
 #[cfg(test)]
