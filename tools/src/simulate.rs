@@ -26,9 +26,10 @@
 //! them), not by local latency, so the run measures the engine rather than a store's disk. With
 //! `--data-dir` it runs on SQLite there (`synchronous=FULL`; on `/dev/shm` an fsync costs
 //! nothing); the counts are the same (`tests/scenarios/simulate.rs`). `make simulate` (516,086
-//! inputs) takes about 14 s in memory against 60 s on SQLite on tmpfs (70 s before the in-memory
-//! store and the meter's sizing thread), with a decide-only floor of about 2.8 s: 5x it in
-//! memory, 20x on SQLite; `docs/performance.md` has the runs, the RSS and where the time went.
+//! inputs) takes about 11 s in memory (followup-local runs on mimalloc) against 60 s on SQLite on
+//! tmpfs (70 s before the in-memory store and the meter's sizing thread), with a decide-only
+//! floor of about 2.7 s: 4-5x it in memory, 20x on SQLite; `docs/performance.md` has the runs,
+//! the RSS and where the time went.
 //!
 //! **Floor.** `floor` replays the inputs the month decided on through `parse_event` and `decide`
 //! alone, against the same states (checked against the store's at the end), and times only that:
