@@ -276,3 +276,29 @@ fn the_what_if_page_compares_the_running_policy_with_the_changes_as_the_command_
     assert!(refused.contains("attempts: a whole number from 1 to 5"), "{refused}");
     assert!(!refused.contains("<svg"), "nothing ran");
 }
+
+#[test]
+fn a_coupon_sms_held_at_night_is_counted_held_until_it_goes() {
+    // SPEC §4: a promotional SMS outside 09:00-21:00 Cairo waits for the next allowed time.
+    let l = Local::virtual_at("2026-03-02T22:00:00+02:00");
+    l.accept("/v1/appointments", "appointment.booked", sample("01_appointment.booked.json")["data"].clone());
+    let case =
+        l.accept("/v1/cancellations", "appointment.cancelled", sample("05_appointment.cancelled.json")["data"].clone()).expect("case");
+    let counts = |html: &str| {
+        ["sent", "held", "capped", "suppressed"].map(|n| {
+            let at = html.find(&format!("id=\"count-{n}\"><strong>")).unwrap_or_else(|| panic!("no count {n}: {html}"));
+            html[at..].split("<strong>").nth(1).unwrap().split('<').next().unwrap().parse::<u64>().unwrap()
+        })
+    };
+    let (status, sms) = page(&l.base, "/console/sms", None);
+    assert_eq!(status, 200);
+    assert_eq!(counts(&sms), [0, 1, 0, 0], "the coupon SMS is held, nothing sent");
+    assert!(sms.contains("DISCOUNT_OFFER"), "{sms}");
+    let (_, story) = page(&l.base, &format!("/console/cases/{case}"), None);
+    assert!(story.contains("DISCOUNT_OFFER"), "the case shows its held SMS: {story}");
+
+    // At 09:00 the next day it goes out: that day's page counts it sent.
+    l.clock_to("2026-03-03T09:00:00+02:00");
+    let (_, sms) = page(&l.base, "/console/sms", None);
+    assert_eq!(counts(&sms)[0], 1, "sent once the hold ends");
+}
