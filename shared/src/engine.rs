@@ -135,8 +135,9 @@ impl<P: Ports> Engine<P> {
         }
         let delivery_id = event.id.clone();
         let kind = event.body.kind();
-        let received = Received { route: route.path(), occurred_at: event.occurred_at, body: body.into() };
-        match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body), Some(received)).await {
+        let received =
+            self.store.keeps_inputs().then(|| Received { route: route.path(), occurred_at: event.occurred_at, body: body.into() });
+        match self.process(Input::Event(event), &delivery_id, &wire::body_hash(body), received).await {
             Ok(a) => {
                 info!(event_id = %delivery_id, event_type = %kind, case_id = ?a.case_id, duplicate = a.duplicate, echo = a.echo, "webhook accepted");
                 if a.duplicate {

@@ -57,9 +57,9 @@ pub struct Commit {
     /// SPEC §4 (v3) the per-number daily SMS counts the decision moved, each conditional on the
     /// store still holding the count it was decided with (`SmsCount::held`; 0 = none yet).
     pub sms_counts: Vec<SmsCount>,
-    /// The webhook this commit decides, as it was received (`None` for a fired timer): a store
-    /// that keeps every accepted input writes it in the same transaction as the delivery record
-    /// (SQLite's `inputs` table); the others ignore it.
+    /// The webhook this commit decides, as it was received: given only to a store that
+    /// [`keeps_inputs`](CaseStore::keeps_inputs), which writes it in the same transaction as the
+    /// delivery record (SQLite's `inputs` table); `None` for a fired timer and for other stores.
     pub received: Option<Received>,
 }
 
@@ -112,6 +112,12 @@ pub trait CaseStore: Send + Sync + 'static {
     /// them done, so the engine must not perform them again: only a store whose own tables are the
     /// engine's timers and outboxes (the local runtime's SQLite file) may say so.
     fn performs_effects(&self) -> bool {
+        false
+    }
+    /// True when `commit` keeps the webhook it decides as received ([`Commit::received`]) for a
+    /// later export: the engine copies the raw envelope only for such a store (the local
+    /// runtime's SQLite file), never on the Lambda path.
+    fn keeps_inputs(&self) -> bool {
         false
     }
     /// Effects committed but not yet marked done, oldest first.

@@ -146,6 +146,9 @@ impl<S: CaseStore> CaseStore for Faulty<S> {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         faulty!(self, "commit", store_error, self.inner.commit(commit))
     }
+    fn keeps_inputs(&self) -> bool {
+        self.inner.keeps_inputs()
+    }
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
         faulty!(self, "pending_effects", store_error, self.inner.pending_effects(limit))
     }

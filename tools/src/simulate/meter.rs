@@ -608,6 +608,9 @@ impl CaseStore for Metered {
         self.inner.sms_counts(phones, day).await
     }
 
+    fn keeps_inputs(&self) -> bool {
+        self.inner.keeps_inputs()
+    }
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
         let lines = new_lines(&commit, &self.tally());

@@ -78,6 +78,9 @@ impl CaseStore for SimStore {
     fn performs_effects(&self) -> bool {
         each!(self, s => s.performs_effects())
     }
+    fn keeps_inputs(&self) -> bool {
+        each!(self, s => s.keeps_inputs())
+    }
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
         each!(self, s => s.pending_effects(limit).await)
     }

@@ -150,6 +150,11 @@ impl CaseStore for SqliteStore {
         self.performs_effects
     }
 
+    /// Every accepted webhook goes to the `inputs` table, for `followup-local export`.
+    fn keeps_inputs(&self) -> bool {
+        true
+    }
+
     async fn pending_effects(&self, limit: usize) -> Result<Vec<PendingEffect>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
