@@ -72,10 +72,11 @@ use world::World;
 /// Each policy's month runs on a single-threaded runtime of its own thread, over a store of its
 /// own: the engine's work is handed between that thread, SQLite's blocking readers and its writer
 /// thread, and a second worker stealing tasks only added wake-ups (measured: more system time, no
-/// more throughput). Under `--compare` the traffic is planned once and the two months run side
-/// by side, one per core.
+/// more throughput). Under `--compare` the traffic is planned once, the two months run side by
+/// side, and a commit one makes exactly as the other did is sized once for both
+/// (`meter::Sizing`).
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let (opts, reports, wall) = months(args.options()?)?;
+    let Months { opts, reports, wall, shared_commits } = months(args.options()?)?;
     if let Some(file) = &opts.html {
         std::fs::write(file, html::page(&reports)).with_context(|| format!("writing {}", file.display()))?;
     }
@@ -85,9 +86,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         ([a, b], true) => {
             let mut doc = compare::json(a, b);
             doc["wall_seconds"] = serde_json::json!((wall * 100.0).round() / 100.0);
+            doc["commits_sized_once_for_both"] = serde_json::json!(shared_commits);
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        ([a, b], false) => print!("{}\nboth months in {wall:.2} s wall\n", compare::text(a, b)),
+        ([a, b], false) => {
+            print!("{}\nboth months in {wall:.2} s wall; {shared_commits} commits the same under both, sized once\n", compare::text(a, b))
+        }
         _ => unreachable!("options() gives one policy or two"),
     }
     Ok(())
@@ -112,13 +116,24 @@ pub fn what_if_sections(
     let mut opts = <Defaults as clap::Parser>::try_parse_from(sizes)?.args.options()?;
     opts.policies = vec![a, b];
     opts.progress = false;
-    let (_, reports, _) = months(opts)?;
+    let reports = months(opts)?.reports;
     Ok((html::sections(&reports), html::STYLE))
 }
 
+/// What [`months`] ran.
+struct Months {
+    opts: Arc<Options>,
+    /// In the policies' order.
+    reports: Vec<Report>,
+    /// Seconds of all of it, planning included.
+    wall: f64,
+    /// Commits one month made exactly as the other had, whose sizes it took (see `meter::Sizing`).
+    shared_commits: u64,
+}
+
 /// Plans the traffic once (or reads the replay) and runs it under each policy, each month on its
-/// own thread; the reports in the policies' order and the wall time of all of it.
-fn months(mut opts: Options) -> anyhow::Result<(Arc<Options>, Vec<Report>, f64)> {
+/// own thread, their docs sized on the run's sizing threads.
+fn months(mut opts: Options) -> anyhow::Result<Months> {
     let started = Instant::now();
     let cal = opts.policies[0].1.calendar.clone();
     let plan = match &opts.replay {
@@ -130,15 +145,16 @@ fn months(mut opts: Options) -> anyhow::Result<(Arc<Options>, Vec<Report>, f64)>
         None => Plan::generate(&cal, &opts),
     };
     let opts = Arc::new(opts);
+    let sizing = meter::Sizing::start(opts.policies.len());
     let months = opts
         .policies
         .iter()
         .cloned()
         .map(|(name, policy)| {
-            let (opts, plan) = (Arc::clone(&opts), plan.clone());
+            let (opts, plan, sizing) = (Arc::clone(&opts), plan.clone(), sizing.clone());
             std::thread::Builder::new().name("simulate".into()).spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(simulate(&opts, &name, policy, plan, started))
+                runtime.block_on(simulate(&opts, &name, policy, plan, sizing, started))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -146,14 +162,22 @@ fn months(mut opts: Options) -> anyhow::Result<(Arc<Options>, Vec<Report>, f64)>
         .into_iter()
         .map(|m| m.join().map_err(|_| anyhow!("a simulation thread panicked"))?)
         .collect::<anyhow::Result<Vec<Report>>>()?;
-    Ok((opts, reports, started.elapsed().as_secs_f64()))
+    let shared_commits = sizing.taken.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Months { opts, reports, wall: started.elapsed().as_secs_f64(), shared_commits })
 }
 
 /// One policy's month, step by step: build its world, run the clock over the planned traffic,
 /// read what the store holds at the end, then report (the counts, the AWS calls, the bills, the
 /// what-if and capacity figures).
-async fn simulate(opts: &Options, name: &str, policy: Policy, plan: Plan, started: Instant) -> anyhow::Result<Report> {
-    let world = World::build(opts, policy)?;
+async fn simulate(
+    opts: &Options,
+    name: &str,
+    policy: Policy,
+    plan: Plan,
+    sizing: meter::Sizing,
+    started: Instant,
+) -> anyhow::Result<Report> {
+    let world = World::build(opts, policy, &sizing)?;
     let mut ran = Month::new(&world, opts, plan, started).run().await?;
     if opts.measures_floor() {
         let decided = std::mem::take(&mut ran.decided);

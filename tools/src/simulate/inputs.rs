@@ -98,7 +98,7 @@ fn route_function(route: Route) -> &'static str {
 }
 
 /// Performs one input at its instant, and says what it did.
-pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery: u64) -> anyhow::Result<Done> {
+pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Work, delivery: String) -> anyhow::Result<Done> {
     let started = Instant::now();
     match work {
         Work::Request(Step::View { case_id }) => {
@@ -116,7 +116,7 @@ pub(super) async fn perform(engine: Arc<SimEngine>, at: DateTime<Utc>, work: Wor
                 Step::Received { route, kind, body, .. } => (*route, kind.clone(), body.clone().into_bytes()),
                 _ => {
                     let (route, _, kind, data) = traffic::render(cal, &step);
-                    let envelope = json!({"id": format!("sim-{delivery}"), "type": kind, "occurred_at": cal.rfc3339(at), "data": data});
+                    let envelope = json!({"id": delivery, "type": kind, "occurred_at": cal.rfc3339(at), "data": data});
                     (route, kind.to_owned(), serde_json::to_vec(&envelope)?)
                 }
             };

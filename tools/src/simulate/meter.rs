@@ -18,6 +18,8 @@ use followup::domain::subjects::snapshot::{Snapshot, SubjectKey};
 use followup::ports::{CaseStore, CommandBus, Commit, CommitError, Delivery, EffectError, PendingEffect, SmsSender, StoreError, Timers};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// A DynamoDB strongly consistent read unit covers 4 KB of item.
@@ -113,9 +115,9 @@ pub struct Metered {
 }
 
 impl Metered {
-    pub fn new(inner: SimStore) -> Metered {
-        let tally = Arc::<Mutex<Tally>>::default();
-        Metered { inner, sizer: Arc::new(Sizer::start(Arc::clone(&tally))), tally }
+    /// The store, metered, its docs sized on the run's `sizing` threads.
+    pub fn new(inner: SimStore, sizing: &Sizing) -> Metered {
+        Metered { inner, sizer: Arc::new(sizing.sizer()), tally: Arc::default() }
     }
 
     /// The counts so far. What depends on the size of a stream item (write and read units, doc
@@ -128,7 +130,7 @@ impl Metered {
     /// Waits until the sizing thread has counted every call made so far.
     /// Fails if the sizing thread has stopped (a panic): its figures would be missing.
     pub fn settle(&self) -> anyhow::Result<()> {
-        self.sizer.settle()
+        self.sizer.settle(&self.tally)
     }
 }
 
@@ -137,94 +139,194 @@ fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
     tally.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Sizes stream items on a thread of its own: deflating every committed doc and effect list as
-/// the AWS adapter stores them is most of the meter's work, and the month's own thread has the
-/// engine to run. Jobs are counted in the order the engine made the calls (one queue), so a read
-/// is sized by the doc of the commit before it, as it would be inline. They are handed over
-/// [`HANDOVER`] at a time (a wake-up of the thread per call cost more than the sizing it saved),
-/// and handed back to be dropped on the month's thread, which made them: freeing the month's
-/// allocations on this thread had the two contend for the allocator's lock at every commit.
+/// Sizes stream items: deflating every committed doc and effect list as the AWS adapter stores
+/// them is most of the meter's work, so it runs on the run's sizing threads (see [`Sizing`]), and
+/// the month's own thread has the engine to run. Each stream's jobs go to one sizing thread and
+/// are counted in the order the engine made the calls, so a read is sized by the doc of the
+/// commit before it, as it would be inline. They are handed over [`HANDOVER`] at a time (a
+/// wake-up of the thread per call cost more than the sizing it saved), and handed back to be
+/// dropped on the month's thread, which made them: freeing the month's allocations on a sizing
+/// thread had the two contend for the allocator's lock at every commit.
 #[derive(Debug)]
 struct Sizer {
-    jobs: std::sync::mpsc::Sender<Vec<Job>>,
-    waiting: Mutex<Vec<Job>>,
+    month: usize,
+    /// Each sizing thread's queue, and the jobs waiting to be handed to it.
+    shards: Vec<(std::sync::mpsc::Sender<Batch>, Mutex<Vec<Job>>)>,
+    done_with: std::sync::mpsc::Sender<Vec<Job>>,
     spent: Mutex<std::sync::mpsc::Receiver<Vec<Job>>>,
 }
 
 const HANDOVER: usize = 256;
 
+/// Jobs of one month, and where to hand them back.
+type Batch = (usize, Vec<Job>, std::sync::mpsc::Sender<Vec<Job>>);
+
 #[derive(Debug)]
 enum Job {
     /// A commit's stream and effects, and whether the store took it.
-    Commit {
-        at: Option<DateTime<Utc>>,
-        counted: Sized,
-        stream: Box<Snapshot>,
-        effects: Vec<PendingEffect>,
-        took: bool,
-    },
+    Commit { at: Option<DateTime<Utc>>, counted: Sized, stream: Arc<Snapshot>, effects: Arc<Vec<PendingEffect>>, took: bool },
     /// A `GetItem` of a stream.
-    Load {
-        key: String,
-    },
-    Settle(std::sync::mpsc::SyncSender<()>),
+    Load { key: String },
+    /// Adds what was counted to the month's tally, then says so.
+    Settle(Arc<Mutex<Tally>>, std::sync::mpsc::SyncSender<()>),
 }
 
 impl Sizer {
-    fn start(tally: Arc<Mutex<Tally>>) -> Sizer {
-        let (jobs, queue) = std::sync::mpsc::channel::<Vec<Job>>();
-        let (done_with, spent) = std::sync::mpsc::channel::<Vec<Job>>();
-        // Ends when the last `Metered` clone drops the sender.
-        std::thread::Builder::new()
-            .name("simulate-meter".into())
-            .spawn(move || {
-                let mut sizes = Sizes::default();
-                for jobs in queue {
-                    for job in &jobs {
-                        match job {
-                            Job::Commit { at, counted, stream, effects, took } => {
-                                sizes.commit(*at, counted, DocSizes::of(stream, effects, &counted.key), *took)
-                            }
-                            Job::Load { key } => sizes.load(key),
-                            Job::Settle(done) => {
-                                sizes.settle(&mut lock(&tally));
-                                let _ = done.send(());
-                            }
-                        }
-                    }
-                    let _ = done_with.send(jobs);
-                }
-            })
-            .expect("starting the meter's sizing thread");
-        Sizer { jobs, waiting: Mutex::new(Vec::with_capacity(HANDOVER)), spent: Mutex::new(spent) }
-    }
-
     fn send(&self, job: Job) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = match &job {
+            Job::Commit { counted, .. } => &counted.key,
+            Job::Load { key } => key,
+            Job::Settle(..) => unreachable!("a settlement goes to every sizing thread"),
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        h.write(key.as_bytes());
+        let (queue, waiting) = &self.shards[h.finish() as usize % self.shards.len()];
+        let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
         waiting.push(job);
         if waiting.len() >= HANDOVER {
-            self.hand_over(&mut waiting);
+            self.hand_over(queue, &mut waiting);
         }
     }
 
-    fn hand_over(&self, waiting: &mut Vec<Job>) {
+    fn hand_over(&self, queue: &std::sync::mpsc::Sender<Batch>, waiting: &mut Vec<Job>) {
         let jobs = std::mem::replace(waiting, Vec::with_capacity(HANDOVER));
         // The thread only stops when every sender is gone, or by a panic, which the month reports.
-        let _ = self.jobs.send(jobs);
+        let _ = queue.send((self.month, jobs, self.done_with.clone()));
         let spent = self.spent.lock().unwrap_or_else(PoisonError::into_inner);
         while let Ok(jobs) = spent.try_recv() {
             drop(jobs);
         }
     }
 
-    fn settle(&self) -> anyhow::Result<()> {
-        let (done, wait) = std::sync::mpsc::sync_channel(1);
-        {
-            let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-            waiting.push(Job::Settle(done));
-            self.hand_over(&mut waiting);
+    fn settle(&self, tally: &Arc<Mutex<Tally>>) -> anyhow::Result<()> {
+        let (done, wait) = std::sync::mpsc::sync_channel(self.shards.len());
+        for (queue, waiting) in &self.shards {
+            let mut waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            waiting.push(Job::Settle(Arc::clone(tally), done.clone()));
+            self.hand_over(queue, &mut waiting);
         }
-        wait.recv().map_err(|_| anyhow::anyhow!("the meter's sizing thread stopped; the month's units would be missing"))
+        for _ in &self.shards {
+            wait.recv().map_err(|_| anyhow::anyhow!("a meter's sizing thread stopped; the month's units would be missing"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the months of one run size their docs: a thread per core, each sizing the streams whose
+/// key hashes to it, for every month of the run.
+///
+/// A month alone has them beside its engine's thread. Under `--compare` the two months share
+/// them, and share what they sized: both run the same traffic, and every stream a policy change
+/// does not touch commits the same doc with the same effects at the same version under both.
+/// Serialising and deflating is nearly all of the sizing, so a stream's thread sizes such a
+/// commit once, for the month whose batch reaches it first, and gives the other those sizes when
+/// its own commit of that version is equal (compared as values, not hashed), else sizes its own.
+/// A stream's versions from both months meet on one thread, so what it keeps needs no lock and
+/// no version is sized twice.
+/// Measured on this machine's two cores: each month sizing on a thread of its own raced the other
+/// to the same versions and sized more than half of them twice; one sizing thread for both
+/// months sized each once but was the last to finish, alone on a core.
+#[derive(Debug, Clone)]
+pub struct Sizing {
+    shards: Vec<std::sync::mpsc::Sender<Batch>>,
+    months: Arc<std::sync::atomic::AtomicUsize>,
+    /// Commits whose sizes one month took from the other.
+    pub taken: Arc<AtomicU64>,
+}
+
+impl Sizing {
+    /// Starts the sizing threads of a run of `months` months; they end once every month's meter
+    /// is dropped.
+    pub fn start(months: usize) -> Sizing {
+        let taken = Arc::<AtomicU64>::default();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let shards = (0..threads).map(|_| Sizing::thread(months, Arc::clone(&taken))).collect();
+        Sizing { shards, months: Arc::default(), taken }
+    }
+
+    fn thread(months_run: usize, taken: Arc<AtomicU64>) -> std::sync::mpsc::Sender<Batch> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Batch>();
+        std::thread::Builder::new()
+            .name("simulate-meter".into())
+            .spawn(move || {
+                let mut months: HashMap<usize, Sizes> = HashMap::new();
+                let mut kept = Kept { commits: HashMap::new(), taken };
+                for (month, jobs, back) in queue {
+                    let sizes = months.entry(month).or_default();
+                    for job in &jobs {
+                        match job {
+                            Job::Commit { at, counted, stream, effects, took } => {
+                                let doc = match *took && months_run > 1 {
+                                    true => kept.sizes(month, stream, effects, counted),
+                                    false => DocSizes::of(stream, effects, counted),
+                                };
+                                sizes.commit(*at, counted, doc, *took)
+                            }
+                            Job::Load { key } => sizes.load(key),
+                            Job::Settle(tally, done) => {
+                                sizes.settle(&mut lock(tally));
+                                let _ = done.send(());
+                            }
+                        }
+                    }
+                    let _ = back.send(jobs);
+                }
+            })
+            .expect("starting the meter's sizing thread");
+        jobs
+    }
+
+    fn sizer(&self) -> Sizer {
+        let (done_with, spent) = std::sync::mpsc::channel::<Vec<Job>>();
+        Sizer {
+            month: self.months.fetch_add(1, Ordering::Relaxed),
+            shards: self.shards.iter().map(|q| (q.clone(), Mutex::new(Vec::with_capacity(HANDOVER)))).collect(),
+            done_with,
+            spent: Mutex::new(spent),
+        }
+    }
+}
+
+/// What a sizing thread keeps of a commit until the other month reaches the same version: the
+/// commit as first sized, and its sizes. What stays at the end is the versions only one policy
+/// reached.
+#[derive(Debug)]
+struct Kept {
+    commits: HashMap<(String, u64), FirstSized>,
+    taken: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct FirstSized {
+    month: usize,
+    stream: Arc<Snapshot>,
+    effects: Arc<Vec<PendingEffect>>,
+    /// The delivery record's size before the effects: the record's units depend on it too.
+    record: usize,
+    sizes: DocSizes,
+}
+
+impl Kept {
+    fn sizes(&mut self, month: usize, stream: &Arc<Snapshot>, effects: &Arc<Vec<PendingEffect>>, c: &Sized) -> DocSizes {
+        use std::collections::hash_map::Entry;
+        match self.commits.entry((c.key.clone(), stream.version)) {
+            Entry::Occupied(first) if first.get().month != month => {
+                let first = first.remove();
+                if first.record == c.items[0] && first.stream == *stream && first.effects == *effects {
+                    self.taken.fetch_add(1, Ordering::Relaxed);
+                    first.sizes
+                } else {
+                    DocSizes::of(stream, effects, c)
+                }
+            }
+            Entry::Occupied(_) => DocSizes::of(stream, effects, c),
+            Entry::Vacant(slot) => {
+                let sizes = DocSizes::of(stream, effects, c);
+                let (stream, effects) = (Arc::clone(stream), Arc::clone(effects));
+                slot.insert(FirstSized { month, stream, effects, record: c.items[0], sizes: sizes.clone() });
+                sizes
+            }
+        }
     }
 }
 
@@ -406,24 +508,38 @@ impl Counted {
 }
 
 /// The stream doc and the effects packed as the AWS adapter stores them: the sizing thread's work.
+#[derive(Debug, Clone)]
 struct DocSizes {
     /// The snapshot as JSON, and packed as the stream item stores it.
     json: usize,
     doc: usize,
-    /// The effects' JSON packed, as the delivery record carries them (none: no effects).
-    effects: Option<usize>,
+    /// The write units of the delivery record carrying the effects' JSON packed (none: no effects).
+    record_units: Option<u64>,
 }
 
 impl DocSizes {
-    fn of(stream: &Snapshot, effects: &[PendingEffect], key: &str) -> DocSizes {
+    fn of(stream: &Snapshot, effects: &[PendingEffect], c: &Sized) -> DocSizes {
         // Serialising a snapshot or effects cannot fail: the store serialises the same values.
         let json = serde_json::to_string(stream).unwrap_or_default();
-        let effects = (!effects.is_empty()).then(|| {
+        let record_units = (!effects.is_empty()).then(|| {
             let json = serde_json::to_string(effects).unwrap_or_default();
-            delivery_effects(packed::pack(&json).len(), key)
+            let units = |packed: usize| write_units(c.items[0] + delivery_effects(packed, &c.key));
+            // Most effects are a few hundred bytes: whatever deflate makes of them, the record
+            // weighs the same units, and packing them would only confirm it.
+            match (units(0), units(packed_at_most(json.len()))) {
+                (least, most) if least == most => least,
+                _ => units(packed::pack(&json).len()),
+            }
         });
-        DocSizes { json: json.len(), doc: packed::pack(&json).len(), effects }
+        DocSizes { json: json.len(), doc: packed::pack(&json).len(), record_units }
     }
+}
+
+/// At most what [`packed::pack`] makes of `len` bytes. miniz_oxide (`flush_block`) stores a block
+/// deflate would expand, at 5 bytes over its length, and writes one of at most 32 bytes with
+/// fixed codes, at most 9 bits a byte; the bound leaves a margin over both.
+fn packed_at_most(len: usize) -> usize {
+    len + len / 8 + 64
 }
 
 impl Tally {
@@ -507,17 +623,16 @@ impl Sizes {
             return;
         }
         // The delivery record, first of the items, carries the commit's effects.
-        let record = c.items[0] + doc.effects.unwrap_or(0);
+        let record = doc.record_units.unwrap_or_else(|| write_units(c.items[0]));
         let stream = stream_item(&c.key, doc.doc, c.due.is_some());
-        self.aws.write_units +=
-            2 * write_units(stream) + 2 * write_units(record) + c.items[1..].iter().map(|&i| 2 * write_units(i)).sum::<u64>();
-        let pending_units = match doc.effects {
+        self.aws.write_units += 2 * write_units(stream) + 2 * record + c.items[1..].iter().map(|&i| 2 * write_units(i)).sum::<u64>();
+        let pending_units = match doc.record_units {
             // The delivery record enters the `pending` GSI (projection ALL), and the one
             // `UpdateItem` marking its effects done takes it out.
             Some(_) => {
-                self.aws.gsi_write_units += 2 * write_units(record);
-                self.aws.write_units += write_units(record);
-                2 * write_units(record)
+                self.aws.gsi_write_units += 2 * record;
+                self.aws.write_units += record;
+                2 * record
             }
             None => 0,
         };
@@ -614,7 +729,7 @@ impl CaseStore for Metered {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let counted = Counted::of(&commit);
         let lines = new_lines(&commit, &self.tally());
-        let (stream, effects) = (Box::new(commit.stream.clone()), commit.effects.clone());
+        let (stream, effects) = (Arc::new(commit.stream.clone()), Arc::new(commit.effects.clone()));
         let result = self.inner.commit(commit).await;
         let took = result.is_ok();
         let sized = {
@@ -732,6 +847,8 @@ mod tests {
     use super::*;
     use chrono::{NaiveDate, TimeZone, Utc};
     use followup::domain::ctx::SmsCount;
+    use followup::domain::records::case::{TimelineEntry, TimelineKind};
+    use followup::domain::subjects::snapshot::Subject;
 
     fn commit(order_id: &str, counts: Vec<SmsCount>) -> Commit {
         let mut stream = Snapshot::order(order_id);
@@ -741,11 +858,76 @@ mod tests {
         Commit { stream, expected_version: None, delivery, index: vec![], effects: vec![], sms_counts: counts, received: None }
     }
 
+    fn units(m: &Metered) -> (u64, u64, u64) {
+        m.settle().expect("settled");
+        let t = m.tally();
+        (t.aws.write_units, t.aws.stream_docz_bytes_written, t.aws.largest_stream_docz)
+    }
+
+    /// Under `--compare` a commit the second month makes exactly as the first did takes the
+    /// first's sizes, and both are billed alike; one that differs at the same version is sized on
+    /// its own, as a month alone would size it.
+    #[tokio::test]
+    async fn a_commit_two_months_make_alike_is_sized_once_and_billed_alike_and_one_that_differs_on_its_own() {
+        let sizing = Sizing::start(2);
+        let month = || Metered::new(SimStore::Memory(Default::default()), &sizing);
+        let (a, b) = (month(), month());
+        a.commit(commit("O1", vec![])).await.expect("commit");
+        let first = units(&a);
+        b.commit(commit("O1", vec![])).await.expect("commit");
+        assert_eq!(units(&b), first);
+        assert_eq!(sizing.taken.load(Ordering::Relaxed), 1);
+
+        // The same stream and version, but a doc a month alone would bill at more units.
+        let mut longer = commit("O2", vec![]);
+        let Subject::Order(order) = &mut longer.stream.subject else { unreachable!() };
+        let at = longer.delivery.accepted_at;
+        // Hex of a multiplicative sequence: deflate cannot shrink it to one unit.
+        order.timeline = (0..200u64)
+            .map(|i| TimelineEntry::new(at, TimelineKind::Decision, format!("{:x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15))))
+            .collect();
+        let alone = Metered::new(SimStore::Memory(Default::default()), &Sizing::start(1));
+        alone.commit(longer.clone()).await.expect("commit");
+        let (before_a, before_b) = (units(&a), units(&b));
+        a.commit(commit("O2", vec![])).await.expect("commit");
+        b.commit(longer).await.expect("commit");
+        let (after_a, after_b) = (units(&a), units(&b));
+        assert_eq!(sizing.taken.load(Ordering::Relaxed), 1, "a differing commit takes nothing");
+        assert_eq!(after_b.0 - before_b.0, units(&alone).0, "billed as a month alone would bill it");
+        assert!(after_b.0 - before_b.0 > after_a.0 - before_a.0, "{after_b:?} after {before_b:?}, against {after_a:?} after {before_a:?}");
+    }
+
+    /// The record-units shortcut rests on this bound: whatever the input, deflate never makes
+    /// more of it than `packed_at_most` says.
+    #[test]
+    fn deflate_never_makes_more_than_the_bound() {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut noise = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for len in (0..2_000).chain((2_000..70_000).step_by(997)) {
+            let random: Vec<u8> = (0..len).map(|_| (noise() >> 24) as u8).collect();
+            let text = String::from_utf8_lossy(&random).into_owned();
+            let json = serde_json::to_string(&text).unwrap();
+            for doc in [text, json] {
+                assert!(
+                    packed::pack(&doc).len() <= packed_at_most(doc.len()),
+                    "{} bytes packed to {}",
+                    doc.len(),
+                    packed::pack(&doc).len()
+                );
+            }
+        }
+    }
+
     /// SPEC §4 (v3) on the bill: a consistent `GetItem` per number asked about (1 read unit each),
     /// and a `Put` per number counted in the commit's transaction (2 write units: under 1 KB).
     #[tokio::test]
     async fn the_daily_sms_counter_costs_a_read_per_number_and_two_write_units_per_commit() {
-        let m = Metered::new(SimStore::Memory(Default::default()));
+        let m = Metered::new(SimStore::Memory(Default::default()), &Sizing::start(1));
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         let mona = "+201001234567".to_string();
         m.sms_counts(&[mona.clone(), "+201009876543".into(), mona.clone()], day).await.expect("counts");

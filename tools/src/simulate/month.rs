@@ -103,7 +103,8 @@ pub(super) struct Month<'a> {
     /// Call tasks answered so far per case, and the cases re-opened (once each).
     attempts: HashMap<String, usize>,
     reopened: HashSet<String>,
-    delivery: u64,
+    /// Webhooks sent so far per stream, which name the next one's delivery id.
+    deliveries: HashMap<String, u32>,
     midnight: DateTime<Utc>,
     virtual_now: DateTime<Utc>,
     started: Instant,
@@ -137,7 +138,7 @@ impl<'a> Month<'a> {
             counts,
             attempts: HashMap::new(),
             reopened: HashSet::new(),
-            delivery: 0,
+            deliveries: HashMap::new(),
             midnight: cal.at(cal.local_date(world.start) + Duration::days(1), NaiveTime::MIN),
             virtual_now: world.start,
             started,
@@ -241,17 +242,33 @@ impl<'a> Month<'a> {
         Ok(())
     }
 
+    /// The envelope id of a generated webhook: `sim-<stream>-<n>`, its stream's n-th. Numbered per
+    /// stream, not across the month, so that under `--compare` a stream the two policies treat
+    /// alike receives the same ids, and commits the same effects (an effect id names its
+    /// delivery), under both.
+    /// Empty for what is not a generated webhook: a timer, a case view, a replayed input.
+    fn delivery_id(&mut self, work: &Work) -> String {
+        let Work::Request(step) = work else { return String::new() };
+        if matches!(step, Step::View { .. } | Step::Received { .. }) {
+            return String::new();
+        }
+        let stream = traffic::render_stream(step);
+        let n = self.deliveries.entry(stream.clone()).or_default();
+        *n += 1;
+        format!("sim-{stream}-{n}")
+    }
+
     /// Decides the batch side by side, each input at its own instant, and counts what each did.
     async fn perform(&mut self, batch: Vec<(DateTime<Utc>, Work)>) -> anyhow::Result<()> {
-        let counts = &mut self.counts;
-        counts.batches += 1;
-        counts.batched += batch.len() as u64;
+        self.counts.batches += 1;
+        self.counts.batched += batch.len() as u64;
         let mut tasks = tokio::task::JoinSet::new();
         for (at, work) in batch {
             self.virtual_now = self.virtual_now.max(at);
-            self.delivery += 1;
-            tasks.spawn(inputs::perform(self.world.engine.clone(), at, work, self.delivery));
+            let delivery = self.delivery_id(&work);
+            tasks.spawn(inputs::perform(self.world.engine.clone(), at, work, delivery));
         }
+        let counts = &mut self.counts;
         while let Some(done) = tasks.join_next().await {
             let done = done.context("an input task failed")??;
             match done.kind {

@@ -75,7 +75,7 @@ pub(super) fn plan(cal: &Calendar, file: &Path) -> anyhow::Result<(Plan, Option<
         let at = || format!("{}:{}", file.display(), n + 1);
         let input: AcceptedInput = serde_json::from_str(&line).with_context(|| format!("{}: not an exported input", at()))?;
         let mut envelope: Value = serde_json::from_str(&input.body).with_context(|| format!("{}: the body is not JSON", at()))?;
-        // A store the simulation filled names its inputs `sim-<n>`, as this run names the call
+        // A store the simulation filled names its inputs `sim-<stream>-<n>`, as this run names the call
         // reports it generates: such an id is renamed so the two never meet as one delivery.
         let mut body = input.body;
         if let Some(id) = envelope["id"].as_str().filter(|id| id.starts_with("sim-")) {

@@ -2,7 +2,7 @@
 //! metered as AWS would bill them, and a virtual clock that gives each input its own instant.
 
 use super::clock::SimClock;
-use super::meter::Metered;
+use super::meter::{Metered, Sizing};
 use super::options::Options;
 use super::store::SimStore;
 use anyhow::Context;
@@ -46,7 +46,7 @@ impl World {
     /// The engine deciding by `policy` over a fresh store: SQLite in `--data-dir` when given, else
     /// in memory; its clock at the month's first local midnight. Each call builds a world of its
     /// own, so two policies can run the same month side by side.
-    pub(super) fn build(opts: &Options, policy: Policy) -> anyhow::Result<World> {
+    pub(super) fn build(opts: &Options, policy: Policy, sizing: &Sizing) -> anyhow::Result<World> {
         let store = match &opts.data_dir {
             Some(d) => {
                 anyhow::ensure!(!d.join("followup.db").exists(), "{} already holds a store; give a new --data-dir", d.display());
@@ -54,7 +54,7 @@ impl World {
             }
             None => SimStore::Memory(MemoryStore::new()),
         };
-        let meter = Metered::new(store);
+        let meter = Metered::new(store, sizing);
         let cal = policy.calendar.clone();
         let start = cal.at(opts.start, NaiveTime::MIN);
         let clock = SimClock::starting_at(start);
