@@ -9,7 +9,8 @@
 use crate::domain::ctx::DAILY_CAP;
 use crate::domain::effects::Sms;
 use crate::domain::playbooks::Case;
-use crate::domain::records::case::{Group, PlaybookName, Priority, TicketStatus, TimelineKind, TimerKind};
+use crate::domain::records::case::{Group, PlaybookName, Priority, TicketStatus, TimelineEntry, TimelineKind, TimerKind};
+use crate::domain::records::Subject;
 use crate::domain::subjects::snapshot::Snapshot;
 use crate::ports::StoreError;
 use chrono::{DateTime, Utc};
@@ -86,9 +87,11 @@ crate::named_enum! {
     }
 }
 
-/// An SMS the customer protection held or stopped, as the case's timeline records it.
+/// An SMS the customer protection held or stopped, as the case's timeline records it (or the
+/// subject's, for an SMS about no case: an R2.3 coupon without a follow-up, R6, R7.3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoppedSms {
+    /// The record whose timeline says it: the case id, or the subject's stream key (`order:O-6`).
     pub case_id: String,
     pub line: u32,
     pub at: DateTime<Utc>,
@@ -136,8 +139,13 @@ pub fn project(snapshot: &Snapshot) -> Projection {
             });
         }
         p.breaches.extend(breaches(case));
-        p.stopped.extend(stopped(case));
+        p.stopped.extend(stopped(&case.case_id, &case.timeline));
     }
+    let subject_lines = match &snapshot.subject {
+        Subject::Order(order) => &order.timeline,
+        Subject::Package(package) => &package.timeline,
+    };
+    p.stopped.extend(stopped(&stream_key, subject_lines));
     for t in snapshot.timers.iter().filter(|t| sla_rule(t.timer.kind).is_some()) {
         p.deadlines.push(Deadline {
             stream_key: stream_key.clone(),
@@ -190,10 +198,10 @@ fn breaches(case: &Case) -> Vec<Breach> {
     found
 }
 
-/// SPEC §4 the SMS of the case the protection held or stopped.
-fn stopped(case: &Case) -> Vec<StoppedSms> {
+/// SPEC §4 the SMS the protection held or stopped, as one record's timeline says them.
+fn stopped(record: &str, timeline: &[TimelineEntry]) -> Vec<StoppedSms> {
     let mut found = Vec::new();
-    for (i, line) in case.timeline.iter().enumerate() {
+    for (i, line) in timeline.iter().enumerate() {
         let stop = match line.kind {
             TimelineKind::SmsHeld => SmsStop::Held,
             // The domain words a cap stop with the cap it reached (`ctx::gate`).
@@ -202,7 +210,7 @@ fn stopped(case: &Case) -> Vec<StoppedSms> {
             _ => continue,
         };
         found.push(StoppedSms {
-            case_id: case.case_id.clone(),
+            case_id: record.to_owned(),
             line: u32::try_from(i).unwrap_or(u32::MAX),
             at: line.at,
             stop,

@@ -2,7 +2,7 @@
 //! and the virtual clock, the overdue call task and the breached SLA marked, Arabic SMS right to
 //! left, and the token a non-loopback bind asks for (401 in the error body without it).
 
-use followup_tests::{call, customer, sample, Local};
+use followup_tests::{booked, call, customer, sample, Local};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -301,4 +301,32 @@ fn a_coupon_sms_held_at_night_is_counted_held_until_it_goes() {
     l.clock_to("2026-03-03T09:00:00+02:00");
     let (_, sms) = page(&l.base, "/console/sms", None);
     assert_eq!(counts(&sms)[0], 1, "sent once the hold ends");
+}
+
+#[test]
+fn the_sixth_sms_to_one_number_in_a_day_is_counted_capped_and_named_by_its_order() {
+    // SPEC §4 (v3): one number gets at most five SMS a local day, across all its orders.
+    let l = Local::virtual_at(START);
+    for n in 1..=6 {
+        let mut visit = booked(&format!("A{n}"), &format!("O{n}"), "2026-03-04T10:00:00+02:00", "2026-03-04T12:00:00+02:00");
+        visit["technician_id"] = json!("T-1");
+        visit["visit_number"] = json!(2);
+        l.accept("/v1/appointments", "appointment.booked", visit);
+        let cancelled =
+            json!({"appointment_id": format!("A{n}"), "cancelled_by": "customer", "reason": "travelling", "wants_follow_up": false});
+        l.accept("/v1/cancellations", "appointment.cancelled", cancelled);
+    }
+    let (status, sms) = page(&l.base, "/console/sms", None);
+    assert_eq!(status, 200);
+    assert_eq!(
+        ["sent", "held", "capped", "suppressed"].map(|n| count(&sms, n)),
+        [5, 0, 1, 0],
+        "five coupon SMS sent, the sixth capped: {sms}"
+    );
+    assert_eq!(l.sms().len(), 5, "the outbox agrees");
+    // The coupon is about the order, not a case (no follow-up wanted): the row names the order,
+    // and the order's own timeline says why it did not go.
+    assert!(sms.contains("order:O6") && sms.contains("daily cap 5"), "{sms}");
+    let (_, cases) = l.get("/v1/cases?order_id=O6");
+    assert_eq!(cases["cases"].as_array().map(Vec::len), Some(0), "no case was opened: {cases}");
 }

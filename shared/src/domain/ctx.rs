@@ -8,7 +8,7 @@ use crate::domain::events::CancelledBy;
 use crate::domain::ids::{SubjectId, SubjectKey, TimerSubject};
 use crate::domain::policy::Policy;
 use crate::domain::records::case::{
-    mask_phone, CaseCore, Customer, PendingTimer, Ticket, TicketResult, TicketStatus, TimelineKind, TimerKind,
+    mask_phone, CaseCore, Customer, PendingTimer, Ticket, TicketResult, TicketStatus, TimelineEntry, TimelineKind, TimerKind,
 };
 use crate::domain::sms::{self, SmsVars, TemplateId};
 use crate::domain::timers::{SubjectTimer, SubjectTimers, TimerRef, TimerSpec};
@@ -81,6 +81,9 @@ pub struct Ctx<'a> {
     pub sms_unknown: BTreeSet<String>,
     /// SPEC §4 (v2) promotional SMS to hold until the time given.
     pub held: Vec<(Sms, DateTime<Utc>)>,
+    /// What the protection did to an SMS about the subject rather than a case (held, or not sent
+    /// and why), for the subject's own timeline: no case would show it otherwise.
+    pub subject_lines: Vec<TimelineEntry>,
 }
 
 /// What SPEC §4's customer protection lets happen to an SMS now.
@@ -107,6 +110,7 @@ impl<'a> Ctx<'a> {
             sms_sent: BTreeMap::new(),
             sms_unknown: BTreeSet::new(),
             held: Vec::new(),
+            subject_lines: Vec::new(),
         }
     }
 
@@ -250,7 +254,9 @@ impl<'a> Ctx<'a> {
 
     /// SPEC §4 (v2) customer protection, then the send: a suppressed number or a reached daily
     /// cap stops it (written on the case's timeline; the case goes on), a promotional template
-    /// outside its allowed time waits for it.
+    /// outside its allowed time waits for it. An SMS about the subject rather than a case has its
+    /// hold or stop written on the subject's timeline ([`Ctx::subject_lines`]); one that goes is
+    /// in the SMS outbox, as every SMS sent.
     pub fn send(&mut self, sms: Sms, case: Option<&mut CaseCore>) {
         let (template, to) = (sms.template, mask_phone(&sms.to));
         match self.gate(&sms) {
@@ -261,22 +267,21 @@ impl<'a> Ctx<'a> {
                 *self.sms_sent.entry(sms.to.clone()).or_insert(0) += 1;
                 self.effects.push(Effect::SendSms(Sms { at: self.now, ..sms }));
             }
-            Gate::Suppressed(why) => {
-                if let Some(case) = case {
-                    case.note(self.now, TimelineKind::SmsSuppressed, format!("{template} to {to} not sent: {why}"));
-                }
-            }
+            Gate::Suppressed(why) => self.record(case, TimelineKind::SmsSuppressed, format!("{template} to {to} not sent: {why}")),
             Gate::Hold(until) => {
-                if let Some(case) = case {
-                    let when = self.cal().rfc3339(until);
-                    case.note(
-                        self.now,
-                        TimelineKind::SmsHeld,
-                        format!("{template} to {to} held until {when}: promotional SMS go out only in their hours"),
-                    );
-                }
+                let when = self.cal().rfc3339(until);
+                let line = format!("{template} to {to} held until {when}: promotional SMS go out only in their hours");
+                self.record(case, TimelineKind::SmsHeld, line);
                 self.held.push((sms, until));
             }
+        }
+    }
+
+    /// A line on the case's timeline, or on the subject's when the SMS is about no case.
+    fn record(&mut self, case: Option<&mut CaseCore>, kind: TimelineKind, detail: String) {
+        match case {
+            Some(case) => case.note(self.now, kind, detail),
+            None => self.subject_lines.push(TimelineEntry::new(self.now, kind, detail)),
         }
     }
 
@@ -370,6 +375,8 @@ impl<'a> Ctx<'a> {
 #[cfg(test)]
 mod tests {
     //! SPEC §4 (v2) customer protection: suppression list, daily cap, promotional hours.
+    use super::DAILY_CAP;
+    use crate::domain::records::case::TimelineKind;
     use crate::domain::testkit::*;
 
     fn cancelled_at(now: &str, policy: Policy) -> (World, Option<String>) {
@@ -405,6 +412,12 @@ mod tests {
         w.when(booked("A2", "2026-03-12T10:00:00+02:00", Some("T1")), "2026-03-02T11:00:00+02:00").unwrap();
         w.when(rescheduled("A2", "2026-03-13T10:00:00+02:00"), "2026-03-02T12:00:00+02:00").unwrap();
         assert!(w.sms().is_empty(), "one SMS a day to this number");
+        // It is about the order, not a case: the order's own timeline says why it did not go.
+        let Some(crate::domain::records::Subject::Order(order)) = w.snapshot.as_ref().map(|s| &s.subject) else { panic!("an order") };
+        let stopped: Vec<&str> =
+            order.timeline.iter().filter(|l| l.kind == TimelineKind::SmsSuppressed).map(|l| l.detail.as_str()).collect();
+        assert_eq!(stopped.len(), 1, "{:?}", order.timeline);
+        assert!(stopped[0].starts_with("RESCHEDULE_CONFIRMATION") && stopped[0].contains(DAILY_CAP), "{stopped:?}");
         w.when(rescheduled("A2", "2026-03-14T10:00:00+02:00"), "2026-03-03T12:00:00+02:00").unwrap();
         assert_eq!(w.sms(), vec![TemplateId::RescheduleConfirmation], "a new day");
     }

@@ -14,6 +14,7 @@ use crate::domain::playbooks::{interactions, Playbook, Visitor};
 use crate::domain::policy::Policy;
 use crate::domain::records::case::{CaseCore, TimelineEntry, TimelineKind, TimerKind};
 use crate::domain::records::order::Cancellation;
+use crate::domain::records::Subject;
 use crate::domain::refusal::{ErrorCode, Refusal};
 use crate::domain::subjects::echo::{self, Held};
 use crate::domain::subjects::snapshot::{HeldSms, Snapshot, SubjectKey};
@@ -269,11 +270,16 @@ fn on_timer(snapshot: &mut Snapshot, timer: &TimerRef, ctx: &mut Ctx) -> Option<
 }
 
 /// SPEC §4 (v2) promotional SMS held for their allowed time wait on the snapshot, each with a
-/// subject timer.
+/// subject timer; what the protection did to an SMS about no case goes on the subject's timeline.
 fn hold_sms(snapshot: &mut Snapshot, ctx: &mut Ctx) {
     for (sms, until) in std::mem::take(&mut ctx.held) {
         ctx.place_subject(&mut snapshot.timers, TimerSubject::HeldSms, TimerKind::HeldSms, until);
         snapshot.held.push(HeldSms { step: snapshot.timers.timer_seq, sms });
+    }
+    let lines = std::mem::take(&mut ctx.subject_lines);
+    match &mut snapshot.subject {
+        Subject::Order(order) => order.timeline.extend(lines),
+        Subject::Package(package) => package.timeline.extend(lines),
     }
 }
 

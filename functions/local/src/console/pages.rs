@@ -514,7 +514,11 @@ pub fn sms(day: chrono::NaiveDate, sent: &[Sms], stopped: &[StoppedSms], cal: &C
                 esc(&s.template),
                 if s.stop == SmsStop::Held { "held" } else { "stopped" },
                 s.stop.as_str().to_uppercase(),
-                case_link(&s.case_id),
+                // An SMS about no case is on its subject's timeline: the order or package, no link.
+                match followup::domain::ids::SubjectKey::parse(&s.case_id) {
+                    Some(subject) => esc(&subject.to_string()),
+                    None => case_link(&s.case_id),
+                },
                 esc(&s.detail)
             );
         }
