@@ -1,6 +1,6 @@
 //! The HTTP face of followup-local: SPEC §5 routes, `/local/*`, the timer runner and the effect re-driver.
 
-use axum::body::{to_bytes, Body};
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -160,6 +160,38 @@ async fn shutdown() {
     info!("shutting down");
 }
 
+/// How much of a body over the limit is read on and thrown away, and for how long, before the 413.
+const DRAIN_BYTES: usize = 4 * 1024 * 1024;
+const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// SPEC §5: the body, or `None` when it is over the limit (or broke off). Past the limit the body
+/// is read on and thrown away, up to [`DRAIN_BYTES`] more for at most [`DRAIN_FOR`], so that a
+/// client still sending reads the 413: a server that closes with bytes unread makes its kernel
+/// answer with a reset, and the client's kernel drops the answer it had not read yet (seen as a
+/// broken pipe by a client posting 1 MiB). A body past both bounds is cut off as before.
+async fn within_limit(mut body: Body) -> Option<Bytes> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    // Once over the limit: the bytes thrown away, and until when.
+    let mut over: Option<(usize, tokio::time::Instant)> = None;
+    loop {
+        let frame = match over {
+            None => body.frame().await,
+            Some((bytes, _)) if bytes > DRAIN_BYTES => return None,
+            Some((_, until)) => tokio::time::timeout_at(until, body.frame()).await.ok()?,
+        };
+        let Some(frame) = frame else { break };
+        // A body that broke off gets the 413 too: nobody is left to read it.
+        let Ok(data) = frame.ok()?.into_data() else { continue };
+        match &mut over {
+            Some((bytes, _)) => *bytes += data.len(),
+            None if kept.len() + data.len() <= wire::MAX_BODY_BYTES => kept.extend_from_slice(&data),
+            None => over = Some((data.len(), tokio::time::Instant::now() + DRAIN_FOR)),
+        }
+    }
+    over.is_none().then(|| Bytes::from(kept))
+}
+
 fn reply(r: Reply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(r.body)).into_response()
@@ -170,14 +202,15 @@ async fn webhook(State(app): State<App>, request: Request<Body>) -> Response {
         return reply(WireError::new(404, ErrorCode::NotFound, "no such route").into());
     };
     let headers = request.headers().clone();
-    let body = match to_bytes(request.into_body(), wire::MAX_BODY_BYTES + 1).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body = match within_limit(request.into_body()).await {
+        Some(b) => b,
+        None => {
             let mut response =
                 reply(WireError::new(413, ErrorCode::PayloadTooLarge, format!("the body exceeds {} bytes", wire::MAX_BODY_BYTES)).into());
-            // SPEC §5's body limit. The rest of the body stays unread, so the connection cannot
-            // carry another request: the server closes it after this answer, and says so, or a
-            // client that pools connections would send its next request down one that is closing.
+            // SPEC §5's body limit. What is left of the body stays unread, so the connection
+            // cannot carry another request: the server closes it after this answer, and says so,
+            // or a client that pools connections would send its next request down one that is
+            // closing.
             let close = axum::http::HeaderValue::from_static("close");
             response.headers_mut().insert(axum::http::header::CONNECTION, close);
             return response;
