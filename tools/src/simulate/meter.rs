@@ -88,6 +88,8 @@ pub struct Tally {
     /// Command type → count, as the command port published them.
     pub commands: BTreeMap<&'static str, u64>,
     pub cases: HashMap<String, CaseSummary>,
+    /// Stream key → lines on its subject's own timeline so far (streams with any).
+    subject_lines: HashMap<String, usize>,
     /// Step Functions Standard state transitions the same work would take (see `Meter::commit`).
     pub sfn_transitions: u64,
     /// Lambda durable functions operations the same work would take (see `Meter::commit`).
@@ -421,13 +423,25 @@ fn status_name(s: followup::domain::records::case::TicketStatus) -> &'static str
 /// kinds the what-if report counts.
 fn new_lines(commit: &Commit, t: &Tally) -> Vec<followup::domain::records::case::TimelineEntry> {
     use followup::domain::records::case::TimelineKind::{SmsHeld, SmsSuppressed};
-    let mut lines = Vec::new();
+    let mut fresh = Vec::new();
     for case in &commit.stream.cases {
         let seen = t.cases.get(&case.core.case_id).map_or(0, |c| c.entries);
-        let fresh = case.core.timeline.iter().skip(seen);
-        lines.extend(fresh.filter(|l| matches!(l.kind, SmsHeld | SmsSuppressed)).cloned());
+        fresh.extend(case.core.timeline.iter().skip(seen));
     }
-    lines
+    // An SMS about no case is held or stopped on the subject's own timeline.
+    let subject = subject_timeline(&commit.stream);
+    if !subject.is_empty() {
+        let seen = t.subject_lines.get(&commit.stream.key.to_string()).copied().unwrap_or(0);
+        fresh.extend(subject.iter().skip(seen));
+    }
+    fresh.into_iter().filter(|l| matches!(l.kind, SmsHeld | SmsSuppressed)).cloned().collect()
+}
+
+fn subject_timeline(stream: &Snapshot) -> &[followup::domain::records::case::TimelineEntry] {
+    match &stream.subject {
+        followup::domain::records::Subject::Order(order) => &order.timeline,
+        followup::domain::records::Subject::Package(package) => &package.timeline,
+    }
 }
 
 /// What a commit weighs and which cases it leaves how, measured before the store takes it.
@@ -441,6 +455,8 @@ struct Counted {
     /// The commit carries effects: its delivery record enters the `pending` GSI.
     pending: bool,
     cases: Vec<(String, CaseSummary)>,
+    /// Lines on the subject's own timeline.
+    subject_lines: usize,
     /// Effects about a case (not a subject): states / operations on the orchestrators.
     case_effects: u64,
 }
@@ -496,6 +512,7 @@ impl Counted {
                 (case.core.case_id.clone(), summary)
             })
             .collect();
+        let subject_lines = subject_timeline(&commit.stream).len();
         let case_effects = commit
             .effects
             .iter()
@@ -512,6 +529,7 @@ impl Counted {
             grouped,
             pending: !commit.effects.is_empty(),
             cases,
+            subject_lines,
             case_effects,
         }
     }
@@ -592,6 +610,9 @@ impl Tally {
             (Some(_), Some(_)) => 2,
             _ => 1,
         };
+        if c.subject_lines > 0 {
+            self.subject_lines.insert(c.sized.key.clone(), c.subject_lines);
+        }
         let (mut touched, mut opened) = (0u64, 0u64);
         for (case_id, summary) in c.cases {
             match self.cases.get_mut(&case_id) {
@@ -856,7 +877,7 @@ impl CommandBus for Metered {
 mod tests {
     use super::*;
     use chrono::{NaiveDate, TimeZone, Utc};
-    use followup::domain::ctx::SmsCount;
+    use followup::domain::ctx::{SmsCount, DAILY_CAP};
     use followup::domain::records::case::{TimelineEntry, TimelineKind};
     use followup::domain::subjects::snapshot::Subject;
 
@@ -905,6 +926,25 @@ mod tests {
         assert_eq!(sizing.taken.load(Ordering::Relaxed), 1, "a differing commit takes nothing");
         assert_eq!(after_b.0 - before_b.0, units(&alone).0, "billed as a month alone would bill it");
         assert!(after_b.0 - before_b.0 > after_a.0 - before_a.0, "{after_b:?} after {before_b:?}, against {after_a:?} after {before_a:?}");
+    }
+
+    /// SPEC §4: an SMS about no case that the protection stops is on the order's own timeline; the
+    /// what-if counts it once, when the line first appears, not again at each later commit.
+    #[tokio::test]
+    async fn an_sms_stopped_on_the_subjects_timeline_is_counted_once() {
+        let m = Metered::new(SimStore::Memory(Default::default()), &Sizing::start(1));
+        let mut first = commit("O1", vec![]);
+        let at = first.delivery.accepted_at;
+        let Subject::Order(order) = &mut first.stream.subject else { unreachable!() };
+        let line = format!("DISCOUNT_OFFER to +201******567 not sent: 5 SMS already went to this number today ({DAILY_CAP} 5)");
+        order.timeline.push(TimelineEntry::new(at, TimelineKind::SmsSuppressed, line));
+        let mut second = first.clone();
+        second.stream.version = 2;
+        second.expected_version = Some(1);
+        second.delivery.id = "d-O1-2".into();
+        m.commit(first).await.expect("commit");
+        m.commit(second).await.expect("commit");
+        assert_eq!(m.tally().observed.sms_stops.get("DISCOUNT_OFFER"), Some(&(0, 1, 0)));
     }
 
     /// The record-units shortcut rests on this bound: whatever the input, deflate never makes
