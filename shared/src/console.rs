@@ -10,7 +10,6 @@ use crate::domain::ctx::DAILY_CAP;
 use crate::domain::effects::Sms;
 use crate::domain::playbooks::Case;
 use crate::domain::records::case::{Group, PlaybookName, Priority, TicketStatus, TimelineEntry, TimelineKind, TimerKind};
-use crate::domain::records::Subject;
 use crate::domain::subjects::snapshot::Snapshot;
 use crate::ports::StoreError;
 use chrono::{DateTime, Utc};
@@ -141,11 +140,7 @@ pub fn project(snapshot: &Snapshot) -> Projection {
         p.breaches.extend(breaches(case));
         p.stopped.extend(stopped(&case.case_id, &case.timeline));
     }
-    let subject_lines = match &snapshot.subject {
-        Subject::Order(order) => &order.timeline,
-        Subject::Package(package) => &package.timeline,
-    };
-    p.stopped.extend(stopped(&stream_key, subject_lines));
+    p.stopped.extend(stopped(&stream_key, snapshot.subject.timeline()));
     for t in snapshot.timers.iter().filter(|t| sla_rule(t.timer.kind).is_some()) {
         p.deadlines.push(Deadline {
             stream_key: stream_key.clone(),

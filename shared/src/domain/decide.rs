@@ -14,7 +14,6 @@ use crate::domain::playbooks::{interactions, Playbook, Visitor};
 use crate::domain::policy::Policy;
 use crate::domain::records::case::{CaseCore, TimelineEntry, TimelineKind, TimerKind};
 use crate::domain::records::order::Cancellation;
-use crate::domain::records::Subject;
 use crate::domain::refusal::{ErrorCode, Refusal};
 use crate::domain::subjects::echo::{self, Held};
 use crate::domain::subjects::snapshot::{HeldSms, Snapshot, SubjectKey};
@@ -276,11 +275,7 @@ fn hold_sms(snapshot: &mut Snapshot, ctx: &mut Ctx) {
         ctx.place_subject(&mut snapshot.timers, TimerSubject::HeldSms, TimerKind::HeldSms, until);
         snapshot.held.push(HeldSms { step: snapshot.timers.timer_seq, sms });
     }
-    let lines = std::mem::take(&mut ctx.subject_lines);
-    match &mut snapshot.subject {
-        Subject::Order(order) => order.timeline.extend(lines),
-        Subject::Package(package) => package.timeline.extend(lines),
-    }
+    snapshot.subject.timeline_mut().append(&mut ctx.subject_lines);
 }
 
 /// A held SMS's time came: it goes out now, unless the protection stops it after all.

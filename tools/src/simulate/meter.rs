@@ -429,19 +429,12 @@ fn new_lines(commit: &Commit, t: &Tally) -> Vec<followup::domain::records::case:
         fresh.extend(case.core.timeline.iter().skip(seen));
     }
     // An SMS about no case is held or stopped on the subject's own timeline.
-    let subject = subject_timeline(&commit.stream);
+    let subject = commit.stream.subject.timeline();
     if !subject.is_empty() {
         let seen = t.subject_lines.get(&commit.stream.key.to_string()).copied().unwrap_or(0);
         fresh.extend(subject.iter().skip(seen));
     }
     fresh.into_iter().filter(|l| matches!(l.kind, SmsHeld | SmsSuppressed)).cloned().collect()
-}
-
-fn subject_timeline(stream: &Snapshot) -> &[followup::domain::records::case::TimelineEntry] {
-    match &stream.subject {
-        followup::domain::records::Subject::Order(order) => &order.timeline,
-        followup::domain::records::Subject::Package(package) => &package.timeline,
-    }
 }
 
 /// What a commit weighs and which cases it leaves how, measured before the store takes it.
@@ -512,7 +505,7 @@ impl Counted {
                 (case.core.case_id.clone(), summary)
             })
             .collect();
-        let subject_lines = subject_timeline(&commit.stream).len();
+        let subject_lines = commit.stream.subject.timeline().len();
         let case_effects = commit
             .effects
             .iter()

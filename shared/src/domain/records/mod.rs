@@ -17,3 +17,20 @@ pub enum Subject {
     Order(Order),
     Package(Package),
 }
+
+impl Subject {
+    /// What happened to the order or package itself that no case records.
+    pub fn timeline(&self) -> &[case::TimelineEntry] {
+        match self {
+            Subject::Order(order) => &order.timeline,
+            Subject::Package(package) => &package.timeline,
+        }
+    }
+
+    pub fn timeline_mut(&mut self) -> &mut Vec<case::TimelineEntry> {
+        match self {
+            Subject::Order(order) => &mut order.timeline,
+            Subject::Package(package) => &mut package.timeline,
+        }
+    }
+}
