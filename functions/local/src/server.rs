@@ -164,7 +164,7 @@ async fn shutdown() {
 const DRAIN_BYTES: usize = 4 * 1024 * 1024;
 const DRAIN_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// SPEC §5: the body, or `None` when it is over the limit (or broke off). Past the limit the body
+/// SPEC §5: the body, or `None` when it is well over the limit (or broke off). Past it the body
 /// is read on and thrown away, up to [`DRAIN_BYTES`] more for at most [`DRAIN_FOR`], so that a
 /// client still sending reads the 413: a server that closes with bytes unread makes its kernel
 /// answer with a reset, and the client's kernel drops the answer it had not read yet (seen as a
@@ -185,7 +185,9 @@ async fn within_limit(mut body: Body) -> Option<Bytes> {
         let Ok(data) = frame.ok()?.into_data() else { continue };
         match &mut over {
             Some((bytes, _)) => *bytes += data.len(),
-            None if kept.len() + data.len() <= wire::MAX_BODY_BYTES => kept.extend_from_slice(&data),
+            // One byte over is still kept, as before: the envelope's own check then answers the
+            // 413 with the body's size.
+            None if kept.len() + data.len() <= wire::MAX_BODY_BYTES + 1 => kept.extend_from_slice(&data),
             None => over = Some((data.len(), tokio::time::Instant::now() + DRAIN_FOR)),
         }
     }
