@@ -540,25 +540,38 @@ struct DocSizes {
 
 impl DocSizes {
     fn of(stream: &Snapshot, effects: &[PendingEffect], c: &Sized) -> DocSizes {
-        // Serialising a snapshot or effects cannot fail: the store serialises the same values.
-        let json = serde_json::to_string(stream).unwrap_or_default();
         let record_units = (!effects.is_empty()).then(|| {
-            let json = serde_json::to_string(effects).unwrap_or_default();
             let units = |packed: usize| write_units(c.items[0] + delivery_effects(packed, &c.key));
             // Most effects are a few hundred bytes: whatever deflate makes of them, the record
             // weighs the same units, and packing them would only confirm it.
-            match (units(0), units(packed_at_most(json.len()))) {
+            match (units(0), units(packed_at_most(json_len(&effects)))) {
                 (least, most) if least == most => least,
-                _ => units(packed::pack(&json).len()),
+                _ => units(packed_json(&effects).1),
             }
         });
-        DocSizes { json: json.len(), doc: packed::pack(&json).len(), record_units }
+        let (json, doc) = packed_json(stream);
+        DocSizes { json, doc, record_units }
     }
 }
 
-/// At most what [`packed::pack`] makes of `len` bytes. miniz_oxide (`flush_block`) stores a block
-/// deflate would expand, at 5 bytes over its length, and writes one of at most 32 bytes with
-/// fixed codes, at most 9 bits a byte; the bound leaves a margin over both.
+/// Bytes of a value as JSON, and as [`packed::pack`] makes them, written in the thread's own
+/// buffer (most docs are a few KB, and a sizing thread sizes one after another).
+fn packed_json<T: Serialize>(value: &T) -> (usize, usize) {
+    thread_local! {
+        static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    JSON.with(|json| {
+        let mut json = json.borrow_mut();
+        json.clear();
+        // Serialising a snapshot or effects cannot fail: the store serialises the same values.
+        let _ = serde_json::to_writer(&mut *json, value);
+        (json.len(), packed::packed_len(&json))
+    })
+}
+
+/// At most what [`packed::pack`] makes of `len` bytes. libdeflate ends each block in the
+/// smallest of its three forms: stored (5 bytes over its length, at most 65,535 bytes a block),
+/// fixed codes (at most 9 bits a byte) or its own codes; the bound leaves a margin over the first.
 fn packed_at_most(len: usize) -> usize {
     len + len / 8 + 64
 }
