@@ -277,7 +277,8 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A line on the case's timeline, or on the subject's when the SMS is about no case.
+    /// SPEC §4 (v2, v3) what the protection did to an SMS, on the case's timeline, or on the
+    /// subject's when the SMS is about no case (an R2.3 coupon without a follow-up, R6, R7.3).
     fn record(&mut self, case: Option<&mut CaseCore>, kind: TimelineKind, detail: String) {
         match case {
             Some(case) => case.note(self.now, kind, detail),

@@ -253,8 +253,16 @@ impl<'a> Month<'a> {
             return String::new();
         }
         let stream = traffic::render_stream(step);
-        let n = self.deliveries.entry(stream.clone()).or_default();
-        *n += 1;
+        let n = match self.deliveries.get_mut(&stream) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.deliveries.insert(stream.clone(), 1);
+                1
+            }
+        };
         format!("sim-{stream}-{n}")
     }
 
