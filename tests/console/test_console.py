@@ -279,6 +279,10 @@ def test_cases_filter_form_and_the_case_story(seeded, tab):
     assert "no_answer" in tab.page.locator("section[aria-labelledby=attempts]").inner_text()
     tab.open(server.base + f"/console/cases/{ids['second']}", "case-overdue")
     assert tab.page.locator("section[aria-labelledby=summary] .mark").inner_text() == "OVERDUE"
+    # Pending timers, soonest first: an SLA timer names the rule it enforces, a step timer none.
+    rows = tab.page.locator("section[aria-labelledby=timers] tbody tr")
+    timers = [(rows.nth(i).locator("th").inner_text(), rows.nth(i).locator("td").first.inner_text()) for i in range(rows.count())]
+    assert timers == [("call_attempt", "none"), ("cost_sla", "R3.3"), ("auto_close", "none")]
 
 
 def test_clock_page_says_virtual(seeded, tab):

@@ -382,11 +382,12 @@ pub fn case(c: &Case, sms: &[Sms], held: &[HeldSms], task_overdue: Option<bool>,
     if c.timers.is_empty() {
         out.push_str("<p>None.</p>");
     } else {
-        out.push_str("<table><caption>What the case waits on, the soonest first</caption><thead><tr><th scope=\"col\">Timer</th><th scope=\"col\">Rule</th><th scope=\"col\">Due</th></tr></thead><tbody>");
+        out.push_str("<table><caption>What the case waits on, the soonest first</caption><thead><tr><th scope=\"col\">Timer</th><th scope=\"col\">SLA rule</th><th scope=\"col\">Due</th></tr></thead><tbody>");
         let mut timers: Vec<_> = c.timers.iter().collect();
         timers.sort_by_key(|t| t.due_at);
         for tm in timers {
-            let rule = followup::console::sla_rule(tm.kind).map(|r| format!("{r} (SLA)")).unwrap_or_default();
+            // A step timer (a call falling due, a held SMS) enforces no deadline of its own.
+            let rule = followup::console::sla_rule(tm.kind).unwrap_or("<span class=\"muted\">none</span>");
             let _ = write!(
                 out,
                 "<tr><th scope=\"row\">{}</th><td>{rule}</td><td>{} ({})</td></tr>",
