@@ -386,7 +386,8 @@ pub fn case(c: &Case, sms: &[Sms], held: &[HeldSms], task_overdue: Option<bool>,
         let mut timers: Vec<_> = c.timers.iter().collect();
         timers.sort_by_key(|t| t.due_at);
         for tm in timers {
-            // A step timer (a call falling due, a held SMS) enforces no deadline of its own.
+            // Only the SLA timers of R9.4 enforce a deadline; a step timer (a call falling due, an
+            // auto-close, a held SMS) shows "none".
             let rule = followup::console::sla_rule(tm.kind).unwrap_or("<span class=\"muted\">none</span>");
             let _ = write!(
                 out,
